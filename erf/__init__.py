@@ -1,0 +1,24 @@
+"""erf: measure effective receptive fields (ERFs) and compare them with theoretical ones."""
+
+from erf.fit import GaussianFit, fit_gaussian
+from erf.metrics import erf_size, luo_size, mass_radius, moment_sigma
+from erf.nets import ConvStack
+from erf.probe import measure_erf
+from erf.result import ERFResult
+from erf.theory import TheoreticalRF, theoretical_rf
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConvStack",
+    "ERFResult",
+    "GaussianFit",
+    "TheoreticalRF",
+    "erf_size",
+    "fit_gaussian",
+    "luo_size",
+    "mass_radius",
+    "measure_erf",
+    "moment_sigma",
+    "theoretical_rf",
+]

@@ -1,0 +1,159 @@
+"""Size metrics of 2-D ERF maps. Pure numpy, no torch.
+
+Conventions: a map is an ``[H, W]`` array, row-major, indexed (row, col); all sizes are in
+pixels. The default centre of an H x W map is the pixel ``(H // 2, W // 2)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+LUO_FRACTION = 0.9545  # Luo et al. 2016: pixels above (1 - 0.9545) * centre value count as ERF
+SIZE_METHODS = ("luo", "moment", "mass")
+
+
+def as_map(m) -> np.ndarray:
+    """Return ``m`` as a float64 ``[H, W]`` array; ValueError if it is not 2-D."""
+    m = np.asarray(m, dtype=np.float64)
+    if m.ndim != 2:
+        raise ValueError(f"expected a 2-D map [H, W], got shape {m.shape}")
+    return m
+
+
+def default_center(m: np.ndarray) -> tuple[int, int]:
+    """The centre pixel (H // 2, W // 2) of an H x W map."""
+    return m.shape[0] // 2, m.shape[1] // 2
+
+
+def _mass(m: np.ndarray) -> np.ndarray:
+    """The map as a non-negative mass: negative values clipped to 0."""
+    return np.clip(m, 0.0, None)
+
+
+def center_of_mass(m) -> tuple[float, float]:
+    """(row, col) centre of mass, in pixels, of the non-negative part of the map."""
+    w = _mass(as_map(m))
+    total = w.sum()
+    if not np.isfinite(total) or total <= 0:
+        return float("nan"), float("nan")
+    rows, cols = np.indices(w.shape)
+    return float((w * rows).sum() / total), float((w * cols).sum() / total)
+
+
+def luo_size(m, center: tuple[int, int] | None = None) -> float:
+    """Luo et al. 2016 ERF size in pixels.
+
+    sqrt(number of pixels whose value exceeds (1 - 0.9545) * value at ``center``), with
+    ``center`` = (row, col), default (H // 2, W // 2). NaN if the centre value is <= 0 or not
+    finite.
+    """
+    m = as_map(m)
+    r, c = default_center(m) if center is None else center
+    v = m[r, c]
+    if not np.isfinite(v) or v <= 0:
+        return float("nan")
+    return float(np.sqrt(np.count_nonzero(m > (1.0 - LUO_FRACTION) * v)))
+
+
+def moment_sigma(m, center: tuple[float, float] | None = None) -> tuple[float, float]:
+    """Per-axis standard deviation (sigma_row, sigma_col) in pixels.
+
+    The map is treated as a mass distribution (negative values clipped to 0). Second moments
+    are taken about the centre of mass, or about ``center`` = (row, col) if given. NaN, NaN if
+    the mass is zero or not finite.
+    """
+    m = as_map(m)
+    w = _mass(m)
+    total = w.sum()
+    if not np.isfinite(total) or total <= 0:
+        return float("nan"), float("nan")
+    r0, c0 = center_of_mass(m) if center is None else center
+    rows, cols = np.indices(w.shape)
+    var_r = (w * (rows - r0) ** 2).sum() / total
+    var_c = (w * (cols - c0) ** 2).sum() / total
+    return float(np.sqrt(var_r)), float(np.sqrt(var_c))
+
+
+def mass_radius(m, fraction: float = 0.5, center: tuple[float, float] | None = None) -> float:
+    """Radius in pixels of the smallest centred disk holding ``fraction`` of the mass.
+
+    Pixels are sorted by Euclidean distance from ``center`` (default (H // 2, W // 2)); the
+    result is the distance of the pixel at which the cumulative non-negative mass first reaches
+    ``fraction`` * total. NaN if the mass is zero or not finite.
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+    m = as_map(m)
+    w = _mass(m).ravel()
+    r0, c0 = default_center(m) if center is None else center
+    rows, cols = np.indices(m.shape)
+    dist = np.hypot(rows - r0, cols - c0).ravel()
+    order = np.argsort(dist, kind="stable")
+    cum = np.cumsum(w[order])
+    total = cum[-1] if cum.size else 0.0
+    if not np.isfinite(total) or total <= 0:
+        return float("nan")
+    i = min(int(np.searchsorted(cum, fraction * total, side="left")), cum.size - 1)
+    return float(dist[order[i]])
+
+
+def erf_size(m, method: str = "luo", **kw) -> float:
+    """One ERF size in pixels, by ``method``.
+
+    "luo": :func:`luo_size`; "moment": geometric mean sqrt(sigma_row * sigma_col) of
+    :func:`moment_sigma`; "mass": :func:`mass_radius`. Extra keywords go to that function.
+    """
+    m = as_map(m)
+    if method == "luo":
+        return luo_size(m, **kw)
+    if method == "moment":
+        sr, sc = moment_sigma(m, **kw)
+        return float(np.sqrt(sr * sc))
+    if method == "mass":
+        return mass_radius(m, **kw)
+    raise ValueError(f"unknown method {method!r}; allowed: {', '.join(SIZE_METHODS)}")
+
+
+def loglog_slope(x, y) -> tuple[float, float, float]:
+    """Least-squares fit log(y) = slope * log(x) + intercept (natural logs).
+
+    Returns (slope, intercept, standard error of the slope). Pairs where either value is
+    non-finite or <= 0 are ignored. The standard error is NaN with fewer than 3 points; all are
+    NaN with fewer than 2 points or a single distinct x.
+    """
+    x = np.asarray(x, dtype=np.float64).ravel()
+    y = np.asarray(y, dtype=np.float64).ravel()
+    if x.shape != y.shape:
+        raise ValueError(f"x and y differ in length: {x.size} vs {y.size}")
+    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    lx, ly = np.log(x[ok]), np.log(y[ok])
+    n = lx.size
+    nan = float("nan")
+    if n < 2:
+        return nan, nan, nan
+    dx = lx - lx.mean()
+    sxx = (dx**2).sum()
+    if sxx <= 0:
+        return nan, nan, nan
+    slope = (dx * (ly - ly.mean())).sum() / sxx
+    intercept = ly.mean() - slope * lx.mean()
+    if n < 3:
+        return float(slope), float(intercept), nan
+    resid = ly - (slope * lx + intercept)
+    se = np.sqrt((resid**2).sum() / (n - 2) / sxx)
+    return float(slope), float(intercept), float(se)
+
+
+def is_degenerate(m) -> str | None:
+    """Why the map is unusable ("empty map", "contains NaN/Inf", "all zero", "constant map"),
+    or None if it is usable. A 1-pixel map counts as constant."""
+    m = np.asarray(m, dtype=np.float64)
+    if m.size == 0:
+        return "empty map"
+    if not np.isfinite(m).all():
+        return "contains NaN/Inf"
+    if not m.any():
+        return "all zero"
+    if m.max() == m.min():
+        return "constant map"
+    return None

@@ -1,0 +1,170 @@
+"""Sweep summary: ``python -m erf.report SWEEP_DIR`` (also run by Hydra at the end of a sweep).
+
+Reads every job's ``metrics.json`` and ``erf.npz`` under SWEEP_DIR and writes
+``summary.csv`` (one row per job), ``slopes.json`` (log-log slopes per group),
+``erf_grid.png`` (all heatmaps) and ``trf_vs_erf.png`` (sizes against depth, log-log).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from erf.metrics import loglog_slope
+from erf.plots import erf_grid_figure, save_figure, trf_vs_erf_figure
+from erf.store import _atomic_write, load_result, read_json, write_json
+
+COLUMNS = (
+    "job", "depth", "kernel_size", "channels", "init", "activation", "dilation", "stride",
+    "pool_at", "reduce", "n_samples", "erf_size", "trf_size", "erf_trf_ratio", "sigma_x",
+    "sigma_y", "rotation", "fit_r2", "moment_sigma_row", "moment_sigma_col", "mass_radius_50",
+    "mass_radius_95", "n_nonfinite", "degenerate", "fit_problem", "trf_clipped", "wall_time_s",
+)
+
+
+def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
+    """Metrics of every job under ``sweep_dir`` (its subfolders holding metrics.json)."""
+    rows = []
+    for path in sorted(Path(sweep_dir).glob("*/metrics.json")):
+        row = read_json(path)
+        row["job"] = path.parent.name
+        row["_dir"] = path.parent
+        rows.append(row)
+    return rows
+
+
+def group_slopes(
+    rows: Sequence[dict[str, Any]], x: str, group_by: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Per group, log-log slopes (with standard errors) of erf_size, trf_size and ratio vs x."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row.get(k) for k in group_by), []).append(row)
+    out = []
+    for key, members in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        xs = [m[x] for m in members]
+        entry: dict[str, Any] = dict(zip(group_by, key))
+        entry["n_points"] = len(members)
+        for y in ("erf_size", "trf_size", "erf_trf_ratio"):
+            ys = [float("nan") if m.get(y) is None else m[y] for m in members]
+            slope, _, se = loglog_slope(xs, ys)
+            entry[f"{y}_slope"], entry[f"{y}_slope_se"] = slope, se
+        out.append(entry)
+    return out
+
+
+def _csv_text(rows: Sequence[dict[str, Any]]) -> str:
+    present = [c for c in COLUMNS if any(c in r for r in rows)]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=present, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({c: _cell(r.get(c)) for c in present})
+    return buf.getvalue()
+
+
+def _cell(v: Any) -> Any:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, list):
+        return " ".join(str(x) for x in v)
+    return "" if v is None else v
+
+
+def write_summary(
+    sweep_dir: str | Path,
+    x: str = "depth",
+    group_by: Sequence[str] = ("init", "activation"),
+) -> list[dict[str, Any]]:
+    """Write summary.csv, slopes.json and the two figures; return the slope table."""
+    sweep_dir = Path(sweep_dir)
+    rows = collect(sweep_dir)
+    if not rows:
+        raise FileNotFoundError(f"no job results (*/metrics.json) under {sweep_dir}")
+    rows.sort(key=lambda r: (tuple(str(r.get(k)) for k in group_by), r.get(x) or 0))
+    text = _csv_text(rows)
+    _atomic_write(sweep_dir / "summary.csv", lambda f: f.write(text.encode()))
+    slopes = group_slopes(rows, x, group_by) if all(x in r for r in rows) else []
+    write_json({"x": x, "group_by": list(group_by), "groups": slopes}, sweep_dir / "slopes.json")
+
+    x_values = sorted({r.get(x) for r in rows}, key=lambda v: (v is None, v))
+    panels = []
+    for r in rows:
+        label = ", ".join(f"{r[k]}" for k in group_by if k in r)
+        panels.append(
+            {
+                "map": load_result(r["_dir"] / "erf.npz").map,
+                "trf_interval": r.get("trf_interval"),
+                "fit": r.get("fit"),
+                "title": f"{x}={r.get(x)} {label}\nERF {_fmt(r.get('erf_size'))} / TRF {_fmt(r.get('trf_size'))}",
+            }
+        )
+    save_figure(erf_grid_figure(panels, ncols=max(1, len(x_values))), str(sweep_dir / "erf_grid.png"))
+    if slopes:
+        save_figure(trf_vs_erf_figure(rows, x=x, group_by=group_by), str(sweep_dir / "trf_vs_erf.png"))
+    return slopes
+
+
+def _fmt(v: Any) -> str:
+    return "n/a" if v is None else f"{v:.1f}"
+
+
+def format_slopes(slopes: Sequence[dict[str, Any]], group_by: Sequence[str]) -> str:
+    """A small text table of the log-log slopes (± standard error)."""
+    lines = [f"{'/'.join(group_by):<22} {'ERF size slope':>18} {'ERF/TRF slope':>18}"]
+    for s in slopes:
+        name = "/".join(str(s[k]) for k in group_by)
+        lines.append(
+            f"{name:<22} {s['erf_size_slope']:>9.3f} ± {s['erf_size_slope_se']:<6.3f}"
+            f" {s['erf_trf_ratio_slope']:>9.3f} ± {s['erf_trf_ratio_slope_se']:<6.3f}"
+        )
+    return "\n".join(lines)
+
+
+class SweepSummary(Callback):
+    """Hydra callback: summarise the sweep when the multirun ends, then print its folder."""
+
+    def __init__(self, x: str = "depth", group_by: Sequence[str] = ("init", "activation")) -> None:
+        self.x = x
+        self.group_by = tuple(group_by)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        slopes = write_summary(sweep_dir, self.x, self.group_by)
+        if slopes:
+            print(format_slopes(slopes, self.group_by), flush=True)
+        print(f"results: {sweep_dir}", flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m erf.report", description=__doc__.splitlines()[0])
+    parser.add_argument("sweep_dir", type=Path)
+    parser.add_argument("--x", default="depth", help="setting on the x axis (default: depth)")
+    parser.add_argument(
+        "--group-by", nargs="*", default=["init", "activation"], help="settings that make a line"
+    )
+    args = parser.parse_args(argv)
+    if not args.sweep_dir.is_dir():
+        print(f"error: {args.sweep_dir} is not a directory", file=sys.stderr)
+        return 2
+    try:
+        slopes = write_summary(args.sweep_dir, args.x, args.group_by)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if slopes:
+        print(format_slopes(slopes, args.group_by))
+    print(f"results: {args.sweep_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Files: ERFResults as ``.npz``, metrics as JSON, every write atomic (temp file + rename)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from erf.result import ERFResult
+
+_SCALARS = ("n_samples", "target", "position", "channel", "reduce", "n_nonfinite")
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _jsonable(obj: Any) -> Any:
+    """Numpy scalars/arrays and tuples to plain JSON types; NaN/Inf become null."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (np.integer, np.bool_)):
+        return obj.item()
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    return obj
+
+
+def write_json(obj: Any, path: str | Path) -> None:
+    """Write ``obj`` as indented JSON, atomically (NaN/Inf written as null)."""
+    text = json.dumps(_jsonable(obj), indent=2, sort_keys=False) + "\n"
+    _atomic_write(Path(path), lambda f: f.write(text.encode()))
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def save_result(result: ERFResult, path: str | Path) -> None:
+    """Save an ERFResult as ``.npz`` (arrays plus a JSON header), atomically."""
+    header = {k: getattr(result, k) for k in _SCALARS}
+    header.update(
+        input_shape=result.input_shape, target_shape=result.target_shape, meta=result.meta
+    )
+    arrays = {
+        "map": result.map,
+        "stderr": result.stderr,
+        "total": result.total,
+        "total_sq": result.total_sq,
+        "header": np.array(json.dumps(_jsonable(header))),
+    }
+    _atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))
+
+
+def load_result(path: str | Path) -> ERFResult:
+    """Load what ``save_result`` wrote."""
+    with np.load(Path(path)) as data:
+        header = json.loads(str(data["header"]))
+        total, total_sq = data["total"].astype(np.float64), data["total_sq"].astype(np.float64)
+    position = header["position"]
+    return ERFResult(
+        total=total,
+        total_sq=total_sq,
+        n_samples=int(header["n_samples"]),
+        input_shape=tuple(header["input_shape"]),
+        target=header["target"],
+        target_shape=tuple(header["target_shape"]),
+        position=tuple(position) if position is not None else None,
+        channel=header["channel"],
+        reduce=header["reduce"],
+        n_nonfinite=int(header["n_nonfinite"]),
+        meta=header["meta"],
+    )

@@ -1,0 +1,84 @@
+"""One measurement's numbers: ERF size metrics, Gaussian fit and TRF, as one flat dict.
+
+Pure: takes an ERFResult and a TheoreticalRF, returns plain Python values (JSON-ready).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from erf.fit import fit_gaussian
+from erf.metrics import is_degenerate, luo_size, mass_radius, moment_sigma
+from erf.result import ERFResult
+from erf.theory import TheoreticalRF
+
+
+def erf_metrics(result: ERFResult, trf: TheoreticalRF | None = None) -> dict[str, Any]:
+    """Metrics of ``result.map`` (pixels unless stated), with the TRF when given.
+
+    - ``erf_size``: Luo et al.'s size, sqrt(#pixels > (1 - 0.9545)·value at the input pixel
+      under the probed unit's TRF centre), i.e. the side of a square of equal area.
+    - ``sigma_x``/``sigma_y``/``rotation``/``fit_r2``: elliptical Gaussian fit (x = column).
+    - ``moment_sigma_row``/``_col``: second-moment std about the centre of mass.
+    - ``mass_radius_50``/``_95``: radius of the smallest disk about the centre pixel holding
+      50 % / 95.45 % of the total.
+    - ``trf_size``: sqrt(TRF rows × TRF cols), comparable with ``erf_size``;
+      ``erf_trf_ratio`` = erf_size / trf_size. ``trf_clipped`` is True when the TRF of the
+      probed unit does not fit inside the input (the ERF is then cut off).
+    - ``degenerate``: None, or why no size or fit is reported (e.g. an all-zero map).
+    """
+    erf_map = result.map
+    center = _input_center(result, trf)
+    degenerate = is_degenerate(erf_map)
+    out: dict[str, Any] = {
+        "n_samples": result.n_samples,
+        "n_nonfinite": result.n_nonfinite,
+        "reduce": result.reduce,
+        "input_h": result.shape[0],
+        "input_w": result.shape[1],
+        "center_row": center[0],
+        "center_col": center[1],
+        "degenerate": degenerate,
+    }
+    if degenerate is None:
+        fit = fit_gaussian(erf_map)
+        s_row, s_col = moment_sigma(erf_map)
+        out.update(
+            erf_size=luo_size(erf_map, center=center),
+            moment_sigma_row=s_row,
+            moment_sigma_col=s_col,
+            mass_radius_50=mass_radius(erf_map, 0.5, center=center),
+            mass_radius_95=mass_radius(erf_map, 0.9545, center=center),
+            fit_r2=fit.r_squared,
+            fit_problem=fit.degenerate,
+            **{k: getattr(fit, k) for k in ("sigma_x", "sigma_y", "rotation")},
+            fit=fit.to_dict(),
+        )
+    else:
+        nan = float("nan")
+        out.update(erf_size=nan, sigma_x=nan, sigma_y=nan, fit_r2=nan, fit_problem=degenerate)
+    if trf is not None:
+        (r0, r1), (c0, c1) = trf.interval(result.position)
+        h, w = result.shape
+        out.update(
+            trf_rows=trf.size[0],
+            trf_cols=trf.size[1],
+            trf_size=math.sqrt(trf.size[0] * trf.size[1]),
+            trf_stride=list(trf.stride),
+            trf_padding=list(trf.padding),
+            trf_interval=[[r0, r1], [c0, c1]],
+            trf_clipped=bool(r0 < 0 or c0 < 0 or r1 >= h or c1 >= w),
+        )
+        out["erf_trf_ratio"] = out["erf_size"] / out["trf_size"]
+    return out
+
+
+def _input_center(result: ERFResult, trf: TheoreticalRF | None) -> tuple[int, int]:
+    """Input pixel under the probed unit: the TRF centre, else the map centre (H//2, W//2)."""
+    h, w = result.shape
+    if trf is None:
+        return h // 2, w // 2
+    (r0, r1), (c0, c1) = trf.interval(result.position)
+    row, col = (r0 + r1) // 2, (c0 + c1) // 2
+    return min(max(row, 0), h - 1), min(max(col, 0), w - 1)
