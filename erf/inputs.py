@@ -41,7 +41,9 @@ def input_batches(
             raise ValueError(f"unknown random input {source!r}; allowed: {list(RANDOM_SOURCES)}")
         for start in range(0, n_samples, batch_size):
             stop = min(start + batch_size, n_samples)
-            yield torch.stack([random_sample(source, input_shape, seed, i) for i in range(start, stop)])
+            yield torch.stack(
+                [random_sample(source, input_shape, seed, i) for i in range(start, stop)]
+            )
         return
     done = 0
     for item in source:
@@ -51,7 +53,9 @@ def input_batches(
         if x.dim() == 3:
             x = x.unsqueeze(0)
         if tuple(x.shape[1:]) != tuple(input_shape):
-            raise ValueError(f"input batch has shape {tuple(x.shape[1:])}, expected {tuple(input_shape)}")
+            raise ValueError(
+                f"input batch has shape {tuple(x.shape[1:])}, expected {tuple(input_shape)}"
+            )
         x = x[: n_samples - done]
         done += x.shape[0]
         yield x

@@ -70,7 +70,9 @@ class ConvStack(nn.Sequential):
         if int(depth) < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
         if kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd and >= 1 for 'same' padding, got {kernel_size}")
+            raise ValueError(
+                f"kernel_size must be odd and >= 1 for 'same' padding, got {kernel_size}"
+            )
         if channels < 1 or (in_channels is not None and in_channels < 1):
             raise ValueError("channels and in_channels must be >= 1")
         if activation not in ACTIVATIONS:
@@ -113,7 +115,9 @@ class ConvStack(nn.Sequential):
         initialise(self, init, weight_std=weight_std, seed=seed)
 
 
-def initialise(model: nn.Module, init: str, *, weight_std: float | None = None, seed: int = 0) -> None:
+def initialise(
+    model: nn.Module, init: str, *, weight_std: float | None = None, seed: int = 0
+) -> None:
     """Re-initialise every Conv2d of ``model`` in place with a named init (see ConvStack)."""
     if init not in INITS:
         raise ValueError(f"unknown init {init!r}; allowed: {list(INITS)}")

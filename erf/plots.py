@@ -46,8 +46,14 @@ def draw_erf(
         (r0, r1), (c0, c1) = trf_interval
         ax.add_patch(
             Rectangle(
-                (c0 - 0.5, r0 - 0.5), c1 - c0 + 1, r1 - r0 + 1,
-                fill=False, edgecolor="white", linestyle="--", linewidth=1.0, label="TRF",
+                (c0 - 0.5, r0 - 0.5),
+                c1 - c0 + 1,
+                r1 - r0 + 1,
+                fill=False,
+                edgecolor="white",
+                linestyle="--",
+                linewidth=1.0,
+                label="TRF",
             )
         )
     if fit is not None and _finite(fit, "center_row", "center_col", "sigma_x", "sigma_y"):
@@ -57,7 +63,10 @@ def draw_erf(
                 width=2 * n_sigma * fit["sigma_x"],
                 height=2 * n_sigma * fit["sigma_y"],
                 angle=math.degrees(fit.get("rotation") or 0.0),
-                fill=False, edgecolor="red", linewidth=1.0, label=f"{n_sigma:g}σ fit",
+                fill=False,
+                edgecolor="red",
+                linewidth=1.0,
+                label=f"{n_sigma:g}σ fit",
             )
         )
     h, w = erf_map.shape
@@ -90,7 +99,7 @@ def erf_grid_figure(panels: Sequence[Mapping[str, Any]], ncols: int = 4) -> Figu
     fig, axes = plt.subplots(
         nrows, ncols, figsize=(2.4 * ncols, 2.5 * nrows), squeeze=False, constrained_layout=True
     )
-    for ax in axes.flat[len(panels):]:
+    for ax in axes.flat[len(panels) :]:
         ax.axis("off")
     for ax, panel in zip(axes.flat, panels):
         kwargs = dict(panel)

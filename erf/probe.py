@@ -25,7 +25,7 @@ class _StopForward(Exception):
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """"auto" -> CUDA when available, else CPU; anything else as given."""
+    """ "auto" -> CUDA when available, else CPU; anything else as given."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
@@ -36,7 +36,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 @contextmanager
 def probing(model: nn.Module, device: torch.device, dtype: torch.dtype):
-    """Eval mode, frozen parameters, ``device`` and ``dtype`` for the duration.
+    """Eval mode, frozen parameters, ``device`` and ``dtype`` (and, on CPU, denormals
+    flushed to zero) for the duration.
 
     Training mode, ``requires_grad`` flags and the device/dtype of the first parameter are
     restored afterwards, so probing leaves the caller's model as it was.
@@ -49,9 +50,14 @@ def probing(model: nn.Module, device: torch.device, dtype: torch.dtype):
     model.eval()
     for p, _ in flags:
         p.requires_grad_(False)
+    # Deep averaging stacks push tail gradients below float32's normal range; denormal
+    # arithmetic is ~10x slower on x86 CPUs. Flushing changes values below 1e-38 only.
+    flushed = device.type == "cpu" and torch.set_flush_denormal(True)
     try:
         yield model
     finally:
+        if flushed:
+            torch.set_flush_denormal(False)
         for p, flag in flags:
             p.requires_grad_(flag)
         model.train(was_training)
@@ -178,9 +184,12 @@ def measure_erf(
     pos: tuple[int, int] | None = None
     target_shape: tuple[int, ...] = ()
     start = time.perf_counter()
-    with probing(model, dev, dtype), tqdm(
-        total=int(n_samples), disable=not show, desc="ERF probe", unit="img", leave=False
-    ) as bar:
+    with (
+        probing(model, dev, dtype),
+        tqdm(
+            total=int(n_samples), disable=not show, desc="ERF probe", unit="img", leave=False
+        ) as bar,
+    ):
         for x in input_batches(inputs, input_shape, int(n_samples), int(batch_size), seed):
             x = x.to(device=dev, dtype=dtype).requires_grad_(True)
             y = forward_to(model, x, target)

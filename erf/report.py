@@ -23,10 +23,33 @@ from erf.plots import erf_grid_figure, save_figure, trf_vs_erf_figure
 from erf.store import _atomic_write, load_result, read_json, write_json
 
 COLUMNS = (
-    "job", "depth", "kernel_size", "channels", "init", "activation", "dilation", "stride",
-    "pool_at", "reduce", "n_samples", "erf_size", "trf_size", "erf_trf_ratio", "sigma_x",
-    "sigma_y", "rotation", "fit_r2", "moment_sigma_row", "moment_sigma_col", "mass_radius_50",
-    "mass_radius_95", "n_nonfinite", "degenerate", "fit_problem", "trf_clipped", "wall_time_s",
+    "job",
+    "depth",
+    "kernel_size",
+    "channels",
+    "init",
+    "activation",
+    "dilation",
+    "stride",
+    "pool_at",
+    "reduce",
+    "n_samples",
+    "erf_size",
+    "trf_size",
+    "erf_trf_ratio",
+    "sigma_x",
+    "sigma_y",
+    "rotation",
+    "fit_r2",
+    "moment_sigma_row",
+    "moment_sigma_col",
+    "mass_radius_50",
+    "mass_radius_95",
+    "n_nonfinite",
+    "degenerate",
+    "fit_problem",
+    "trf_clipped",
+    "wall_time_s",
 )
 
 
@@ -104,12 +127,17 @@ def write_summary(
                 "map": load_result(r["_dir"] / "erf.npz").map,
                 "trf_interval": r.get("trf_interval"),
                 "fit": r.get("fit"),
-                "title": f"{x}={r.get(x)} {label}\nERF {_fmt(r.get('erf_size'))} / TRF {_fmt(r.get('trf_size'))}",
+                "title": f"{x}={r.get(x)} {label}\n"
+                f"ERF {_fmt(r.get('erf_size'))} / TRF {_fmt(r.get('trf_size'))}",
             }
         )
-    save_figure(erf_grid_figure(panels, ncols=max(1, len(x_values))), str(sweep_dir / "erf_grid.png"))
+    save_figure(
+        erf_grid_figure(panels, ncols=max(1, len(x_values))), str(sweep_dir / "erf_grid.png")
+    )
     if slopes:
-        save_figure(trf_vs_erf_figure(rows, x=x, group_by=group_by), str(sweep_dir / "trf_vs_erf.png"))
+        save_figure(
+            trf_vs_erf_figure(rows, x=x, group_by=group_by), str(sweep_dir / "trf_vs_erf.png")
+        )
     return slopes
 
 
@@ -145,7 +173,9 @@ class SweepSummary(Callback):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m erf.report", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m erf.report", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("sweep_dir", type=Path)
     parser.add_argument("--x", default="depth", help="setting on the x axis (default: depth)")
     parser.add_argument(

@@ -59,13 +59,16 @@ def model_settings(cfg: DictConfig) -> dict[str, Any]:
 def provenance(device: str, dtype: str) -> dict[str, Any]:
     """Versions, git commit (when run from a checkout), device and dtype of a run."""
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        ).stdout.strip() or None
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"],
+                cwd=Path(__file__).resolve().parent,
+                capture_output=True,
+                text=True,
+                timeout=5,
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.SubprocessError):
         commit = None
     return {
@@ -104,7 +107,10 @@ def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         seed=cfg.seed,
         on_nonfinite=cfg.probe.on_nonfinite,
     )
-    metrics = {**model_settings(cfg), **erf_metrics(result, trf if cfg.probe.target is None else None)}
+    metrics = {
+        **model_settings(cfg),
+        **erf_metrics(result, trf if cfg.probe.target is None else None),
+    }
     warnings = []
     if metrics.get("trf_clipped"):
         warnings.append(
@@ -124,12 +130,15 @@ def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     save_result(result, out_dir / "erf.npz")
     write_json(metrics, out_dir / "metrics.json")
     title = ", ".join(f"{k}={metrics[k]}" for k in ("depth", "init", "activation") if k in metrics)
+    title += (
+        f"\nERF size {metrics['erf_size']:.2f}, TRF {metrics.get('trf_size', float('nan')):.0f}"
+    )
     save_figure(
         erf_figure(
             result.map,
             trf_interval=metrics.get("trf_interval"),
             fit=metrics.get("fit"),
-            title=f"{title}\nERF size {metrics['erf_size']:.2f}, TRF {metrics.get('trf_size', float('nan')):.0f}",
+            title=title,
         ),
         str(out_dir / "heatmap.png"),
     )
