@@ -13,6 +13,9 @@ import numpy as np
 
 from erf.result import ERFResult
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 _SCALARS = ("n_samples", "target", "position", "channel", "reduce", "n_nonfinite")
 
 
@@ -22,6 +25,7 @@ def _atomic_write(path: Path, write) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; use the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -130,6 +130,22 @@ class TheoreticalRF:
             return None
         return (self.out_shape[0] // 2, self.out_shape[1] // 2)
 
+    def at(self, name: str) -> TheoreticalRF:
+        """The TRF of the chain's output at layer ``name`` (a ``LayerRF.name``, e.g. "5")."""
+        names = [layer.name for layer in self.layers]
+        if name not in names:
+            raise ValueError(f"no layer named {name!r} in the chain; layers: {', '.join(names)}")
+        i = names.index(name)
+        layer = self.layers[i]
+        return TheoreticalRF(
+            size=layer.size,
+            stride=layer.eff_stride,
+            padding=layer.eff_padding,
+            layers=self.layers[: i + 1],
+            input_shape=self.input_shape,
+            out_shape=layer.out_shape,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (tuples become lists)."""
 

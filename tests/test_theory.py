@@ -388,3 +388,16 @@ def test_gappy_chain_support_has_interval_as_bounding_box(model, n_pixels):
     interval = rf.interval(rf.center_unit, clipped=True)
     assert ((rows.min(), rows.max()), (cols.min(), cols.max())) == interval
     assert support.sum() == n_pixels
+
+
+def test_at_gives_the_trf_of_an_intermediate_layer():
+    # conv3 p1 (r=3), conv3 s2 p1 (r=5, S=2, P=1+1*1=2), conv3 (r=5+2*2=9): at "1": 5 / 2 / 2.
+    model = nn.Sequential(
+        nn.Conv2d(1, 1, 3, padding=1), nn.Conv2d(1, 1, 3, stride=2, padding=1), nn.Conv2d(1, 1, 3)
+    )
+    trf = theoretical_rf(model, input_shape=(1, 20, 20))
+    assert trf.size == (9, 9)
+    mid = trf.at("1")
+    assert (mid.size, mid.stride, mid.padding, mid.out_shape) == ((5, 5), (2, 2), (2, 2), (10, 10))
+    with pytest.raises(ValueError, match="no layer named"):
+        trf.at("7")
