@@ -50,8 +50,8 @@ def probing(model: nn.Module, device: torch.device, dtype: torch.dtype):
     model.eval()
     for p, _ in flags:
         p.requires_grad_(False)
-    # Deep averaging stacks push tail gradients below float32's normal range; denormal
-    # arithmetic is ~10x slower on x86 CPUs. Flushing changes values below 1e-38 only.
+    # Deep averaging stacks push tail gradients below float32's normal range, and denormal
+    # arithmetic is slow on x86 CPUs. Flushing changes values below 1e-38 only.
     flushed = device.type == "cpu" and torch.set_flush_denormal(True)
     try:
         yield model

@@ -17,6 +17,7 @@ from typing import Any
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -155,11 +156,20 @@ def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     return metrics
 
 
+def one_line(exc: BaseException) -> str:
+    """The root cause of a (possibly Hydra-wrapped) error as one line."""
+    root = exc.__cause__ if isinstance(exc, InstantiationException) and exc.__cause__ else exc
+    return " ".join(str(root).split())
+
+
 @hydra.main(config_path="../configs", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
-    run_job(cfg, out_dir)
+    try:
+        run_job(cfg, out_dir)
+    except (ValueError, TypeError, FileNotFoundError, InstantiationException) as exc:
+        raise SystemExit(f"error: {one_line(exc)}") from None
     if hydra_cfg.mode != RunMode.MULTIRUN:
         print(f"results: {out_dir}", file=sys.stdout, flush=True)
 

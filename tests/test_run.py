@@ -145,3 +145,25 @@ def test_single_run_writes_results_and_prints_its_directory(tmp_path):
     assert metrics["input_h"] == 32  # auto size: max(32, TRF + 16)
     with np.load(out / "erf.npz") as data:
         assert data["map"].shape == (32, 32)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.activation=swish", "error: unknown activation 'swish'"),
+        ("probe.reduce=mean", "error: unknown reduction 'mean'"),
+        ("model.depth=0", "error: depth must be >= 1"),
+    ],
+)
+def test_bad_settings_fail_with_one_error_line_and_no_results(tmp_path, override, message):
+    out = tmp_path / "bad"
+    proc = subprocess.run(
+        [sys.executable, "-m", "erf.run", override, "model.channels=1", f"hydra.run.dir={out}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines()[-1].startswith(message)
+    assert "Traceback" not in proc.stderr
+    assert not (out / "metrics.json").exists()
