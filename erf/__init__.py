@@ -1,7 +1,7 @@
 """erf: measure effective receptive fields (ERFs) and compare them with theoretical ones."""
 
 from erf.fit import GaussianFit, fit_gaussian
-from erf.metrics import erf_size, luo_size, mass_radius, moment_sigma
+from erf.metrics import area_ratios, erf_size, luo_size, mass_radius, moment_sigma, radial_mass
 from erf.nets import ConvStack
 from erf.probe import measure_erf
 from erf.result import ERFResult
@@ -14,11 +14,13 @@ __all__ = [
     "ERFResult",
     "GaussianFit",
     "TheoreticalRF",
+    "area_ratios",
     "erf_size",
     "fit_gaussian",
     "luo_size",
     "mass_radius",
     "measure_erf",
     "moment_sigma",
+    "radial_mass",
     "theoretical_rf",
 ]

@@ -157,3 +157,55 @@ def is_degenerate(m) -> str | None:
     if m.max() == m.min():
         return "constant map"
     return None
+
+
+REPLKNET_THRESHOLDS = (0.2, 0.3, 0.5, 0.99)
+
+
+def area_ratios(m, thresholds: tuple[float, ...] = REPLKNET_THRESHOLDS) -> dict[float, float]:
+    """RepLKNet's high-contribution area ratios (Ding et al. CVPR 2022, erf/analyze_erf.py).
+
+    The map is scaled as log10(x + 1), then divided by its max. For each threshold t the
+    centred square of side 2i + 1 (i = 1, 2, ...; centre (H // 2, W // 2)) grows until the
+    fraction of the total inside it *exceeds* t; the ratio is side² / (H·W). When no square
+    up to i = H // 2 - 1 exceeds t (RepLKNet's loop bound), the ratio is NaN. Note that
+    log10(x + 1) depends on the map's absolute scale: compare maps made the same way.
+    """
+    data = np.log10(_mass(as_map(m)) + 1.0)
+    peak = data.max() if data.size else 0.0
+    h, w = data.shape
+    out = {float(t): float("nan") for t in thresholds}
+    if not np.isfinite(peak) or peak <= 0:
+        return out
+    data = data / peak
+    total = data.sum()
+    r0, c0 = h // 2, w // 2
+    for t in thresholds:
+        for i in range(1, h // 2):
+            inside = data[max(r0 - i, 0) : r0 + i + 1, max(c0 - i, 0) : c0 + i + 1].sum()
+            if inside / total > t:
+                side = 2 * i + 1
+                out[float(t)] = side * side / (h * w)
+                break
+    return out
+
+
+def radial_mass(m, center: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Radial cumulative mass profile: for r = 0, 1, 2, ... pixels, the fraction of the total
+    (non-negative) mass within Euclidean distance r of ``center`` (default (H // 2, W // 2)).
+
+    Returns (radii, fraction); fraction is non-decreasing and ends at 1. All-NaN for a map
+    without positive mass.
+    """
+    w = _mass(as_map(m))
+    cr, cc = default_center(w) if center is None else center
+    rows, cols = np.indices(w.shape)
+    dist = np.hypot(rows - cr, cols - cc)
+    radii = np.arange(int(np.ceil(dist.max())) + 1, dtype=np.float64)
+    total = w.sum()
+    if not np.isfinite(total) or total <= 0:
+        return radii, np.full_like(radii, np.nan)
+    per_ring = np.bincount(
+        np.ceil(dist).astype(int).ravel(), weights=w.ravel(), minlength=len(radii)
+    )
+    return radii, np.cumsum(per_ring) / total

@@ -32,16 +32,18 @@ def draw_erf(
     fit: Mapping[str, Any] | None = None,
     title: str | None = None,
     n_sigma: float = 2.0,
+    scale: str = "linear",
 ) -> None:
-    """Draw one ERF map (scaled to its max) with the TRF square and the fitted n·σ ellipse.
+    """Draw one ERF map with the TRF square and the fitted n·σ ellipse.
+
+    ``scale`` "linear" shows map / peak; "log" shows RepLKNet's log10(map + 1) / max, which
+    lifts the faint tails of large maps.
 
     ``trf_interval`` is ((row_start, row_end), (col_start, col_end)), inclusive input pixels;
     ``fit`` holds ``center_row``, ``center_col``, ``sigma_x`` (column axis), ``sigma_y``
     and ``rotation`` (radians) as written by ``GaussianFit.to_dict``.
     """
-    peak = np.nanmax(erf_map) if np.isfinite(erf_map).any() else 0.0
-    shown = erf_map / peak if peak > 0 else erf_map
-    ax.imshow(shown, cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+    ax.imshow(scaled_map(erf_map, scale), cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
     if trf_interval is not None:
         (r0, r1), (c0, c1) = trf_interval
         ax.add_patch(
@@ -78,11 +80,20 @@ def draw_erf(
         ax.set_title(title, fontsize=8)
 
 
+def scaled_map(erf_map: np.ndarray, scale: str = "linear") -> np.ndarray:
+    """The map in [0, 1] for display: map / peak, or log10(map + 1) / its max ("log")."""
+    if scale not in ("linear", "log"):
+        raise ValueError(f"plot scale {scale!r}; allowed: linear, log")
+    data = np.log10(np.clip(erf_map, 0, None) + 1.0) if scale == "log" else erf_map
+    peak = np.nanmax(data) if np.isfinite(data).any() else 0.0
+    return data / peak if peak > 0 else np.zeros_like(data)
+
+
 def _finite(d: Mapping[str, Any], *keys: str) -> bool:
     return all(d.get(k) is not None and math.isfinite(d[k]) for k in keys)
 
 
-def erf_figure(erf_map: np.ndarray, **kwargs: Any) -> Figure:
+def erf_figure(erf_map: np.ndarray, **kwargs: Any) -> Figure:  # kwargs: see draw_erf
     """One heatmap with TRF square and fit ellipse (see ``draw_erf``), with a legend."""
     fig, ax = plt.subplots(figsize=(4.2, 4.2), constrained_layout=True)
     draw_erf(ax, erf_map, **kwargs)
@@ -91,7 +102,9 @@ def erf_figure(erf_map: np.ndarray, **kwargs: Any) -> Figure:
     return fig
 
 
-def erf_grid_figure(panels: Sequence[Mapping[str, Any]], ncols: int = 4) -> Figure:
+def erf_grid_figure(
+    panels: Sequence[Mapping[str, Any]], ncols: int = 4, scale: str = "linear"
+) -> Figure:
     """A grid of heatmaps; each panel is a dict of ``draw_erf`` keyword arguments plus ``map``."""
     n = max(len(panels), 1)
     ncols = min(ncols, n)
@@ -103,8 +116,9 @@ def erf_grid_figure(panels: Sequence[Mapping[str, Any]], ncols: int = 4) -> Figu
         ax.axis("off")
     for ax, panel in zip(axes.flat, panels):
         kwargs = dict(panel)
-        draw_erf(ax, kwargs.pop("map"), **kwargs)
-    fig.suptitle("ERF (scaled to peak); dashed: TRF, red: 2σ Gaussian fit", fontsize=9)
+        draw_erf(ax, kwargs.pop("map"), scale=scale, **kwargs)
+    shown = "scaled to peak" if scale == "linear" else "log10(x+1), scaled to max"
+    fig.suptitle(f"ERF ({shown}); dashed: TRF, red: 2σ Gaussian fit", fontsize=9)
     return fig
 
 
@@ -153,6 +167,35 @@ def trf_vs_erf_figure(
         ax.legend(fontsize=7)
     ax_size.set_title("Theoretical vs effective RF (log-log)", fontsize=10)
     ax_ratio.set_title("ERF / TRF (log-log)", fontsize=10)
+    return fig
+
+
+def profile_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:
+    """ERF size and TRF size of each profiled layer, in forward order (log y axis)."""
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(rows) + 2), 4.2), constrained_layout=True)
+    xs = np.arange(len(rows))
+    erf = [_num(r.get("erf_size")) for r in rows]
+    trf = [_num(r.get("trf_size")) for r in rows]
+    ax.plot(xs, trf, "k--o", label="TRF size √(rows·cols)")
+    ax.plot(xs, erf, "o-", color="C0", label="ERF size (Luo)")
+    for x, e, t in zip(xs, erf, trf):
+        if math.isfinite(e) and math.isfinite(t) and t > 0:
+            ax.annotate(
+                f"{e / t:.2f}",
+                (x, e),
+                textcoords="offset points",
+                xytext=(0, -12),
+                ha="center",
+                fontsize=7,
+                color="C0",
+            )
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.set_xticks(xs, [str(r.get("target")) for r in rows], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("size (input pixels)")
+    ax.set_title("ERF and TRF through the network (numbers: ERF/TRF)", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
     return fig
 
 

@@ -8,7 +8,7 @@ do not interact in eval mode.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 
 import numpy as np
@@ -22,6 +22,29 @@ from erf.result import REDUCTIONS, ERFResult
 
 class _StopForward(Exception):
     """Raised by the target hook so the forward pass ends at the target layer."""
+
+
+class ProbeInterrupted(Exception):
+    """The probe stopped early on request; ``partial`` holds what was accumulated."""
+
+    def __init__(self, partial: ERFResult) -> None:
+        super().__init__(f"probe interrupted after {partial.meta['samples_seen']} samples")
+        self.partial = partial
+
+
+# Settings that must match for a checkpoint to be resumed (they decide every sample's map).
+FINGERPRINT_KEYS = (
+    "input_shape",
+    "n_samples",
+    "batch_size",
+    "target",
+    "position",
+    "channel",
+    "reduce",
+    "inputs",
+    "dtype",
+    "seed",
+)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -139,6 +162,10 @@ def measure_erf(
     seed: int = 0,
     on_nonfinite: str = "skip",
     progress: bool | None = None,
+    resume: ERFResult | None = None,
+    on_checkpoint: Callable[[ERFResult], None] | None = None,
+    checkpoint_every: int = 10,
+    should_stop: Callable[[], bool] | None = None,
 ) -> ERFResult:
     """Measure the ERF of one unit of ``model``.
 
@@ -165,6 +192,13 @@ def measure_erf(
         on_nonfinite: "skip" samples whose gradient holds NaN/Inf (counted in
             ``n_nonfinite``) or "raise".
         progress: show a progress bar (None: only when there is more than one batch).
+        resume: a partial result from ``on_checkpoint`` (or ``ProbeInterrupted.partial``)
+            made with the same settings; probing continues after its last sample, and the
+            final map is bitwise the uninterrupted one (same batch boundaries, same order).
+        on_checkpoint: called with the partial result every ``checkpoint_every`` batches
+            and when stopping early (the caller decides where to store it).
+        should_stop: polled after every batch; when it returns True the probe checkpoints
+            and raises ``ProbeInterrupted``.
     """
     if reduce not in REDUCTIONS:
         raise ValueError(f"unknown reduction {reduce!r}; allowed: {list(REDUCTIONS)}")
@@ -179,26 +213,44 @@ def measure_erf(
     n_batches = -(-int(n_samples) // int(batch_size))
     show = n_batches > 1 if progress is None else progress
 
-    total = total_sq = None
-    n_used = n_nonfinite = 0
-    pos: tuple[int, int] | None = None
-    target_shape: tuple[int, ...] = ()
+    fingerprint = {
+        "input_shape": list(input_shape),
+        "n_samples": int(n_samples),
+        "batch_size": int(batch_size),
+        "target": target,
+        "position": position if isinstance(position, str) else [int(v) for v in position],
+        "channel": None if channel is None else int(channel),
+        "reduce": reduce,
+        "inputs": inputs if isinstance(inputs, str) else type(inputs).__name__,
+        "dtype": str(dtype).replace("torch.", ""),
+        "seed": int(seed),
+    }
+    acc = _Accumulator(fingerprint, dev, resume)
     start = time.perf_counter()
     with (
         probing(model, dev, dtype),
         tqdm(
-            total=int(n_samples), disable=not show, desc="ERF probe", unit="img", leave=False
+            total=int(n_samples),
+            initial=acc.seen,
+            disable=not show,
+            desc="ERF probe",
+            unit="img",
+            leave=False,
         ) as bar,
     ):
-        for x in input_batches(inputs, input_shape, int(n_samples), int(batch_size), seed):
+        batches = input_batches(
+            inputs, input_shape, int(n_samples), int(batch_size), seed, start=acc.seen
+        )
+        for batch_number, x in enumerate(batches, start=1):
             x = x.to(device=dev, dtype=dtype).requires_grad_(True)
             y = forward_to(model, x, target)
             _check_feature_map(y, "target output" if target is None else f"module {target!r}")
-            if pos is None:
-                target_shape = tuple(y.shape[1:])
-                pos = _resolve_position(position, y.shape[2], y.shape[3])
+            if acc.position is None:
+                acc.target_shape = tuple(y.shape[1:])
+                acc.position = _resolve_position(position, y.shape[2], y.shape[3])
                 if channel is not None and not 0 <= int(channel) < y.shape[1]:
                     raise ValueError(f"channel {channel} is outside 0..{y.shape[1] - 1}")
+            pos = acc.position
             seed_grad = torch.zeros_like(y)
             seed_grad[:, slice(None) if channel is None else int(channel), pos[0], pos[1]] = 1
             (grad,) = torch.autograd.grad(y, x, grad_outputs=seed_grad)
@@ -207,33 +259,71 @@ def measure_erf(
             bad = int((~finite).sum())
             if bad and on_nonfinite == "raise":
                 raise FloatingPointError(f"{bad} sample(s) gave NaN/Inf gradients")
-            per_sample = per_sample[finite]
-            batch_sum, batch_sq = per_sample.sum(0), per_sample.square().sum(0)
-            total = batch_sum if total is None else total + batch_sum
-            total_sq = batch_sq if total_sq is None else total_sq + batch_sq
-            n_used += per_sample.shape[0]
-            n_nonfinite += bad
+            acc.add(per_sample[finite], bad, x.shape[0])
             bar.update(x.shape[0])
-    if total is None:
+            stop = should_stop is not None and should_stop()
+            if on_checkpoint is not None and (stop or batch_number % checkpoint_every == 0):
+                on_checkpoint(acc.result(input_shape, target, channel, reduce))
+            if stop:
+                raise ProbeInterrupted(acc.result(input_shape, target, channel, reduce))
+    if acc.total is None:
         raise ValueError("the input source yielded no batches")
-    meta = {
-        "device": str(dev),
-        "dtype": str(dtype).replace("torch.", ""),
-        "seed": int(seed),
-        "inputs": inputs if isinstance(inputs, str) else type(inputs).__name__,
-        "batch_size": int(batch_size),
-        "wall_time_s": time.perf_counter() - start,
-    }
-    return ERFResult(
-        total=total.cpu().numpy().astype(np.float64),
-        total_sq=total_sq.cpu().numpy().astype(np.float64),
-        n_samples=n_used,
-        input_shape=input_shape,  # type: ignore[arg-type]
-        target=target,
-        target_shape=target_shape,
-        position=pos,  # type: ignore[arg-type]
-        channel=None if channel is None else int(channel),
-        reduce=reduce,
-        n_nonfinite=n_nonfinite,
-        meta=meta,
+    result = acc.result(input_shape, target, channel, reduce)
+    result.meta.update(
+        device=str(dev),
+        batch_size=int(batch_size),
+        wall_time_s=time.perf_counter() - start,
     )
+    return result
+
+
+class _Accumulator:
+    """Float64 running sums on the probe's device, optionally restored from a checkpoint."""
+
+    def __init__(self, fingerprint: dict, device: torch.device, resume: ERFResult | None):
+        self.fingerprint = fingerprint
+        self.total = self.total_sq = None
+        self.n_used = self.n_nonfinite = self.seen = 0
+        self.position: tuple[int, int] | None = None
+        self.target_shape: tuple[int, ...] = ()
+        if resume is None:
+            return
+        old = resume.meta.get("fingerprint", {})
+        differ = [k for k in FINGERPRINT_KEYS if old.get(k) != fingerprint[k]]
+        if differ:
+            changes = ", ".join(f"{k}: {old.get(k)!r} -> {fingerprint[k]!r}" for k in differ)
+            raise ValueError(f"checkpoint was made with other settings ({changes})")
+        self.total = torch.as_tensor(resume.total, dtype=torch.float64, device=device)
+        self.total_sq = torch.as_tensor(resume.total_sq, dtype=torch.float64, device=device)
+        self.n_used, self.n_nonfinite = resume.n_samples, resume.n_nonfinite
+        self.seen = int(resume.meta["samples_seen"])
+        self.position, self.target_shape = tuple(resume.position), tuple(resume.target_shape)
+
+    def add(self, per_sample: torch.Tensor, n_bad: int, n_seen: int) -> None:
+        batch_sum, batch_sq = per_sample.sum(0), per_sample.square().sum(0)
+        self.total = batch_sum if self.total is None else self.total + batch_sum
+        self.total_sq = batch_sq if self.total_sq is None else self.total_sq + batch_sq
+        self.n_used += per_sample.shape[0]
+        self.n_nonfinite += n_bad
+        self.seen += n_seen
+
+    def result(self, input_shape, target, channel, reduce) -> ERFResult:
+        return ERFResult(
+            total=self.total.cpu().numpy().astype(np.float64),
+            total_sq=self.total_sq.cpu().numpy().astype(np.float64),
+            n_samples=self.n_used,
+            input_shape=input_shape,
+            target=target,
+            target_shape=self.target_shape,
+            position=self.position,
+            channel=None if channel is None else int(channel),
+            reduce=reduce,
+            n_nonfinite=self.n_nonfinite,
+            meta={
+                "fingerprint": dict(self.fingerprint),
+                "samples_seen": self.seen,
+                "dtype": self.fingerprint["dtype"],
+                "seed": self.fingerprint["seed"],
+                "inputs": self.fingerprint["inputs"],
+            },
+        )

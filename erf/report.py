@@ -19,11 +19,18 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from erf.metrics import loglog_slope
-from erf.plots import erf_grid_figure, save_figure, trf_vs_erf_figure
+from erf.plots import erf_grid_figure, profile_figure, save_figure, trf_vs_erf_figure
 from erf.store import _atomic_write, load_result, read_json, write_json
 
 COLUMNS = (
     "job",
+    "name",
+    "weights",
+    "target",
+    "layer_index",
+    "inputs",
+    "input_h",
+    "input_w",
     "depth",
     "kernel_size",
     "channels",
@@ -45,6 +52,10 @@ COLUMNS = (
     "moment_sigma_col",
     "mass_radius_50",
     "mass_radius_95",
+    "area_ratio_20",
+    "area_ratio_30",
+    "area_ratio_50",
+    "area_ratio_99",
     "n_nonfinite",
     "degenerate",
     "fit_problem",
@@ -102,43 +113,61 @@ def _cell(v: Any) -> Any:
     return "" if v is None else v
 
 
+def _collect_or_fail(folder: Path) -> list[dict[str, Any]]:
+    rows = collect(folder)
+    if not rows:
+        raise FileNotFoundError(f"no job results (*/metrics.json) under {folder}")
+    return rows
+
+
+def _write_table_and_grid(
+    folder: Path, rows: Sequence[dict[str, Any]], labels: Sequence[str], ncols: int, scale: str
+) -> None:
+    """summary.csv (one row per job) and erf_grid.png (one heatmap per job)."""
+    text = _csv_text(rows)
+    _atomic_write(folder / "summary.csv", lambda f: f.write(text.encode()))
+    panels = [
+        {
+            "map": load_result(r["_dir"] / "erf.npz").map,
+            "trf_interval": r.get("trf_interval"),
+            "fit": r.get("fit"),
+            "title": f"{label}\nERF {_fmt(r.get('erf_size'))} / TRF {_fmt(r.get('trf_size'))}",
+        }
+        for r, label in zip(rows, labels)
+    ]
+    save_figure(erf_grid_figure(panels, ncols=ncols, scale=scale), str(folder / "erf_grid.png"))
+
+
 def write_summary(
     sweep_dir: str | Path,
     x: str = "depth",
     group_by: Sequence[str] = ("init", "activation"),
+    scale: str = "linear",
 ) -> list[dict[str, Any]]:
     """Write summary.csv, slopes.json and the two figures; return the slope table."""
     sweep_dir = Path(sweep_dir)
-    rows = collect(sweep_dir)
-    if not rows:
-        raise FileNotFoundError(f"no job results (*/metrics.json) under {sweep_dir}")
+    rows = _collect_or_fail(sweep_dir)
     rows.sort(key=lambda r: (tuple(str(r.get(k)) for k in group_by), r.get(x) or 0))
-    text = _csv_text(rows)
-    _atomic_write(sweep_dir / "summary.csv", lambda f: f.write(text.encode()))
     slopes = group_slopes(rows, x, group_by) if all(x in r for r in rows) else []
     write_json({"x": x, "group_by": list(group_by), "groups": slopes}, sweep_dir / "slopes.json")
-
-    x_values = sorted({r.get(x) for r in rows}, key=lambda v: (v is None, v))
-    panels = []
-    for r in rows:
-        label = ", ".join(f"{r[k]}" for k in group_by if k in r)
-        panels.append(
-            {
-                "map": load_result(r["_dir"] / "erf.npz").map,
-                "trf_interval": r.get("trf_interval"),
-                "fit": r.get("fit"),
-                "title": f"{x}={r.get(x)} {label}\n"
-                f"ERF {_fmt(r.get('erf_size'))} / TRF {_fmt(r.get('trf_size'))}",
-            }
-        )
-    save_figure(
-        erf_grid_figure(panels, ncols=max(1, len(x_values))), str(sweep_dir / "erf_grid.png")
-    )
+    labels = [f"{x}={r.get(x)} " + ", ".join(f"{r[k]}" for k in group_by if k in r) for r in rows]
+    n_x = len({str(r.get(x)) for r in rows})
+    _write_table_and_grid(sweep_dir, rows, labels, max(1, n_x), scale)
     if slopes:
         save_figure(
             trf_vs_erf_figure(rows, x=x, group_by=group_by), str(sweep_dir / "trf_vs_erf.png")
         )
     return slopes
+
+
+def write_profile(profile_dir: str | Path, scale: str = "linear") -> list[dict[str, Any]]:
+    """A layer profile's summary.csv, erf_grid.png and profile.png (sizes through the net)."""
+    profile_dir = Path(profile_dir)
+    rows = sorted(_collect_or_fail(profile_dir), key=lambda r: r.get("layer_index", 0))
+    labels = [str(r.get("target")) for r in rows]
+    _write_table_and_grid(profile_dir, rows, labels, min(4, len(rows)), scale)
+    save_figure(profile_figure(rows), str(profile_dir / "profile.png"))
+    return rows
 
 
 def _fmt(v: Any) -> str:
@@ -157,17 +186,36 @@ def format_slopes(slopes: Sequence[dict[str, Any]], group_by: Sequence[str]) -> 
     return "\n".join(lines)
 
 
+def format_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    """A fixed-width text table of the chosen metric columns, one line per job."""
+    cells = [[str(_cell(r.get(c))) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
 class SweepSummary(Callback):
     """Hydra callback: summarise the sweep when the multirun ends, then print its folder."""
 
-    def __init__(self, x: str = "depth", group_by: Sequence[str] = ("init", "activation")) -> None:
+    def __init__(
+        self,
+        x: str = "depth",
+        group_by: Sequence[str] = ("init", "activation"),
+        scale: str = "linear",
+        columns: Sequence[str] | None = None,
+    ) -> None:
         self.x = x
         self.group_by = tuple(group_by)
+        self.scale = scale
+        self.columns = list(columns) if columns else None
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        slopes = write_summary(sweep_dir, self.x, self.group_by)
-        if slopes:
+        slopes = write_summary(sweep_dir, self.x, self.group_by, self.scale)
+        if self.columns:
+            print(format_rows(collect(sweep_dir), self.columns), flush=True)
+        elif slopes:
             print(format_slopes(slopes, self.group_by), flush=True)
         print(f"results: {sweep_dir}", flush=True)
 
@@ -181,12 +229,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--group-by", nargs="*", default=["init", "activation"], help="settings that make a line"
     )
+    parser.add_argument(
+        "--scale", choices=["linear", "log"], default="linear", help="heatmap scale"
+    )
     args = parser.parse_args(argv)
     if not args.sweep_dir.is_dir():
         print(f"error: {args.sweep_dir} is not a directory", file=sys.stderr)
         return 2
     try:
-        slopes = write_summary(args.sweep_dir, args.x, args.group_by)
+        slopes = write_summary(args.sweep_dir, args.x, args.group_by, args.scale)
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

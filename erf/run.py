@@ -2,15 +2,20 @@
 
 The only module that reads config and writes files. One job = build the model, compute its
 TRF, probe its ERF, and write ``erf.npz``, ``metrics.json`` and ``heatmap.png`` into the job
-directory. Sweeps (``experiment=...``) are Hydra multiruns; their summary is ``erf.report``.
+directory. With ``profile.layers`` set, one job probes several layers of the same model.
+Sweeps (``experiment=...``) are Hydra multiruns; their summary is ``erf.report``.
 """
 
 from __future__ import annotations
 
 import logging
 import platform
+import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,35 +29,89 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 import erf
+from erf.inputs import RANDOM_SOURCES, image_folder
+from erf.models import load_checkpoint
 from erf.plots import erf_figure, save_figure
-from erf.probe import measure_erf
-from erf.store import save_result, write_json
+from erf.probe import ProbeInterrupted, measure_erf
+from erf.result import ERFResult
+from erf.store import load_result, read_json, save_result, write_json
 from erf.summary import erf_metrics
 from erf.theory import TheoreticalRF, theoretical_rf
 
 log = logging.getLogger("erf")
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
+DEFAULT_SIZE = 224  # input side for models whose TRF cannot size the input (graphs, global RFs)
 
 
-def input_shape_for(cfg: DictConfig, model: nn.Module, trf: TheoreticalRF) -> tuple[int, int, int]:
-    """(C, H, W): ``inputs.channels``/``inputs.size`` or, when null, the model's first conv's
-    input channels and the TRF plus a 16-pixel margin (at least 32) per axis."""
+def build_model(model_cfg: DictConfig) -> nn.Module:
+    """Instantiate ``model._target_`` with the other keys; then load ``checkpoint`` if set."""
+    spec = OmegaConf.to_container(model_cfg, resolve=True)
+    checkpoint = spec.pop("checkpoint", None)
+    model = instantiate(spec, _convert_="all")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model._target_ built a {type(model).__name__}, not a torch nn.Module")
+    if checkpoint:
+        load_checkpoint(model, checkpoint)
+    return model
+
+
+def _chain_trf(model: nn.Module) -> TheoreticalRF | None:
+    """Closed-form TRF when the model is a plain chain, else None."""
+    try:
+        return theoretical_rf(model)
+    except (TypeError, ValueError):
+        return None
+
+
+def input_shape_for(cfg: DictConfig, model: nn.Module) -> tuple[int, int, int]:
+    """(C, H, W) from ``inputs.channels``/``inputs.size``. When null: the in_channels of the
+    model's first conv, and for chains the TRF plus a 16-pixel margin (at least 32) per axis,
+    for other models 224."""
     channels = cfg.inputs.channels
     if channels is None:
         first_conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
         if first_conv is None:
             raise ValueError("inputs.channels is null and the model has no Conv2d to infer it from")
         channels = first_conv.in_channels
-    if cfg.inputs.size is None:
-        h, w = (max(32, s + 16) for s in trf.size)
-    else:
+    if cfg.inputs.size is not None:
         h, w = (int(v) for v in cfg.inputs.size)
+    else:
+        chain = _chain_trf(model)
+        h, w = (max(32, s + 16) for s in chain.size) if chain else (DEFAULT_SIZE, DEFAULT_SIZE)
+    if min(channels, h, w) < 1:
+        raise ValueError(f"input shape must be positive, got {(channels, h, w)}")
     return int(channels), int(h), int(w)
 
 
+def build_inputs(cfg: DictConfig, input_shape: tuple[int, int, int]) -> str | Iterable:
+    """The probe's input source: a random source name, or a DataLoader for ``imagefolder``."""
+    source = cfg.inputs.source
+    if source in RANDOM_SOURCES:
+        return source
+    if source == "imagefolder":
+        return image_folder(
+            cfg.inputs.root,
+            input_shape[1:],
+            cfg.probe.batch_size,
+            normalize=cfg.inputs.get("normalize", True),
+            seed=cfg.seed,
+        )
+    raise ValueError(f"inputs.source={source!r}; allowed: {[*RANDOM_SOURCES, 'imagefolder']}")
+
+
+def resolve_target(target: str | None, model: nn.Module, input_shape) -> str | None:
+    """``auto`` -> the last local feature map (``erf.layers.auto_target``); else as given."""
+    if target != "auto":
+        return target
+    from erf.graph import layer_table
+    from erf.layers import auto_target
+
+    return auto_target(layer_table(model, input_shape))
+
+
 def model_settings(cfg: DictConfig) -> dict[str, Any]:
-    """The model's scalar/list config values (what a sweep varies), without Hydra keys."""
+    """The model's config values (what a sweep varies), without Hydra keys."""
     settings = OmegaConf.to_container(cfg.model, resolve=True)
     return {k: v for k, v in settings.items() if not k.startswith("_")}
 
@@ -82,69 +141,141 @@ def provenance(device: str, dtype: str) -> dict[str, Any]:
     }
 
 
-def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
-    """One measurement: probe, metrics, files. Returns the metrics dict written."""
+@contextmanager
+def stop_requests() -> Iterator[Callable[[], bool]]:
+    """While active, SIGINT/SIGTERM ask the probe to checkpoint and stop after the current
+    batch (a second SIGINT interrupts at once). Yields the "was a stop asked for?" poll."""
+    requested: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+
+    def handler(signum, _frame):
+        if requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        requested.append(signum)
+        log.warning("%s: saving a checkpoint after this batch", signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield lambda: bool(requested)
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _load_checkpoint(path: Path) -> ERFResult:
+    try:
+        return load_result(path)
+    except Exception as exc:
+        raise ValueError(
+            f"checkpoint {path} is unreadable ({type(exc).__name__}); delete it to start over"
+        ) from None
+
+
+def probe_one(
+    cfg: DictConfig,
+    model: nn.Module,
+    input_shape,
+    target: str | None,
+    job_dir: Path,
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[ERFResult, TheoreticalRF]:
+    """Measure the ERF of ``target`` and compute its TRF.
+
+    Partial sums go to ``job_dir/checkpoint.npz`` every ``probe.checkpoint_every`` batches
+    and on a stop request; with ``resume=true`` an existing checkpoint is continued.
+    """
     if cfg.probe.dtype not in DTYPES:
         raise ValueError(f"probe.dtype={cfg.probe.dtype!r}; allowed: {list(DTYPES)}")
-    model = instantiate(cfg.model, _convert_="all")
-    trf_chain = theoretical_rf(model)
-    input_shape = input_shape_for(cfg, model, trf_chain)
-    trf = theoretical_rf(model, input_shape=input_shape)
     position = cfg.probe.position
     if not isinstance(position, str):
         position = tuple(int(v) for v in position)
+    trf = theoretical_rf(model, input_shape=input_shape, target=target)
+    checkpoint = job_dir / "checkpoint.npz"
+    resume = _load_checkpoint(checkpoint) if cfg.resume and checkpoint.exists() else None
+    if resume is not None:
+        log.info("resuming from %s (%d samples done)", checkpoint, resume.meta["samples_seen"])
+    job_dir.mkdir(parents=True, exist_ok=True)
     result = measure_erf(
         model,
         input_shape,
         n_samples=cfg.probe.n_samples,
         batch_size=cfg.probe.batch_size,
-        target=cfg.probe.target,
+        target=target,
         position=position,
         channel=cfg.probe.channel,
         reduce=cfg.probe.reduce,
-        inputs=cfg.inputs.source,
+        inputs=build_inputs(cfg, input_shape),
         device=cfg.device,
         dtype=DTYPES[cfg.probe.dtype],
         seed=cfg.seed,
         on_nonfinite=cfg.probe.on_nonfinite,
+        resume=resume,
+        on_checkpoint=lambda partial: save_result(partial, checkpoint),
+        checkpoint_every=cfg.probe.checkpoint_every,
+        should_stop=should_stop,
     )
-    metrics = {
-        **model_settings(cfg),
-        **erf_metrics(result, trf if cfg.probe.target is None else None),
-    }
+    return result, trf
+
+
+def job_metrics(cfg: DictConfig, result: ERFResult, trf: TheoreticalRF) -> dict[str, Any]:
+    """Settings, ERF/TRF metrics, warnings and provenance of one measurement."""
+    metrics = {**model_settings(cfg), "target": result.target, **erf_metrics(result, trf)}
+    metrics["inputs"] = cfg.inputs.source
+    if cfg.inputs.source == "imagefolder":
+        metrics["inputs_root"] = cfg.inputs.root
     warnings = []
-    if metrics.get("trf_clipped"):
+    if getattr(trf, "is_global", False):
         warnings.append(
-            f"input {input_shape[1]}x{input_shape[2]} is smaller than the TRF "
-            f"{trf.size[0]}x{trf.size[1]} around the probed unit: the ERF is clipped"
+            "the target's TRF is global (adaptive pooling / linear): ERF/TRF is vs the input"
+        )
+    if metrics.get("trf_clipped"):
+        h, w = result.shape
+        warnings.append(
+            f"input {h}x{w} is smaller than the TRF {trf.size[0]}x{trf.size[1]} around the "
+            "probed unit: the ERF is clipped"
         )
     if metrics["degenerate"]:
         warnings.append(f"degenerate ERF map: {metrics['degenerate']}; no size or fit reported")
+    if result.n_nonfinite:
+        warnings.append(f"{result.n_nonfinite} sample(s) with NaN/Inf gradients were skipped")
     for w in warnings:
         log.warning(w)
     metrics["warnings"] = warnings
     metrics["wall_time_s"] = result.meta["wall_time_s"]
     metrics["provenance"] = provenance(result.meta["device"], result.meta["dtype"])
     metrics["config"] = OmegaConf.to_container(cfg, resolve=True)
+    return metrics
 
+
+def _title(metrics: dict[str, Any]) -> str:
+    keys = ("name", "target", "depth", "init", "activation")
+    head = ", ".join(f"{k}={metrics[k]}" for k in keys if metrics.get(k) is not None)
+    trf = metrics.get("trf_size", float("nan"))
+    return f"{head}\nERF size {metrics['erf_size']:.2f}, TRF {trf:.0f}"
+
+
+def write_job(out_dir: Path, result: ERFResult, metrics: dict[str, Any], scale: str) -> None:
+    """erf.npz, heatmap.png, then metrics.json (the completion marker), each written
+    atomically; the probe checkpoint is removed once they are all in place."""
     out_dir.mkdir(parents=True, exist_ok=True)
     save_result(result, out_dir / "erf.npz")
+    fig = erf_figure(
+        result.map,
+        trf_interval=metrics.get("trf_interval"),
+        fit=metrics.get("fit"),
+        title=_title(metrics),
+        scale=scale,
+    )
+    save_figure(fig, str(out_dir / "heatmap.png"))
     write_json(metrics, out_dir / "metrics.json")
-    title = ", ".join(f"{k}={metrics[k]}" for k in ("depth", "init", "activation") if k in metrics)
-    title += (
-        f"\nERF size {metrics['erf_size']:.2f}, TRF {metrics.get('trf_size', float('nan')):.0f}"
-    )
-    save_figure(
-        erf_figure(
-            result.map,
-            trf_interval=metrics.get("trf_interval"),
-            fit=metrics.get("fit"),
-            title=title,
-        ),
-        str(out_dir / "heatmap.png"),
-    )
+    (out_dir / "checkpoint.npz").unlink(missing_ok=True)
+    for stale in out_dir.glob(".*.tmp"):  # temp files of a run killed mid-write
+        stale.unlink(missing_ok=True)
     log.info(
-        "ERF size %.2f px, TRF %s, sigma (%.2f, %.2f), fit R2 %.3f, %d samples in %.1fs",
+        "%sERF size %.2f px, TRF %s, sigma (%.2f, %.2f), fit R2 %.3f, %d samples in %.1fs",
+        f"{result.target}: " if result.target else "",
         metrics["erf_size"],
         metrics.get("trf_size"),
         metrics["sigma_x"],
@@ -153,7 +284,63 @@ def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         result.n_samples,
         result.meta["wall_time_s"],
     )
+
+
+def _completed(cfg: DictConfig, job_dir: Path) -> dict[str, Any] | None:
+    """With ``resume=true``, the metrics of a job that already finished (else None)."""
+    done = job_dir / "metrics.json"
+    if cfg.resume and done.exists():
+        log.info("%s is complete; skipped (resume=true)", job_dir)
+        return read_json(done)
+    return None
+
+
+def run_job(
+    cfg: DictConfig, out_dir: Path, should_stop: Callable[[], bool] | None = None
+) -> dict[str, Any]:
+    """One measurement (or, with ``profile.layers``, a layer profile). Returns its metrics."""
+    model = build_model(cfg.model)
+    input_shape = input_shape_for(cfg, model)
+    if cfg.get("profile") and cfg.profile.get("layers"):
+        return run_profile(cfg, model, input_shape, out_dir, should_stop)
+    finished = _completed(cfg, out_dir)
+    if finished is not None:
+        return finished
+    target = resolve_target(cfg.probe.target, model, input_shape)
+    result, trf = probe_one(cfg, model, input_shape, target, out_dir, should_stop)
+    metrics = job_metrics(cfg, result, trf)
+    write_job(out_dir, result, metrics, cfg.plot.scale)
     return metrics
+
+
+def run_profile(
+    cfg: DictConfig,
+    model: nn.Module,
+    input_shape,
+    out_dir: Path,
+    should_stop: Callable[[], bool] | None = None,
+) -> dict[str, Any]:
+    """ERF and TRF of several layers of one model: ``profile.layers`` is a list of module
+    names or "stages" (one layer per resolution, ``erf.layers.stage_layers``). Each layer is
+    a sub-job in ``out_dir/<index>_<layer>``; the profile summary and figures sit in out_dir."""
+    from erf.graph import layer_table
+    from erf.layers import stage_layers
+    from erf.report import write_profile
+
+    layers = cfg.profile.layers
+    if isinstance(layers, str):
+        if layers != "stages":
+            raise ValueError(f"profile.layers={layers!r}; use 'stages' or a list of module names")
+        layers = stage_layers(layer_table(model, input_shape))
+    for i, name in enumerate(layers):
+        layer_dir = out_dir / f"{i:02d}_{name}"
+        if _completed(cfg, layer_dir) is not None:
+            continue
+        result, trf = probe_one(cfg, model, input_shape, name, layer_dir, should_stop)
+        metrics = job_metrics(cfg, result, trf)
+        metrics["layer_index"] = i
+        write_job(layer_dir, result, metrics, cfg.plot.scale)
+    return {"layers": list(layers), "summary": write_profile(out_dir, scale=cfg.plot.scale)}
 
 
 def one_line(exc: BaseException) -> str:
@@ -167,7 +354,18 @@ def main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
     try:
-        run_job(cfg, out_dir)
+        with stop_requests() as should_stop:
+            run_job(cfg, out_dir, should_stop)
+    except ProbeInterrupted as stop:
+        where = "hydra.sweep.dir" if hydra_cfg.mode == RunMode.MULTIRUN else "hydra.run.dir"
+        folder = hydra_cfg.sweep.dir if hydra_cfg.mode == RunMode.MULTIRUN else out_dir
+        print(
+            f"interrupted after {stop.partial.meta['samples_seen']} samples; checkpoint saved in "
+            f"{out_dir}. Continue with the same command plus: resume=true {where}={folder}",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.exit(130)
     except (ValueError, TypeError, FileNotFoundError, InstantiationException) as exc:
         raise SystemExit(f"error: {one_line(exc)}") from None
     if hydra_cfg.mode != RunMode.MULTIRUN:

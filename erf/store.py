@@ -6,6 +6,7 @@ import json
 import math
 import os
 import tempfile
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,8 @@ def _jsonable(obj: Any) -> Any:
         return _jsonable(obj.tolist())
     if isinstance(obj, (np.integer, np.bool_)):
         return obj.item()
+    if isinstance(obj, Fraction):  # fractional effective strides (upsampling paths)
+        return int(obj) if obj.denominator == 1 else float(obj)
     if isinstance(obj, (float, np.floating)):
         return float(obj) if math.isfinite(obj) else None
     return obj

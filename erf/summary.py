@@ -9,7 +9,14 @@ import math
 from typing import Any
 
 from erf.fit import fit_gaussian
-from erf.metrics import is_degenerate, luo_size, mass_radius, moment_sigma
+from erf.metrics import (
+    area_ratios,
+    is_degenerate,
+    luo_size,
+    mass_radius,
+    moment_sigma,
+    radial_mass,
+)
 from erf.result import ERFResult
 from erf.theory import TheoreticalRF
 
@@ -26,6 +33,9 @@ def erf_metrics(result: ERFResult, trf: TheoreticalRF | None = None) -> dict[str
     - ``trf_size``: sqrt(TRF rows × TRF cols), comparable with ``erf_size``;
       ``erf_trf_ratio`` = erf_size / trf_size. ``trf_clipped`` is True when the TRF of the
       probed unit does not fit inside the input (the ERF is then cut off).
+    - ``area_ratio_20/30/50/99``: RepLKNet's high-contribution area ratios (log10(x+1)
+      scaling, centred squares; ``metrics.area_ratios``).
+    - ``radial_mass``: fraction of the mass within r = 0, 1, 2, ... pixels of the centre pixel.
     - ``degenerate``: None, or why no size or fit is reported (e.g. an all-zero map).
     """
     erf_map = result.map
@@ -50,6 +60,8 @@ def erf_metrics(result: ERFResult, trf: TheoreticalRF | None = None) -> dict[str
             moment_sigma_col=s_col,
             mass_radius_50=mass_radius(erf_map, 0.5, center=center),
             mass_radius_95=mass_radius(erf_map, 0.9545, center=center),
+            **{f"area_ratio_{round(t * 100)}": v for t, v in area_ratios(erf_map).items()},
+            radial_mass=radial_mass(erf_map, center=center)[1].tolist(),
             fit_r2=fit.r_squared,
             fit_problem=fit.degenerate,
             **{k: getattr(fit, k) for k in ("sigma_x", "sigma_y", "rotation")},

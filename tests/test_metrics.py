@@ -2,12 +2,14 @@ import numpy as np
 import pytest
 
 from erf.metrics import (
+    area_ratios,
     erf_size,
     is_degenerate,
     loglog_slope,
     luo_size,
     mass_radius,
     moment_sigma,
+    radial_mass,
 )
 
 
@@ -155,3 +157,51 @@ def test_is_degenerate_gives_reason(m, reason):
 
 def test_is_degenerate_none_for_usable_map():
     assert is_degenerate(uniform_stack_map(3, 3)) is None
+
+
+def _replknet_side_by_hand(data, t):
+    """Independent transcription of the published loop on an already-scaled map."""
+    h, w = data.shape
+    for i in range(1, h // 2):
+        if data[h // 2 - i : h // 2 + 1 + i, w // 2 - i : w // 2 + 1 + i].sum() / data.sum() > t:
+            return (2 * i + 1) ** 2 / (h * w)
+    return float("nan")
+
+
+def test_area_ratios_follow_replknets_log_scaling_and_growing_square():
+    rng = np.random.default_rng(0)
+    m = np.outer(np.hanning(41), np.hanning(41)) * 500 + rng.random((41, 41))
+    scaled = np.log10(m + 1)
+    scaled /= scaled.max()
+    ratios = area_ratios(m)
+    assert set(ratios) == {0.2, 0.3, 0.5, 0.99}
+    for t, r in ratios.items():
+        assert r == pytest.approx(_replknet_side_by_hand(scaled, t), nan_ok=True)
+    assert ratios[0.2] <= ratios[0.3] <= ratios[0.5]
+    assert np.isnan(ratios[0.99])  # the noise floor keeps 1 % of the mass outside any square
+
+
+def test_area_ratio_of_a_uniform_square_block_is_its_area_fraction():
+    m = np.zeros((21, 21))
+    m[8:13, 8:13] = 3.0  # a 5x5 block: only the 5x5 square holds everything
+    assert area_ratios(m, (0.99,))[0.99] == pytest.approx(25 / 441)
+
+
+def test_area_ratios_are_nan_for_an_all_zero_map():
+    assert all(np.isnan(v) for v in area_ratios(np.zeros((9, 9))).values())
+
+
+def test_radial_mass_of_a_delta_is_one_at_radius_zero():
+    m = np.zeros((7, 7))
+    m[3, 3] = 2.0
+    radii, frac = radial_mass(m)
+    assert radii[0] == 0 and frac[0] == 1.0 and np.all(frac == 1.0)
+
+
+def test_radial_mass_counts_pixels_by_ceiled_distance_and_ends_at_one():
+    m = np.ones((5, 5))
+    radii, frac = radial_mass(m)
+    # distances from (2, 2): 0 (1 px), 1 (4 px), sqrt2 -> 2 (4 px), 2 (4 px), sqrt5 -> 3 (8 px),
+    # sqrt8 -> 3 (4 px)
+    np.testing.assert_allclose(frac, np.cumsum([1, 4, 8, 12]) / 25)
+    assert radii.tolist() == [0, 1, 2, 3]

@@ -234,3 +234,71 @@ def test_stderr_is_the_sample_standard_deviation_over_sqrt_n():
         per_sample.append(x.grad[0].abs().sum(0).numpy())
     expected = np.std(per_sample, axis=0, ddof=1) / np.sqrt(5)
     np.testing.assert_allclose(result.stderr, expected, rtol=1e-9, atol=1e-15)
+
+
+def _relu_stack():
+    return ConvStack(4, channels=3, init="random", activation="relu", seed=7)
+
+
+RESUME_KW = dict(n_samples=10, batch_size=3, device="cpu", seed=4)
+
+
+def test_a_probe_resumed_from_a_checkpoint_gives_the_bitwise_same_map():
+    whole = measure_erf(_relu_stack(), (3, 20, 20), **RESUME_KW)
+    partials = []
+    measure_erf(
+        _relu_stack(), (3, 20, 20), on_checkpoint=partials.append, checkpoint_every=2, **RESUME_KW
+    )
+    assert [p.meta["samples_seen"] for p in partials] == [6, 10]  # after batches 2 and 4
+    resumed = measure_erf(_relu_stack(), (3, 20, 20), resume=partials[0], **RESUME_KW)
+    assert np.array_equal(resumed.total, whole.total)
+    assert np.array_equal(resumed.total_sq, whole.total_sq)
+    assert resumed.n_samples == whole.n_samples == 10
+
+
+def test_should_stop_checkpoints_and_raises_with_the_partial_result():
+    from erf.probe import ProbeInterrupted
+
+    calls = []
+    with pytest.raises(ProbeInterrupted) as info:
+        measure_erf(
+            _relu_stack(),
+            (3, 20, 20),
+            on_checkpoint=calls.append,
+            should_stop=lambda: len(calls) >= 0,
+            **RESUME_KW,
+        )
+    assert info.value.partial.meta["samples_seen"] == 3
+    assert len(calls) == 1 and calls[0].n_samples == 3
+    whole = measure_erf(_relu_stack(), (3, 20, 20), **RESUME_KW)
+    resumed = measure_erf(_relu_stack(), (3, 20, 20), resume=info.value.partial, **RESUME_KW)
+    assert np.array_equal(resumed.total, whole.total)
+
+
+def test_resuming_an_iterable_source_skips_the_samples_already_seen():
+    xs = torch.randn(9, 3, 20, 20)
+    kw = dict(n_samples=9, batch_size=3, device="cpu", dtype=torch.float64)
+    whole = measure_erf(_relu_stack(), (3, 20, 20), inputs=[xs[:4], xs[4:]], **kw)
+    partials = []
+    measure_erf(
+        _relu_stack(),
+        (3, 20, 20),
+        inputs=[xs[:4], xs[4:]],
+        on_checkpoint=partials.append,
+        checkpoint_every=1,
+        **kw,
+    )
+    resumed = measure_erf(
+        _relu_stack(), (3, 20, 20), inputs=[xs[:4], xs[4:]], resume=partials[0], **kw
+    )
+    np.testing.assert_allclose(resumed.map, whole.map, rtol=1e-12)
+    assert resumed.n_samples == 9
+
+
+def test_resuming_with_other_settings_is_refused_naming_what_changed():
+    partials = []
+    measure_erf(
+        _relu_stack(), (3, 20, 20), on_checkpoint=partials.append, checkpoint_every=1, **RESUME_KW
+    )
+    with pytest.raises(ValueError, match="reduce: 'abs' -> 'square'"):
+        measure_erf(_relu_stack(), (3, 20, 20), resume=partials[0], reduce="square", **RESUME_KW)

@@ -167,3 +167,88 @@ def test_bad_settings_fail_with_one_error_line_and_no_results(tmp_path, override
     assert proc.stderr.strip().splitlines()[-1].startswith(message)
     assert "Traceback" not in proc.stderr
     assert not (out / "metrics.json").exists()
+
+
+def test_layer_profile_probes_every_stage_and_draws_the_profile(tmp_path):
+    out = tmp_path / "profile"
+    proc = _run(
+        "-m",
+        "erf.run",
+        "experiment=layer_profile",
+        "model.name=resnet18",
+        "inputs.size=[64,64]",
+        "probe.n_samples=2",
+        "probe.batch_size=2",
+        f"hydra.run.dir={out}",
+    )
+    assert _last_line(proc) == f"results: {out}"
+    with open(out / "summary.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["target"] for r in rows] == ["relu", "layer1", "layer2", "layer3", "layer4"]
+    trf = [float(r["trf_size"]) for r in rows]
+    assert trf == sorted(trf) and trf[0] == 7.0  # conv1: 7x7 stride 2
+    assert (out / "profile.png").exists() and (out / "erf_grid.png").exists()
+
+
+def test_real_models_sweep_reports_trf_erf_and_area_ratios_per_model(tmp_path):
+    sweep_dir = tmp_path / "real"
+    proc = _run(
+        "-m",
+        "erf.run",
+        "experiment=real_models",
+        "model.name=resnet18,vgg11",
+        "inputs.size=[64,64]",
+        "probe.n_samples=2",
+        f"hydra.sweep.dir={sweep_dir}",
+    )
+    assert _last_line(proc) == f"results: {sweep_dir}"
+    with open(sweep_dir / "summary.csv") as f:
+        rows = {r["name"]: r for r in csv.DictReader(f)}
+    assert rows["resnet18"]["target"] == "layer4" and rows["vgg11"]["target"] == "features"
+    for r in rows.values():
+        assert float(r["area_ratio_20"]) <= float(r["area_ratio_50"])
+        assert r["trf_size"]
+    assert "area_ratio_99" in proc.stdout  # the table printed at the end of the sweep
+
+
+def test_custom_model_with_checkpoint_is_probed_at_a_named_layer(tmp_path):
+    import torch
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from custom_net import TinyNet
+
+    torch.save(TinyNet(width=3).state_dict(), tmp_path / "tiny.pth")
+    out = tmp_path / "custom"
+    env_path = f"PYTHONPATH={REPO / 'tests'}"
+    proc = subprocess.run(
+        [
+            "env",
+            env_path,
+            sys.executable,
+            "-m",
+            "erf.run",
+            "model=custom",
+            "model._target_=custom_net.TinyNet",
+            "+model.width=3",
+            f"model.checkpoint={tmp_path / 'tiny.pth'}",
+            "probe.target=body",
+            "inputs.size=[24,24]",
+            "probe.n_samples=2",
+            f"hydra.run.dir={out}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["target"] == "body"
+    assert metrics["trf_size"] == 5.0  # stem 3x3 then body 3x3
+
+
+def test_layers_command_lists_targets_with_their_trf():
+    proc = _run(
+        "-m", "erf.layers", "model=torchvision", "model.name=resnet18", "inputs.size=[64,64]"
+    )
+    assert "layer4" in proc.stdout and "global" in proc.stdout
+    assert "probe.target=auto picks 'layer4'" in proc.stdout

@@ -1,0 +1,100 @@
+"""Which layers can be probed: ``python -m erf.layers [overrides]`` lists them with their TRF.
+
+Takes the same overrides as ``erf.run`` (``model=torchvision model.name=resnet18
+inputs.size=[224,224]``) and prints every module whose output is a [C, H, W] feature map,
+its output shape and its theoretical RF. Also picks default targets for the app: the last
+spatial layer (``probe.target=auto``) and one layer per resolution stage (layer profiles).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+def _depth(name: str) -> int:
+    return name.count(".")
+
+
+def auto_target(rows: Sequence[dict[str, Any]]) -> str:
+    """The shallowest (then latest) module producing the last local feature map.
+
+    For torchvision ResNets this is "layer4", for VGG / MobileNet / ConvNeXt "features".
+    Adaptive pools are passed over: they only resample the final map for the head (VGG's
+    7×7 ``avgpool``).
+    """
+    local = [r for r in rows if not r["is_global"] and "Adaptive" not in r["type"]]
+    if not local:
+        raise ValueError("the model has no layer with a local (non-global) feature map to probe")
+    final_hw = tuple(local[-1]["out_shape"][1:])
+    same = [r for r in local if tuple(r["out_shape"][1:]) == final_hw]
+    shallowest = min(_depth(r["name"]) for r in same)
+    return [r for r in same if _depth(r["name"]) == shallowest][-1]["name"]
+
+
+def stage_layers(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """One layer per run of equal output resolution (in forward order): the shallowest,
+    then latest, module of each run — e.g. relu, layer1, ..., layer4 for a ResNet."""
+    local = [r for r in rows if not r["is_global"]]
+    runs: list[list[dict[str, Any]]] = []
+    for r in local:
+        if runs and tuple(runs[-1][-1]["out_shape"][1:]) == tuple(r["out_shape"][1:]):
+            runs[-1].append(r)
+        else:
+            runs.append([r])
+    stages = []
+    for run in runs:
+        shallowest = min(_depth(r["name"]) for r in run)
+        stages.append([r for r in run if _depth(r["name"]) == shallowest][-1]["name"])
+    return stages
+
+
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
+    """Fixed-width text table of ``erf.graph.layer_table`` rows."""
+    head = (
+        f"{'module':<34} {'type':<18} {'output C×H×W':<16} {'TRF':>11} {'stride':>8} {'padding':>9}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        shape = "×".join(str(v) for v in r["out_shape"])
+        trf = "global" if r["is_global"] else "×".join(str(v) for v in r["trf_size"])
+        stride = "×".join(str(v) for v in r["trf_stride"]) if not r["is_global"] else "-"
+        pad = "×".join(str(v) for v in r["trf_padding"]) if not r["is_global"] else "-"
+        lines.append(f"{r['name']:<34} {r['type']:<18} {shape:<16} {trf:>11} {stride:>8} {pad:>9}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+
+    from erf.graph import layer_table
+    from erf.run import build_model, input_shape_for, one_line
+
+    overrides = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in overrides):
+        print(__doc__)
+        return 0
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = compose("config", overrides=overrides)
+        model = build_model(cfg.model)
+        input_shape = input_shape_for(cfg, model)
+        rows = layer_table(model, input_shape)
+    except (ValueError, TypeError, FileNotFoundError, HydraException) as exc:
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    print(format_table(rows))
+    print(
+        f"\ninput {input_shape}; probe.target=auto picks {auto_target(rows)!r}; "
+        f"stages: {', '.join(stage_layers(rows))}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
