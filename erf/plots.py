@@ -33,6 +33,7 @@ def draw_erf(
     title: str | None = None,
     n_sigma: float = 2.0,
     scale: str = "linear",
+    warning: str | None = None,
 ) -> None:
     """Draw one ERF map with the TRF square and the fitted n·σ ellipse.
 
@@ -78,6 +79,19 @@ def draw_erf(
     ax.set_yticks([])
     if title:
         ax.set_title(title, fontsize=8)
+    if warning:  # e.g. a poor fit or a clipped TRF: shown on the figure, not only in the JSON
+        ax.text(
+            0.02,
+            0.02,
+            warning,
+            transform=ax.transAxes,
+            fontsize=6,
+            color="red",
+            va="bottom",
+            ha="left",
+            wrap=True,
+            bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1},
+        )
 
 
 def scaled_map(erf_map: np.ndarray, scale: str = "linear") -> np.ndarray:

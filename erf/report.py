@@ -131,6 +131,7 @@ def _write_table_and_grid(
             "map": load_result(r["_dir"] / "erf.npz").map,
             "trf_interval": r.get("trf_interval"),
             "fit": r.get("fit"),
+            "warning": _flags(r),
             "title": f"{label}\nERF {_fmt(r.get('erf_size'))} / TRF {_fmt(r.get('trf_size'))}",
         }
         for r, label in zip(rows, labels)
@@ -168,6 +169,21 @@ def write_profile(profile_dir: str | Path, scale: str = "linear") -> list[dict[s
     _write_table_and_grid(profile_dir, rows, labels, min(4, len(rows)), scale)
     save_figure(profile_figure(rows), str(profile_dir / "profile.png"))
     return rows
+
+
+def _flags(row: dict[str, Any]) -> str | None:
+    """Short per-job flags for the grid: degenerate map, poor fit, clipped TRF."""
+    flags = [
+        name
+        for name, on in (
+            ("degenerate", row.get("degenerate")),
+            ("poor fit", row.get("fit_problem") and not row.get("degenerate")),
+            ("TRF clipped", row.get("trf_clipped")),
+            ("NaN/Inf skipped", row.get("n_nonfinite")),
+        )
+        if on
+    ]
+    return ", ".join(flags) or None
 
 
 def _fmt(v: Any) -> str:

@@ -37,6 +37,7 @@ from erf.result import ERFResult
 from erf.store import load_result, read_json, save_result, write_json
 from erf.summary import erf_metrics
 from erf.theory import TheoreticalRF, theoretical_rf
+from erf.validate import ConfigError, preflight, validate
 
 log = logging.getLogger("erf")
 
@@ -221,7 +222,11 @@ def probe_one(
 
 def job_metrics(cfg: DictConfig, result: ERFResult, trf: TheoreticalRF) -> dict[str, Any]:
     """Settings, ERF/TRF metrics, warnings and provenance of one measurement."""
-    metrics = {**model_settings(cfg), "target": result.target, **erf_metrics(result, trf)}
+    metrics = {
+        **model_settings(cfg),
+        "target": result.target,
+        **erf_metrics(result, trf, r2_min=cfg.fit.r2_min),
+    }
     metrics["inputs"] = cfg.inputs.source
     if cfg.inputs.source == "imagefolder":
         metrics["inputs_root"] = cfg.inputs.root
@@ -238,6 +243,8 @@ def job_metrics(cfg: DictConfig, result: ERFResult, trf: TheoreticalRF) -> dict[
         )
     if metrics["degenerate"]:
         warnings.append(f"degenerate ERF map: {metrics['degenerate']}; no size or fit reported")
+    if metrics.get("fit_problem") and not metrics["degenerate"]:
+        warnings.append(metrics["fit_problem"])
     if result.n_nonfinite:
         warnings.append(f"{result.n_nonfinite} sample(s) with NaN/Inf gradients were skipped")
     for w in warnings:
@@ -267,6 +274,7 @@ def write_job(out_dir: Path, result: ERFResult, metrics: dict[str, Any], scale: 
         fit=metrics.get("fit"),
         title=_title(metrics),
         scale=scale,
+        warning="; ".join(metrics.get("warnings", [])) or None,
     )
     save_figure(fig, str(out_dir / "heatmap.png"))
     write_json(metrics, out_dir / "metrics.json")
@@ -299,6 +307,7 @@ def run_job(
     cfg: DictConfig, out_dir: Path, should_stop: Callable[[], bool] | None = None
 ) -> dict[str, Any]:
     """One measurement (or, with ``profile.layers``, a layer profile). Returns its metrics."""
+    validate(cfg)
     model = build_model(cfg.model)
     input_shape = input_shape_for(cfg, model)
     if cfg.get("profile") and cfg.profile.get("layers"):
@@ -372,5 +381,16 @@ def main(cfg: DictConfig) -> None:
         print(f"results: {out_dir}", file=sys.stdout, flush=True)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """``python -m erf.run``: check the overrides (one-line errors, exit 2), then run Hydra."""
+    overrides = [a for a in sys.argv[1:] if not a.startswith("-")]
+    try:
+        preflight(overrides)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
     main()
+
+
+if __name__ == "__main__":
+    cli()

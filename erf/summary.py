@@ -21,7 +21,9 @@ from erf.result import ERFResult
 from erf.theory import TheoreticalRF
 
 
-def erf_metrics(result: ERFResult, trf: TheoreticalRF | None = None) -> dict[str, Any]:
+def erf_metrics(
+    result: ERFResult, trf: TheoreticalRF | None = None, r2_min: float = 0.9
+) -> dict[str, Any]:
     """Metrics of ``result.map`` (pixels unless stated), with the TRF when given.
 
     - ``erf_size``: Luo et al.'s size, sqrt(#pixels > (1 - 0.9545)·value at the input pixel
@@ -37,6 +39,8 @@ def erf_metrics(result: ERFResult, trf: TheoreticalRF | None = None) -> dict[str
       scaling, centred squares; ``metrics.area_ratios``).
     - ``radial_mass``: fraction of the mass within r = 0, 1, 2, ... pixels of the centre pixel.
     - ``degenerate``: None, or why no size or fit is reported (e.g. an all-zero map).
+    - ``fit_problem``: None, or why the Gaussian parameters should not be read as a size (no
+      convergence, degenerate map, or R² below ``r2_min``).
     """
     erf_map = result.map
     center = _input_center(result, trf)
@@ -63,7 +67,7 @@ def erf_metrics(result: ERFResult, trf: TheoreticalRF | None = None) -> dict[str
             **{f"area_ratio_{round(t * 100)}": v for t, v in area_ratios(erf_map).items()},
             radial_mass=radial_mass(erf_map, center=center)[1].tolist(),
             fit_r2=fit.r_squared,
-            fit_problem=fit.degenerate,
+            fit_problem=fit.degenerate or _poor_fit(fit.r_squared, r2_min),
             **{k: getattr(fit, k) for k in ("sigma_x", "sigma_y", "rotation")},
             fit=fit.to_dict(),
         )
@@ -84,6 +88,13 @@ def erf_metrics(result: ERFResult, trf: TheoreticalRF | None = None) -> dict[str
         )
         out["erf_trf_ratio"] = out["erf_size"] / out["trf_size"]
     return out
+
+
+def _poor_fit(r2: float, r2_min: float) -> str | None:
+    """A flag for a converged fit whose R² is below ``r2_min`` (the map is not Gaussian)."""
+    if math.isfinite(r2) and r2 < r2_min:
+        return f"poor Gaussian fit: R² {r2:.3f} < {r2_min:g}; sigma_x/sigma_y are not a size"
+    return None
 
 
 def _input_center(result: ERFResult, trf: TheoreticalRF | None) -> tuple[int, int]:
