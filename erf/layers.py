@@ -27,7 +27,11 @@ def auto_target(rows: Sequence[dict[str, Any]]) -> str:
     Adaptive pools are passed over: they only resample the final map for the head (VGG's
     7×7 ``avgpool``).
     """
-    local = [r for r in rows if not r["is_global"] and "Adaptive" not in r["type"]]
+    local = [
+        r
+        for r in rows
+        if r["is_global"] is False and r["trf_size"] is not None and "Adaptive" not in r["type"]
+    ]
     if not local:
         raise ValueError("the model has no layer with a local (non-global) feature map to probe")
     final_hw = tuple(local[-1]["out_shape"][1:])
@@ -39,7 +43,7 @@ def auto_target(rows: Sequence[dict[str, Any]]) -> str:
 def stage_layers(rows: Sequence[dict[str, Any]]) -> list[str]:
     """One layer per run of equal output resolution (in forward order): the shallowest,
     then latest, module of each run — e.g. relu, layer1, ..., layer4 for a ResNet."""
-    local = [r for r in rows if not r["is_global"]]
+    local = [r for r in rows if r["is_global"] is False and r["trf_size"] is not None]
     runs: list[list[dict[str, Any]]] = []
     for r in local:
         if runs and tuple(runs[-1][-1]["out_shape"][1:]) == tuple(r["out_shape"][1:]):
@@ -53,6 +57,9 @@ def stage_layers(rows: Sequence[dict[str, Any]]) -> list[str]:
     return stages
 
 
+_TRF_KEYS = ("trf_size", "trf_stride", "trf_padding")
+
+
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
     """Fixed-width text table of ``erf.graph.layer_table`` rows."""
     head = (
@@ -61,9 +68,12 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     lines = [head, "-" * len(head)]
     for r in rows:
         shape = "×".join(str(v) for v in r["out_shape"])
-        trf = "global" if r["is_global"] else "×".join(str(v) for v in r["trf_size"])
-        stride = "×".join(str(v) for v in r["trf_stride"]) if not r["is_global"] else "-"
-        pad = "×".join(str(v) for v in r["trf_padding"]) if not r["is_global"] else "-"
+        if r["trf_size"] is None:  # misaligned branches: no shift-invariant TRF (see note)
+            trf = stride = pad = "n/a"
+        elif r["is_global"]:
+            trf, stride, pad = "global", "-", "-"
+        else:
+            trf, stride, pad = ("×".join(str(v) for v in r[k]) for k in _TRF_KEYS)
         lines.append(f"{r['name']:<34} {r['type']:<18} {shape:<16} {trf:>11} {stride:>8} {pad:>9}")
     return "\n".join(lines)
 

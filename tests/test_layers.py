@@ -53,3 +53,18 @@ def test_layer_table_text_marks_global_layers():
 def test_auto_target_passes_over_adaptive_pools_that_only_resample_for_the_head():
     rows = [_row("features", 2), {**_row("avgpool", 7), "type": "AdaptiveAvgPool2d"}]
     assert auto_target(rows) == "features"
+
+
+def test_misaligned_layers_are_listed_without_a_trf_and_never_picked():
+    bad = {
+        **_row("merge", 2),
+        "trf_size": None,
+        "trf_stride": None,
+        "trf_padding": None,
+        "is_global": None,
+        "note": "not aligned",
+    }
+    rows = [*RESNET_LIKE[:-1], bad]
+    assert "n/a" in format_table(rows).splitlines()[-1]
+    assert auto_target(rows) == "layer2"
+    assert "merge" not in stage_layers(rows)

@@ -127,3 +127,10 @@ def test_a_corrupt_checkpoint_is_a_one_line_error(tmp_path):
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines()[-1].startswith("error: checkpoint")
     assert not (tmp_path / "metrics.json").exists()
+
+
+def test_two_processes_with_the_same_seed_give_bitwise_the_same_map(tmp_path, uninterrupted):
+    subprocess.run(_command(tmp_path), cwd=REPO, check=True, capture_output=True)
+    again = load_result(tmp_path / "erf.npz")
+    assert np.array_equal(again.total, uninterrupted.total)
+    assert np.array_equal(again.total_sq, uninterrupted.total_sq)

@@ -9,9 +9,17 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from erf.theory import output_size, theoretical_rf
+from erf.theory import (
+    adaptive_interval,
+    conv_transpose_interval,
+    hull,
+    interpolate_interval,
+    output_size,
+    theoretical_rf,
+)
 
 
 def conv(k=3, s=1, p=0, d=1, cin=1, cout=1):
@@ -258,26 +266,36 @@ def test_input_too_small_raises_value_error_naming_layer():
         theoretical_rf(model, input_shape=(6, 6))
 
 
-@pytest.mark.parametrize(
-    "bad, path, type_name",
-    [
-        (nn.Sequential(conv(3), nn.Flatten(), nn.Linear(4, 2)), "1", "Flatten"),
-        (nn.Sequential(conv(3), nn.Upsample(scale_factor=2)), "1", "Upsample"),
-        (
-            nn.Sequential(OrderedDict(body=nn.Sequential(conv(3), nn.Linear(4, 2)))),
-            "body.1",
-            "Linear",
-        ),
-    ],
-)
-def test_unknown_module_raises_type_error_naming_it(bad, path, type_name):
-    with pytest.raises(TypeError, match=rf"'{path}' of type {type_name}.*not supported"):
+def test_unsupported_module_in_module_list_raises_type_error_naming_it():
+    # a ModuleList has no forward, so only the closed form applies
+    bad = nn.ModuleList([conv(3), nn.Flatten()])
+    with pytest.raises(TypeError, match=r"'1' of type Flatten.*not supported"):
         theoretical_rf(bad)
 
 
-def test_non_sequential_model_raises_type_error():
-    with pytest.raises(TypeError, match="Conv2d"):
-        theoretical_rf(conv(3))
+@pytest.mark.parametrize(
+    "model",
+    [
+        nn.Sequential(conv(3), nn.Upsample(scale_factor=2)),
+        nn.Sequential(OrderedDict(body=nn.Sequential(conv(3), nn.Linear(4, 2)))),
+        conv(3),
+    ],
+)
+def test_non_chain_model_without_input_shape_raises_value_error(model):
+    with pytest.raises(ValueError, match="input_shape is needed for graph analysis"):
+        theoretical_rf(model)
+
+
+def test_non_chain_models_use_the_graph_analysis():
+    # conv3 then nearest x2: the upsampled unit 4 reads conv unit 2 -> [2, 4]: r 3, S 1/2
+    rf = theoretical_rf(nn.Sequential(conv(3), nn.Upsample(scale_factor=2)), (1, 6, 6))
+    assert (rf.size, rf.layers, rf.interval((4, 4))) == ((3, 3), (), ((2, 4), (2, 4)))
+    assert theoretical_rf(conv(3), (1, 6, 6)).size == (3, 3)  # a bare module
+
+
+def test_non_module_raises_type_error():
+    with pytest.raises(TypeError, match="nn.Module"):
+        theoretical_rf("conv3")
 
 
 @pytest.mark.parametrize(
@@ -401,3 +419,88 @@ def test_at_gives_the_trf_of_an_intermediate_layer():
     assert (mid.size, mid.stride, mid.padding, mid.out_shape) == ((5, 5), (2, 2), (2, 2), (10, 10))
     with pytest.raises(ValueError, match="no layer named"):
         trf.at("7")
+
+
+# --------------------------------------------------------------------------- interval rules
+
+
+def supports_1d(fn, n_in: int) -> list[list[int]]:
+    """Per output index of ``fn`` on a (1, 1, 1, n_in) float64 map: input indices with a
+    nonzero Jacobian entry (PyTorch's own index arithmetic, forward and backward)."""
+    x = torch.rand(1, 1, 1, n_in, dtype=torch.float64) + 0.5
+    jac = torch.autograd.functional.jacobian(lambda t: fn(t).flatten(), x).reshape(-1, n_in)
+    return [np.nonzero(row.numpy())[0].tolist() for row in jac]
+
+
+def assert_rule_matches(rule, supports, n_out):
+    """Each real unit's rule equals the hull of its support (None when empty); on [a, b], real
+    or virtual, the rule equals the hull of its units' rules (so hulls can be propagated)."""
+    for u, support in enumerate(supports):
+        expected = (min(support), max(support)) if support else None
+        assert rule((u, u)) == expected, f"unit {u}"
+    for a in range(-3, n_out + 3):
+        for b in range(a, n_out + 3):
+            singles = None
+            for u in range(a, b + 1):
+                singles = hull(singles, rule((u, u)))
+            assert rule((a, b)) == singles, (a, b)
+
+
+@pytest.mark.parametrize(
+    "mode, n_in, n_out, scale, align",
+    [
+        ("nearest", 5, 10, None, None),
+        ("nearest", 7, 3, None, None),
+        ("nearest", 4, 9, None, None),
+        ("nearest", 5, 7, 1.5, None),  # scale_factor given: the kernel uses 1/1.5, not 5/7
+        ("nearest", 10, 3, 0.3, None),
+        ("nearest-exact", 5, 7, None, None),
+        ("nearest-exact", 7, 3, None, None),
+        ("nearest-exact", 6, 10, 1.7, None),
+        ("bilinear", 4, 8, None, False),
+        ("bilinear", 5, 7, None, False),
+        ("bilinear", 7, 3, None, False),
+        ("bilinear", 5, 7, 1.5, False),
+        ("bilinear", 4, 8, None, True),
+        ("bilinear", 5, 9, None, True),  # integer source positions: lambda 0, one pixel
+        ("bilinear", 7, 3, None, True),
+        ("bicubic", 4, 8, None, False),
+        ("bicubic", 5, 7, None, False),
+        ("bicubic", 4, 7, None, True),
+        ("area", 7, 3, None, None),
+        ("area", 5, 8, None, None),
+    ],
+)
+def test_interpolate_interval_matches_pytorch_index_maps(mode, n_in, n_out, scale, align):
+    kw = {"mode": mode, "align_corners": align}
+    kw.update({"scale_factor": (1.0, scale)} if scale else {"size": (1, n_out)})
+    supports = supports_1d(lambda t: F.interpolate(t, **kw), n_in)
+    assert len(supports) == n_out
+    assert_rule_matches(lambda iv: interpolate_interval(iv, n_in, n_out, mode, scale, align),
+                        supports, n_out)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "k, s, p, out_pad, n_in",
+    [(3, 2, 1, 1, 5), (4, 2, 1, 0, 5), (2, 2, 0, 0, 4), (1, 2, 0, 1, 4), (5, 3, 2, 2, 4)],
+)
+def test_conv_transpose_interval_matches_pytorch(k, s, p, out_pad, n_in):
+    # (1, 2, 0, 1): odd outputs read no input (bias only) -> None
+    w = torch.rand(1, 1, 1, k, dtype=torch.float64) + 0.5
+
+    def fn(t):
+        return F.conv_transpose2d(t, w, stride=(1, s), padding=(0, p), output_padding=(0, out_pad))
+
+    supports = supports_1d(fn, n_in)
+    n_out = len(supports)
+    assert n_out == (n_in - 1) * s - 2 * p + k + out_pad
+    for u, support in enumerate(supports):  # units in output_padding reach past the input
+        rule = conv_transpose_interval((u, u), k, s, p)
+        clipped = rule and (max(rule[0], 0), min(rule[1], n_in - 1))
+        assert clipped == ((min(support), max(support)) if support else None), f"unit {u}"
+
+
+@pytest.mark.parametrize("n_in, n_out", [(7, 3), (10, 4), (5, 8), (13, 7), (6, 6)])
+def test_adaptive_interval_matches_adaptive_avg_pool(n_in, n_out):
+    supports = supports_1d(lambda t: F.adaptive_avg_pool2d(t, (1, n_out)), n_in)
+    assert_rule_matches(lambda iv: adaptive_interval(iv, n_in, n_out), supports, n_out)
