@@ -34,27 +34,34 @@ def auto_target(rows: Sequence[dict[str, Any]]) -> str:
     ]
     if not local:
         raise ValueError("the model has no layer with a local (non-global) feature map to probe")
-    final_hw = tuple(local[-1]["out_shape"][1:])
-    same = [r for r in local if tuple(r["out_shape"][1:]) == final_hw]
+    # The deepest map has the largest TRF (rows come in named_modules order, not forward order).
+    deepest = max(local, key=lambda r: r["trf_size"][0] * r["trf_size"][1])
+    key = (tuple(deepest["out_shape"][1:]), tuple(deepest["trf_size"]))
+    same = [r for r in local if (tuple(r["out_shape"][1:]), tuple(r["trf_size"])) == key]
     shallowest = min(_depth(r["name"]) for r in same)
     return [r for r in same if _depth(r["name"]) == shallowest][-1]["name"]
 
 
 def stage_layers(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """One layer per run of equal output resolution (in forward order): the shallowest,
-    then latest, module of each run — e.g. relu, layer1, ..., layer4 for a ResNet."""
-    local = [r for r in rows if r["is_global"] is False and r["trf_size"] is not None]
-    runs: list[list[dict[str, Any]]] = []
+    """One layer per output resolution, ordered by TRF size: the shallowest, then latest,
+    module with that resolution — e.g. relu, layer1, ..., layer4 for a ResNet.
+
+    Rows come in ``named_modules`` order (a container before its children), so a block's
+    first convs, which still run at the previous resolution, do not split a stage."""
+    local = [
+        r
+        for r in rows
+        if r["is_global"] is False and r["trf_size"] is not None and "Adaptive" not in r["type"]
+    ]
+    by_resolution: dict[tuple[int, ...], list[dict[str, Any]]] = {}
     for r in local:
-        if runs and tuple(runs[-1][-1]["out_shape"][1:]) == tuple(r["out_shape"][1:]):
-            runs[-1].append(r)
-        else:
-            runs.append([r])
+        by_resolution.setdefault(tuple(r["out_shape"][1:]), []).append(r)
     stages = []
-    for run in runs:
-        shallowest = min(_depth(r["name"]) for r in run)
-        stages.append([r for r in run if _depth(r["name"]) == shallowest][-1]["name"])
-    return stages
+    for group in by_resolution.values():
+        shallowest = min(_depth(r["name"]) for r in group)
+        stages.append([r for r in group if _depth(r["name"]) == shallowest][-1])
+    stages.sort(key=lambda r: r["trf_size"][0] * r["trf_size"][1])  # input side first
+    return [r["name"] for r in stages]
 
 
 _TRF_KEYS = ("trf_size", "trf_stride", "trf_padding")

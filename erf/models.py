@@ -6,6 +6,7 @@ default (``weights=None``), and a failed load says in one line which file to put
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,8 @@ def torchvision_model(name: str, weights: str | None = None, **kwargs: Any) -> n
     available = tvm.list_models()
     if name not in available:
         raise ValueError(f"unknown torchvision model {name!r}; available: {', '.join(available)}")
+    if "weights_backbone" in inspect.signature(tvm.get_model_builder(name)).parameters:
+        kwargs.setdefault("weights_backbone", None)  # segmentation models: no backbone download
     if weights is None or str(weights).lower() in ("none", "null", ""):
         return tvm.get_model(name, weights=None, **kwargs)
     weights = str(weights)

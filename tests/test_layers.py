@@ -10,24 +10,27 @@ def _row(name, hw, is_global=False, channels=8):
         "name": name,
         "type": "X",
         "out_shape": [channels, hw, hw],
-        "trf_size": [3, 3],
+        "trf_size": [64 // hw, 64 // hw],  # coarser maps see more
         "trf_stride": [1, 1],
         "trf_padding": [1, 1],
         "is_global": is_global,
     }
 
 
+# named_modules order: a container before its children; a block's first conv still runs at
+# the previous resolution (torchvision puts the stride in the second conv).
 RESNET_LIKE = [
     _row("conv1", 16),
     _row("bn1", 16),
     _row("relu", 16),
     _row("maxpool", 8),
-    _row("layer1.0.conv1", 8),
-    _row("layer1.0", 8),
     _row("layer1", 8),
-    _row("layer2.0.conv1", 4),
-    _row("layer2.0", 4),
+    _row("layer1.0", 8),
+    _row("layer1.0.conv1", 8),
     _row("layer2", 4),
+    _row("layer2.0", 4),
+    _row("layer2.0.conv1", 8),  # still at layer1's resolution
+    _row("layer2.0.conv2", 4),
     _row("avgpool", 1, is_global=True),
 ]
 
@@ -51,7 +54,10 @@ def test_layer_table_text_marks_global_layers():
 
 
 def test_auto_target_passes_over_adaptive_pools_that_only_resample_for_the_head():
-    rows = [_row("features", 2), {**_row("avgpool", 7), "type": "AdaptiveAvgPool2d"}]
+    rows = [
+        _row("features", 2),
+        {**_row("avgpool", 7), "type": "AdaptiveAvgPool2d", "trf_size": [99, 99]},
+    ]
     assert auto_target(rows) == "features"
 
 

@@ -107,3 +107,12 @@ def test_image_folder_order_is_a_seeded_shuffle(tmp_path):
 def test_missing_image_folder_says_where_to_put_the_images(tmp_path):
     with pytest.raises(FileNotFoundError, match="ImageFolder layout"):
         image_folder(str(tmp_path / "missing"), (8, 8), 2)
+
+
+def test_segmentation_models_build_offline_without_backbone_weights(monkeypatch):
+    def no_download(*args, **kwargs):
+        raise AssertionError("tried to download weights")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_download)
+    model = torchvision_model("fcn_resnet50")
+    assert model.eval()(torch.zeros(1, 3, 32, 32))["out"].shape == (1, 21, 32, 32)
