@@ -77,9 +77,10 @@ def test_a_killed_run_leaves_no_complete_looking_results_and_resumes_to_the_same
     assert not list(tmp_path.glob(".*.tmp"))  # stale temp files of the killed run are gone
 
 
-def test_sigterm_saves_a_checkpoint_and_says_how_to_continue(tmp_path, uninterrupted):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_saves_a_checkpoint_and_says_how_to_continue(tmp_path, uninterrupted, signum):
     proc = _start_and_wait_for_checkpoint(tmp_path)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert "resume=true" in stderr and str(tmp_path) in stderr

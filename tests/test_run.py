@@ -58,7 +58,11 @@ def test_depth_sweep_writes_one_job_per_grid_point_with_map_metrics_and_heatmap(
     metrics = json.loads((jobs[0] / "metrics.json").read_text())
     for key in ("erf_size", "trf_size", "erf_trf_ratio", "sigma_x", "sigma_y", "depth", "init"):
         assert key in metrics
-    assert metrics["provenance"]["torch_version"]
+    provenance = metrics["provenance"]
+    assert provenance["torch_version"] and provenance["erf_version"]
+    assert provenance["git_commit"] is None or len(provenance["git_commit"]) == 40
+    assert (provenance["device"], provenance["dtype"]) == ("cpu", "float32")
+    assert metrics["wall_time_s"] > 0
     assert metrics["config"]["model"]["channels"] == 2
 
 
@@ -69,6 +73,8 @@ def test_depth_sweep_summary_has_a_row_per_job_and_the_two_figures(tiny_sweep):
     assert len(rows) == 12
     for col in ("depth", "init", "activation", "erf_size", "trf_size", "sigma_x", "sigma_y"):
         assert col in rows[0]
+    for flag in ("degenerate", "fit_problem", "trf_clipped", "n_nonfinite"):  # per-job flags
+        assert flag in rows[0]
     assert {int(r["trf_size"].split(".")[0]) for r in rows} == {5, 9, 17}  # 2n + 1
     assert (sweep_dir / "erf_grid.png").stat().st_size > 10_000
     assert (sweep_dir / "trf_vs_erf.png").stat().st_size > 10_000
@@ -127,6 +133,44 @@ def test_uniform_linear_sweep_over_luo_depths_has_the_sqrt_n_slope(tmp_path):
     assert len(group) == 1
     assert group[0]["erf_size_slope"] == pytest.approx(0.5, abs=0.05)
     assert group[0]["erf_trf_ratio_slope"] == pytest.approx(-0.5, abs=0.1)
+
+
+def test_an_input_smaller_than_the_trf_is_run_but_warned_about_in_metrics(tmp_path):
+    out = tmp_path / "small"
+    _run(
+        "-m",
+        "erf.run",
+        "model.depth=20",
+        "model.channels=1",
+        "inputs.size=[24,24]",
+        "probe.n_samples=1",
+        f"hydra.run.dir={out}",
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["trf_clipped"] is True
+    assert any("smaller than the TRF" in w for w in metrics["warnings"])
+
+
+def test_a_missing_image_folder_is_one_line_and_writes_nothing(tmp_path):
+    out = tmp_path / "images"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "erf.run",
+            "inputs=imagefolder",
+            f"inputs.root={tmp_path / 'no'}",
+            "model.channels=3",
+            f"hydra.run.dir={out}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: inputs.root=")
+    assert "ImageFolder layout" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (out / "metrics.json").exists()
 
 
 def test_single_run_writes_results_and_prints_its_directory(tmp_path):
