@@ -27,3 +27,25 @@ def box_convolution_2d(depth: int, kernel: int, size: int) -> np.ndarray:
 def _single_thread_determinism():
     torch.manual_seed(1234)
     yield
+
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def run_erf_expecting_error(run_dir, *overrides) -> str:
+    """Run ``python -m erf.run`` in a subprocess that must fail cleanly: non-zero exit, no
+    traceback, no ``metrics.json`` in ``run_dir``. Returns the last stderr line (after any
+    progress bar's carriage returns)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "erf.run", *overrides, f"hydra.run.dir={run_dir}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    assert not (run_dir / "metrics.json").exists()
+    return proc.stderr.strip().splitlines()[-1].split("\r")[-1]

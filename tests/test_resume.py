@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_erf_expecting_error
 
 from erf.store import load_result
 
@@ -111,23 +112,8 @@ def test_resume_skips_a_completed_job(tmp_path):
 
 def test_a_corrupt_checkpoint_is_a_one_line_error(tmp_path):
     (tmp_path / "checkpoint.npz").write_bytes(b"garbage")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "erf.run",
-            "model.depth=2",
-            "model.channels=1",
-            "resume=true",
-            f"hydra.run.dir={tmp_path}",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode != 0
-    assert proc.stderr.strip().splitlines()[-1].startswith("error: checkpoint")
-    assert not (tmp_path / "metrics.json").exists()
+    last = run_erf_expecting_error(tmp_path, "model.depth=2", "model.channels=1", "resume=true")
+    assert last.startswith("error: checkpoint")
 
 
 def test_two_processes_with_the_same_seed_give_bitwise_the_same_map(tmp_path, uninterrupted):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import box_convolution_2d
+from conftest import box_convolution_2d, run_erf_expecting_error
 
 from erf.metrics import luo_size
 
@@ -152,25 +152,13 @@ def test_an_input_smaller_than_the_trf_is_run_but_warned_about_in_metrics(tmp_pa
 
 
 def test_a_missing_image_folder_is_one_line_and_writes_nothing(tmp_path):
-    out = tmp_path / "images"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "erf.run",
-            "inputs=imagefolder",
-            f"inputs.root={tmp_path / 'no'}",
-            "model.channels=3",
-            f"hydra.run.dir={out}",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    last = run_erf_expecting_error(
+        tmp_path / "images",
+        "inputs=imagefolder",
+        f"inputs.root={tmp_path / 'no'}",
+        "model.channels=3",
     )
-    assert proc.returncode != 0
-    assert proc.stderr.strip().splitlines()[-1].startswith("error: inputs.root=")
-    assert "ImageFolder layout" in proc.stderr and "Traceback" not in proc.stderr
-    assert not (out / "metrics.json").exists()
+    assert last.startswith("error: inputs.root=") and "ImageFolder layout" in last
 
 
 def test_single_run_writes_results_and_prints_its_directory(tmp_path):
@@ -201,18 +189,8 @@ def test_single_run_writes_results_and_prints_its_directory(tmp_path):
     ],
 )
 def test_bad_settings_fail_with_one_error_line_and_no_results(tmp_path, override, message):
-    out = tmp_path / "bad"
-    proc = subprocess.run(
-        [sys.executable, "-m", "erf.run", override, "model.channels=1", f"hydra.run.dir={out}"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode != 0
-    last_line = proc.stderr.strip().splitlines()[-1].split("\r")[-1]  # after a progress bar
-    assert last_line.startswith(message)
-    assert "Traceback" not in proc.stderr
-    assert not (out / "metrics.json").exists()
+    last = run_erf_expecting_error(tmp_path / "bad", override, "model.channels=1")
+    assert last.startswith(message)
 
 
 def test_layer_profile_probes_every_stage_and_draws_the_profile(tmp_path):
