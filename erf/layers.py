@@ -20,6 +20,21 @@ def _depth(name: str) -> int:
     return name.count(".")
 
 
+def _probeable(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with a local TRF, adaptive pools excluded (they only resample for the head)."""
+    return [
+        r
+        for r in rows
+        if r["is_global"] is False and r["trf_size"] is not None and "Adaptive" not in r["type"]
+    ]
+
+
+def _shallowest_latest(group: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The row with the fewest dots in its name; the last such row in table order."""
+    shallowest = min(_depth(r["name"]) for r in group)
+    return [r for r in group if _depth(r["name"]) == shallowest][-1]
+
+
 def auto_target(rows: Sequence[dict[str, Any]]) -> str:
     """The shallowest (then latest) module producing the last local feature map.
 
@@ -27,19 +42,14 @@ def auto_target(rows: Sequence[dict[str, Any]]) -> str:
     Adaptive pools are passed over: they only resample the final map for the head (VGG's
     7×7 ``avgpool``).
     """
-    local = [
-        r
-        for r in rows
-        if r["is_global"] is False and r["trf_size"] is not None and "Adaptive" not in r["type"]
-    ]
+    local = _probeable(rows)
     if not local:
         raise ValueError("the model has no layer with a local (non-global) feature map to probe")
     # The deepest map has the largest TRF (rows come in named_modules order, not forward order).
     deepest = max(local, key=lambda r: r["trf_size"][0] * r["trf_size"][1])
     key = (tuple(deepest["out_shape"][1:]), tuple(deepest["trf_size"]))
     same = [r for r in local if (tuple(r["out_shape"][1:]), tuple(r["trf_size"])) == key]
-    shallowest = min(_depth(r["name"]) for r in same)
-    return [r for r in same if _depth(r["name"]) == shallowest][-1]["name"]
+    return _shallowest_latest(same)["name"]
 
 
 def stage_layers(rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -48,18 +58,13 @@ def stage_layers(rows: Sequence[dict[str, Any]]) -> list[str]:
 
     Rows come in ``named_modules`` order (a container before its children), so a block's
     first convs, which still run at the previous resolution, do not split a stage."""
-    local = [
-        r
-        for r in rows
-        if r["is_global"] is False and r["trf_size"] is not None and "Adaptive" not in r["type"]
-    ]
+    local = _probeable(rows)
     by_resolution: dict[tuple[int, ...], list[dict[str, Any]]] = {}
     for r in local:
         by_resolution.setdefault(tuple(r["out_shape"][1:]), []).append(r)
     stages = []
     for group in by_resolution.values():
-        shallowest = min(_depth(r["name"]) for r in group)
-        stages.append([r for r in group if _depth(r["name"]) == shallowest][-1])
+        stages.append(_shallowest_latest(group))
     stages.sort(key=lambda r: r["trf_size"][0] * r["trf_size"][1])  # input side first
     return [r["name"] for r in stages]
 

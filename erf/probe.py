@@ -32,6 +32,8 @@ class ProbeInterrupted(Exception):
         self.partial = partial
 
 
+DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
+
 # Settings that must match for a checkpoint to be resumed (they decide every sample's map).
 FINGERPRINT_KEYS = (
     "input_shape",

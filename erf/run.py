@@ -32,7 +32,7 @@ import erf
 from erf.inputs import RANDOM_SOURCES, image_folder
 from erf.models import load_checkpoint
 from erf.plots import erf_figure, save_figure
-from erf.probe import ProbeInterrupted, measure_erf
+from erf.probe import DTYPES, ProbeInterrupted, measure_erf
 from erf.result import ERFResult
 from erf.store import load_result, read_json, save_result, write_json
 from erf.summary import erf_metrics
@@ -41,7 +41,6 @@ from erf.validate import ConfigError, preflight, validate
 
 log = logging.getLogger("erf")
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
 DEFAULT_SIZE = 224  # input side for models whose TRF cannot size the input (graphs, global RFs)
 
 
@@ -187,8 +186,6 @@ def probe_one(
     Partial sums go to ``job_dir/checkpoint.npz`` every ``probe.checkpoint_every`` batches
     and on a stop request; with ``resume=true`` an existing checkpoint is continued.
     """
-    if cfg.probe.dtype not in DTYPES:
-        raise ValueError(f"probe.dtype={cfg.probe.dtype!r}; allowed: {list(DTYPES)}")
     position = cfg.probe.position
     if not isinstance(position, str):
         position = tuple(int(v) for v in position)

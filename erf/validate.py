@@ -15,6 +15,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from erf.nets import ACTIVATIONS, INITS, POOLS
+from erf.probe import DTYPES
 from erf.result import REDUCTIONS
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -75,7 +76,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "probe.batch_size": _int_at_least(1),
     "probe.checkpoint_every": _int_at_least(1),
     "probe.reduce": _choice(REDUCTIONS),
-    "probe.dtype": _choice(("float32", "float64", "bfloat16")),
+    "probe.dtype": _choice(tuple(DTYPES)),
     "probe.on_nonfinite": _choice(("skip", "raise")),
     "probe.channel": _optional(_int_at_least(0)),
     "probe.position": (_position, "center or [row, col] with integers >= 0"),
