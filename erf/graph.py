@@ -367,8 +367,13 @@ _META_ATTRS = _words("""shape ndim dtype device is_cuda requires_grad layout""")
 
 
 def _module_rule(m: nn.Module) -> Callable[[_Builder, _Op], None] | None:
-    """The rule for a leaf module (exact type: subclasses are traced through)."""
-    return _module_rules().get(type(m))
+    """The rule for a leaf module (exact type: subclasses are traced through, since they may
+    change what the forward reads), or the pointwise rule for modules that declare
+    ``erf_pointwise = True`` (elementwise, shape-preserving; e.g. ``erf.nets.MaskDropout``)."""
+    rule = _module_rules().get(type(m))
+    if rule is None and getattr(m, "erf_pointwise", False):
+        return _Builder.pointwise
+    return rule
 
 
 _MODULE_RULES: dict[type, Callable[[_Builder, _Op], None]] = {}

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 ACTIVATIONS = {"none": None, "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
-INITS = ("uniform", "random", "kaiming")
+INITS = ("uniform", "random", "kaiming", "rim_heavy")
+DROPOUT_MODES = ("eval", "mask")
 POOLS = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
 
 
@@ -38,15 +39,21 @@ class ConvStack(nn.Sequential):
         activation: "none", "relu", "tanh" or "sigmoid" (after every conv, the last included).
         init: "uniform" (every weight of a layer equals 1/fan_in: each unit is the mean of its
             window, so deep stacks neither overflow nor underflow; Luo's "Uniform"),
-            "random" (i.i.d. N(0, weight_std²); default std 1/sqrt(fan_in)), or
-            "kaiming" (He normal, fan_in, ReLU gain). Biases are zero in every init.
+            "random" (i.i.d. N(0, weight_std²); default std 1/sqrt(fan_in)),
+            "kaiming" (He normal, fan_in, ReLU gain), or "rim_heavy" ("random" with the
+            variance moved from the kernel centre to its rim; ``rim_heavy_profile``).
+            Biases are zero in every init.
         dilation: an int or one dilation per layer (e.g. [1, 2, 4, 8]).
         stride: an int or one stride per layer (subsampling by strided convolution).
         pool_at: layer indices after which a pooling layer subsamples.
         pool: "avg" or "max".
         pool_size: pooling window and stride.
-        weight_std: std of the "random" init (default 1/sqrt(fan_in)).
+        weight_std: std of the "random" and "rim_heavy" inits (default 1/sqrt(fan_in)).
         bias: whether convs have a (zero-initialised) bias.
+        dropout: dropout probability after every activation (0 = none).
+        dropout_mode: "eval" (nn.Dropout: identity while probing, active in training) or
+            "mask" (MaskDropout: masks are drawn in eval mode too, so the ERF is measured
+            through them).
         seed: seeds the random inits (a private generator; the global RNG is untouched).
     """
 
@@ -65,6 +72,8 @@ class ConvStack(nn.Sequential):
         pool_size: int = 2,
         weight_std: float | None = None,
         bias: bool = False,
+        dropout: float = 0.0,
+        dropout_mode: str = "eval",
         seed: int = 0,
     ) -> None:
         if int(depth) < 1:
@@ -106,6 +115,9 @@ class ConvStack(nn.Sequential):
             )
             if ACTIVATIONS[activation] is not None:
                 layers.append(ACTIVATIONS[activation]())
+            drop = _dropout(dropout, dropout_mode, seed + 7919 * (i + 1))
+            if drop is not None:
+                layers.append(drop)
             if i in pool_layers:
                 layers.append(POOLS[pool](pool_size, stride=pool_size))
         super().__init__(*layers)
@@ -115,10 +127,32 @@ class ConvStack(nn.Sequential):
         initialise(self, init, weight_std=weight_std, seed=seed)
 
 
+def rim_heavy_profile(kernel_size: int) -> torch.Tensor:
+    """Per-position weight variance of the "rim_heavy" init, ``[k, k]``, mean 1.
+
+    Luo et al. 2016 (§5) suggest lighter weights at the kernel centre and heavier ones at the
+    rim to enlarge the ERF at initialisation. The variance grows with the squared distance
+    from the centre: ``v(i, j) ∝ 1 + ((i - c)² + (j - c)²) / c²`` with ``c = (k - 1) / 2``
+    (centre 1, edge midpoints 2, corners 3 before normalising), scaled to mean 1 so a layer's
+    total variance (and hence the forward signal scale) equals the "random" init's.
+    """
+    k = int(kernel_size)
+    if k == 1:
+        return torch.ones(1, 1, dtype=torch.float64)
+    c = (k - 1) / 2
+    offsets = torch.arange(k, dtype=torch.float64) - c
+    v = 1 + (offsets[:, None] ** 2 + offsets[None, :] ** 2) / c**2
+    return v / v.mean()
+
+
 def initialise(
     model: nn.Module, init: str, *, weight_std: float | None = None, seed: int = 0
 ) -> None:
-    """Re-initialise every Conv2d of ``model`` in place with a named init (see ConvStack)."""
+    """Re-initialise every Conv2d of ``model`` in place with a named init (see ConvStack).
+
+    "rim_heavy" draws N(0, std² · v(i, j)) with ``v = rim_heavy_profile(k)`` and the "random"
+    std, so it differs from "random" only in how the variance is spread over the kernel.
+    """
     if init not in INITS:
         raise ValueError(f"unknown init {init!r}; allowed: {list(INITS)}")
     gen = torch.Generator().manual_seed(int(seed))
@@ -134,6 +168,157 @@ def initialise(
                     if init == "kaiming"
                     else (weight_std if weight_std is not None else 1.0 / math.sqrt(fan_in))
                 )
-                w.copy_(torch.randn(w.shape, generator=gen, dtype=torch.float64).to(w.dtype) * std)
+                draw = torch.randn(w.shape, generator=gen, dtype=torch.float64) * std
+                if init == "rim_heavy":
+                    if w.shape[2] != w.shape[3]:
+                        raise ValueError(f"rim_heavy needs square kernels, got {tuple(w.shape)}")
+                    draw = draw * rim_heavy_profile(w.shape[2]).sqrt()
+                w.copy_(draw.to(w.dtype))
             if conv.bias is not None:
                 conv.bias.zero_()
+
+
+class MaskDropout(nn.Dropout):
+    """Dropout that stays on in eval mode: a fresh Bernoulli(1 - p) mask per call, scaled by
+    1 / (1 - p), as at training time.
+
+    The probe puts models in eval mode, where ``nn.Dropout`` is the identity; this module is
+    how an ERF is measured *through* dropout masks (Luo et al. 2016, §4.2). Masks come from a
+    private generator per device seeded with ``seed``, so a run is reproducible for a given
+    batch size (masks are drawn per batch, in call order).
+    """
+
+    erf_pointwise = True  # erf.graph: elementwise, shape-preserving
+
+    def __init__(self, p: float = 0.5, seed: int = 0) -> None:
+        super().__init__(p)
+        self.seed = int(seed)
+        self._generators: dict[torch.device, torch.Generator] = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.p == 0:
+            return x
+        gen = self._generators.get(x.device)
+        if gen is None:
+            gen = torch.Generator(device=x.device).manual_seed(self.seed)
+            self._generators[x.device] = gen
+        keep = torch.rand(x.shape, generator=gen, device=x.device) >= self.p
+        return x * keep.to(x.dtype) / (1 - self.p)
+
+
+def _dropout(p: float, mode: str, seed: int) -> nn.Module | None:
+    if not 0 <= p < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {p}")
+    if mode not in DROPOUT_MODES:
+        raise ValueError(f"unknown dropout_mode {mode!r}; allowed: {list(DROPOUT_MODES)}")
+    if p == 0:
+        return None
+    return nn.Dropout(p) if mode == "eval" else MaskDropout(p, seed=seed)
+
+
+class ResidualBlock(nn.Module):
+    """``out = act(x + branch(x))`` with ``branch = conv, act, [dropout], conv`` ("basic
+    block", post-activation); ``skip=False`` drops the identity (a plain 2-conv stage).
+
+    With ``stride`` 2 the first conv subsamples and the identity becomes a 1×1 stride-2
+    average pool (it keeps pixel 2u, the centre of the conv's window [2u-1, 2u+1], so both
+    paths stay aligned and the TRF is shift-invariant).
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        kernel_size: int = 3,
+        activation: str = "relu",
+        stride: int = 1,
+        skip: bool = True,
+        dropout: nn.Module | None = None,
+        in_channels: int | None = None,
+    ) -> None:
+        super().__init__()
+        pad = (kernel_size - 1) // 2
+        c_in = channels if in_channels is None else in_channels
+        act = ACTIVATIONS[activation]
+        self.conv1 = nn.Conv2d(c_in, channels, kernel_size, stride=stride, padding=pad, bias=False)
+        self.act1 = act() if act is not None else nn.Identity()
+        self.dropout = dropout if dropout is not None else nn.Identity()
+        self.conv2 = nn.Conv2d(channels, channels, kernel_size, padding=pad, bias=False)
+        self.act2 = act() if act is not None else nn.Identity()
+        self.skip = skip
+        self.shortcut: nn.Module = nn.Identity()
+        if skip and (stride != 1 or c_in != channels):
+            self.shortcut = nn.Sequential(
+                nn.AvgPool2d(1, stride=stride),
+                nn.Conv2d(c_in, channels, 1, bias=False),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv2(self.dropout(self.act1(self.conv1(x))))
+        if self.skip:
+            out = out + self.shortcut(x)
+        return self.act2(out)
+
+
+class ResidualStack(nn.Sequential):
+    """``blocks`` residual blocks (``ResidualBlock``) of k×k "same" convolutions: Luo et al.
+    2016's skip-connection study (§4.2) and the body of the trained networks.
+
+    With ``skip=True`` the stack has 2^blocks input-to-output paths whose RFs follow a
+    binomial distribution (a path through j branches spans 1 + 2j(k - 1) pixels); the TRF
+    (all branches) equals that of the ``skip=False`` plain stack of 2·blocks convs.
+
+    Args:
+        blocks: number of residual blocks (>= 1).
+        kernel_size: odd kernel side k.
+        channels: channels of every block.
+        in_channels: channels of the input (default ``channels``; when they differ the first
+            block's shortcut is a 1×1 conv).
+        activation: as in ConvStack ("none" gives a linear residual stack).
+        init: as in ConvStack; shortcut 1×1 convs get the same named init.
+        skip: False removes every identity path (the plain-stack control).
+        subsample_at: block indices whose first conv has stride 2.
+        dropout, dropout_mode: dropout between the two convs of each block: "eval" is
+            nn.Dropout (identity while probing), "mask" keeps drawing masks in eval mode.
+        weight_std, seed: as in ConvStack.
+    """
+
+    def __init__(
+        self,
+        blocks: int,
+        kernel_size: int = 3,
+        channels: int = 16,
+        in_channels: int | None = None,
+        activation: str = "relu",
+        init: str = "kaiming",
+        skip: bool = True,
+        subsample_at: Sequence[int] = (),
+        dropout: float = 0.0,
+        dropout_mode: str = "eval",
+        weight_std: float | None = None,
+        seed: int = 0,
+    ) -> None:
+        if int(blocks) < 1:
+            raise ValueError(f"blocks must be >= 1, got {blocks}")
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd and >= 1, got {kernel_size}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; allowed: {list(ACTIVATIONS)}")
+        bad = [i for i in subsample_at if not 0 <= int(i) < blocks]
+        if bad:
+            raise ValueError(f"subsample_at indices {bad} are outside 0..{blocks - 1}")
+        subsample = {int(i) for i in subsample_at}
+        layers = [
+            ResidualBlock(
+                channels,
+                kernel_size,
+                activation,
+                stride=2 if i in subsample else 1,
+                skip=skip,
+                dropout=_dropout(dropout, dropout_mode, seed + 7919 * (i + 1)),
+                in_channels=in_channels if i == 0 else None,
+            )
+            for i in range(int(blocks))
+        ]
+        super().__init__(*layers)
+        self.blocks = int(blocks)
+        initialise(self, init, weight_std=weight_std, seed=seed)

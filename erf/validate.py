@@ -14,7 +14,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from erf.nets import ACTIVATIONS, INITS, POOLS
+from erf.nets import ACTIVATIONS, DROPOUT_MODES, INITS, POOLS
 from erf.probe import DTYPES
 from erf.result import REDUCTIONS
 
@@ -86,6 +86,11 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "inputs.channels": _optional(_int_at_least(1)),
 }
 
+_DROPOUT = (
+    lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1,
+    "a probability in [0, 1)",
+)
+
 CONV_STACK_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.depth": _int_at_least(1),
     "model.kernel_size": (
@@ -103,14 +108,36 @@ CONV_STACK_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.stride": _int_or_list(1),
     "model.pool": _choice(tuple(POOLS)),
     "model.pool_size": _int_at_least(1),
+    "model.dropout": _DROPOUT,
+    "model.dropout_mode": _choice(DROPOUT_MODES),
+}
+
+RESIDUAL_STACK_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "model.blocks": _int_at_least(1),
+    "model.kernel_size": CONV_STACK_RULES["model.kernel_size"],
+    "model.channels": _int_at_least(1),
+    "model.in_channels": _optional(_int_at_least(1)),
+    "model.activation": _choice(tuple(ACTIVATIONS)),
+    "model.init": _choice(INITS),
+    "model.skip": (lambda v: isinstance(v, bool), "true or false"),
+    "model.subsample_at": (
+        lambda v: isinstance(v, list) and all(_int_at_least(0)[0](i) for i in v),
+        "a list of block indices >= 0",
+    ),
+    "model.dropout": _DROPOUT,
+    "model.dropout_mode": _choice(DROPOUT_MODES),
+}
+
+MODEL_RULES = {
+    "erf.nets.ConvStack": CONV_STACK_RULES,
+    "erf.nets.ResidualStack": RESIDUAL_STACK_RULES,
 }
 
 
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError (one line) for the first value a rule rejects."""
     rules = dict(RULES)
-    if OmegaConf.select(cfg, "model._target_") == "erf.nets.ConvStack":
-        rules.update(CONV_STACK_RULES)
+    rules.update(MODEL_RULES.get(OmegaConf.select(cfg, "model._target_"), {}))
     for key, (test, allowed) in rules.items():
         node = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
         value = OmegaConf.to_container(node) if isinstance(node, (ListConfig, DictConfig)) else node

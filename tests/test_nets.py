@@ -104,3 +104,93 @@ def test_trf_interval_equals_the_support_of_the_measured_gradient(kwargs):
     support = np.zeros((size, size), dtype=bool)
     support[r0 : r1 + 1, c0 : c1 + 1] = True
     assert np.array_equal(result.map > 0, support)
+
+
+def test_rim_heavy_profile_has_mean_one_and_grows_from_centre_to_corners():
+    from erf.nets import rim_heavy_profile
+
+    v = rim_heavy_profile(3).numpy()
+    # Hand derivation: 1 + d²/c² with c = 1 gives centre 1, edges 2, corners 3; mean 21/9.
+    expected = np.array([[3, 2, 3], [2, 1, 2], [3, 2, 3]]) * 9 / 21
+    np.testing.assert_allclose(v, expected, rtol=1e-12)
+    assert rim_heavy_profile(5).mean().item() == pytest.approx(1.0)
+
+
+def test_rim_heavy_init_spreads_the_random_init_variance_towards_the_rim():
+    from erf.nets import rim_heavy_profile
+
+    model = ConvStack(2, channels=256, init="rim_heavy", seed=3)
+    w = _convs(model)[1].weight.detach().double()
+    fan_in = 256 * 9
+    per_position = w.square().mean(dim=(0, 1)).numpy() * fan_in  # variance / (1/fan_in)
+    np.testing.assert_allclose(per_position, rim_heavy_profile(3).numpy(), rtol=0.03)
+    assert torch.equal(w, _convs(ConvStack(2, channels=256, init="rim_heavy", seed=3))[1].weight)
+
+
+def test_eval_mode_dropout_leaves_the_probed_map_unchanged():
+    plain = ConvStack(4, channels=3, init="random", activation="relu", seed=1)
+    dropped = ConvStack(4, channels=3, init="random", activation="relu", seed=1, dropout=0.5)
+    kwargs = dict(n_samples=4, batch_size=2, device="cpu", seed=0)
+    a = measure_erf(plain, (3, 15, 15), **kwargs).map
+    b = measure_erf(dropped, (3, 15, 15), **kwargs).map
+    np.testing.assert_array_equal(a, b)
+
+
+def test_mask_dropout_draws_masks_in_eval_mode_reproducibly_and_keeps_the_mean():
+    from erf.nets import MaskDropout
+
+    x = torch.ones(4, 8, 32, 32)
+    drop = MaskDropout(0.25, seed=9).eval()
+    out = drop(x)
+    np.testing.assert_allclose(out.unique().numpy(), [0.0, 1 / 0.75], rtol=1e-6)
+    assert (out == 0).float().mean().item() == pytest.approx(0.25, abs=0.02)
+    assert out.mean().item() == pytest.approx(1.0, abs=0.03)
+    assert torch.equal(out, MaskDropout(0.25, seed=9).eval()(x))
+    assert not torch.equal(out, drop(x))  # a fresh mask per call
+
+
+def test_residual_stack_without_skips_has_the_trf_of_the_plain_stack_of_twice_the_depth():
+    from erf.nets import ResidualStack
+
+    residual = theoretical_rf(ResidualStack(5, channels=2), input_shape=(2, 40, 40))
+    plain = theoretical_rf(ConvStack(10, channels=2))
+    assert residual.size == plain.size == (21, 21)
+    no_skip = theoretical_rf(ResidualStack(5, channels=2, skip=False), input_shape=(2, 40, 40))
+    assert no_skip.size == (21, 21)
+
+
+def test_residual_path_rfs_are_binomial_with_the_max_path_equal_to_the_trf():
+    from erf.nets import ResidualStack
+
+    n, k = 6, 3
+    trf = theoretical_rf(ResidualStack(n, kernel_size=k, channels=2), input_shape=(2, 40, 40))
+    # A path through j of the n branches crosses 2j convs: span 1 + 2j(k - 1), C(n, j) paths.
+    expected = {(1 + 2 * j * (k - 1),) * 2: math.comb(n, j) for j in range(n + 1)}
+    assert dict(trf.path_sizes) == expected
+    assert max(expected) == trf.size
+
+
+def test_linear_uniform_residual_stack_map_is_the_exact_sum_over_paths():
+    from scipy.signal import convolve2d
+
+    from erf.nets import ResidualStack
+
+    blocks, channels, size = 3, 2, 21
+    model = ResidualStack(blocks, channels=channels, activation="none", init="uniform")
+    got = measure_erf(model, (channels, size, size), n_samples=1, device="cpu").map
+    # Independent oracle: each block maps a gradient g to g + K*g with K the 3x3 mean filter
+    # applied twice; every channel pair contributes equally, so the channel sums give C * g.
+    box = np.full((3, 3), 1 / 9)
+    k = convolve2d(box, box)
+    g = np.zeros((size, size))
+    g[size // 2, size // 2] = 1.0
+    for _ in range(blocks):
+        g = g + convolve2d(g, k, mode="same")
+    np.testing.assert_allclose(got, channels * g, rtol=1e-5, atol=1e-7)
+
+
+def test_mask_dropout_residual_stack_is_analysed_by_the_graph_as_pointwise():
+    from erf.nets import ResidualStack
+
+    model = ResidualStack(2, channels=2, dropout=0.3, dropout_mode="mask")
+    assert theoretical_rf(model, input_shape=(2, 20, 20)).size == (9, 9)
