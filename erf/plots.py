@@ -169,18 +169,120 @@ def trf_vs_erf_figure(
     t_slope, _, _ = loglog_slope(xs, ts)
     ax_size.plot(xs, ts, "k--", label=f"TRF (slope {t_slope:.2f})")
     for ax, ylabel in ((ax_size, "size (pixels)"), (ax_ratio, "ERF size / TRF size")):
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xticks(xs, [f"{v:g}" for v in xs])
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.yaxis.set_major_formatter(ScalarFormatter())
-        ax.yaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel(x)
-        ax.set_ylabel(ylabel)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
+        _loglog_axes(ax, xs, x, ylabel)
     ax_size.set_title("Theoretical vs effective RF (log-log)", fontsize=10)
     ax_ratio.set_title("ERF / TRF (log-log)", fontsize=10)
+    return fig
+
+
+def _loglog_axes(ax: plt.Axes, xs: np.ndarray, x: str, ylabel: str) -> None:
+    """Log-log axes with plain-number ticks at ``xs``, a grid and a legend."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xticks(xs, [f"{v:g}" for v in xs])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(x)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+
+
+def growth_figure(groups: Sequence[Mapping[str, Any]], level: float = 0.95) -> Figure:
+    """ERF size (left, with the TRF and a sqrt(x) guide) and ERF/TRF (right) against depth,
+    log-log: mean over weight draws with a ``level`` t-interval band per group; the legend
+    gives the slope of the mean curve and the t-interval of the per-draw slopes.
+    ``groups`` are ``erf.studies.growth_stats`` entries."""
+    fig, (ax_size, ax_ratio) = plt.subplots(1, 2, figsize=(10, 4.2), constrained_layout=True)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    pct = f"{level:.0%}"
+    xs = np.array([], dtype=float)
+    for i, g in enumerate(groups):
+        xs = np.array(g["xs"], dtype=float)
+        label = "/".join(str(g[k]) for k in g if k not in _GROWTH_FIELDS)
+        color = colors[i % len(colors)]
+        for ax, y in ((ax_size, "erf_size"), (ax_ratio, "erf_trf_ratio")):
+            mean = np.array([_num(v) for v in g[y]])
+            low = np.array([_num(v) for v in g[f"{y}_low"]])
+            high = np.array([_num(v) for v in g[f"{y}_high"]])
+            ci = f"[{_num(g[f'{y}_slope_low']):.2f}, {_num(g[f'{y}_slope_high']):.2f}]"
+            ax.plot(xs, mean, "o-", color=color, label=f"{label}: {g[f'{y}_slope']:.2f} {ci}")
+            if np.isfinite(low).any():
+                ax.fill_between(xs, low, high, color=color, alpha=0.2, linewidth=0)
+    if groups:
+        trf = np.array([_num(v) for v in groups[0]["trf_size"]])
+        ax_size.plot(xs, trf, "k--", label="TRF")
+        guide = math.sqrt(xs[0]) if xs.size else 1.0
+        first = np.array([_num(v) for v in groups[0]["erf_size"]])
+        ax_size.plot(xs, first[0] * np.sqrt(xs) / guide, ":", color="grey", label="∝ √depth")
+    for ax, ylabel in ((ax_size, "size (pixels)"), (ax_ratio, "ERF size / TRF size")):
+        _loglog_axes(ax, xs, "depth", ylabel)
+    ax_size.set_title(f"ERF size vs depth: slope, {pct} CI over draws", fontsize=10)
+    ax_ratio.set_title(f"ERF / TRF vs depth: slope, {pct} CI over draws", fontsize=10)
+    return fig
+
+
+_GROWTH_FIELDS = {
+    "x",
+    "xs",
+    "trf_size",
+    "n_draws",
+    *(
+        f"{y}{suffix}"
+        for y in ("erf_size", "erf_trf_ratio")
+        for suffix in ("", "_low", "_high", "_slope", "_slope_low", "_slope_high", "_slope_draws")
+    ),
+}
+
+
+def path_rf_figure(
+    path_sizes: Sequence[tuple[int, int]],
+    *,
+    erf_size: float | None = None,
+    trf_size: float | None = None,
+    title: str = "",
+) -> Figure:
+    """Distribution of path RF sizes (pixels) over all input-to-target paths, as fractions of
+    the paths, with the TRF (the largest path) and the measured ERF size marked.
+    ``path_sizes`` are (span in pixels, number of paths) pairs."""
+    fig, ax = plt.subplots(figsize=(6, 3.6), constrained_layout=True)
+    spans = np.array([s for s, _ in path_sizes], dtype=float)
+    counts = np.array([n for _, n in path_sizes], dtype=float)
+    width = 0.8 * (np.diff(spans).min() if spans.size > 1 else 1.0)
+    ax.bar(spans, counts / counts.sum(), width=width, color="C0", label="paths")
+    if trf_size is not None:
+        ax.axvline(trf_size, color="k", ls="--", label=f"TRF = longest path ({trf_size:g})")
+    if erf_size is not None and math.isfinite(erf_size):
+        ax.axvline(erf_size, color="C3", label=f"measured ERF size ({erf_size:.1f})")
+    ax.set_xlabel("path RF (pixels)")
+    ax.set_ylabel("fraction of paths")
+    ax.set_title(title or "RF of the input-to-target paths", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def shape_figure(profiles: Sequence[tuple[str, np.ndarray, float | None]]) -> Figure:
+    """Centre-row profiles of several ERFs, scaled to 1 at the centre, on a log y axis, each
+    with its fitted Gaussian (dotted; a Gaussian is a parabola here). Items are
+    (label, profile, fitted sigma in pixels or None). x is the offset from the centre."""
+    fig, ax = plt.subplots(figsize=(6.5, 4), constrained_layout=True)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (label, profile, sigma) in enumerate(profiles):
+        offsets = np.arange(profile.size) - profile.size // 2
+        color = colors[i % len(colors)]
+        shown = np.where(profile > 0, profile, np.nan)
+        ax.plot(offsets, shown, "-", color=color, label=label)
+        if sigma is not None and math.isfinite(sigma) and sigma > 0:
+            ax.plot(offsets, np.exp(-0.5 * (offsets / sigma) ** 2), ":", color=color)
+    ax.set_yscale("log")
+    ax.set_ylim(1e-4, 1.5)
+    ax.set_xlabel("offset from the centre pixel (columns)")
+    ax.set_ylabel("ERF / centre value")
+    ax.set_title("ERF centre-row profiles (dotted: fitted Gaussian)", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
     return fig
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,11 +20,23 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from erf.metrics import loglog_slope
-from erf.plots import erf_grid_figure, profile_figure, save_figure, trf_vs_erf_figure
+from erf.plots import (
+    erf_grid_figure,
+    growth_figure,
+    path_rf_figure,
+    profile_figure,
+    save_figure,
+    shape_figure,
+    trf_vs_erf_figure,
+)
 from erf.store import _atomic_write, load_result, read_json, write_json
+from erf.studies import centre_profile, growth_stats, per_draw_rows
+
+STUDIES = ("growth", "shape", "paths")
 
 COLUMNS = (
     "job",
+    "label",
     "name",
     "weights",
     "target",
@@ -36,11 +49,16 @@ COLUMNS = (
     "channels",
     "init",
     "activation",
+    "blocks",
+    "skip",
+    "dropout",
+    "dropout_mode",
     "dilation",
     "stride",
     "pool_at",
     "reduce",
     "n_samples",
+    "n_draws",
     "erf_size",
     "trf_size",
     "erf_trf_ratio",
@@ -48,6 +66,7 @@ COLUMNS = (
     "sigma_y",
     "rotation",
     "fit_r2",
+    "fit_problem",
     "moment_sigma_row",
     "moment_sigma_col",
     "mass_radius_50",
@@ -58,7 +77,6 @@ COLUMNS = (
     "area_ratio_99",
     "n_nonfinite",
     "degenerate",
-    "fit_problem",
     "trf_clipped",
     "wall_time_s",
 )
@@ -148,10 +166,15 @@ def write_summary(
     """Write summary.csv, slopes.json and the two figures; return the slope table."""
     sweep_dir = Path(sweep_dir)
     rows = _collect_or_fail(sweep_dir)
-    rows.sort(key=lambda r: (tuple(str(r.get(k)) for k in group_by), r.get(x) or 0))
-    slopes = group_slopes(rows, x, group_by) if all(x in r for r in rows) else []
+    numeric_x = all(_is_number(r.get(x)) for r in rows)
+    if numeric_x:  # else (e.g. x = label) keep the job order
+        rows.sort(key=lambda r: (tuple(str(r.get(k)) for k in group_by), r[x]))
+    slopes = group_slopes(rows, x, group_by) if numeric_x else []
     write_json({"x": x, "group_by": list(group_by), "groups": slopes}, sweep_dir / "slopes.json")
-    labels = [f"{x}={r.get(x)} " + ", ".join(f"{r[k]}" for k in group_by if k in r) for r in rows]
+    labels = [
+        r.get("label") or f"{x}={r.get(x)} " + ", ".join(f"{r[k]}" for k in group_by if k in r)
+        for r in rows
+    ]
     n_x = len({str(r.get(x)) for r in rows})
     _write_table_and_grid(sweep_dir, rows, labels, max(1, n_x), scale)
     if slopes:
@@ -159,6 +182,79 @@ def write_summary(
             trf_vs_erf_figure(rows, x=x, group_by=group_by), str(sweep_dir / "trf_vs_erf.png")
         )
     return slopes
+
+
+def write_study(sweep_dir: str | Path, study: str, x: str, group_by: Sequence[str]) -> str:
+    """The extra outputs of one Luo et al. 2016 study; returns a text summary to print.
+
+    - "growth": ``growth.json`` and ``growth.png``: ERF size and ERF/TRF vs ``x`` per group,
+      averaged over weight draws, with t-intervals of the per-draw log-log slopes.
+    - "shape": ``shape.png``: the centre-row profile of every job's map against its fitted
+      Gaussian (how far each activation is from Gaussian; R² in summary.csv).
+    - "paths": ``path_rf_<job>.png`` for every job whose graph has several paths: the
+      distribution of path RFs (binomial for residual stacks) with TRF and ERF marked.
+    """
+    sweep_dir = Path(sweep_dir)
+    rows = _collect_or_fail(sweep_dir)
+    if study == "growth":
+        groups = growth_stats(per_draw_rows(rows), x=x, group_by=group_by)
+        write_json(
+            {"x": x, "group_by": list(group_by), "groups": groups}, sweep_dir / "growth.json"
+        )
+        save_figure(growth_figure(groups), str(sweep_dir / "growth.png"))
+        return format_growth(groups, group_by)
+    if study == "shape":
+        profiles = [
+            (
+                _label(r, group_by),
+                centre_profile(load_result(r["_dir"] / "erf.npz").map),
+                r.get("sigma_x"),
+            )
+            for r in rows
+        ]
+        save_figure(shape_figure(profiles), str(sweep_dir / "shape.png"))
+        return format_rows(rows, [*group_by, "erf_size", "sigma_x", "fit_r2"])
+    if study == "paths":
+        lines = []
+        for r in rows:
+            sizes = r.get("trf_path_sizes") or []
+            if len(sizes) < 2:
+                continue
+            spans = [(int(math.sqrt(a * b)), n) for a, b, n in sizes]
+            fig = path_rf_figure(
+                spans,
+                erf_size=r.get("erf_size"),
+                trf_size=r.get("trf_size"),
+                title=f"path RFs: {_label(r, group_by)} ({sum(n for _, n in spans)} paths)",
+            )
+            save_figure(fig, str(sweep_dir / f"path_rf_{r['job']}.png"))
+            mean = sum(s * n for s, n in spans) / sum(n for _, n in spans)
+            lines.append(f"{r['job']}: mean path RF {mean:.1f} px, TRF {r.get('trf_size'):g} px")
+        return "\n".join(lines)
+    raise ValueError(f"unknown study {study!r}; allowed: {list(STUDIES)}")
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _label(row: dict[str, Any], keys: Sequence[str]) -> str:
+    return row.get("label") or "/".join(str(row.get(k)) for k in keys)
+
+
+def format_growth(groups: Sequence[dict[str, Any]], group_by: Sequence[str]) -> str:
+    """Slope of the mean curve and the 95 % t-interval over draws, per group."""
+    lines = [
+        f"{'/'.join(group_by):<22} {'ERF size slope [95% CI]':>28} {'ERF/TRF slope [95% CI]':>28}"
+    ]
+    for g in groups:
+        name = "/".join(str(g[k]) for k in group_by)
+        cells = [
+            f"{g[f'{y}_slope']:>8.3f} [{g[f'{y}_slope_low']:.3f}, {g[f'{y}_slope_high']:.3f}]"
+            for y in ("erf_size", "erf_trf_ratio")
+        ]
+        lines.append(f"{name:<22} {cells[0]:>28} {cells[1]:>28}  ({g['n_draws'][0]} draws)")
+    return "\n".join(lines)
 
 
 def write_profile(profile_dir: str | Path, scale: str = "linear") -> list[dict[str, Any]]:
@@ -220,19 +316,25 @@ class SweepSummary(Callback):
         group_by: Sequence[str] = ("init", "activation"),
         scale: str = "linear",
         columns: Sequence[str] | None = None,
+        study: str | None = None,
     ) -> None:
+        if study is not None and study not in STUDIES:
+            raise ValueError(f"unknown study {study!r}; allowed: {list(STUDIES)}")
         self.x = x
         self.group_by = tuple(group_by)
         self.scale = scale
         self.columns = list(columns) if columns else None
+        self.study = study
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         slopes = write_summary(sweep_dir, self.x, self.group_by, self.scale)
         if self.columns:
             print(format_rows(collect(sweep_dir), self.columns), flush=True)
-        elif slopes:
+        elif slopes and self.study != "growth":
             print(format_slopes(slopes, self.group_by), flush=True)
+        if self.study:
+            print(write_study(sweep_dir, self.study, self.x, self.group_by), flush=True)
         print(f"results: {sweep_dir}", flush=True)
 
 
@@ -248,6 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--scale", choices=["linear", "log"], default="linear", help="heatmap scale"
     )
+    parser.add_argument("--study", choices=STUDIES, help="also write a Luo et al. study's outputs")
     args = parser.parse_args(argv)
     if not args.sweep_dir.is_dir():
         print(f"error: {args.sweep_dir} is not a directory", file=sys.stderr)
@@ -259,6 +362,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if slopes:
         print(format_slopes(slopes, args.group_by))
+    if args.study:
+        print(write_study(args.sweep_dir, args.study, args.x, args.group_by))
     print(f"results: {args.sweep_dir}")
     return 0
 

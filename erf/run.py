@@ -220,6 +220,7 @@ def probe_one(
 def job_metrics(cfg: DictConfig, result: ERFResult, trf: TheoreticalRF) -> dict[str, Any]:
     """Settings, ERF/TRF metrics, warnings and provenance of one measurement."""
     metrics = {
+        **({"label": cfg.label} if cfg.get("label") else {}),
         **model_settings(cfg),
         "target": result.target,
         **erf_metrics(result, trf, r2_min=cfg.fit.r2_min),
@@ -254,7 +255,7 @@ def job_metrics(cfg: DictConfig, result: ERFResult, trf: TheoreticalRF) -> dict[
 
 
 def _title(metrics: dict[str, Any]) -> str:
-    keys = ("name", "target", "depth", "init", "activation")
+    keys = ("label", "name", "target", "depth", "blocks", "init", "activation")
     head = ", ".join(f"{k}={metrics[k]}" for k in keys if metrics.get(k) is not None)
     trf = metrics.get("trf_size", float("nan"))
     return f"{head}\nERF size {metrics['erf_size']:.2f}, TRF {trf:.0f}"

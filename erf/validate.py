@@ -19,7 +19,7 @@ from erf.probe import DTYPES
 from erf.result import REDUCTIONS
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
-GROUPS = ("model", "inputs", "probe", "experiment")
+GROUPS = ("model", "inputs", "probe", "scale", "variant", "experiment")
 
 
 class ConfigError(ValueError):
@@ -67,6 +67,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "seed": _int_at_least(0),
     "device": (_device, "cpu, cuda, cuda:N or auto"),
     "resume": (lambda v: isinstance(v, bool), "true or false"),
+    "label": (lambda v: v is None or isinstance(v, str), "null or a text"),
     "plot.scale": _choice(("linear", "log")),
     "fit.r2_min": (
         lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1,
@@ -140,7 +141,11 @@ def validate(cfg: DictConfig) -> None:
     rules.update(MODEL_RULES.get(OmegaConf.select(cfg, "model._target_"), {}))
     for key, (test, allowed) in rules.items():
         node = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
-        value = OmegaConf.to_container(node) if isinstance(node, (ListConfig, DictConfig)) else node
+        value = (
+            OmegaConf.to_container(node, resolve=True)
+            if isinstance(node, (ListConfig, DictConfig))
+            else node
+        )
         if not test(value):
             raise ConfigError(f"{key}={_show(value)} is not allowed: expected {allowed}")
 
