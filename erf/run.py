@@ -30,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 import erf
+from erf import distributed
 from erf.inputs import RANDOM_SOURCES, image_folder
 from erf.models import load_checkpoint
 from erf.plots import erf_figure, save_figure
@@ -38,7 +39,7 @@ from erf.result import ERFResult
 from erf.store import load_result, load_results, read_json, save_result, save_results, write_json
 from erf.summary import erf_metrics
 from erf.theory import TheoreticalRF, theoretical_rf
-from erf.validate import ConfigError, preflight, validate
+from erf.validate import CONFIG_DIR, ConfigError, preflight, validate
 
 log = logging.getLogger("erf")
 
@@ -191,6 +192,12 @@ def probe_one(
     if not isinstance(position, str):
         position = tuple(int(v) for v in position)
     trf = theoretical_rf(model, input_shape=input_shape, target=target)
+    if distributed.active():  # torchrun: samples sharded over the ranks, no checkpoints
+        options = probe_options(cfg, input_shape)
+        result = distributed.measure_erf_sharded(
+            model, input_shape, target=target, seed=cfg.seed, should_stop=should_stop, **options
+        )
+        return result, trf
     checkpoint = job_dir / "checkpoint.npz"
     resume = _load_checkpoint(checkpoint) if cfg.resume and checkpoint.exists() else None
     if resume is not None:
@@ -338,7 +345,10 @@ def _title(metrics: dict[str, Any]) -> str:
 
 def write_job(out_dir: Path, result: ERFResult, metrics: dict[str, Any], scale: str) -> None:
     """erf.npz, heatmap.png, then metrics.json (the completion marker), each written
-    atomically; the probe checkpoint is removed once they are all in place."""
+    atomically; the probe checkpoint is removed once they are all in place. Under torchrun
+    only rank 0 writes."""
+    if not distributed.is_main_process():
+        return
     out_dir.mkdir(parents=True, exist_ok=True)
     save_result(result, out_dir / "erf.npz")
     fig = erf_figure(
@@ -393,6 +403,8 @@ def run_job(
         return finished
     target = resolve_target(cfg.probe.target, model, input_shape)
     if draws > 1:
+        if distributed.active():
+            raise ValueError("probe.draws > 1 does not run under torchrun; use one process")
         return run_draws(cfg, model, input_shape, target, out_dir, should_stop)
     result, trf = probe_one(cfg, model, input_shape, target, out_dir, should_stop)
     metrics = job_metrics(cfg, result, trf)
@@ -427,6 +439,8 @@ def run_profile(
         metrics = job_metrics(cfg, result, trf)
         metrics["layer_index"] = i
         write_job(layer_dir, result, metrics, cfg.plot.scale)
+    if not distributed.is_main_process():
+        return {"layers": list(layers)}
     return {"layers": list(layers), "summary": write_profile(out_dir, scale=cfg.plot.scale)}
 
 
@@ -455,7 +469,7 @@ def main(cfg: DictConfig) -> None:
         sys.exit(130)
     except (ValueError, TypeError, FileNotFoundError, InstantiationException) as exc:
         raise SystemExit(f"error: {one_line(exc)}") from None
-    if hydra_cfg.mode != RunMode.MULTIRUN:
+    if hydra_cfg.mode != RunMode.MULTIRUN and distributed.is_main_process():
         print(f"results: {out_dir}", file=sys.stdout, flush=True)
 
 
@@ -467,6 +481,8 @@ def cli() -> None:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    if distributed.launched():  # torchrun: one output folder for all ranks
+        sys.argv += distributed.hydra_overrides(overrides, str(CONFIG_DIR))
     main()
 
 
