@@ -8,6 +8,7 @@ Sweeps (``experiment=...``) are Hydra multiruns; their summary is ``erf.report``
 
 from __future__ import annotations
 
+import copy
 import logging
 import platform
 import signal
@@ -29,15 +30,16 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 import erf
+from erf import distributed
 from erf.inputs import RANDOM_SOURCES, image_folder
 from erf.models import load_checkpoint
 from erf.plots import erf_figure, save_figure
 from erf.probe import DTYPES, ProbeInterrupted, measure_erf
 from erf.result import ERFResult
-from erf.store import load_result, read_json, save_result, write_json
+from erf.store import load_result, load_results, read_json, save_result, save_results, write_json
 from erf.summary import erf_metrics
 from erf.theory import TheoreticalRF, theoretical_rf
-from erf.validate import ConfigError, preflight, validate
+from erf.validate import CONFIG_DIR, ConfigError, preflight, validate
 
 log = logging.getLogger("erf")
 
@@ -190,6 +192,12 @@ def probe_one(
     if not isinstance(position, str):
         position = tuple(int(v) for v in position)
     trf = theoretical_rf(model, input_shape=input_shape, target=target)
+    if distributed.active():  # torchrun: samples sharded over the ranks, no checkpoints
+        options = probe_options(cfg, input_shape)
+        result = distributed.measure_erf_sharded(
+            model, input_shape, target=target, seed=cfg.seed, should_stop=should_stop, **options
+        )
+        return result, trf
     checkpoint = job_dir / "checkpoint.npz"
     resume = _load_checkpoint(checkpoint) if cfg.resume and checkpoint.exists() else None
     if resume is not None:
@@ -215,6 +223,81 @@ def probe_one(
         should_stop=should_stop,
     )
     return result, trf
+
+
+def model_for_seed(cfg: DictConfig, seed: int) -> nn.Module:
+    """The configured model built with ``seed`` and ``model.seed`` (when it has one) set to
+    ``seed``; the global torch RNG is seeded too (torchvision/timm inits draw from it) and
+    restored afterwards."""
+    cfg = copy.deepcopy(cfg)
+    cfg.seed = int(seed)
+    if "seed" in cfg.model:
+        cfg.model.seed = int(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        return build_model(cfg.model)
+
+
+def probe_options(cfg: DictConfig, input_shape) -> dict[str, Any]:
+    """measure_erf's options from ``cfg.probe`` (all but model, target, seed and resume)."""
+    position = cfg.probe.position
+    return dict(
+        n_samples=cfg.probe.n_samples,
+        batch_size=cfg.probe.batch_size,
+        position=position if isinstance(position, str) else tuple(int(v) for v in position),
+        channel=cfg.probe.channel,
+        reduce=cfg.probe.reduce,
+        inputs=build_inputs(cfg, input_shape),
+        device=cfg.device,
+        dtype=DTYPES[cfg.probe.dtype],
+        on_nonfinite=cfg.probe.on_nonfinite,
+        checkpoint_every=cfg.probe.checkpoint_every,
+    )
+
+
+def run_draws(
+    cfg: DictConfig,
+    model: nn.Module,
+    input_shape,
+    target: str | None,
+    out_dir: Path,
+    should_stop: Callable[[], bool] | None = None,
+) -> dict[str, Any]:
+    """``probe.draws`` = M > 1 random networks (seeds seed .. seed + M - 1) in one pass
+    (``erf.draws``): erf.npz and the heatmap hold the mean map, metrics.json its metrics plus
+    ``draws`` (per-draw sizes, ``erf.draw_stats``), draws.npz the per-draw maps."""
+    from erf.draw_stats import draw_metrics, pool_draws
+    from erf.draws import measure_erf_draws
+
+    trf = theoretical_rf(model, input_shape=input_shape, target=target)
+    checkpoint = out_dir / "checkpoint_draws.npz"
+    resume = None
+    if cfg.resume and checkpoint.exists():
+        try:
+            resume = load_results(checkpoint)
+        except Exception as exc:
+            raise ValueError(
+                f"checkpoint {checkpoint} is unreadable ({type(exc).__name__}); delete it"
+            ) from None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = measure_erf_draws(
+        lambda seed: model_for_seed(cfg, seed),
+        input_shape,
+        draws=cfg.probe.draws,
+        seed=cfg.seed,
+        target=target,
+        resume=resume,
+        on_checkpoint=lambda partials: save_results(partials, checkpoint),
+        should_stop=should_stop,
+        **probe_options(cfg, input_shape),
+    )
+    pooled = pool_draws(results)
+    metrics = job_metrics(cfg, pooled, trf)
+    metrics["draws"] = draw_metrics(results, trf, r2_min=cfg.fit.r2_min)
+    save_results(results, out_dir / "draws.npz")
+    write_job(out_dir, pooled, metrics, cfg.plot.scale)
+    checkpoint.unlink(missing_ok=True)
+    return metrics
 
 
 def job_metrics(cfg: DictConfig, result: ERFResult, trf: TheoreticalRF) -> dict[str, Any]:
@@ -263,7 +346,10 @@ def _title(metrics: dict[str, Any]) -> str:
 
 def write_job(out_dir: Path, result: ERFResult, metrics: dict[str, Any], scale: str) -> None:
     """erf.npz, heatmap.png, then metrics.json (the completion marker), each written
-    atomically; the probe checkpoint is removed once they are all in place."""
+    atomically; the probe checkpoint is removed once they are all in place. Under torchrun
+    only rank 0 writes."""
+    if not distributed.is_main_process():
+        return
     out_dir.mkdir(parents=True, exist_ok=True)
     save_result(result, out_dir / "erf.npz")
     fig = erf_figure(
@@ -308,12 +394,19 @@ def run_job(
     validate(cfg)
     model = build_model(cfg.model)
     input_shape = input_shape_for(cfg, model)
+    draws = cfg.probe.get("draws", 1)
     if cfg.get("profile") and cfg.profile.get("layers"):
+        if draws > 1:
+            raise ValueError("probe.draws > 1 does not combine with profile.layers")
         return run_profile(cfg, model, input_shape, out_dir, should_stop)
     finished = _completed(cfg, out_dir)
     if finished is not None:
         return finished
     target = resolve_target(cfg.probe.target, model, input_shape)
+    if draws > 1:
+        if distributed.active():
+            raise ValueError("probe.draws > 1 does not run under torchrun; use one process")
+        return run_draws(cfg, model, input_shape, target, out_dir, should_stop)
     result, trf = probe_one(cfg, model, input_shape, target, out_dir, should_stop)
     metrics = job_metrics(cfg, result, trf)
     write_job(out_dir, result, metrics, cfg.plot.scale)
@@ -347,6 +440,8 @@ def run_profile(
         metrics = job_metrics(cfg, result, trf)
         metrics["layer_index"] = i
         write_job(layer_dir, result, metrics, cfg.plot.scale)
+    if not distributed.is_main_process():
+        return {"layers": list(layers)}
     return {"layers": list(layers), "summary": write_profile(out_dir, scale=cfg.plot.scale)}
 
 
@@ -375,7 +470,7 @@ def main(cfg: DictConfig) -> None:
         sys.exit(130)
     except (ValueError, TypeError, FileNotFoundError, InstantiationException) as exc:
         raise SystemExit(f"error: {one_line(exc)}") from None
-    if hydra_cfg.mode != RunMode.MULTIRUN:
+    if hydra_cfg.mode != RunMode.MULTIRUN and distributed.is_main_process():
         print(f"results: {out_dir}", file=sys.stdout, flush=True)
 
 
@@ -387,6 +482,8 @@ def cli() -> None:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    if distributed.launched():  # torchrun: one output folder for all ranks
+        sys.argv += distributed.hydra_overrides(overrides, str(CONFIG_DIR))
     main()
 
 

@@ -62,10 +62,7 @@ def read_json(path: str | Path) -> Any:
 
 def save_result(result: ERFResult, path: str | Path) -> None:
     """Save an ERFResult as ``.npz`` (arrays plus a JSON header), atomically."""
-    header = {k: getattr(result, k) for k in _SCALARS}
-    header.update(
-        input_shape=result.input_shape, target_shape=result.target_shape, meta=result.meta
-    )
+    header = _header(result)
     arrays = {
         "map": result.map,
         "stderr": result.stderr,
@@ -81,6 +78,18 @@ def load_result(path: str | Path) -> ERFResult:
     with np.load(Path(path)) as data:
         header = json.loads(str(data["header"]))
         total, total_sq = data["total"].astype(np.float64), data["total_sq"].astype(np.float64)
+    return _from_header(header, total, total_sq)
+
+
+def _header(result: ERFResult) -> dict[str, Any]:
+    header = {k: getattr(result, k) for k in _SCALARS}
+    header.update(
+        input_shape=result.input_shape, target_shape=result.target_shape, meta=result.meta
+    )
+    return header
+
+
+def _from_header(header: dict[str, Any], total: np.ndarray, total_sq: np.ndarray) -> ERFResult:
     position = header["position"]
     return ERFResult(
         total=total,
@@ -95,3 +104,26 @@ def load_result(path: str | Path) -> ERFResult:
         n_nonfinite=int(header["n_nonfinite"]),
         meta=header["meta"],
     )
+
+
+def save_results(results: list[ERFResult], path: str | Path) -> None:
+    """Save several results of one shape (e.g. one per weight draw) as one ``.npz``,
+    atomically: ``map``, ``stderr``, ``total``, ``total_sq`` stacked to ``[M, H, W]``,
+    ``seeds`` (``meta["seed"]`` of each, -1 when unset) and a JSON list of headers."""
+    if not results:
+        raise ValueError("no results to save")
+    arrays = {
+        name: np.stack([getattr(r, name) for r in results])
+        for name in ("map", "stderr", "total", "total_sq")
+    }
+    arrays["seeds"] = np.array([r.meta.get("seed", -1) for r in results], dtype=np.int64)
+    arrays["header"] = np.array(json.dumps(_jsonable([_header(r) for r in results])))
+    _atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))
+
+
+def load_results(path: str | Path) -> list[ERFResult]:
+    """Load what ``save_results`` wrote, in the saved order."""
+    with np.load(Path(path)) as data:
+        headers = json.loads(str(data["header"]))
+        total, total_sq = data["total"].astype(np.float64), data["total_sq"].astype(np.float64)
+    return [_from_header(h, t, sq) for h, t, sq in zip(headers, total, total_sq)]

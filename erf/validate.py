@@ -76,6 +76,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "probe.n_samples": _int_at_least(1),
     "probe.batch_size": _int_at_least(1),
     "probe.checkpoint_every": _int_at_least(1),
+    "probe.draws": _int_at_least(1),
     "probe.reduce": _choice(REDUCTIONS),
     "probe.dtype": _choice(tuple(DTYPES)),
     "probe.on_nonfinite": _choice(("skip", "raise")),
