@@ -390,8 +390,13 @@ def _completed(cfg: DictConfig, job_dir: Path) -> dict[str, Any] | None:
 def run_job(
     cfg: DictConfig, out_dir: Path, should_stop: Callable[[], bool] | None = None
 ) -> dict[str, Any]:
-    """One measurement (or, with ``profile.layers``, a layer profile). Returns its metrics."""
+    """One measurement (or, with ``profile.layers``, a layer profile; with ``suite``, a
+    suite of experiments, ``erf.suite``). Returns its metrics."""
     validate(cfg)
+    if cfg.get("suite"):
+        from erf.suite import run_suite
+
+        return run_suite(cfg, out_dir)
     model = build_model(cfg.model)
     input_shape = input_shape_for(cfg, model)
     draws = cfg.probe.get("draws", 1)
@@ -468,7 +473,7 @@ def main(cfg: DictConfig) -> None:
             flush=True,
         )
         sys.exit(130)
-    except (ValueError, TypeError, FileNotFoundError, InstantiationException) as exc:
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError, InstantiationException) as exc:
         raise SystemExit(f"error: {one_line(exc)}") from None
     if hydra_cfg.mode != RunMode.MULTIRUN and distributed.is_main_process():
         print(f"results: {out_dir}", file=sys.stdout, flush=True)
