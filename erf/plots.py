@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Ellipse, Rectangle  # noqa: E402
-from matplotlib.ticker import NullFormatter, ScalarFormatter  # noqa: E402
+from matplotlib.ticker import FormatStrFormatter, NullFormatter, ScalarFormatter  # noqa: E402
 
 from erf.metrics import loglog_slope  # noqa: E402
 
@@ -182,7 +182,10 @@ def _loglog_axes(ax: plt.Axes, xs: np.ndarray, x: str, ylabel: str) -> None:
     ax.set_xticks(xs, [f"{v:g}" for v in xs])
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.yaxis.set_major_formatter(ScalarFormatter())
-    ax.yaxis.set_minor_formatter(NullFormatter())
+    low, high = ax.get_ylim()
+    # Within one decade there may be no major tick: label the minor ones then.
+    short = low > 0 and high / low < 10
+    ax.yaxis.set_minor_formatter(FormatStrFormatter("%.2g") if short else NullFormatter())
     ax.set_xlabel(x)
     ax.set_ylabel(ylabel)
     ax.grid(True, which="both", alpha=0.3)
