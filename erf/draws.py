@@ -212,31 +212,37 @@ def measure_erf_draws(
         batches = _draw_batches(
             inputs, input_shape, int(n_samples), int(batch_size), seeds, accs[0].seen
         )
-        for batch_number, x in enumerate(batches, start=1):
-            x = x.to(device=dev, dtype=dtype)
-            if vectorize:  # one input [M, B, C, H, W] and one output [M, B, c, h, w]
-                xs = [x.requires_grad_(True)]
-                ys = [batched(params, buffers, x)]
-                first = ys[0][0]
-            else:  # one input [B, C, H, W] and one output [B, c, h, w] per draw
-                xs = [x_m.requires_grad_(True) for x_m in x.unbind(0)]
-                ys = [forward_to(model, x_m, target) for model, x_m in zip(models, xs)]
-                first = ys[0]
-            _check_feature_map(first, "target output" if target is None else f"module {target!r}")
-            if accs[0].position is None:
+
+        def input_gradient(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+            """dx of a unit gradient at the probed unit of y ([..., c, h, w])."""
+            if accs[0].position is None:  # the first output fixes the probed unit
+                first = y[0] if vectorize else y
+                where = "target output" if target is None else f"module {target!r}"
+                _check_feature_map(first, where)
                 pos = _resolve_position(position, first.shape[2], first.shape[3])
                 if channel is not None and not 0 <= int(channel) < first.shape[1]:
                     raise ValueError(f"channel {channel} is outside 0..{first.shape[1] - 1}")
                 for acc in accs:
                     acc.target_shape, acc.position = tuple(first.shape[1:]), pos
             row, col = accs[0].position
-            seed_grads = [torch.zeros_like(y) for y in ys]
-            for seed_grad in seed_grads:
-                seed_grad[..., slice(None) if channel is None else int(channel), row, col] = 1
-            grads = torch.autograd.grad(ys, xs, grad_outputs=seed_grads)
-            grad = grads[0] if vectorize else torch.stack(grads)
-            per_sample = _reduce(grad.flatten(0, 1), reduce).to(torch.float64)
-            per_sample = per_sample.view(draws, x.shape[1], *per_sample.shape[1:])
+            seed_grad = torch.zeros_like(y)
+            seed_grad[..., slice(None) if channel is None else int(channel), row, col] = 1
+            return torch.autograd.grad(y, x, grad_outputs=seed_grad)[0]
+
+        for batch_number, x in enumerate(batches, start=1):
+            x = x.to(device=dev, dtype=dtype)
+            if vectorize:  # all draws at once: input [M, B, C, H, W], output [M, B, c, h, w]
+                x.requires_grad_(True)
+                grad = input_gradient(batched(params, buffers, x), x).flatten(0, 1)
+                per_sample = _reduce(grad, reduce).to(torch.float64)
+                per_sample = per_sample.view(draws, x.shape[1], *per_sample.shape[1:])
+            else:  # one draw after the other (one network's activations in memory at a time)
+                maps = []
+                for model, x_m in zip(models, x.unbind(0)):
+                    x_m.requires_grad_(True)
+                    grad = input_gradient(forward_to(model, x_m, target), x_m)
+                    maps.append(_reduce(grad, reduce).to(torch.float64))
+                per_sample = torch.stack(maps)
             for m, acc in enumerate(accs):
                 finite = torch.isfinite(per_sample[m]).flatten(1).all(1)
                 bad = int((~finite).sum())

@@ -217,3 +217,13 @@ def test_saved_draws_load_back_in_order(tmp_path):
         assert a.meta["seed"] == b.meta["seed"] and a.position == b.position
     with np.load(tmp_path / "draws.npz") as data:
         assert data["map"].shape == (2, 16, 16) and list(data["seeds"]) == [0, 1]
+
+
+@pytest.mark.parametrize("vectorize", [True, False])
+def test_a_vector_output_is_refused_in_one_line(vectorize):
+    from custom_net import TinyNet
+
+    with pytest.raises(ValueError, match=r"target output must be a \[B, C, H, W\] feature map"):
+        measure_erf_draws(
+            lambda seed: TinyNet(), (3, 8, 8), draws=2, n_samples=1, vectorize=vectorize
+        )
