@@ -42,7 +42,9 @@ def init_from_env() -> None:
     if dist.is_initialized():
         return
     if torch.cuda.is_available():
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if local_rank < torch.cuda.device_count():
+            torch.cuda.set_device(local_rank)
         dist.init_process_group(backend="cpu:gloo,cuda:nccl")
     else:
         dist.init_process_group(backend="gloo")
@@ -110,9 +112,15 @@ def shard_batches(
 def _device_for_rank(device: str | torch.device) -> torch.device:
     """The probe device; a CUDA device becomes this rank's GPU (``LOCAL_RANK``)."""
     dev = resolve_device(device)
-    if dev.type == "cuda":
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return dev
+    if dev.type != "cuda":
+        return dev
+    local_rank, gpus = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
+    if local_rank >= gpus:
+        raise ValueError(
+            f"process {local_rank} of this node has no GPU of its own ({gpus} visible): "
+            f"start at most {gpus} processes per node (torchrun --nproc_per_node={gpus})"
+        )
+    return torch.device("cuda", local_rank)
 
 
 def all_reduce_result(

@@ -225,81 +225,6 @@ def probe_one(
     return result, trf
 
 
-def model_for_seed(cfg: DictConfig, seed: int) -> nn.Module:
-    """The configured model built with ``seed`` and ``model.seed`` (when it has one) set to
-    ``seed``; the global torch RNG is seeded too (torchvision/timm inits draw from it) and
-    restored afterwards."""
-    cfg = copy.deepcopy(cfg)
-    cfg.seed = int(seed)
-    if "seed" in cfg.model:
-        cfg.model.seed = int(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        return build_model(cfg.model)
-
-
-def probe_options(cfg: DictConfig, input_shape) -> dict[str, Any]:
-    """measure_erf's options from ``cfg.probe`` (all but model, target, seed and resume)."""
-    position = cfg.probe.position
-    return dict(
-        n_samples=cfg.probe.n_samples,
-        batch_size=cfg.probe.batch_size,
-        position=position if isinstance(position, str) else tuple(int(v) for v in position),
-        channel=cfg.probe.channel,
-        reduce=cfg.probe.reduce,
-        inputs=build_inputs(cfg, input_shape),
-        device=cfg.device,
-        dtype=DTYPES[cfg.probe.dtype],
-        on_nonfinite=cfg.probe.on_nonfinite,
-        checkpoint_every=cfg.probe.checkpoint_every,
-    )
-
-
-def run_draws(
-    cfg: DictConfig,
-    model: nn.Module,
-    input_shape,
-    target: str | None,
-    out_dir: Path,
-    should_stop: Callable[[], bool] | None = None,
-) -> dict[str, Any]:
-    """``probe.draws`` = M > 1 random networks (seeds seed .. seed + M - 1) in one pass
-    (``erf.draws``): erf.npz and the heatmap hold the mean map, metrics.json its metrics plus
-    ``draws`` (per-draw sizes, ``erf.draw_stats``), draws.npz the per-draw maps."""
-    from erf.draw_stats import draw_metrics, pool_draws
-    from erf.draws import measure_erf_draws
-
-    trf = theoretical_rf(model, input_shape=input_shape, target=target)
-    checkpoint = out_dir / "checkpoint_draws.npz"
-    resume = None
-    if cfg.resume and checkpoint.exists():
-        try:
-            resume = load_results(checkpoint)
-        except Exception as exc:
-            raise ValueError(
-                f"checkpoint {checkpoint} is unreadable ({type(exc).__name__}); delete it"
-            ) from None
-    out_dir.mkdir(parents=True, exist_ok=True)
-    results = measure_erf_draws(
-        lambda seed: model_for_seed(cfg, seed),
-        input_shape,
-        draws=cfg.probe.draws,
-        seed=cfg.seed,
-        target=target,
-        resume=resume,
-        on_checkpoint=lambda partials: save_results(partials, checkpoint),
-        should_stop=should_stop,
-        **probe_options(cfg, input_shape),
-    )
-    pooled = pool_draws(results)
-    metrics = job_metrics(cfg, pooled, trf)
-    metrics["draws"] = draw_metrics(results, trf, r2_min=cfg.fit.r2_min)
-    save_results(results, out_dir / "draws.npz")
-    write_job(out_dir, pooled, metrics, cfg.plot.scale)
-    checkpoint.unlink(missing_ok=True)
-    return metrics
-
-
 def job_metrics(cfg: DictConfig, result: ERFResult, trf: TheoreticalRF) -> dict[str, Any]:
     """Settings, ERF/TRF metrics, warnings and provenance of one measurement."""
     metrics = {
@@ -448,6 +373,81 @@ def run_profile(
     if not distributed.is_main_process():
         return {"layers": list(layers)}
     return {"layers": list(layers), "summary": write_profile(out_dir, scale=cfg.plot.scale)}
+
+
+def model_for_seed(cfg: DictConfig, seed: int) -> nn.Module:
+    """The configured model built with ``seed`` and ``model.seed`` (when it has one) set to
+    ``seed``; the global torch RNG is seeded too (torchvision/timm inits draw from it) and
+    restored afterwards."""
+    cfg = copy.deepcopy(cfg)
+    cfg.seed = int(seed)
+    if "seed" in cfg.model:
+        cfg.model.seed = int(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        return build_model(cfg.model)
+
+
+def probe_options(cfg: DictConfig, input_shape) -> dict[str, Any]:
+    """measure_erf's options from ``cfg.probe`` (all but model, target, seed and resume)."""
+    position = cfg.probe.position
+    return dict(
+        n_samples=cfg.probe.n_samples,
+        batch_size=cfg.probe.batch_size,
+        position=position if isinstance(position, str) else tuple(int(v) for v in position),
+        channel=cfg.probe.channel,
+        reduce=cfg.probe.reduce,
+        inputs=build_inputs(cfg, input_shape),
+        device=cfg.device,
+        dtype=DTYPES[cfg.probe.dtype],
+        on_nonfinite=cfg.probe.on_nonfinite,
+        checkpoint_every=cfg.probe.checkpoint_every,
+    )
+
+
+def run_draws(
+    cfg: DictConfig,
+    model: nn.Module,
+    input_shape,
+    target: str | None,
+    out_dir: Path,
+    should_stop: Callable[[], bool] | None = None,
+) -> dict[str, Any]:
+    """``probe.draws`` = M > 1 random networks (seeds seed .. seed + M - 1) in one pass
+    (``erf.draws``): erf.npz and the heatmap hold the mean map, metrics.json its metrics plus
+    ``draws`` (per-draw sizes, ``erf.draw_stats``), draws.npz the per-draw maps."""
+    from erf.draw_stats import draw_metrics, pool_draws
+    from erf.draws import measure_erf_draws
+
+    trf = theoretical_rf(model, input_shape=input_shape, target=target)
+    checkpoint = out_dir / "checkpoint_draws.npz"
+    resume = None
+    if cfg.resume and checkpoint.exists():
+        try:
+            resume = load_results(checkpoint)
+        except Exception as exc:
+            raise ValueError(
+                f"checkpoint {checkpoint} is unreadable ({type(exc).__name__}); delete it"
+            ) from None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = measure_erf_draws(
+        lambda seed: model_for_seed(cfg, seed),
+        input_shape,
+        draws=cfg.probe.draws,
+        seed=cfg.seed,
+        target=target,
+        resume=resume,
+        on_checkpoint=lambda partials: save_results(partials, checkpoint),
+        should_stop=should_stop,
+        **probe_options(cfg, input_shape),
+    )
+    pooled = pool_draws(results)
+    metrics = job_metrics(cfg, pooled, trf)
+    metrics["draws"] = draw_metrics(results, trf, r2_min=cfg.fit.r2_min)
+    save_results(results, out_dir / "draws.npz")
+    write_job(out_dir, pooled, metrics, cfg.plot.scale)
+    checkpoint.unlink(missing_ok=True)
+    return metrics
 
 
 def one_line(exc: BaseException) -> str:

@@ -175,6 +175,12 @@ def preflight(argv: Sequence[str]) -> None:
     options: list[list[str]] = []
     for o in parsed:
         key = o.key_or_group
+        if key == "hydra/launcher" and not o.is_delete():
+            from erf.launchers import launcher_problem
+
+            for v in o.sweep_string_iterator() if o.is_sweep_override() else [o.value()]:
+                if problem := launcher_problem(str(v)):
+                    raise ConfigError(problem)
         if key.startswith("hydra") or o.is_delete():
             continue
         values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.value()]

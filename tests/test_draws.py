@@ -3,7 +3,8 @@
 "Identical" here means: the same samples, the same float64 summation order, and gradients
 that differ only by the rounding of the convolution kernel (vmap runs the M networks' convs as
 one grouped convolution, measure_erf one plain convolution per network). In float64 that is
-below 1e-12 relative; in float32 below 1e-5.
+below 1e-12 relative; in float32 below 1e-5. The per-draw loop (vectorize=False, the CPU
+default) uses measure_erf's own kernels and is bitwise equal.
 """
 
 import numpy as np
@@ -76,20 +77,40 @@ def _assert_same(draw_results, separate, rtol):
         assert got.meta["fingerprint"] == want.meta["fingerprint"]
 
 
-def test_float64_draws_equal_separate_probes_with_seed_plus_m():
+def test_float64_vmapped_draws_equal_separate_probes_with_seed_plus_m():
     options = dict(n_samples=5, batch_size=2, dtype=torch.float64)  # last batch is partial
-    got = measure_erf_draws(relu_stack, SHAPE, draws=3, seed=7, device="cpu", **options)
+    got = measure_erf_draws(
+        relu_stack, SHAPE, draws=3, seed=7, device="cpu", vectorize=True, **options
+    )
     _assert_same(got, _separate(relu_stack, 3, 7, **options), rtol=1e-12)
     assert [r.meta["draw"] for r in got] == [0, 1, 2]
+    assert got[0].meta["vectorized"] is True
 
 
-def test_float32_draws_are_close_to_separate_probes():
+def test_float32_vmapped_draws_are_close_to_separate_probes():
     options = dict(n_samples=4, batch_size=4, dtype=torch.float32)
-    got = measure_erf_draws(relu_stack, SHAPE, draws=2, seed=0, device="cpu", **options)
+    got = measure_erf_draws(
+        relu_stack, SHAPE, draws=2, seed=0, device="cpu", vectorize=True, **options
+    )
     _assert_same(got, _separate(relu_stack, 2, 0, **options), rtol=1e-5)
 
 
-def test_residual_net_with_batch_norm_and_an_inner_target_matches_separate_probes():
+def test_the_per_draw_loop_is_bitwise_separate_probes():
+    options = dict(n_samples=5, batch_size=2, dtype=torch.float32)
+    got = measure_erf_draws(
+        relu_stack, SHAPE, draws=3, seed=2, device="cpu", vectorize=False, **options
+    )
+    _assert_same(got, _separate(relu_stack, 3, 2, **options), rtol=0)
+    assert got[0].meta["vectorized"] is False
+
+
+def test_the_cpu_default_is_the_per_draw_loop():
+    got = measure_erf_draws(relu_stack, SHAPE, draws=2, n_samples=1, device="cpu")
+    assert got[0].meta["vectorized"] is False
+
+
+@pytest.mark.parametrize("vectorize", [True, False])
+def test_residual_net_with_batch_norm_and_an_inner_target_matches_separate_probes(vectorize):
     options = dict(
         n_samples=3,
         batch_size=2,
@@ -100,15 +121,20 @@ def test_residual_net_with_batch_norm_and_an_inner_target_matches_separate_probe
         position=(5, 9),
         inputs="uniform",
     )
-    got = measure_erf_draws(ResidualNet, SHAPE, draws=2, seed=3, device="cpu", **options)
+    got = measure_erf_draws(
+        ResidualNet, SHAPE, draws=2, seed=3, device="cpu", vectorize=vectorize, **options
+    )
     _assert_same(got, _separate(ResidualNet, 2, 3, **options), rtol=1e-12)
     assert got[0].target_shape == (3, 16, 16) and got[0].position == (5, 9)
 
 
-def test_an_iterable_source_gives_every_draw_the_same_batches():
+@pytest.mark.parametrize("vectorize", [True, False])
+def test_an_iterable_source_gives_every_draw_the_same_batches(vectorize):
     batches = [torch.randn(2, *SHAPE, dtype=torch.float64) for _ in range(2)]
     options = dict(n_samples=4, batch_size=2, dtype=torch.float64, inputs=batches)
-    got = measure_erf_draws(relu_stack, SHAPE, draws=2, seed=0, device="cpu", **options)
+    got = measure_erf_draws(
+        relu_stack, SHAPE, draws=2, seed=0, device="cpu", vectorize=vectorize, **options
+    )
     _assert_same(got, _separate(relu_stack, 2, 0, **options), rtol=1e-12)
 
 
@@ -130,8 +156,9 @@ def test_draws_below_one_are_refused():
         measure_erf_draws(relu_stack, SHAPE, draws=0, device="cpu")
 
 
-def test_an_interrupted_and_resumed_pass_equals_an_uninterrupted_one_bitwise():
-    options = dict(n_samples=6, batch_size=2, device="cpu", draws=2, seed=1)
+@pytest.mark.parametrize("vectorize", [True, False])
+def test_an_interrupted_and_resumed_pass_equals_an_uninterrupted_one_bitwise(vectorize):
+    options = dict(n_samples=6, batch_size=2, device="cpu", draws=2, seed=1, vectorize=vectorize)
     whole = measure_erf_draws(relu_stack, SHAPE, **options)
     saved = []
     with pytest.raises(DrawsInterrupted) as stop:
@@ -190,3 +217,13 @@ def test_saved_draws_load_back_in_order(tmp_path):
         assert a.meta["seed"] == b.meta["seed"] and a.position == b.position
     with np.load(tmp_path / "draws.npz") as data:
         assert data["map"].shape == (2, 16, 16) and list(data["seeds"]) == [0, 1]
+
+
+@pytest.mark.parametrize("vectorize", [True, False])
+def test_a_vector_output_is_refused_in_one_line(vectorize):
+    from custom_net import TinyNet
+
+    with pytest.raises(ValueError, match=r"target output must be a \[B, C, H, W\] feature map"):
+        measure_erf_draws(
+            lambda seed: TinyNet(), (3, 8, 8), draws=2, n_samples=1, vectorize=vectorize
+        )

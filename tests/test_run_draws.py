@@ -81,3 +81,39 @@ def test_draw_zero_is_the_single_network_job_of_the_same_seed(three_draws, tmp_p
 def test_zero_draws_is_a_config_error(tmp_path):
     line = run_erf_expecting_error(tmp_path / "run", "probe.draws=0")
     assert line == "error: probe.draws=0 is not allowed: expected an integer >= 1"
+
+
+def test_a_stopped_draws_job_resumes_to_the_uninterrupted_maps(tmp_path):
+    import signal
+    import time
+
+    from erf.store import load_results
+
+    slow = [
+        "model.depth=8",
+        "model.channels=4",
+        "inputs.size=[32,32]",
+        "probe.n_samples=64",
+        "probe.batch_size=2",
+        "probe.checkpoint_every=1",
+        "probe.draws=2",
+    ]
+    whole = _run(tmp_path / "whole", *slow)
+    command = [sys.executable, "-m", "erf.run", *NET, *slow, f"hydra.run.dir={tmp_path / 'cut'}"]
+    proc = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, text=True)
+    checkpoint = tmp_path / "cut" / "checkpoint_draws.npz"
+    deadline = time.time() + 120
+    while not checkpoint.exists() and time.time() < deadline:
+        assert proc.poll() is None, "the run ended before it could be stopped"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "resume=true" in stderr
+    assert not (tmp_path / "cut" / "metrics.json").exists()
+    _run(tmp_path / "cut", *slow, "resume=true")
+    for a, b in zip(
+        load_results(tmp_path / "cut" / "draws.npz"), load_results(whole / "draws.npz")
+    ):
+        np.testing.assert_array_equal(a.total, b.total)  # bitwise, on CPU
+        assert a.n_samples == b.n_samples == 64
+    assert not checkpoint.exists()
