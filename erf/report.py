@@ -163,20 +163,24 @@ def write_summary(
     group_by: Sequence[str] = ("init", "activation"),
     scale: str = "linear",
 ) -> list[dict[str, Any]]:
-    """Write summary.csv, slopes.json and the two figures; return the slope table."""
+    """Write summary.csv and erf_grid.png; with two or more numeric values of ``x`` also
+    slopes.json and trf_vs_erf.png. Return the slope table (empty without slopes)."""
     sweep_dir = Path(sweep_dir)
     rows = _collect_or_fail(sweep_dir)
     numeric_x = all(_is_number(r.get(x)) for r in rows)
     if numeric_x:  # else (e.g. x = label) keep the job order
         rows.sort(key=lambda r: (tuple(str(r.get(k)) for k in group_by), r[x]))
-    slopes = group_slopes(rows, x, group_by) if numeric_x else []
-    write_json({"x": x, "group_by": list(group_by), "groups": slopes}, sweep_dir / "slopes.json")
+    n_x = len({str(r.get(x)) for r in rows})
+    slopes = group_slopes(rows, x, group_by) if numeric_x and n_x > 1 else []
+    if slopes:
+        write_json(
+            {"x": x, "group_by": list(group_by), "groups": slopes}, sweep_dir / "slopes.json"
+        )
     labels = [
         r.get("label") or f"{x}={r.get(x)} " + ", ".join(f"{r[k]}" for k in group_by if k in r)
         for r in rows
     ]
-    n_x = len({str(r.get(x)) for r in rows})
-    _write_table_and_grid(sweep_dir, rows, labels, max(1, n_x), scale)
+    _write_table_and_grid(sweep_dir, rows, labels, n_x if n_x > 1 else min(4, len(rows)), scale)
     if slopes:
         save_figure(
             trf_vs_erf_figure(rows, x=x, group_by=group_by), str(sweep_dir / "trf_vs_erf.png")

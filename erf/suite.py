@@ -34,8 +34,18 @@ def hardware(device: str) -> str:
     """The machine in words: the GPU name when ``device`` resolves to CUDA, else the CPU."""
     if device != "cpu" and torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})"
-    cpu = platform.processor() or platform.machine()
-    return f"CPU {cpu}, {os.cpu_count()} cores"
+    return f"CPU {_cpu_name()}, {os.cpu_count()} cores"
+
+
+def _cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (Linux), else what the platform module knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def experiment_command(cfg: DictConfig, name: str, out_dir: Path) -> list[str]:
