@@ -479,9 +479,31 @@ def main(cfg: DictConfig) -> None:
         print(f"results: {out_dir}", file=sys.stdout, flush=True)
 
 
+# Hydra's flags that take the next argument as their value (``--cfg job``, ``-cn NAME``).
+_FLAGS_WITH_VALUE = {
+    "--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
+    "--config-dir", "-cd", "--experimental-rerun",
+}  # fmt: skip
+_INFO_TOPICS = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
+
+
+def command_line_overrides(args: list[str]) -> list[str]:
+    """The ``key=value`` overrides among ``erf.run``'s arguments: flags and their values
+    (``--cfg job``, ``--info defaults``) are not overrides."""
+    overrides, previous = [], ""
+    for arg in args:
+        is_value = previous in _FLAGS_WITH_VALUE or (
+            previous in ("--info", "-i") and arg in _INFO_TOPICS
+        )
+        if not arg.startswith("-") and not is_value:
+            overrides.append(arg)
+        previous = "" if is_value else arg
+    return overrides
+
+
 def cli() -> None:
     """``python -m erf.run``: check the overrides (one-line errors, exit 2), then run Hydra."""
-    overrides = [a for a in sys.argv[1:] if not a.startswith("-")]
+    overrides = command_line_overrides(sys.argv[1:])
     try:
         preflight(overrides)
     except ConfigError as exc:

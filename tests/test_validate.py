@@ -63,3 +63,18 @@ def test_cli_exits_non_zero_with_one_line_and_no_traceback_before_any_work(tmp_p
         "error: probe.n_samples=0 is not allowed: expected an integer >= 1"
     )
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--cfg", "job", "probe.n_samples=3"], ["probe.n_samples=3"]),
+        (["--info", "defaults", "model.depth=2"], ["model.depth=2"]),
+        (["--info", "model.depth=2"], ["model.depth=2"]),
+        (["-m", "model.depth=2,3", "-cn", "config"], ["model.depth=2,3"]),
+    ],
+)
+def test_flags_and_their_values_are_not_taken_for_overrides(argv, expected):
+    from erf.run import command_line_overrides
+
+    assert command_line_overrides(argv) == expected
