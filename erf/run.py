@@ -305,6 +305,10 @@ def run_job(
 ) -> dict[str, Any]:
     """One measurement (or, with ``profile.layers``, a layer profile). Returns its metrics."""
     validate(cfg)
+    if cfg.get("train") is not None:  # a training job: ERF at init and after training
+        from erf.trainjob import run_training
+
+        return run_training(cfg, out_dir, should_stop)
     model = build_model(cfg.model)
     input_shape = input_shape_for(cfg, model)
     if cfg.get("profile") and cfg.profile.get("layers"):
