@@ -368,6 +368,8 @@ class _TrainedNet(nn.Module):
         seed: int,
     ) -> None:
         super().__init__()
+        if classes is None:
+            raise ValueError("classes is null: set model.classes (training jobs take it from data)")
         if int(classes) < 2:
             raise ValueError(f"classes must be >= 2, got {classes}")
         if int(in_channels) < 1 or int(channels) < 1:

@@ -240,7 +240,7 @@ def before_after_figure(
     """
     n = max(len(rows), 1)
     fig, axes = plt.subplots(
-        n, 3, figsize=(11, 3.6 * n), squeeze=False, constrained_layout=True,
+        n, 3, figsize=(12, 3.6 * n), squeeze=False, constrained_layout=True,
         gridspec_kw={"width_ratios": [1, 1, 1.25]},
     )  # fmt: skip
     image = None
@@ -279,7 +279,8 @@ def before_after_figure(
                       color="red", va="bottom", wrap=True)  # fmt: skip
     if image is not None:
         shown = "map / its peak" if scale == "linear" else "log10(map+1) / max"
-        fig.colorbar(image, ax=axes[:, :2].ravel().tolist(), shrink=0.8, label=shown)
+        bar = fig.colorbar(image, ax=axes[:, :2].ravel().tolist(), shrink=0.6, pad=0.02)
+        bar.set_label(shown, fontsize=8)
     if suptitle:
         fig.suptitle(suptitle, fontsize=9)
     return fig

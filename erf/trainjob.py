@@ -390,8 +390,9 @@ def _panel(metrics: dict[str, Any], erf_init: ERFResult, erf_trained: ERFResult,
 
 
 def _label(metrics: dict[str, Any]) -> str:
-    kind = "GENERATED " if metrics.get("dataset_generated") else ""
-    return f"{kind}{metrics['dataset']} ({metrics['task']}), init={metrics.get('init')}"
+    data = metrics["dataset"].removeprefix("generated_")
+    kind = f"GENERATED {data}" if metrics.get("dataset_generated") else data
+    return f"{metrics['task']} ({kind}), init={metrics.get('init')}"
 
 
 def _write_figures(
@@ -484,7 +485,7 @@ def write_study_summary(sweep_dir: str | Path, scale: str = "linear") -> list[di
             r,
             load_result(r["_dir"] / "erf_init.npz"),
             load_result(r["_dir"] / "erf_trained.npz"),
-            f"{r['job']}: {_label(r)}",
+            _label(r),
         )
         for r in rows
     ]
