@@ -322,3 +322,186 @@ class ResidualStack(nn.Sequential):
         super().__init__(*layers)
         self.blocks = int(blocks)
         initialise(self, init, weight_std=weight_std, seed=seed)
+
+
+# --------------------------------------------------------------------------- trained networks
+
+
+def _init_head(layer: nn.Module, seed: int) -> None:
+    """N(0, 1/fan_in) weights (a private generator) and zero bias for a classifier head."""
+    gen = torch.Generator().manual_seed(int(seed))
+    with torch.no_grad():
+        w = layer.weight
+        fan_in = w[0].numel()
+        w.copy_(torch.randn(w.shape, generator=gen, dtype=torch.float64) / math.sqrt(fan_in))
+        if layer.bias is not None:
+            layer.bias.zero_()
+
+
+def _scale_branches(body: ResidualStack, branch_scale: float) -> None:
+    """Multiply the last conv of every residual branch by ``branch_scale`` (at init only)."""
+    if branch_scale <= 0:
+        raise ValueError(f"branch_scale must be > 0, got {branch_scale}")
+    with torch.no_grad():
+        for block in body:
+            block.conv2.weight.mul_(branch_scale)
+
+
+class _TrainedNet(nn.Module):
+    """Shared stem + residual body of the two trained networks (see their docstrings)."""
+
+    ERF_TARGET = "body"  # probe target: the output of the body's last block
+
+    def __init__(
+        self,
+        classes: int,
+        blocks: int,
+        channels: int,
+        in_channels: int,
+        kernel_size: int,
+        activation: str,
+        init: str,
+        weight_std: float | None,
+        subsample_at: Sequence[int],
+        branch_scale: float,
+        dropout: float,
+        seed: int,
+    ) -> None:
+        super().__init__()
+        if classes is None:
+            raise ValueError("classes is null: set model.classes (training jobs take it from data)")
+        if int(classes) < 2:
+            raise ValueError(f"classes must be >= 2, got {classes}")
+        if int(in_channels) < 1 or int(channels) < 1:
+            raise ValueError("channels and in_channels must be >= 1")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; allowed: {list(ACTIVATIONS)}")
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd and >= 1, got {kernel_size}")
+        act = ACTIVATIONS[activation]
+        pad = (kernel_size - 1) // 2
+        self.stem = nn.Conv2d(in_channels, channels, kernel_size, padding=pad, bias=False)
+        self.stem_act = act() if act is not None else nn.Identity()
+        self.body = ResidualStack(
+            blocks,
+            kernel_size=kernel_size,
+            channels=channels,
+            activation=activation,
+            init=init,
+            subsample_at=subsample_at,
+            dropout=dropout,
+            weight_std=weight_std,
+            seed=seed,
+        )
+        initialise(self.stem, init, weight_std=weight_std, seed=seed + 104_729)
+        _scale_branches(self.body, branch_scale)
+        self.classes, self.blocks, self.init = int(classes), int(blocks), init
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(self.stem_act(self.stem(x)))
+
+
+class ResidualClassifier(_TrainedNet):
+    """Luo et al. 2016's CIFAR-10 network: a residual net without downsampling.
+
+    ``stem`` (k×k conv, ``in_channels`` -> ``channels``) and its activation, ``body`` =
+    ``ResidualStack(blocks)`` at full resolution, global average pooling and a linear
+    ``head``. TRF of ``body`` (the ERF target, ``ERF_TARGET``): ``1 + (k - 1)(1 + 2 blocks)``
+    pixels, 71 for 17 blocks of 3×3 convs, more than a 32×32 image.
+
+    Args:
+        classes: number of output classes.
+        blocks, channels, kernel_size, activation, init, weight_std, dropout, seed: as in
+            ``ResidualStack`` (the stem gets the same named init).
+        in_channels: image channels.
+        branch_scale: factor on the last conv of every residual branch at initialisation
+            (1 = the plain named init; < 1 keeps a deep normalisation-free stack trainable,
+            as in Fixup). The ERF at init is measured with it applied.
+    """
+
+    def __init__(
+        self,
+        classes: int = 10,
+        blocks: int = 17,
+        channels: int = 16,
+        in_channels: int = 3,
+        kernel_size: int = 3,
+        activation: str = "relu",
+        init: str = "kaiming",
+        weight_std: float | None = None,
+        branch_scale: float = 1.0,
+        dropout: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(
+            classes,
+            blocks,
+            channels,
+            in_channels,
+            kernel_size,
+            activation,
+            init,
+            weight_std,
+            (),
+            branch_scale,
+            dropout,
+            seed,
+        )
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(channels, classes)
+        _init_head(self.head, seed + 2 * 104_729)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B, classes]``."""
+        return self.head(self.pool(self.features(x)).flatten(1))
+
+
+class ResidualSegmenter(_TrainedNet):
+    """Luo et al. 2016's CamVid network: a fully convolutional residual front-end.
+
+    ``stem`` (k×k conv) and activation, ``body`` = ``ResidualStack(blocks)`` whose blocks in
+    ``subsample_at`` have a stride-2 first conv (default 4 of them: output stride 16), a 1×1
+    conv ``head`` to class scores, and bilinear upsampling back to the input size. The ERF
+    target (``ERF_TARGET``) is ``body``. Args as in ``ResidualClassifier``, plus
+    ``subsample_at`` (block indices).
+    """
+
+    def __init__(
+        self,
+        classes: int = 11,
+        blocks: int = 16,
+        channels: int = 16,
+        in_channels: int = 3,
+        kernel_size: int = 3,
+        activation: str = "relu",
+        init: str = "kaiming",
+        weight_std: float | None = None,
+        subsample_at: Sequence[int] = (0, 4, 8, 12),
+        branch_scale: float = 1.0,
+        dropout: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(
+            classes,
+            blocks,
+            channels,
+            in_channels,
+            kernel_size,
+            activation,
+            init,
+            weight_std,
+            subsample_at,
+            branch_scale,
+            dropout,
+            seed,
+        )
+        self.head = nn.Conv2d(channels, classes, 1)
+        _init_head(self.head, seed + 2 * 104_729)
+        self.output_stride = 2 ** len(set(int(i) for i in subsample_at))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores ``[B, classes, H, W]`` at the input's size."""
+        scores = self.head(self.features(x))
+        return nn.functional.interpolate(
+            scores, size=x.shape[-2:], mode="bilinear", align_corners=False
+        )

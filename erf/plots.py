@@ -326,3 +326,104 @@ def save_figure(fig: Figure, path: str) -> None:
     """Save as PNG at a modest dpi and close the figure."""
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------- training study
+
+
+def before_after_figure(
+    rows: Sequence[Mapping[str, Any]], scale: str = "linear", suptitle: str | None = None
+) -> Figure:
+    """ERF before and after training, one row per network: the two heatmaps on one shared
+    colour scale (each map / its own peak, so sizes compare; ``scale`` as in ``scaled_map``,
+    one colour bar) and, on the right, the centre-row profiles of both with Luo's threshold.
+
+    Each row holds ``map_init`` and ``map_trained`` ([H, W]), ``title``, and optionally
+    ``trf_interval``, ``fit_init``/``fit_trained`` (``draw_erf``'s ``fit``), ``center``
+    ((row, col) input pixel under the probed unit; default the map centre), ``label_init``
+    and ``label_trained`` (panel titles) and ``warning``.
+    """
+    n = max(len(rows), 1)
+    fig, axes = plt.subplots(
+        n, 3, figsize=(12, 3.6 * n), squeeze=False, constrained_layout=True,
+        gridspec_kw={"width_ratios": [1, 1, 1.25]},
+    )  # fmt: skip
+    image = None
+    for (ax_a, ax_b, ax_p), row in zip(axes, rows):
+        for ax, key, fit_key, default in (
+            (ax_a, "map_init", "fit_init", "at initialisation"),
+            (ax_b, "map_trained", "fit_trained", "after training"),
+        ):
+            draw_erf(
+                ax,
+                row[key],
+                trf_interval=row.get("trf_interval"),
+                fit=row.get(fit_key),
+                title=row.get(f"label_{key[4:]}", default),
+                scale=scale,
+            )
+            image = ax.images[-1]
+        h, w = row["map_init"].shape
+        r, _ = row.get("center") or (h // 2, w // 2)
+        cols = np.arange(w)
+        for key, style, name in (("map_init", "--", "init"), ("map_trained", "-", "trained")):
+            m = np.asarray(row[key], dtype=np.float64)
+            peak = m[row.get("center") or (h // 2, w // 2)]
+            profile = m[r] / peak if peak > 0 else np.zeros(w)
+            ax_p.plot(cols, profile, style, label=name)
+        ax_p.axhline(1 - 0.9545, color="grey", linewidth=0.8, label="Luo threshold")
+        ax_p.set_yscale("log")
+        ax_p.set_ylim(1e-4, 2)
+        ax_p.set_xlabel("input column (centre row)")
+        ax_p.set_ylabel("ERF / centre value")
+        ax_p.grid(True, which="both", alpha=0.3)
+        ax_p.legend(fontsize=7)
+        ax_p.set_title(row.get("title", ""), fontsize=8)
+        if row.get("warning"):
+            ax_p.text(0.02, 0.02, row["warning"], transform=ax_p.transAxes, fontsize=6,
+                      color="red", va="bottom", wrap=True)  # fmt: skip
+    if image is not None:
+        shown = "map / its peak" if scale == "linear" else "log10(map+1) / max"
+        bar = fig.colorbar(image, ax=axes[:, :2].ravel().tolist(), shrink=0.6, pad=0.02)
+        bar.set_label(shown, fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=9)
+    return fig
+
+
+def erf_epochs_figure(history: Sequence[Mapping[str, Any]], metric: str = "val_accuracy") -> Figure:
+    """ERF size (Luo) per epoch (epoch 0 = initialisation) and ``metric`` on a second axis.
+
+    ``history`` rows hold ``epoch``, ``erf_size`` and optionally ``metric``."""
+    fig, ax = plt.subplots(figsize=(6, 3.8), constrained_layout=True)
+    epochs = [r["epoch"] for r in history]
+    ax.plot(epochs, [_num(r.get("erf_size")) for r in history], "o-", color="C0")
+    ax.set_xlabel("epoch (0 = initialisation)")
+    ax.set_ylabel("ERF size (Luo, pixels)", color="C0")
+    ax.grid(True, alpha=0.3)
+    values = [_num(r.get(metric)) for r in history]
+    if any(math.isfinite(v) for v in values):
+        twin = ax.twinx()
+        twin.plot(epochs, values, "s--", color="C1")
+        twin.set_ylabel(metric, color="C1")
+    ax.set_title("ERF size during training", fontsize=10)
+    return fig
+
+
+def training_curves_figure(history: Sequence[Mapping[str, Any]]) -> Figure:
+    """Train/val loss (left) and accuracy, plus mean IoU when present (right), per epoch."""
+    fig, (ax_l, ax_a) = plt.subplots(1, 2, figsize=(9, 3.6), constrained_layout=True)
+    epochs = [r["epoch"] for r in history]
+    for split, style in (("train", "--"), ("val", "-")):
+        ax_l.plot(epochs, [_num(r.get(f"{split}_loss")) for r in history], style, label=split)
+        for metric, color in (("accuracy", "C0"), ("mean_iou", "C1")):
+            values = [_num(r.get(f"{split}_{metric}")) for r in history]
+            if any(math.isfinite(v) for v in values):
+                ax_a.plot(epochs, values, style, color=color, label=f"{split} {metric}")
+    ax_l.set_ylabel("cross-entropy")
+    ax_a.set_ylabel("score")
+    for ax in (ax_l, ax_a):
+        ax.set_xlabel("epoch")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    return fig

@@ -322,6 +322,10 @@ def run_job(
         from erf.suite import run_suite
 
         return run_suite(cfg, out_dir)
+    if cfg.get("train") is not None:  # a training job: ERF at init and after training
+        from erf.trainjob import run_training
+
+        return run_training(cfg, out_dir, should_stop)
     model = build_model(cfg.model)
     input_shape = input_shape_for(cfg, model)
     draws = cfg.probe.get("draws", 1)

@@ -19,7 +19,7 @@ from erf.probe import DTYPES
 from erf.result import REDUCTIONS
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
-GROUPS = ("model", "inputs", "probe", "scale", "variant", "experiment")
+GROUPS = ("model", "inputs", "probe", "scale", "variant", "data", "train", "setting", "experiment")
 
 
 class ConfigError(ValueError):
@@ -83,7 +83,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "probe.channel": _optional(_int_at_least(0)),
     "probe.position": (_position, "center or [row, col] with integers >= 0"),
     "probe.target": (lambda v: v is None or isinstance(v, str), "null, auto or a module name"),
-    "inputs.source": _choice(("gaussian", "uniform", "imagefolder")),
+    "inputs.source": _choice(("gaussian", "uniform", "imagefolder", "dataset")),
     "inputs.size": _optional(_pair_of(_int_at_least(1))),
     "inputs.channels": _optional(_int_at_least(1)),
 }
@@ -140,6 +140,9 @@ def validate(cfg: DictConfig) -> None:
     """Raise ConfigError (one line) for the first value a rule rejects."""
     rules = dict(RULES)
     rules.update(MODEL_RULES.get(OmegaConf.select(cfg, "model._target_"), {}))
+    from erf.train_rules import training_rules  # trained networks, data/ and train/ groups
+
+    rules.update(training_rules(cfg))
     for key, (test, allowed) in rules.items():
         node = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
         value = (
