@@ -127,7 +127,7 @@ def test_paper_figures_lists_every_luo_study():
     suite = yaml.safe_load((REPO / "configs/experiment/paper_figures.yaml").read_text())
     listed = set(suite["suite"]["experiments"])
     assert {"depth_sweep", "activation_sweep", "subsample_dilation", "growth"} <= listed
-    assert {"dropout_skip", "init_sweep"} <= listed
+    assert {"dropout_skip", "init_sweep", "trained_vs_untrained"} <= listed
     for name in listed:
         assert (REPO / "configs/experiment" / f"{name}.yaml").exists()
 
