@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 
 from erf.metrics import loglog_slope
 from erf.plots import erf_grid_figure, profile_figure, save_figure, trf_vs_erf_figure
-from erf.store import _atomic_write, load_result, read_json, write_json
+from erf.store import load_result, read_json, write_json, write_text
 
 COLUMNS = (
     "job",
@@ -95,8 +95,10 @@ def group_slopes(
     return out
 
 
-def _csv_text(rows: Sequence[dict[str, Any]]) -> str:
-    present = [c for c in COLUMNS if any(c in r for r in rows)]
+def csv_text(rows: Sequence[dict[str, Any]], columns: Sequence[str] = COLUMNS) -> str:
+    """CSV of ``rows`` with the ``columns`` some row has, in that order (floats to 6
+    significant digits, lists space-separated, None empty)."""
+    present = [c for c in columns if any(c in r for r in rows)]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=present, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
@@ -124,8 +126,7 @@ def _write_table_and_grid(
     folder: Path, rows: Sequence[dict[str, Any]], labels: Sequence[str], ncols: int, scale: str
 ) -> None:
     """summary.csv (one row per job) and erf_grid.png (one heatmap per job)."""
-    text = _csv_text(rows)
-    _atomic_write(folder / "summary.csv", lambda f: f.write(text.encode()))
+    write_text(csv_text(rows), folder / "summary.csv")
     panels = [
         {
             "map": load_result(r["_dir"] / "erf.npz").map,
