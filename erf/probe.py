@@ -6,9 +6,10 @@ do not interact in eval mode. ``measure_erfs`` probes several units (modules and
 from one forward pass per batch; ``measure_erf`` is its one-unit case.
 
 Speed knobs (all off by default; DESIGN.md §5): ``fast`` (bf16 autocast + channels_last; sums
-stay float64), ``compile`` (``torch.compile`` of the forward truncated at the targets),
-``batch_size="auto"`` (largest batch that fits, halved on out-of-memory) and ``crop`` (feed only
-the window of the input the target units can see, ``erf.crop``).
+stay float64), ``channels_last`` (alone: float32), ``compile`` (``torch.compile`` of the
+forward truncated at the targets), ``batch_size="auto"`` (largest batch that fits, halved on
+out-of-memory) and ``crop`` (feed only the window of the input the target units can see,
+``erf.crop``).
 """
 
 from __future__ import annotations
@@ -64,11 +65,12 @@ FINGERPRINT_KEYS = (
     "dtype",
     "seed",
     "fast",
+    "channels_last",
     "compile",
     "crop",
 )
 # What a checkpoint written before a key existed meant by it.
-FINGERPRINT_DEFAULTS = {"fast": False, "compile": False, "crop": "off"}
+FINGERPRINT_DEFAULTS = {"fast": False, "channels_last": False, "compile": False, "crop": "off"}
 
 Unit = Any  # a target (module name or None), or a (target, position) pair
 
@@ -250,6 +252,7 @@ def measure_erf(
     checkpoint_every: int = 10,
     should_stop: Callable[[], bool] | None = None,
     fast: bool = False,
+    channels_last: bool | None = None,
     compile: bool = False,
     crop: str = "off",
 ) -> ERFResult:
@@ -292,7 +295,9 @@ def measure_erf(
             and raises ``ProbeInterrupted``.
         fast: bfloat16 autocast for forward and backward and the channels_last memory format
             (model and inputs); ``dtype`` must be float32, sums stay float64. For GPUs with
-            bf16 tensor cores; on CPUs without native bf16 it is slower than float32.
+            bf16 tensor cores; on CPUs without native bf16 it is much slower than float32.
+        channels_last: the channels_last memory format for model and inputs without
+            autocast (None: on with ``fast``). On some CPUs the fastest float32 setting.
         compile: ``torch.compile`` the forward pass, truncated at the target with torch.fx
             (falls back to the uncompiled forward, with a warning, if it cannot be traced).
             The first batches pay the compile time.
@@ -321,6 +326,7 @@ def measure_erf(
             checkpoint_every=checkpoint_every,
             should_stop=should_stop,
             fast=fast,
+            channels_last=channels_last,
             compile=compile,
             crop=crop,
         )
@@ -349,6 +355,7 @@ def measure_erfs(
     checkpoint_every: int = 10,
     should_stop: Callable[[], bool] | None = None,
     fast: bool = False,
+    channels_last: bool | None = None,
     compile: bool = False,
     crop: str = "off",
 ) -> list[ERFResult]:
@@ -379,6 +386,7 @@ def measure_erfs(
         raise ValueError(f"input_shape must be (C, H, W) with positive sizes, got {input_shape}")
     if fast and dtype != torch.float32:
         raise ValueError("fast mode autocasts a float32 model to bfloat16; use dtype=float32")
+    channels_last = bool(fast) if channels_last is None else bool(channels_last)
     units = [_unit(u) for u in units]
     if not units:
         raise ValueError("no units to probe")
@@ -396,6 +404,7 @@ def measure_erfs(
         "dtype": str(dtype).replace("torch.", ""),
         "seed": int(seed),
         "fast": bool(fast),
+        "channels_last": channels_last,
         "compile": bool(compile),
         "crop": crop,
     }
@@ -416,7 +425,7 @@ def measure_erfs(
     else:
         auto_start = None
     start = time.perf_counter()
-    with probing(model, dev, dtype, channels_last=fast):
+    with probing(model, dev, dtype, channels_last=channels_last):
         window = _crop_window(model, input_shape, units, crop, accs) if crop != "off" else None
         forward = _forward_fn(model, [t for t, _ in units], compile)
         autocast = torch.autocast(dev.type, dtype=FAST_AUTOCAST) if fast else nullcontext()
@@ -426,7 +435,7 @@ def measure_erfs(
             if window is not None:
                 x = x[:, :, window[0] : window[1] + 1, window[2] : window[3] + 1]
             x = x.to(device=dev, dtype=dtype)
-            if fast:
+            if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             x.requires_grad_(True)
             with autocast:
@@ -495,6 +504,7 @@ def measure_erfs(
         "batch_size_setting": "auto" if auto else int(batch_size),
         "oom_retries": stream.retries,
         "fast": bool(fast),
+        "channels_last": channels_last,
         "compile": bool(compile),
         "n_units": len(units),
         "wall_time_s": time.perf_counter() - start,

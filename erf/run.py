@@ -193,6 +193,7 @@ def probe_kwargs(cfg: DictConfig, input_shape) -> dict[str, Any]:
         on_nonfinite=cfg.probe.on_nonfinite,
         checkpoint_every=cfg.probe.checkpoint_every,
         fast=cfg.probe.fast,
+        channels_last=cfg.probe.channels_last,
         compile=cfg.probe.compile,
         crop=crop_mode(cfg.probe.crop),
     )
@@ -304,7 +305,7 @@ def job_metrics(cfg: DictConfig, result: ERFResult, trf: TheoreticalRF) -> dict[
     metrics["warnings"] = warnings
     metrics["wall_time_s"] = result.meta["wall_time_s"]
     metrics["batch_size"] = result.meta["batch_size"]  # the one used (probe.batch_size=auto)
-    for key in ("fast", "compile", "crop", "n_units"):
+    for key in ("fast", "channels_last", "compile", "crop", "n_units"):
         if key in result.meta:
             metrics[key] = result.meta[key]
     metrics["provenance"] = provenance(result.meta["device"], result.meta["dtype"])

@@ -90,6 +90,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "probe.n_samples": _int_at_least(1),
     "probe.batch_size": (_batch_size, "an integer >= 1 or auto"),
     "probe.fast": _bool(),
+    "probe.channels_last": _optional(_bool()),
     "probe.compile": _bool(),
     "probe.crop": (lambda v: v in CROP_MODES or isinstance(v, bool), "off, auto or on"),
     "profile.shared_forward": _optional(_bool()),

@@ -170,6 +170,15 @@ def test_fast_mode_maps_agree_with_float32_and_leave_the_model_as_it_was():
     assert w.dtype == torch.float32 and w.is_contiguous()  # channels_last undone
 
 
+def test_channels_last_alone_keeps_float32_and_the_map():
+    model = _relu_stack()
+    ref = measure_erf(model, SHAPE, **KW)
+    got = measure_erf(model, SHAPE, channels_last=True, **KW)
+    assert got.meta["channels_last"] is True and got.meta["fast"] is False
+    np.testing.assert_allclose(got.map, ref.map, rtol=1e-5, atol=1e-7 * ref.map.max())
+    assert model[0].weight.is_contiguous()
+
+
 def test_fast_mode_needs_a_float32_model():
     with pytest.raises(ValueError, match="dtype=float32"):
         measure_erf(ConvStack(2), (1, 8, 8), fast=True, dtype=torch.float64, device="cpu")
@@ -186,7 +195,7 @@ def test_checkpoints_from_before_the_speed_settings_still_resume():
     partials = []
     measure_erf(_relu_stack(), SHAPE, on_checkpoint=partials.append, checkpoint_every=1, **KW)
     old = partials[0]
-    for key in ("fast", "compile", "crop"):
+    for key in ("fast", "channels_last", "compile", "crop"):
         del old.meta["fingerprint"][key]
     whole = measure_erf(_relu_stack(), SHAPE, **KW)
     assert np.array_equal(measure_erf(_relu_stack(), SHAPE, resume=old, **KW).total, whole.total)
