@@ -606,7 +606,11 @@ def _estimate_batch_size(step, stream: _Batches, device: torch.device, n_samples
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         step(x[:1])
     per_sample = 2 * (sum(storages.values()) + x[:1].nelement() * 8) + 1
-    free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else _cpu_available_bytes()
+    if device.type == "cuda":  # free memory, plus what torch's caching allocator holds unused
+        unused = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        free = torch.cuda.mem_get_info(device)[0] + unused
+    else:
+        free = _cpu_available_bytes()
     return max(1, min(n_samples, AUTO_BATCH_MAX, int(AUTO_MEMORY_FRACTION * free // per_sample)))
 
 
