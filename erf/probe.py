@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import Any
@@ -633,14 +634,23 @@ def _forward_fn(
     if not compile:
         return lambda x: forward_to_many(model, x, targets)
     wanted = list(dict.fromkeys(targets))
-    try:
-        from erf.graph import truncated_model
+    cache = _COMPILED.setdefault(model, {})
+    compiled = cache.get(tuple(wanted))
+    if compiled is None:
+        try:
+            from erf.graph import truncated_model
 
-        compiled = torch.compile(truncated_model(model, wanted))
-    except (ValueError, TypeError, RuntimeError) as exc:
-        log.warning("compile=True: cannot trace the model (%s); running uncompiled", exc)
-        return lambda x: forward_to_many(model, x, targets)
+            compiled = torch.compile(truncated_model(model, wanted))
+        except (ValueError, TypeError, RuntimeError) as exc:
+            log.warning("compile=True: cannot trace the model (%s); running uncompiled", exc)
+            return lambda x: forward_to_many(model, x, targets)
+        cache[tuple(wanted)] = compiled
     return lambda x: dict(zip(wanted, compiled(x)))
+
+
+# model -> {targets: compiled truncated forward}: later probes of the same model and targets
+# reuse the compiled code (a fresh trace would make dynamo compile again).
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _crop_window(model, input_shape, units, crop, accs) -> tuple[int, int, int, int] | None:
