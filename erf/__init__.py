@@ -3,7 +3,7 @@
 from erf.fit import GaussianFit, fit_gaussian
 from erf.metrics import area_ratios, erf_size, luo_size, mass_radius, moment_sigma, radial_mass
 from erf.nets import ConvStack
-from erf.probe import measure_erf
+from erf.probe import measure_erf, measure_erfs
 from erf.result import ERFResult
 from erf.theory import TheoreticalRF, theoretical_rf
 
@@ -20,6 +20,7 @@ __all__ = [
     "luo_size",
     "mass_radius",
     "measure_erf",
+    "measure_erfs",
     "moment_sigma",
     "radial_mass",
     "theoretical_rf",

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from erf.inputs import input_batches
 from erf.probe import (
+    FINGERPRINT_DEFAULTS,
     ProbeInterrupted,
     _Accumulator,
     _check_feature_map,
@@ -179,13 +180,14 @@ def measure_erf_draws(
             "inputs": inputs if isinstance(inputs, str) else type(inputs).__name__,
             "dtype": str(dtype).replace("torch.", ""),
             "seed": s,
+            **FINGERPRINT_DEFAULTS,  # no fast mode, channels_last, compile or crop here
         }
         accs.append(_Accumulator(fingerprint, dev, None if resume is None else resume[m]))
     if len({acc.seen for acc in accs}) > 1:
         raise ValueError("the partial results to resume from have different sample counts")
 
     def results() -> list[ERFResult]:
-        return [acc.result(input_shape, target, channel, reduce) for acc in accs]
+        return [acc.result() for acc in accs]
 
     models = [make_model(s) for s in seeds]
     _same_architecture(models)

@@ -1344,6 +1344,11 @@ class GraphRF:
         ``clip``: intersect every node's box with its map first, so units that exist only in
         padding read nothing: the exact bounding box of the pixels the unit depends on.
         """
+        box = self._back_all(name, box, clip).get(self._input)
+        return _clip_box(box, self._hw[self._input]) if clip and box is not None else box
+
+    def _back_all(self, name: str, box: Box, clip: bool) -> dict[str, Box]:
+        """``_back``'s box at every node it reaches (unclipped hulls of the rules' boxes)."""
         boxes: dict[str, Box] = {name: box}
         for n in reversed(self._order[: self._pos[name] + 1]):
             b = boxes.get(n)
@@ -1355,8 +1360,40 @@ class GraphRF:
                 nb = rule(b)
                 if nb is not None:
                     boxes[arg] = _box_hull(boxes.get(arg), nb)
-        box = boxes.get(self._input)
-        return _clip_box(box, self._hw[self._input]) if clip and box is not None else box
+        return boxes
+
+    def dependencies(self, target: str | None, unit: tuple[int, int]) -> dict[str, Box]:
+        """Every local node on a path from the input to ``target`` (the input and the target
+        included) -> the box of its units that ``unit`` (row, col) of the target depends on,
+        clipped to its map (nodes whose box misses their map are left out)."""
+        name = self.node_name(target)
+        self._value(name)
+        boxes = self._back_all(name, ((unit[0], unit[0]), (unit[1], unit[1])), clip=True)
+        clipped = {n: _clip_box(b, self._hw[n]) for n, b in boxes.items()}
+        return {n: b for n, b in clipped.items() if b is not None}
+
+    def node_grid(self, name: str) -> tuple[tuple[Any, Any], tuple[int, int]]:
+        """Effective stride (rows, cols) of node ``name`` (an int, or a Fraction after
+        upsampling) from the starts of units (0, 0) and (1, 1), and its map's (rows, cols)."""
+        zero = self._back(name, ((0, 0), (0, 0)))
+        one = self._back(name, ((1, 1), (1, 1)))
+        if zero is None or one is None:
+            raise ValueError(f"node {name!r} reads no input pixel")
+        stride = tuple(_plain(Fraction(one[a][0] - zero[a][0])) for a in range(2))
+        return stride, self._hw[name]
+
+    def fx_node(self, name: str) -> fx.Node:
+        """The traced torch.fx node called ``name``."""
+        return self._fx[name]
+
+    @property
+    def input_node(self) -> str:
+        """fx name of the input placeholder."""
+        return self._input
+
+    def notes_of(self, target: str | None) -> tuple[str, ...]:
+        """Notes (global context, circular/mirror padding, ...) of ``target``'s ancestors."""
+        return self._collect_notes(self._ancestors(self.node_name(target)))
 
     def _ancestors(self, name: str) -> set[str]:
         seen, stack = {name}, [name]
@@ -1511,6 +1548,35 @@ def graph_rf(model: nn.Module, input_shape: Sequence[int]) -> GraphRF:
     return GraphRF(model, gm, calls, shape)
 
 
+def truncated_model(model: nn.Module, targets: Sequence[str | None]) -> fx.GraphModule:
+    """A torch.fx trace of ``model`` that returns the outputs of ``targets`` (module paths, the
+    first call of each; None = the model output) as a tuple and computes nothing after them:
+    a forward pass that stops at the targets without hooks, which ``torch.compile`` can fuse.
+    The trace shares the model's modules (and so its parameters).
+
+    Raises:
+        ValueError: the model cannot be traced, or a target is not a module called in forward.
+    """
+    with _eval_mode(model):
+        gm, calls = _trace(model)
+    nodes = {n.name: n for n in gm.graph.nodes}
+    output = next(n for n in gm.graph.nodes if n.op == "output")
+    outs = []
+    for t in targets:
+        if t is None:
+            outs.append(output.args[0])
+        elif t in calls:
+            outs.append(nodes[calls[t][0]])
+        else:
+            raise ValueError(f"module {t!r} is not called with a tensor result in forward")
+    with gm.graph.inserting_before(output):
+        gm.graph.output(tuple(outs))
+    gm.graph.erase_node(output)
+    gm.graph.eliminate_dead_code()
+    gm.recompile()
+    return gm
+
+
 def layer_table(model: nn.Module, input_shape: Sequence[int]) -> list[dict[str, Any]]:
     """Targetable layers: one row per module (``named_modules`` path, called once in forward)
     whose output is a spatial [C, H, W] map, with keys name, type, out_shape ([C, H, W]),
@@ -1519,4 +1585,4 @@ def layer_table(model: nn.Module, input_shape: Sequence[int]) -> list[dict[str, 
     return graph_rf(model, input_shape).layer_table()
 
 
-__all__ = ["GraphRF", "NodeRF", "graph_rf", "layer_table"]
+__all__ = ["GraphRF", "NodeRF", "graph_rf", "layer_table", "truncated_model"]

@@ -318,6 +318,35 @@ def profile_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:
     return fig
 
 
+def benchmark_figure(rows: Sequence[Mapping[str, Any]], title: str) -> Figure:
+    """Images per second of each benchmark method (log x axis), with the speed relative to
+    the per-image method where it ran."""
+    fig, ax = plt.subplots(figsize=(6.4, 0.45 * len(rows) + 1.4), constrained_layout=True)
+    names = [str(r["method"]) for r in rows]
+    speed = [_num(r.get("images_per_s")) for r in rows]
+    speeds = {r["method"]: r["images_per_s"] for r in rows}
+    ref = speeds.get("per_image")
+    colors = ["C3" if n == "per_image" else "0.5" if n == "floor" else "C0" for n in names]
+    ys = np.arange(len(rows))[::-1]
+    ax.barh(ys, speed, color=colors)
+    for y, v, name in zip(ys, speed, names):
+        if name == "multi" and speeds.get("separate"):
+            label = f"{v:.3g}  ({v / speeds['separate']:.2f}x separate)"
+        elif name in ("multi", "separate") or not ref:
+            label = f"{v:.3g}"
+        else:
+            label = f"{v:.3g}  ({v / ref:.2f}x per-image)"
+        ax.annotate(label, (v, y), xytext=(3, 0), textcoords="offset points", va="center",
+                    fontsize=7)  # fmt: skip
+    ax.set_yticks(ys, names, fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlim(right=max(speed) * 6)
+    ax.set_xlabel("images per second (multi/separate: target maps per second)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    return fig
+
+
 def _num(v: Any) -> float:
     return float("nan") if v is None else float(v)
 

@@ -29,7 +29,7 @@ from erf.plots import (
     shape_figure,
     trf_vs_erf_figure,
 )
-from erf.store import _atomic_write, load_result, read_json, write_json
+from erf.store import load_result, read_json, write_json, write_text
 from erf.studies import centre_profile, growth_stats, per_draw_rows
 
 STUDIES = ("growth", "shape", "paths")
@@ -113,8 +113,10 @@ def group_slopes(
     return out
 
 
-def _csv_text(rows: Sequence[dict[str, Any]]) -> str:
-    present = [c for c in COLUMNS if any(c in r for r in rows)]
+def csv_text(rows: Sequence[dict[str, Any]], columns: Sequence[str] = COLUMNS) -> str:
+    """CSV of ``rows`` with the ``columns`` some row has, in that order (floats to 6
+    significant digits, lists space-separated, None empty)."""
+    present = [c for c in columns if any(c in r for r in rows)]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=present, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
@@ -142,8 +144,7 @@ def _write_table_and_grid(
     folder: Path, rows: Sequence[dict[str, Any]], labels: Sequence[str], ncols: int, scale: str
 ) -> None:
     """summary.csv (one row per job) and erf_grid.png (one heatmap per job)."""
-    text = _csv_text(rows)
-    _atomic_write(folder / "summary.csv", lambda f: f.write(text.encode()))
+    write_text(csv_text(rows), folder / "summary.csv")
     panels = [
         {
             "map": load_result(r["_dir"] / "erf.npz").map,

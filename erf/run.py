@@ -34,9 +34,17 @@ from erf import distributed
 from erf.inputs import RANDOM_SOURCES, image_folder
 from erf.models import load_checkpoint
 from erf.plots import erf_figure, save_figure
-from erf.probe import DTYPES, ProbeInterrupted, measure_erf
+from erf.probe import DTYPES, ProbeInterrupted, measure_erfs, resolve_device
 from erf.result import ERFResult
-from erf.store import load_result, load_results, read_json, save_result, save_results, write_json
+from erf.store import (
+    load_result,
+    load_results,
+    read_json,
+    save_result,
+    save_results,
+    write_json,
+    write_text,
+)
 from erf.summary import erf_metrics
 from erf.theory import TheoreticalRF, theoretical_rf
 from erf.validate import CONFIG_DIR, ConfigError, preflight, validate
@@ -175,6 +183,37 @@ def _load_checkpoint(path: Path) -> ERFResult:
         ) from None
 
 
+def crop_mode(value: Any) -> str:
+    """``probe.crop`` as measure_erf's mode: YAML reads a bare off/on as false/true."""
+    return {False: "off", True: "on"}.get(value, value) if isinstance(value, bool) else value
+
+
+def probe_kwargs(cfg: DictConfig, input_shape) -> dict[str, Any]:
+    """measure_erf / measure_erfs arguments from ``probe.*``, ``seed`` and ``device``."""
+    batch_size = cfg.probe.batch_size
+    return dict(
+        n_samples=cfg.probe.n_samples,
+        batch_size=batch_size if batch_size == "auto" else int(batch_size),
+        channel=cfg.probe.channel,
+        reduce=cfg.probe.reduce,
+        inputs=build_inputs(cfg, input_shape),
+        device=cfg.device,
+        dtype=DTYPES[cfg.probe.dtype],
+        seed=cfg.seed,
+        on_nonfinite=cfg.probe.on_nonfinite,
+        checkpoint_every=cfg.probe.checkpoint_every,
+        fast=cfg.probe.fast,
+        channels_last=cfg.probe.channels_last,
+        compile=cfg.probe.compile,
+        crop=crop_mode(cfg.probe.crop),
+    )
+
+
+def _position(cfg: DictConfig) -> str | tuple[int, int]:
+    position = cfg.probe.position
+    return position if isinstance(position, str) else tuple(int(v) for v in position)
+
+
 def probe_one(
     cfg: DictConfig,
     model: nn.Module,
@@ -188,41 +227,78 @@ def probe_one(
     Partial sums go to ``job_dir/checkpoint.npz`` every ``probe.checkpoint_every`` batches
     and on a stop request; with ``resume=true`` an existing checkpoint is continued.
     """
-    position = cfg.probe.position
-    if not isinstance(position, str):
-        position = tuple(int(v) for v in position)
-    trf = theoretical_rf(model, input_shape=input_shape, target=target)
-    if distributed.active():  # torchrun: samples sharded over the ranks, no checkpoints
-        options = probe_options(cfg, input_shape)
-        result = distributed.measure_erf_sharded(
-            model, input_shape, target=target, seed=cfg.seed, should_stop=should_stop, **options
-        )
-        return result, trf
-    checkpoint = job_dir / "checkpoint.npz"
-    resume = _load_checkpoint(checkpoint) if cfg.resume and checkpoint.exists() else None
-    if resume is not None:
-        log.info("resuming from %s (%d samples done)", checkpoint, resume.meta["samples_seen"])
-    job_dir.mkdir(parents=True, exist_ok=True)
-    result = measure_erf(
-        model,
-        input_shape,
-        n_samples=cfg.probe.n_samples,
-        batch_size=cfg.probe.batch_size,
-        target=target,
-        position=position,
-        channel=cfg.probe.channel,
-        reduce=cfg.probe.reduce,
-        inputs=build_inputs(cfg, input_shape),
-        device=cfg.device,
-        dtype=DTYPES[cfg.probe.dtype],
-        seed=cfg.seed,
-        on_nonfinite=cfg.probe.on_nonfinite,
-        resume=resume,
-        on_checkpoint=lambda partial: save_result(partial, checkpoint),
-        checkpoint_every=cfg.probe.checkpoint_every,
-        should_stop=should_stop,
-    )
+    ((result, trf),) = probe_many(cfg, model, input_shape, [target], [job_dir], should_stop)
     return result, trf
+
+
+def probe_many(
+    cfg: DictConfig,
+    model: nn.Module,
+    input_shape,
+    targets: list[str | None],
+    job_dirs: list[Path],
+    should_stop: Callable[[], bool] | None = None,
+) -> list[tuple[ERFResult, TheoreticalRF]]:
+    """ERF and TRF of several targets of one model from one forward pass per batch
+    (``erf.measure_erfs``), each with its own ``checkpoint.npz`` in its job folder.
+
+    With ``resume=true``, targets whose checkpoints stopped at the same sample continue
+    together; targets at different samples (say, a profile interrupted while it still ran
+    one layer at a time) run as separate groups, fresh targets as one more group.
+    """
+    position = _position(cfg)
+    trfs = [theoretical_rf(model, input_shape=input_shape, target=t) for t in targets]
+    if distributed.active():  # torchrun: samples sharded over the ranks, no checkpoints
+        kwargs = probe_kwargs(cfg, input_shape)
+        if kwargs["batch_size"] == "auto":
+            raise ValueError("probe.batch_size=auto does not run under torchrun; give a number")
+        return [
+            (
+                distributed.measure_erf_sharded(
+                    model,
+                    input_shape,
+                    target=t,
+                    position=position,
+                    should_stop=should_stop,
+                    **kwargs,
+                ),
+                trf,
+            )
+            for t, trf in zip(targets, trfs)
+        ]
+    resumes = []
+    for job_dir in job_dirs:
+        checkpoint = job_dir / "checkpoint.npz"
+        resume = _load_checkpoint(checkpoint) if cfg.resume and checkpoint.exists() else None
+        if resume is not None:
+            log.info("resuming from %s (%d samples done)", checkpoint, resume.meta["samples_seen"])
+        resumes.append(resume)
+        job_dir.mkdir(parents=True, exist_ok=True)
+    groups: dict[int, list[int]] = {}
+    for i, resume in enumerate(resumes):
+        groups.setdefault(-1 if resume is None else resume.meta["samples_seen"], []).append(i)
+    kwargs = probe_kwargs(cfg, input_shape)
+    results: dict[int, ERFResult] = {}
+    for members in groups.values():
+        dirs = [job_dirs[i] for i in members]
+
+        def save(partials: list[ERFResult], dirs: list[Path] = dirs) -> None:
+            for partial, job_dir in zip(partials, dirs):
+                save_result(partial, job_dir / "checkpoint.npz")
+
+        if len(targets) > 1:
+            log.info("probing %s from one forward pass per batch", ", ".join(map(str, targets)))
+        found = measure_erfs(
+            model,
+            input_shape,
+            [(targets[i], position) for i in members],
+            resume=None if resumes[members[0]] is None else [resumes[i] for i in members],
+            on_checkpoint=save,
+            should_stop=should_stop,
+            **kwargs,
+        )
+        results.update(zip(members, found))
+    return [(results[i], trfs[i]) for i in range(len(targets))]
 
 
 def job_metrics(cfg: DictConfig, result: ERFResult, trf: TheoreticalRF) -> dict[str, Any]:
@@ -257,6 +333,10 @@ def job_metrics(cfg: DictConfig, result: ERFResult, trf: TheoreticalRF) -> dict[
         log.warning(w)
     metrics["warnings"] = warnings
     metrics["wall_time_s"] = result.meta["wall_time_s"]
+    metrics["batch_size"] = result.meta["batch_size"]  # the one used (probe.batch_size=auto)
+    for key in ("fast", "channels_last", "compile", "crop", "n_units"):
+        if key in result.meta:
+            metrics[key] = result.meta[key]
     metrics["provenance"] = provenance(result.meta["device"], result.meta["dtype"])
     metrics["config"] = OmegaConf.to_container(cfg, resolve=True)
     return metrics
@@ -328,6 +408,8 @@ def run_job(
         return run_training(cfg, out_dir, should_stop)
     model = build_model(cfg.model)
     input_shape = input_shape_for(cfg, model)
+    if cfg.get("benchmark") and cfg.benchmark.get("run"):
+        return run_benchmark(cfg, model, input_shape, out_dir)
     draws = cfg.probe.get("draws", 1)
     if cfg.get("profile") and cfg.profile.get("layers"):
         if draws > 1:
@@ -366,14 +448,20 @@ def run_profile(
         if layers != "stages":
             raise ValueError(f"profile.layers={layers!r}; use 'stages' or a list of module names")
         layers = stage_layers(layer_table(model, input_shape))
-    for i, name in enumerate(layers):
-        layer_dir = out_dir / f"{i:02d}_{name}"
-        if _completed(cfg, layer_dir) is not None:
-            continue
-        result, trf = probe_one(cfg, model, input_shape, name, layer_dir, should_stop)
-        metrics = job_metrics(cfg, result, trf)
-        metrics["layer_index"] = i
-        write_job(layer_dir, result, metrics, cfg.plot.scale)
+    layers = [str(name) for name in layers]  # [1, 3] for nn.Sequential children "1", "3"
+    dirs = [out_dir / f"{i:02d}_{name}" for i, name in enumerate(layers)]
+    todo = [i for i, d in enumerate(dirs) if _completed(cfg, d) is None]
+    # One forward per batch for all layers (profile.shared_forward), or one probe per layer.
+    chunks = [todo] if cfg.profile.get("shared_forward", True) else [[i] for i in todo]
+    for chunk in filter(None, chunks):
+        found = probe_many(
+            cfg, model, input_shape, [layers[i] for i in chunk], [dirs[i] for i in chunk],
+            should_stop,
+        )  # fmt: skip
+        for i, (result, trf) in zip(chunk, found):
+            metrics = job_metrics(cfg, result, trf)
+            metrics["layer_index"] = i
+            write_job(dirs[i], result, metrics, cfg.plot.scale)
     if not distributed.is_main_process():
         return {"layers": list(layers)}
     return {"layers": list(layers), "summary": write_profile(out_dir, scale=cfg.plot.scale)}
@@ -392,21 +480,8 @@ def model_for_seed(cfg: DictConfig, seed: int) -> nn.Module:
         return build_model(cfg.model)
 
 
-def probe_options(cfg: DictConfig, input_shape) -> dict[str, Any]:
-    """measure_erf's options from ``cfg.probe`` (all but model, target, seed and resume)."""
-    position = cfg.probe.position
-    return dict(
-        n_samples=cfg.probe.n_samples,
-        batch_size=cfg.probe.batch_size,
-        position=position if isinstance(position, str) else tuple(int(v) for v in position),
-        channel=cfg.probe.channel,
-        reduce=cfg.probe.reduce,
-        inputs=build_inputs(cfg, input_shape),
-        device=cfg.device,
-        dtype=DTYPES[cfg.probe.dtype],
-        on_nonfinite=cfg.probe.on_nonfinite,
-        checkpoint_every=cfg.probe.checkpoint_every,
-    )
+# Speed options of measure_erf that the many-draws probe does not have.
+_SINGLE_PROBE_ONLY = ("fast", "channels_last", "compile", "crop")
 
 
 def run_draws(
@@ -423,6 +498,11 @@ def run_draws(
     from erf.draw_stats import draw_metrics, pool_draws
     from erf.draws import measure_erf_draws
 
+    options = probe_kwargs(cfg, input_shape)
+    used = [k for k in _SINGLE_PROBE_ONLY if options.pop(k) not in (False, None, "off")]
+    if used or options["batch_size"] == "auto":
+        keys = ", ".join(f"probe.{k}" for k in used or ["batch_size=auto"])
+        raise ValueError(f"{keys} does not combine with probe.draws > 1")
     trf = theoretical_rf(model, input_shape=input_shape, target=target)
     checkpoint = out_dir / "checkpoint_draws.npz"
     resume = None
@@ -438,12 +518,12 @@ def run_draws(
         lambda seed: model_for_seed(cfg, seed),
         input_shape,
         draws=cfg.probe.draws,
-        seed=cfg.seed,
         target=target,
+        position=_position(cfg),
         resume=resume,
         on_checkpoint=lambda partials: save_results(partials, checkpoint),
         should_stop=should_stop,
-        **probe_options(cfg, input_shape),
+        **options,
     )
     pooled = pool_draws(results)
     metrics = job_metrics(cfg, pooled, trf)
@@ -452,6 +532,92 @@ def run_draws(
     write_job(out_dir, pooled, metrics, cfg.plot.scale)
     checkpoint.unlink(missing_ok=True)
     return metrics
+
+
+def benchmark_targets(cfg: DictConfig, model: nn.Module, input_shape) -> list[str | None]:
+    """``benchmark.multi_targets``: "stages" (``erf.layers.stage_layers``) or module names."""
+    targets = cfg.benchmark.multi_targets
+    if targets == "stages":
+        from erf.graph import layer_table
+        from erf.layers import stage_layers
+
+        return list(stage_layers(layer_table(model, input_shape)))
+    return list(targets)
+
+
+def run_benchmark(cfg: DictConfig, model: nn.Module, input_shape, out_dir: Path) -> dict[str, Any]:
+    """``experiment=benchmark``: time the probe against the public tools' per-image method,
+    the floor, the fast mode and shared-forward profiles (``erf.bench``); write
+    ``benchmark.csv``, ``benchmark.json`` and ``benchmark.png`` and print the table."""
+    from erf.bench import run_benchmark as bench
+    from erf.plots import benchmark_figure
+    from erf.report import csv_text
+
+    if cfg.probe.batch_size == "auto":
+        raise ValueError("the benchmark needs a fixed probe.batch_size (an integer)")
+    if cfg.inputs.source != "gaussian":
+        raise ValueError("the benchmark uses its own seeded N(0,1) inputs: leave inputs=gaussian")
+    if cfg.benchmark.threads:
+        torch.set_num_threads(cfg.benchmark.threads)
+    target = resolve_target(cfg.probe.target, model, input_shape)
+    methods = list(cfg.benchmark.methods)
+    multi = benchmark_targets(cfg, model, input_shape) if "multi" in methods else []
+    out = bench(
+        model,
+        input_shape,
+        target=target,
+        n_samples=cfg.probe.n_samples,
+        batch_size=int(cfg.probe.batch_size),
+        device=cfg.device,
+        reduce=cfg.probe.reduce,
+        seed=cfg.seed,
+        warmup=cfg.benchmark.warmup,
+        repeats=cfg.benchmark.repeats,
+        methods=methods,
+        multi_targets=multi,
+    )
+    device = str(resolve_device(cfg.device))
+    context = {
+        "model": cfg.model.get("name", cfg.model.get("_target_")),
+        "input_h": input_shape[1],
+        "input_w": input_shape[2],
+        "target": target,
+        "device": device,
+        "threads": torch.get_num_threads(),
+    }
+    rows = [{**context, **row} for row in out["rows"]]
+    speed = {r["method"]: r["images_per_s"] for r in rows}
+    for r in rows:
+        for ref in ("per_image", "floor", "probe"):
+            if ref in speed and r["method"] not in ("multi", "separate"):
+                r[f"vs_{ref}"] = r["images_per_s"] / speed[ref]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    write_text(csv_text(rows, columns), out_dir / "benchmark.csv")
+    record = {
+        **context,
+        "rows": rows,
+        "ratios": out["ratios"],
+        "multi_targets": multi,
+        "provenance": provenance(device, "float32"),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    write_json(record, out_dir / "benchmark.json")
+    title = f"{context['model']} {input_shape[1]}x{input_shape[2]} -> {target} on {device}"
+    save_figure(benchmark_figure(rows, title), str(out_dir / "benchmark.png"))
+    print(format_benchmark(rows, out["ratios"]), flush=True)
+    return record
+
+
+BENCH_COLUMNS = ("method", "images_per_s", "best_s", "median_s", "map_corr", "luo_rel_diff")
+
+
+def format_benchmark(rows: list[dict[str, Any]], ratios: dict[str, float]) -> str:
+    """The benchmark's table and ratios as text."""
+    from erf.report import format_rows
+
+    ratio_text = ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items())
+    return f"{format_rows(rows, BENCH_COLUMNS)}\nratios: {ratio_text}"
 
 
 def one_line(exc: BaseException) -> str:

@@ -50,10 +50,14 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+def write_text(text: str, path: str | Path) -> None:
+    """Write ``text`` (UTF-8), atomically."""
+    _atomic_write(Path(path), lambda f: f.write(text.encode()))
+
+
 def write_json(obj: Any, path: str | Path) -> None:
     """Write ``obj`` as indented JSON, atomically (NaN/Inf written as null)."""
-    text = json.dumps(_jsonable(obj), indent=2, sort_keys=False) + "\n"
-    _atomic_write(Path(path), lambda f: f.write(text.encode()))
+    write_text(json.dumps(_jsonable(obj), indent=2, sort_keys=False) + "\n", path)
 
 
 def read_json(path: str | Path) -> Any:

@@ -14,8 +14,9 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from erf.bench import METHODS as BENCH_METHODS
 from erf.nets import ACTIVATIONS, DROPOUT_MODES, INITS, POOLS
-from erf.probe import DTYPES
+from erf.probe import CROP_MODES, DTYPES
 from erf.result import REDUCTIONS
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -59,6 +60,20 @@ def _position(v: Any) -> bool:
     return v == "center" or _pair_of(_int_at_least(0))[0](v)
 
 
+def _bool() -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: isinstance(v, bool)), "true or false"
+
+
+def _batch_size(v: Any) -> bool:
+    return v == "auto" or _int_at_least(1)[0](v)
+
+
+def _names_or(word: str) -> tuple[Callable[[Any], bool], str]:
+    return (
+        lambda v: v == word or (isinstance(v, list) and all(isinstance(x, str) for x in v))
+    ), f"{word} or a list of module names"
+
+
 def _device(v: Any) -> bool:
     return isinstance(v, str) and (v in ("cpu", "cuda", "auto") or v.startswith("cuda:"))
 
@@ -66,7 +81,7 @@ def _device(v: Any) -> bool:
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "seed": _int_at_least(0),
     "device": (_device, "cpu, cuda, cuda:N or auto"),
-    "resume": (lambda v: isinstance(v, bool), "true or false"),
+    "resume": _bool(),
     "label": (lambda v: v is None or isinstance(v, str), "null or a text"),
     "plot.scale": _choice(("linear", "log")),
     "fit.r2_min": (
@@ -74,7 +89,21 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "a number in [0, 1]",
     ),
     "probe.n_samples": _int_at_least(1),
-    "probe.batch_size": _int_at_least(1),
+    "probe.batch_size": (_batch_size, "an integer >= 1 or auto"),
+    "probe.fast": _bool(),
+    "probe.channels_last": _optional(_bool()),
+    "probe.compile": _bool(),
+    "probe.crop": (lambda v: v in CROP_MODES or isinstance(v, bool), "off, auto or on"),
+    "profile.shared_forward": _optional(_bool()),
+    "benchmark.run": _bool(),
+    "benchmark.methods": (
+        lambda v: isinstance(v, list) and bool(v) and all(m in BENCH_METHODS for m in v),
+        f"a non-empty list of {', '.join(BENCH_METHODS)}",
+    ),
+    "benchmark.multi_targets": _names_or("stages"),
+    "benchmark.warmup": _int_at_least(0),
+    "benchmark.repeats": _int_at_least(1),
+    "benchmark.threads": _optional(_int_at_least(1)),
     "probe.checkpoint_every": _int_at_least(1),
     "probe.draws": _int_at_least(1),
     "probe.reduce": _choice(REDUCTIONS),
@@ -155,6 +184,8 @@ def validate(cfg: DictConfig) -> None:
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ",".join(map(_show, value)) + "]"
     return "null" if value is None else str(value).replace(" ", "")
 
 

@@ -30,7 +30,18 @@ REPO = Path(__file__).resolve().parents[1]
         ("inputs.size=[10]", "inputs.size=[10] is not allowed"),
         ("device=gpu", "device=gpu is not allowed: expected cpu, cuda, cuda:N or auto"),
         ("model=resnet", "model=resnet is not a known model; available: conv_stack, custom"),
-        ("experiment=nope", "experiment=nope is not a known experiment; available: depth_sweep"),
+        (
+            "experiment=nope",
+            "experiment=nope is not a known experiment; available: activation_sweep, benchmark",
+        ),
+        (
+            "probe.batch_size=big",
+            "probe.batch_size=big is not allowed: expected an integer >= 1 or",
+        ),
+        ("probe.crop=maybe", "probe.crop=maybe is not allowed: expected off, auto or on"),
+        ("probe.fast=yes", "probe.fast=yes is not allowed: expected true or false"),
+        ("benchmark.methods=[probe,warp]", "benchmark.methods=[probe,warp] is not allowed"),
+        ("benchmark.multi_targets=all", "benchmark.multi_targets=all is not allowed: expected"),
     ],
 )
 def test_bad_override_is_one_line_naming_key_value_and_what_is_allowed(override, message):
@@ -49,6 +60,8 @@ def test_good_overrides_and_experiments_pass():
     preflight(["experiment=depth_sweep", "model.depth=2,4", "probe.n_samples=2"])
     preflight(["model=torchvision", "model.name=resnet18", "probe.target=layer3"])
     preflight(["+model.extra=1", "hydra.run.dir=/tmp/x", "probe.position=[3,4]"])
+    preflight(["probe.batch_size=auto", "probe.crop=off", "probe.fast=true", "probe.compile=true"])
+    preflight(["experiment=benchmark", "benchmark.methods=[probe,compile]", "device=cuda"])
 
 
 def test_cli_exits_non_zero_with_one_line_and_no_traceback_before_any_work(tmp_path):

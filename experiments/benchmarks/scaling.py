@@ -1,0 +1,259 @@
+"""How the probe's cost grows with input size (with and without the TRF crop), depth and
+sample count, on CPU; and the FLOPs per image of forward-to-target + input-gradient backward.
+
+    python experiments/benchmarks/scaling.py [--threads 1] [--out experiments/benchmarks]
+
+Writes scaling_size.csv, scaling_depth.csv, scaling_samples.csv, flops.csv and scaling.png.
+Times are the best of ``--repeats`` runs (the machine may be shared); inputs are made before
+timing. Everything is erf's public API (erf.measure_erf, erf.bench.make_inputs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision
+from torch.utils.flop_counter import FlopCounterMode
+
+from erf.bench import agreement, make_inputs
+from erf.crop import plan_crop
+from erf.probe import forward_to, measure_erf
+
+
+def best_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def probe_seconds_per_image(model, side, target, n, batch, crop, repeats):
+    xs = make_inputs((3, side, side), n)
+    parts = [xs[i : i + batch] for i in range(0, n, batch)]
+    kw = dict(target=target, n_samples=n, batch_size=batch, device="cpu", progress=False)
+    measure_erf(
+        model, (3, side, side), inputs=parts[:1], **{**kw, "n_samples": len(parts[0])}, crop=crop
+    )  # warm-up
+    return (
+        best_time(
+            lambda: measure_erf(model, (3, side, side), inputs=parts, crop=crop, **kw), repeats
+        )
+        / n
+    )
+
+
+def flops_per_image(model, side, target) -> tuple[float, float]:
+    """(forward-to-target FLOPs, input-gradient backward FLOPs) for one image (meta device)."""
+    model = model.to("meta").eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    x = torch.zeros(1, 3, side, side, device="meta", requires_grad=True)
+    with FlopCounterMode(display=False) as fwd:
+        y = forward_to(model, x, target)
+    seed = torch.zeros_like(y)
+    with FlopCounterMode(display=False) as bwd:
+        torch.autograd.grad(y, x, grad_outputs=seed)
+    return float(fwd.get_total_flops()), float(bwd.get_total_flops())
+
+
+def rel_stderr(result) -> float:
+    """Median over pixels of stderr / mean (where the mean is positive)."""
+    m = result.map
+    return float(np.median(result.stderr[m > 0] / m[m > 0]))
+
+
+def write(rows, path):
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in r.items()})
+    print(f"wrote {path}", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--out", default="experiments/benchmarks")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+
+    # FLOPs by model, side and target (counted, no compute: meta tensors)
+    flops = []
+    for name in ("resnet18", "resnet50", "resnet101", "resnet152"):
+        for side in (224, 1024):
+            f, b = flops_per_image(getattr(torchvision.models, name)(), side, "layer4")
+            flops.append(
+                dict(
+                    model=name,
+                    side=side,
+                    target="layer4",
+                    forward_gflop=f / 1e9,
+                    input_grad_backward_gflop=b / 1e9,
+                    total_gflop=(f + b) / 1e9,
+                )
+            )
+    write(flops, out / "flops.csv")
+
+    # cost vs input side, resnet18 layers, with and without crop (16 images per probe, so
+    # the crop's one-off planning, timed alone as plan_s, is spread as it is in real runs)
+    model = torchvision.models.resnet18()
+    size_rows = []
+    for side in (64, 128, 224, 448):
+        for target in ("layer1", "layer2", "layer3", "layer4"):
+            for crop in ("off", "auto"):
+                s = probe_seconds_per_image(model, side, target, 16, 8, crop, args.repeats)
+                t0 = time.perf_counter()
+                plan = plan_crop(model, (3, side, side), [(target, "center")])
+                plan_s = time.perf_counter() - t0 if crop == "auto" else 0.0
+                window = plan.rows[1] - plan.rows[0] + 1 if crop == "auto" else side
+                size_rows.append(
+                    dict(
+                        model="resnet18",
+                        side=side,
+                        target=target,
+                        crop=crop,
+                        s_per_image=s,
+                        images_per_s=1 / s,
+                        window=window,
+                        plan_s=plan_s,
+                    )
+                )
+                print(size_rows[-1], flush=True)
+    write(size_rows, out / "scaling_size.csv")
+
+    # cost vs depth (ResNet family, layer4 at 224)
+    depth_rows = []
+    for name in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"):
+        m = getattr(torchvision.models, name)()
+        s = probe_seconds_per_image(m, 224, "layer4", 4, 4, "off", args.repeats)
+        f, b = flops_per_image(getattr(torchvision.models, name)(), 224, "layer4")
+        depth_rows.append(
+            dict(
+                model=name,
+                side=224,
+                target="layer4",
+                s_per_image=s,
+                images_per_s=1 / s,
+                total_gflop=(f + b) / 1e9,
+                achieved_gflops=(f + b) / 1e9 / s,
+            )
+        )
+        print(depth_rows[-1], flush=True)
+    write(depth_rows, out / "scaling_depth.csv")
+
+    # samples: cost is linear; how close an n-sample map is to a 256-sample one
+    xs = make_inputs((3, 112, 112), 256)
+    kw = dict(target="layer4", batch_size=16, device="cpu", progress=False)
+    t0 = time.perf_counter()
+    ref = measure_erf(model, (3, 112, 112), inputs=[xs], n_samples=256, **kw)
+    ref_s = time.perf_counter() - t0
+    sample_rows = []
+    for n in (4, 8, 16, 32, 64, 128):
+        t0 = time.perf_counter()
+        # first n and the independent last n samples: agreement with the reference, and of
+        # two independent n-sample maps with each other
+        a = measure_erf(model, (3, 112, 112), inputs=[xs[:n]], n_samples=n, **kw)
+        s = time.perf_counter() - t0
+        b = measure_erf(model, (3, 112, 112), inputs=[xs[-n:]], n_samples=n, **kw)
+        sample_rows.append(
+            dict(
+                model="resnet18",
+                side=112,
+                target="layer4",
+                n_samples=n,
+                seconds=s,
+                corr_vs_256=agreement(ref.map, a.map)["map_corr"],
+                corr_two_independent=agreement(a.map, b.map)["map_corr"],
+                luo_rel_diff_vs_256=agreement(ref.map, a.map)["luo_rel_diff"],
+                median_rel_stderr=rel_stderr(a),
+            )
+        )
+        print(sample_rows[-1], flush=True)
+    sample_rows.append(
+        dict(
+            model="resnet18",
+            side=112,
+            target="layer4",
+            n_samples=256,
+            seconds=ref_s,
+            corr_vs_256=1.0,
+            corr_two_independent=float("nan"),
+            luo_rel_diff_vs_256=0.0,
+            median_rel_stderr=rel_stderr(ref),
+        )
+    )
+    write(sample_rows, out / "scaling_samples.csv")
+    figure(size_rows, depth_rows, sample_rows, out / "scaling.png")
+
+
+def figure(size_rows, depth_rows, sample_rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), constrained_layout=True)
+    ax = axes[0]
+    for i, target in enumerate(("layer1", "layer2", "layer3", "layer4")):
+        for crop, style in (("off", "-o"), ("auto", "--s")):
+            rows = [r for r in size_rows if r["target"] == target and r["crop"] == crop]
+            ax.plot(
+                [r["side"] for r in rows],
+                [r["s_per_image"] for r in rows],
+                style,
+                color=f"C{i}",
+                label=f"{target}" + (" crop" if crop == "auto" else ""),
+            )
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="input side (px)",
+        ylabel="s per image",
+        title="ResNet-18 on CPU: cost vs input side",
+    )
+    ax.legend(fontsize=6, ncol=2)
+    ax.grid(True, which="both", alpha=0.3)
+    ax = axes[1]
+    ax.plot([r["total_gflop"] for r in depth_rows], [r["s_per_image"] for r in depth_rows], "o-")
+    for r in depth_rows:
+        ax.annotate(r["model"], (r["total_gflop"], r["s_per_image"]), fontsize=7)
+    ax.set(
+        xlabel="GFLOP per image (forward to layer4 + input-gradient backward)",
+        ylabel="s per image",
+        title="cost vs depth (224 px, layer4)",
+    )
+    ax.grid(True, alpha=0.3)
+    ax = axes[2]
+    rows = [r for r in sample_rows if r["n_samples"] < 256]
+    ns = [r["n_samples"] for r in rows]
+    ax.plot(ns, [1 - r["corr_vs_256"] for r in rows], "o-", label="1 - corr(map_n, map_256)")
+    ax.plot(
+        ns,
+        [1 - r["corr_two_independent"] for r in rows],
+        "s--",
+        label="1 - corr of two independent n-sample maps",
+    )
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="n_samples",
+        title="ResNet-18 layer4 at 112 px: map convergence",
+    )
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
