@@ -44,9 +44,17 @@ from torch import nn
 
 from erf.inputs import random_sample
 from erf.metrics import luo_size
-from erf.probe import forward_to, measure_erf, measure_erfs, probing, resolve_device
+from erf.probe import (
+    forward_to,
+    measure_erf,
+    measure_erfs,
+    probing,
+    reduce_gradient,
+    resolve_device,
+)
 
 METHODS = ("probe", "per_image", "floor", "fast", "compile", "channels_last", "crop", "multi")
+REFERENCES = ("per_image", "floor", "probe")  # the vs_<method> columns of every row
 DESCRIPTIONS = {
     "probe": "erf.measure_erf, float32",
     "per_image": "public tools' method (OpenERF 0.6.1, RepLKNet visualize_erf.py): batch 1, "
@@ -75,15 +83,7 @@ def _center_seed(y: torch.Tensor) -> torch.Tensor:
 
 def _reduce_sum(grad: torch.Tensor, reduce: str) -> torch.Tensor:
     """The reduction summed over channels and batch: one [H, W] float64 map."""
-    if reduce == "abs":
-        g = grad.abs()
-    elif reduce == "relu":
-        g = grad.clamp(min=0)
-    elif reduce == "square":
-        g = grad.square()
-    else:
-        g = grad
-    return g.sum((0, 1), dtype=torch.float64)
+    return reduce_gradient(grad, reduce).sum(0, dtype=torch.float64)
 
 
 def per_image_erf(
@@ -187,8 +187,9 @@ def run_benchmark(
 
     A row: method, description, images (per timed run), targets (maps per image), best_s,
     median_s, images_per_s (from the best run; for multi/separate, images x targets per
-    second), and the map agreement with the probe (map_corr, luo_size, luo_rel_diff; for
-    multi, of its first target with separate's). ``warmup`` untimed runs of each method on
+    second), vs_per_image / vs_floor / vs_probe (speed ratios; not for multi/separate), and
+    the map agreement with the probe (map_corr, luo_size, luo_rel_diff; for multi, of its
+    first target with separate's). ``warmup`` untimed runs of each method on
     ``min(n_samples, batch_size)`` images come first (they also compile, for ``compile``).
     """
     unknown = [m for m in methods if m not in METHODS]
@@ -203,34 +204,19 @@ def run_benchmark(
         n_samples=n_samples, batch_size=batch_size, reduce=reduce, device=dev, progress=False
     )
 
-    def probe(**kw) -> Callable[[torch.Tensor], np.ndarray]:
-        def run(x: torch.Tensor) -> np.ndarray:
-            parts = [x[i : i + batch_size] for i in range(0, x.shape[0], batch_size)]
-            res = measure_erf(
-                model, shape, target=target, inputs=parts, **{**common, "n_samples": len(x)}, **kw
-            )
-            return res.map
+    def on(x: torch.Tensor) -> dict[str, Any]:
+        """measure_erf(s) arguments for the images ``x``, in batches of ``batch_size``."""
+        parts = [x[i : i + batch_size] for i in range(0, x.shape[0], batch_size)]
+        return {**common, "n_samples": len(x), "inputs": parts}
 
-        return run
+    def probe(**kw) -> Callable[[torch.Tensor], np.ndarray]:
+        return lambda x: measure_erf(model, shape, target=target, **on(x), **kw).map
 
     def multi(x: torch.Tensor) -> np.ndarray:
-        parts = [x[i : i + batch_size] for i in range(0, x.shape[0], batch_size)]
-        res = measure_erfs(
-            model, shape, list(multi_targets), inputs=parts, **{**common, "n_samples": len(x)}
-        )
-        return res[0].map
+        return measure_erfs(model, shape, list(multi_targets), **on(x))[0].map
 
     def separate(x: torch.Tensor) -> np.ndarray:
-        maps = [
-            measure_erf(
-                model,
-                shape,
-                target=t,
-                inputs=[x[i : i + batch_size] for i in range(0, x.shape[0], batch_size)],
-                **{**common, "n_samples": len(x)},
-            ).map
-            for t in multi_targets
-        ]
+        maps = [measure_erf(model, shape, target=t, **on(x)).map for t in multi_targets]
         return maps[0]
 
     runners: dict[str, Callable[[torch.Tensor], np.ndarray]] = {
@@ -265,6 +251,7 @@ def run_benchmark(
                 times[m].append(time.perf_counter() - t0)
     rows = []
     k = len(multi_targets)
+    fastest = {m: n_samples / min(times[m]) for m in chosen}
     for m in chosen:
         best, median = min(times[m]), statistics.median(times[m])
         targets = k if m in ("multi", "separate") else 1
@@ -279,6 +266,8 @@ def run_benchmark(
             "median_s": median,
             "images_per_s": n_samples * targets / best,
         }
+        if m not in ("multi", "separate"):  # vs_per_image etc.: speed over that method's
+            row.update({f"vs_{b}": fastest[m] / fastest[b] for b in REFERENCES if b in fastest})
         if m != "separate":
             row.update(agreement(ref, maps[m]))
         rows.append(row)

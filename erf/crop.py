@@ -52,6 +52,7 @@ from typing import Any
 from torch import nn
 
 from erf.graph import GraphRF, graph_rf
+from erf.probe import resolve_position
 
 # Module classes and function/method names (erf.graph's ``NodeRF.op``) the argument covers.
 ALLOWED_OPS = frozenset(
@@ -85,15 +86,6 @@ class CropPlan:
     @property
     def window(self) -> tuple[int, int, int, int]:
         return (*self.rows, *self.cols)
-
-
-def _position(position: Any, h: int, w: int) -> tuple[int, int]:
-    if isinstance(position, str):
-        return h // 2, w // 2
-    row, col = (int(v) for v in position)
-    if not (0 <= row < h and 0 <= col < w):
-        raise ValueError(f"position {(row, col)} is outside the {h}x{w} target feature map")
-    return row, col
 
 
 def _trace(model: nn.Module, input_shape: Sequence[int]) -> GraphRF:
@@ -143,7 +135,7 @@ def plan_crop(
             raise CropRefused(f"the TRF of {target!r} is global (adaptive pooling / linear)")
         name = g.node_name(target)
         shape = g.nodes[name].shape
-        pos = _position(position, *trf.out_shape)
+        pos = resolve_position(position, *trf.out_shape)
         unit_deps = g.dependencies(target, pos)
         _check_ops(g, list(unit_deps), target)
         for n, box in unit_deps.items():

@@ -34,11 +34,11 @@ from erf.probe import (
     ProbeInterrupted,
     _Accumulator,
     _check_feature_map,
-    _reduce,
-    _resolve_position,
     forward_to,
     probing,
+    reduce_gradient,
     resolve_device,
+    resolve_position,
 )
 from erf.result import REDUCTIONS, ERFResult
 
@@ -221,7 +221,7 @@ def measure_erf_draws(
                 first = y[0] if vectorize else y
                 where = "target output" if target is None else f"module {target!r}"
                 _check_feature_map(first, where)
-                pos = _resolve_position(position, first.shape[2], first.shape[3])
+                pos = resolve_position(position, first.shape[2], first.shape[3])
                 if channel is not None and not 0 <= int(channel) < first.shape[1]:
                     raise ValueError(f"channel {channel} is outside 0..{first.shape[1] - 1}")
                 for acc in accs:
@@ -236,14 +236,14 @@ def measure_erf_draws(
             if vectorize:  # all draws at once: input [M, B, C, H, W], output [M, B, c, h, w]
                 x.requires_grad_(True)
                 grad = input_gradient(batched(params, buffers, x), x).flatten(0, 1)
-                per_sample = _reduce(grad, reduce).to(torch.float64)
+                per_sample = reduce_gradient(grad, reduce).to(torch.float64)
                 per_sample = per_sample.view(draws, x.shape[1], *per_sample.shape[1:])
             else:  # one draw after the other (one network's activations in memory at a time)
                 maps = []
                 for model, x_m in zip(models, x.unbind(0)):
                     x_m.requires_grad_(True)
                     grad = input_gradient(forward_to(model, x_m, target), x_m)
-                    maps.append(_reduce(grad, reduce).to(torch.float64))
+                    maps.append(reduce_gradient(grad, reduce).to(torch.float64))
                 per_sample = torch.stack(maps)
             for m, acc in enumerate(accs):
                 finite = torch.isfinite(per_sample[m]).flatten(1).all(1)

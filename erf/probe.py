@@ -192,7 +192,7 @@ def _check_feature_map(y: torch.Tensor, where: str) -> None:
         )
 
 
-def _resolve_position(position, h: int, w: int) -> tuple[int, int]:
+def resolve_position(position, h: int, w: int) -> tuple[int, int]:
     if isinstance(position, str):
         if position != "center":
             raise ValueError(f"position must be 'center' or (row, col), got {position!r}")
@@ -203,7 +203,7 @@ def _resolve_position(position, h: int, w: int) -> tuple[int, int]:
     return row, col
 
 
-def _reduce(grad: torch.Tensor, reduce: str) -> torch.Tensor:
+def reduce_gradient(grad: torch.Tensor, reduce: str) -> torch.Tensor:
     """Per-sample map ``[B, H, W]``: elementwise reduction of dy/dx, summed over channels."""
     if reduce == "abs":
         return grad.abs().sum(1)
@@ -452,7 +452,7 @@ def measure_erfs(
                 (grad,) = torch.autograd.grad(
                     y, x, grad_outputs=seed_grad, retain_graph=k < len(units) - 1
                 )
-                maps.append(_reduce(grad, reduce).to(torch.float64))
+                maps.append(reduce_gradient(grad, reduce).to(torch.float64))
             return maps
 
         stream = _Batches(inputs, input_shape, n_samples, batch_size, seed, seen, auto)
@@ -537,10 +537,11 @@ class _Batches:
             seed,
         )
         self.random = isinstance(source, str)
-        self.limit = int(batch_size) if (self.random or not auto) and batch_size != "auto" else None
-        if self.random and self.limit is None:
-            self.limit = min(n_samples, AUTO_BATCH_MAX)
-        self.fixed_iterable = not self.random and not auto
+        self.fixed_iterable = not self.random and not auto  # its batches, as they come
+        if self.random:  # "auto" starts at the cap until _estimate_batch_size resizes
+            self.limit = min(n_samples, AUTO_BATCH_MAX) if batch_size == "auto" else int(batch_size)
+        else:
+            self.limit = None if auto else int(batch_size)
         self.index = start
         self.used = 0
         self.retries = 0
@@ -711,7 +712,7 @@ class _Accumulator:
         _check_feature_map(y, where)
         self.target_shape = tuple(y.shape[1:])
         position = self.fingerprint["position"]
-        self.position = _resolve_position(position, y.shape[2], y.shape[3])
+        self.position = resolve_position(position, y.shape[2], y.shape[3])
         self.seed_position = self.position
         channel = self.fingerprint["channel"]
         if channel is not None and not 0 <= channel < y.shape[1]:
@@ -778,5 +779,6 @@ __all__ = [
     "measure_erf",
     "measure_erfs",
     "probing",
+    "reduce_gradient",
     "resolve_device",
 ]

@@ -278,6 +278,8 @@ def probe_many(
     for i, resume in enumerate(resumes):
         groups.setdefault(-1 if resume is None else resume.meta["samples_seen"], []).append(i)
     kwargs = probe_kwargs(cfg, input_shape)
+    if len(targets) > 1:
+        log.info("probing %s from one forward pass per batch", ", ".join(map(str, targets)))
     results: dict[int, ERFResult] = {}
     for members in groups.values():
         dirs = [job_dirs[i] for i in members]
@@ -286,8 +288,6 @@ def probe_many(
             for partial, job_dir in zip(partials, dirs):
                 save_result(partial, job_dir / "checkpoint.npz")
 
-        if len(targets) > 1:
-            log.info("probing %s from one forward pass per batch", ", ".join(map(str, targets)))
         found = measure_erfs(
             model,
             input_shape,
@@ -429,6 +429,19 @@ def run_job(
     return metrics
 
 
+def layer_names(spec: Any, key: str, model: nn.Module, input_shape) -> list[str]:
+    """A list of module names from ``spec``: "stages" (one layer per resolution,
+    ``erf.layers.stage_layers``) or names (``[1, 3]`` for nn.Sequential children "1", "3")."""
+    if isinstance(spec, str):
+        if spec != "stages":
+            raise ValueError(f"{key}={spec!r}; use 'stages' or a list of module names")
+        from erf.graph import layer_table
+        from erf.layers import stage_layers
+
+        return stage_layers(layer_table(model, input_shape))
+    return [str(name) for name in spec]
+
+
 def run_profile(
     cfg: DictConfig,
     model: nn.Module,
@@ -439,16 +452,9 @@ def run_profile(
     """ERF and TRF of several layers of one model: ``profile.layers`` is a list of module
     names or "stages" (one layer per resolution, ``erf.layers.stage_layers``). Each layer is
     a sub-job in ``out_dir/<index>_<layer>``; the profile summary and figures sit in out_dir."""
-    from erf.graph import layer_table
-    from erf.layers import stage_layers
     from erf.report import write_profile
 
-    layers = cfg.profile.layers
-    if isinstance(layers, str):
-        if layers != "stages":
-            raise ValueError(f"profile.layers={layers!r}; use 'stages' or a list of module names")
-        layers = stage_layers(layer_table(model, input_shape))
-    layers = [str(name) for name in layers]  # [1, 3] for nn.Sequential children "1", "3"
+    layers = layer_names(cfg.profile.layers, "profile.layers", model, input_shape)
     dirs = [out_dir / f"{i:02d}_{name}" for i, name in enumerate(layers)]
     todo = [i for i, d in enumerate(dirs) if _completed(cfg, d) is None]
     # One forward per batch for all layers (profile.shared_forward), or one probe per layer.
@@ -534,17 +540,6 @@ def run_draws(
     return metrics
 
 
-def benchmark_targets(cfg: DictConfig, model: nn.Module, input_shape) -> list[str | None]:
-    """``benchmark.multi_targets``: "stages" (``erf.layers.stage_layers``) or module names."""
-    targets = cfg.benchmark.multi_targets
-    if targets == "stages":
-        from erf.graph import layer_table
-        from erf.layers import stage_layers
-
-        return list(stage_layers(layer_table(model, input_shape)))
-    return list(targets)
-
-
 def run_benchmark(cfg: DictConfig, model: nn.Module, input_shape, out_dir: Path) -> dict[str, Any]:
     """``experiment=benchmark``: time the probe against the public tools' per-image method,
     the floor, the fast mode and shared-forward profiles (``erf.bench``); write
@@ -561,7 +556,11 @@ def run_benchmark(cfg: DictConfig, model: nn.Module, input_shape, out_dir: Path)
         torch.set_num_threads(cfg.benchmark.threads)
     target = resolve_target(cfg.probe.target, model, input_shape)
     methods = list(cfg.benchmark.methods)
-    multi = benchmark_targets(cfg, model, input_shape) if "multi" in methods else []
+    multi = (
+        layer_names(cfg.benchmark.multi_targets, "benchmark.multi_targets", model, input_shape)
+        if "multi" in methods
+        else []
+    )
     out = bench(
         model,
         input_shape,
@@ -586,11 +585,6 @@ def run_benchmark(cfg: DictConfig, model: nn.Module, input_shape, out_dir: Path)
         "threads": torch.get_num_threads(),
     }
     rows = [{**context, **row} for row in out["rows"]]
-    speed = {r["method"]: r["images_per_s"] for r in rows}
-    for r in rows:
-        for ref in ("per_image", "floor", "probe"):
-            if ref in speed and r["method"] not in ("multi", "separate"):
-                r[f"vs_{ref}"] = r["images_per_s"] / speed[ref]
     out_dir.mkdir(parents=True, exist_ok=True)
     columns = list(dict.fromkeys(k for r in rows for k in r))
     write_text(csv_text(rows, columns), out_dir / "benchmark.csv")

@@ -2,6 +2,7 @@
 sample count, on CPU; and the FLOPs per image of forward-to-target + input-gradient backward.
 
     python experiments/benchmarks/scaling.py [--threads 1] [--out experiments/benchmarks]
+    python experiments/benchmarks/scaling.py --plot-only   # redraw the figure from the CSVs
 
 Writes scaling_size.csv, scaling_depth.csv, scaling_samples.csv, flops.csv and scaling.png.
 Times are the best of ``--repeats`` runs (the machine may be shared); inputs are made before
@@ -69,6 +70,22 @@ def rel_stderr(result) -> float:
     return float(np.median(result.stderr[m > 0] / m[m > 0]))
 
 
+def read(path) -> list[dict]:
+    """A CSV written by ``write``, numbers as floats (sides, counts as ints)."""
+
+    def value(v: str):
+        try:
+            return int(v)
+        except ValueError:
+            try:
+                return float(v)
+            except ValueError:
+                return v
+
+    with open(path) as f:
+        return [{k: value(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
 def write(rows, path):
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
@@ -83,9 +100,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default="experiments/benchmarks")
+    ap.add_argument("--plot-only", action="store_true", help="redraw scaling.png from the CSVs")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
+    if args.plot_only:
+        tables = [read(out / f"scaling_{k}.csv") for k in ("size", "depth", "samples")]
+        figure(*tables, out / "scaling.png")
+        return
 
     # FLOPs by model, side and target (counted, no compute: meta tensors)
     flops = []
@@ -247,7 +269,7 @@ def figure(size_rows, depth_rows, sample_rows, path):
         xscale="log",
         yscale="log",
         xlabel="n_samples",
-        title="ResNet-18 layer4 at 112 px: map convergence",
+        title="ResNet-18 layer4, 112 px: convergence",
     )
     ax.legend(fontsize=7)
     ax.grid(True, which="both", alpha=0.3)
