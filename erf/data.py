@@ -237,45 +237,33 @@ def keys_sample(
     return x.float(), torch.from_numpy(y.astype(np.int64))
 
 
-class GeneratedClassification(Dataset):
-    """``n`` items of ``blobs_sample`` for one split (kwargs as there), kept in memory."""
+class GeneratedDataset(Dataset):
+    """``n`` items of a generated task for one split, made once on first access and kept in
+    memory: item ``i`` is ``sample(seed, split, i, **options)``."""
 
-    def __init__(self, n: int, split: str = "train", seed: int = 0, **options: Any) -> None:
+    def __init__(
+        self,
+        sample: Callable[..., tuple[torch.Tensor, Any]],
+        n: int,
+        split: str = "train",
+        seed: int = 0,
+        **options: Any,
+    ) -> None:
         if int(n) < 1:
             raise ValueError(f"dataset size must be >= 1, got {n}")
-        self.n, self.split, self.seed, self.options = int(n), split, int(seed), options
-        self._cache: list = [None] * self.n  # items are made once, on first access
-        self._cache[0] = blobs_sample(self.seed, split, 0, **options)  # fails early
+        self.sample, self.options = sample, options
+        self.n, self.split, self.seed = int(n), split, int(seed)
+        self._cache: list = [None] * self.n
+        self._cache[0] = sample(self.seed, split, 0, **options)  # bad options fail early
 
     def __len__(self) -> int:
         return self.n
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, Any]:
         if not 0 <= index < self.n:
             raise IndexError(index)
         if self._cache[index] is None:
-            self._cache[index] = blobs_sample(self.seed, self.split, index, **self.options)
-        return self._cache[index]
-
-
-class GeneratedSegmentation(Dataset):
-    """``n`` items of ``keys_sample`` for one split (kwargs as there), kept in memory."""
-
-    def __init__(self, n: int, split: str = "train", seed: int = 0, **options: Any) -> None:
-        if int(n) < 1:
-            raise ValueError(f"dataset size must be >= 1, got {n}")
-        self.n, self.split, self.seed, self.options = int(n), split, int(seed), options
-        self._cache: list = [None] * self.n  # items are made once, on first access
-        self._cache[0] = keys_sample(self.seed, split, 0, **options)  # fails early
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if not 0 <= index < self.n:
-            raise IndexError(index)
-        if self._cache[index] is None:
-            self._cache[index] = keys_sample(self.seed, self.split, index, **self.options)
+            self._cache[index] = self.sample(self.seed, self.split, index, **self.options)
         return self._cache[index]
 
 
@@ -303,8 +291,8 @@ def generated_classification(
     return DataBundle(
         name="generated_classification",
         task="classification",
-        train=GeneratedClassification(train_size, "train", seed, **options),
-        val=GeneratedClassification(val_size, "val", seed, **options),
+        train=GeneratedDataset(blobs_sample, train_size, "train", seed, **options),
+        val=GeneratedDataset(blobs_sample, val_size, "val", seed, **options),
         num_classes=classes,
         class_names=tuple(f"radius {r:g}" for r in options["radii"]),
         in_channels=3,
@@ -359,8 +347,8 @@ def generated_segmentation(
     return DataBundle(
         name="generated_segmentation",
         task="segmentation",
-        train=GeneratedSegmentation(train_size, "train", seed, **options),
-        val=GeneratedSegmentation(val_size, "val", seed, **options),
+        train=GeneratedDataset(keys_sample, train_size, "train", seed, **options),
+        val=GeneratedDataset(keys_sample, val_size, "val", seed, **options),
         num_classes=classes,
         class_names=tuple(name for name, _ in PALETTE[:classes]),
         in_channels=3,
