@@ -280,6 +280,10 @@ def probe_many(
     kwargs = probe_kwargs(cfg, input_shape)
     if len(targets) > 1:
         log.info("probing %s from one forward pass per batch", ", ".join(map(str, targets)))
+    if len(groups) > 1:
+        log.info(
+            "resumed layers stopped at different samples: %d probes, one per group", len(groups)
+        )
     results: dict[int, ERFResult] = {}
     for members in groups.values():
         dirs = [job_dirs[i] for i in members]
