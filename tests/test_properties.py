@@ -56,7 +56,15 @@ def _support_box(model, unit):
     return x.grad[0, 0].numpy() != 0
 
 
-@settings(max_examples=40, deadline=None)
+def _read_by_any_unit(model):
+    """Input pixels that some output unit reads: a strided layer whose windows do not reach
+    the end of its input drops the trailing pixels, which no TRF box can know about."""
+    x = torch.ones(1, 1, SIZE, SIZE, dtype=torch.float64, requires_grad=True)
+    model(x).sum().backward()
+    return x.grad[0, 0].numpy() != 0
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)  # same examples every CI run
 @given(specs=layer_specs())
 def test_closed_form_graph_and_gradient_support_agree(specs):
     model = _model(specs)
@@ -75,8 +83,8 @@ def test_closed_form_graph_and_gradient_support_agree(specs):
     (r0, r1), (c0, c1) = closed.interval(unit, clipped=True)
     box = np.zeros_like(support)
     box[r0 : r1 + 1, c0 : c1 + 1] = True
-    if _gap_free(specs):
-        assert np.array_equal(support, box)
+    if _gap_free(specs):  # the whole box, less trailing pixels no unit reads
+        assert np.array_equal(support, box & _read_by_any_unit(model))
     else:  # dilated / strided taps leave holes: inside the box, and it is the bounding box
         assert not (support & ~box).any()  # unless the border cut off the outermost taps
         if closed.interval(unit) == closed.interval(unit, clipped=True):
