@@ -13,17 +13,9 @@ from erf.store import load_result, read_json
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _experiment(name, out, *overrides):
+def _erf_run(*args):
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "erf.run",
-            f"experiment={name}",
-            "scale=tiny",
-            f"hydra.sweep.dir={out}",
-            *overrides,
-        ],
+        [sys.executable, "-m", "erf.run", "scale=tiny", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -31,6 +23,10 @@ def _experiment(name, out, *overrides):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
+
+
+def _experiment(name, out, *overrides):
+    return _erf_run(f"experiment={name}", f"hydra.sweep.dir={out}", *overrides)
 
 
 def _jobs(out):
@@ -100,22 +96,11 @@ def test_init_sweep_measures_every_init_with_and_without_relu(tmp_path):
 
 
 def test_paper_figures_runs_each_listed_experiment_and_gathers_their_figures(tmp_path):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "erf.run",
-            "experiment=paper_figures",
-            "scale=tiny",
-            "suite.experiments=[init_sweep,dropout_skip]",
-            f"hydra.run.dir={tmp_path}",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    _erf_run(
+        "experiment=paper_figures",
+        "suite.experiments=[init_sweep,dropout_skip]",
+        f"hydra.run.dir={tmp_path}",
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
     suite = read_json(tmp_path / "suite.json")
     assert [e["name"] for e in suite["experiments"]] == ["init_sweep", "dropout_skip"]
     assert all(e["returncode"] == 0 for e in suite["experiments"])
