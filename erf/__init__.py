@@ -1,11 +1,18 @@
 """erf: measure effective receptive fields (ERFs) and compare them with theoretical ones."""
 
-from erf.fit import GaussianFit, fit_gaussian
-from erf.metrics import area_ratios, erf_size, luo_size, mass_radius, moment_sigma, radial_mass
-from erf.nets import ConvStack
-from erf.probe import measure_erf, measure_erfs
+from erf.analysis.fit import GaussianFit, fit_gaussian
+from erf.analysis.metrics import (
+    area_ratios,
+    erf_size,
+    luo_size,
+    mass_radius,
+    moment_sigma,
+    radial_mass,
+)
+from erf.nets.luo import ConvStack
+from erf.probe.measure import measure_erf, measure_erfs
 from erf.result import ERFResult
-from erf.theory import TheoreticalRF, theoretical_rf
+from erf.rf.theory import TheoreticalRF, theoretical_rf
 
 __version__ = "0.1.0"
 

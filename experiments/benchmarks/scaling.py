@@ -6,7 +6,7 @@ sample count, on CPU; and the FLOPs per image of forward-to-target + input-gradi
 
 Writes scaling_size.csv, scaling_depth.csv, scaling_samples.csv, flops.csv and scaling.png.
 Times are the best of ``--repeats`` runs (the machine may be shared); inputs are made before
-timing. Everything is erf's public API (erf.measure_erf, erf.bench.make_inputs).
+timing. Everything is erf's public API (erf.measure_erf, erf.probe.bench.make_inputs).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import torch
 import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
-from erf.bench import agreement, make_inputs
-from erf.crop import plan_crop
-from erf.probe import forward_to, measure_erf
+from erf.probe.bench import agreement, make_inputs
+from erf.probe.crop import plan_crop
+from erf.probe.measure import forward_to, measure_erf
 
 
 def best_time(fn, repeats: int) -> float:

@@ -1,0 +1,74 @@
+"""Numbers of a many-draws measurement (one ERFResult per random weight draw). Pure numpy.
+
+The per-draw sizes are what confidence intervals over weight draws are built from (e.g. of
+the log-log slope of ERF size against depth), so every list here is in draw order, one
+value per draw, and a draw without a size (degenerate map) is NaN, never dropped.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from erf.analysis.metrics import luo_size
+from erf.analysis.summary import erf_metrics
+from erf.result import ERFResult
+from erf.rf.theory import TheoreticalRF
+
+
+def pool_draws(results: Sequence[ERFResult]) -> ERFResult:
+    """The sum of all draws' measurements: its map is the mean over every (draw, sample)
+    pair, which is the mean of the per-draw maps when all draws used the same number of
+    samples. ``meta`` is draw 0's, with ``seed`` the first seed, ``seeds`` and ``draws``."""
+    if not results:
+        raise ValueError("no draws to pool")
+    pooled = functools.reduce(lambda a, b: a.merged(b), results)
+    seeds = [r.meta.get("seed") for r in results]
+    pooled.meta = {k: v for k, v in results[0].meta.items() if k not in ("fingerprint", "draw")}
+    pooled.meta.update(seed=seeds[0], seeds=seeds, draws=len(results))
+    return pooled
+
+
+def _spread(values: Sequence[float]) -> dict[str, float]:
+    finite = np.array([v for v in values if math.isfinite(v)], dtype=np.float64)
+    n = len(finite)
+    mean = float(finite.mean()) if n else math.nan
+    std = float(finite.std(ddof=1)) if n > 1 else math.nan
+    return {"mean": mean, "std": std, "sem": std / math.sqrt(n) if n > 1 else math.nan, "n": n}
+
+
+def draw_metrics(
+    results: Sequence[ERFResult], trf: TheoreticalRF | None = None, r2_min: float = 0.9
+) -> dict[str, Any]:
+    """Per-draw metrics, each a list in draw order (pixels):
+
+    - ``seeds``: the model/input seed of each draw; ``n_samples`` / ``n_nonfinite`` per draw.
+    - ``erf_size``: ``erf.analysis.summary.erf_metrics``'s size (Luo's threshold relative to the
+      input pixel under the probed unit's TRF centre), the job's own ``erf_size`` definition.
+    - ``luo_size``: ``erf.analysis.metrics.luo_size`` at the map centre (H // 2, W // 2); equal to
+      ``erf_size`` when the probed unit sits over the map centre.
+    - ``erf_trf_ratio``: erf_size / trf_size (only with ``trf``).
+    - ``sigma``: ``{"x": [...], "y": [...]}``, the Gaussian fit's sigma_x / sigma_y.
+    - ``fit_r2``, ``degenerate`` (None or the reason a draw has no size).
+    - ``erf_size_spread``: mean, sample std (ddof 1), standard error and count ``n`` of the
+      finite per-draw ``erf_size`` values.
+    """
+    rows = [erf_metrics(r, trf, r2_min=r2_min) for r in results]
+    out: dict[str, Any] = {
+        "seeds": [r.meta.get("seed") for r in results],
+        "n_samples": [r.n_samples for r in results],
+        "n_nonfinite": [r.n_nonfinite for r in results],
+        "erf_size": [row["erf_size"] for row in rows],
+        "luo_size": [luo_size(r.map) for r in results],
+    }
+    if trf is not None:
+        out["erf_trf_ratio"] = [row["erf_trf_ratio"] for row in rows]
+    out["sigma"] = {"x": [row["sigma_x"] for row in rows], "y": [row["sigma_y"] for row in rows]}
+    out["fit_r2"] = [row["fit_r2"] for row in rows]
+    out["degenerate"] = [row["degenerate"] for row in rows]
+    out["erf_size_spread"] = _spread(out["erf_size"])
+    return out

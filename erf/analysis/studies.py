@@ -1,0 +1,128 @@
+"""Statistics of the Luo et al. 2016 studies over many jobs and weight draws. Pure numpy/scipy.
+
+Rows are the flat metric dicts of ``metrics.json`` (one per job). A job that measured several
+weight draws in one pass carries their per-draw values under ``draws``; ``per_draw_rows``
+turns it into one row per draw, so every statistic below treats draws and single-draw jobs
+alike.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from erf.analysis.metrics import loglog_slope
+
+PER_DRAW_KEYS = ("erf_size", "erf_trf_ratio")
+
+
+def t_interval(values: Sequence[float], level: float = 0.95) -> dict[str, float]:
+    """Mean and two-sided Student-t confidence interval of the finite ``values``.
+
+    With one value the interval is NaN-wide; with identical values it has zero width.
+    """
+    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=np.float64)
+    n = v.size
+    nan = float("nan")
+    if n == 0:
+        return {"mean": nan, "low": nan, "high": nan, "n": 0}
+    mean = float(v.mean())
+    if n == 1:
+        return {"mean": mean, "low": nan, "high": nan, "n": 1}
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / math.sqrt(n))
+    return {"mean": mean, "low": mean - half, "high": mean + half, "n": int(n)}
+
+
+def per_draw_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per weight draw: a job with ``draws`` (per-draw ``seeds`` and sizes) becomes
+    one row per seed, with that draw's ``erf_size`` and ``erf_trf_ratio``; other jobs stay
+    one row, their seed read from ``seed`` or the job config."""
+    out = []
+    for row in rows:
+        draws = row.get("draws")
+        if not draws:
+            seed = row.get("seed", (row.get("config") or {}).get("seed"))
+            out.append({**row, "seed": seed})
+            continue
+        for i, seed in enumerate(draws["seeds"]):
+            out.append(
+                {
+                    **{k: v for k, v in row.items() if k != "draws"},
+                    "seed": seed,
+                    **{k: draws[k][i] for k in PER_DRAW_KEYS if k in draws},
+                }
+            )
+    return out
+
+
+def growth_stats(
+    rows: Sequence[Mapping[str, Any]],
+    x: str = "depth",
+    group_by: Sequence[str] = ("init", "activation"),
+    level: float = 0.95,
+) -> list[dict[str, Any]]:
+    """Per group: ERF size and ERF/TRF against ``x`` over weight draws, and their log-log
+    slopes with confidence intervals.
+
+    The slope CI is a t-interval over draws: draw ``seed`` at every ``x`` is one curve (the
+    same seed at every depth), whose own least-squares log-log slope is one sample. The
+    point estimate reported beside it is the slope of the mean size curve. ``rows`` are
+    per-draw rows (``per_draw_rows``).
+    """
+    groups: dict[tuple, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row.get(k) for k in group_by), []).append(row)
+    out = []
+    for key, members in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        xs = sorted({m[x] for m in members})
+        entry: dict[str, Any] = {**dict(zip(group_by, key)), "x": x, "xs": xs}
+        trf = {m[x]: m.get("trf_size") for m in members}
+        entry["trf_size"] = [trf[v] for v in xs]
+        for y in PER_DRAW_KEYS:
+            at = {v: [m.get(y) for m in members if m[x] == v] for v in xs}
+            per_x = [t_interval(_floats(at[v]), level) for v in xs]
+            entry[y] = [p["mean"] for p in per_x]
+            entry[f"{y}_low"] = [p["low"] for p in per_x]
+            entry[f"{y}_high"] = [p["high"] for p in per_x]
+            entry["n_draws"] = [p["n"] for p in per_x]
+            curves: dict[Any, dict[Any, float]] = {}
+            for m in members:
+                curves.setdefault(m.get("seed"), {})[m[x]] = _float(m.get(y))
+            draw_slopes = [
+                loglog_slope(xs, [c[v] for v in xs])[0]
+                for c in curves.values()
+                if all(v in c for v in xs)
+            ]
+            ci = t_interval(draw_slopes, level)
+            entry[f"{y}_slope"] = loglog_slope(xs, entry[y])[0]
+            entry[f"{y}_slope_low"], entry[f"{y}_slope_high"] = ci["low"], ci["high"]
+            entry[f"{y}_slope_draws"] = ci["n"]
+        out.append(entry)
+    return out
+
+
+def _float(v: Any) -> float:
+    return float("nan") if v is None else float(v)
+
+
+def _floats(values: Sequence[Any]) -> list[float]:
+    return [_float(v) for v in values]
+
+
+def binomial_path_counts(blocks: int) -> dict[int, int]:
+    """Paths through a stack of ``blocks`` residual blocks by the number j of residual
+    branches they take: C(blocks, j) (the identity is taken at the other blocks)."""
+    return {j: math.comb(int(blocks), j) for j in range(int(blocks) + 1)}
+
+
+def centre_profile(erf_map: np.ndarray, center: tuple[int, int] | None = None) -> np.ndarray:
+    """The map's row through ``center`` (default (H // 2, W // 2)), scaled to 1 at the centre:
+    the 1-D shape compared across activations (a Gaussian is a parabola on a log axis)."""
+    m = np.asarray(erf_map, dtype=np.float64)
+    r, c = (m.shape[0] // 2, m.shape[1] // 2) if center is None else center
+    peak = m[r, c]
+    return m[r] / peak if peak > 0 else np.full(m.shape[1], np.nan)

@@ -1,0 +1,126 @@
+"""A suite of experiments in one command: ``python -m erf.run experiment=paper_figures``.
+
+Glue like ``erf.run`` (it writes files): each experiment of ``suite.experiments`` runs as its
+own ``python -m erf.run experiment=NAME`` process (its sweep, its summary callback) into
+``<out_dir>/<NAME>``, with the suite's scale, device, seed and resume passed on. Then every
+figure and summary table the experiments wrote is copied into ``<out_dir>/figures`` and
+``suite.json`` records each experiment's command, exit status and wall time, and the hardware.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from tqdm.auto import tqdm
+
+from erf.app.config import EXPERIMENT_DIR
+from erf.io.store import write_json
+
+log = logging.getLogger("erf")
+
+COLLECTED = ("*.png", "summary.csv", "growth.json", "slopes.json")
+
+
+def hardware(device: str) -> str:
+    """The machine in words: the GPU name when ``device`` resolves to CUDA, else the CPU."""
+    if device != "cpu" and torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})"
+    return f"CPU {_cpu_name()}, {os.cpu_count()} cores"
+
+
+def _cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (Linux), else what the platform module knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def experiment_command(cfg: DictConfig, name: str, out_dir: Path) -> list[str]:
+    """The ``erf.run`` command of one suite member, writing into ``out_dir / name``."""
+    return [
+        sys.executable,
+        "-m",
+        "erf.run",
+        f"experiment={name}",
+        f"scale={cfg.scale.name}",
+        f"device={cfg.device}",
+        f"seed={cfg.seed}",
+        f"resume={str(bool(cfg.resume)).lower()}",
+        f"hydra.sweep.dir={out_dir / name}",
+    ]
+
+
+def collect_figures(out_dir: Path, names: list[str]) -> list[str]:
+    """Copy each experiment's top-level figures and tables to ``out_dir/figures`` as
+    ``<experiment>__<file>``; return the copied names."""
+    figures = out_dir / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for name in names:
+        for pattern in COLLECTED:
+            for path in sorted((out_dir / name).glob(pattern)):
+                target = figures / f"{name}__{path.name}"
+                shutil.copyfile(path, target)
+                copied.append(target.name)
+    return copied
+
+
+def run_suite(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    """Run every experiment of ``cfg.suite.experiments`` in turn (a failure is recorded and
+    the next one still runs); collect figures; write ``suite.json``. Raises RuntimeError
+    naming the failed experiments at the end, if any."""
+    names = [str(n) for n in cfg.suite.experiments]
+    folder = EXPERIMENT_DIR
+    available = sorted(p.stem for p in folder.glob("*.yaml") if p.stem != "paper_figures")
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise ValueError(f"suite.experiments: unknown {unknown}; available: {available}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record: dict[str, Any] = {
+        "scale": cfg.scale.name,
+        "device": cfg.device,
+        "hardware": hardware(cfg.device),
+        "experiments": [],
+    }
+    start = time.perf_counter()
+    for name in tqdm(names, desc="paper figures", unit="experiment"):
+        command = experiment_command(cfg, name, out_dir)
+        log.info("%s: %s", name, " ".join(command[1:]))
+        t0 = time.perf_counter()
+        code = subprocess.run(command, check=False).returncode
+        entry = {
+            "name": name,
+            "command": "python " + " ".join(command[1:]),
+            "returncode": code,
+            "wall_time_s": round(time.perf_counter() - t0, 1),
+            "dir": str(out_dir / name),
+        }
+        record["experiments"].append(entry)
+        log.info("%s: exit %d after %.0f s", name, code, entry["wall_time_s"])
+        write_json(record, out_dir / "suite.json")
+        if code == 130:  # the experiment saved a checkpoint after SIGINT/SIGTERM: stop here
+            raise RuntimeError(
+                f"interrupted during {name}; continue with the same command plus: "
+                f"resume=true hydra.run.dir={out_dir}"
+            )
+    record["wall_time_s"] = round(time.perf_counter() - start, 1)
+    record["figures"] = collect_figures(out_dir, names)
+    write_json(record, out_dir / "suite.json")
+    failed = [e["name"] for e in record["experiments"] if e["returncode"] != 0]
+    if failed:
+        raise RuntimeError(f"experiments failed: {', '.join(failed)}; see {out_dir}/suite.json")
+    return record

@@ -1,0 +1,28 @@
+"""Networks: Luo et al. 2016's families (``erf.nets.luo``) and model-zoo loaders
+(``erf.nets.zoo``: torchvision, timm, state-dict checkpoints). Layer 1: imports only the result
+type."""
+
+from erf.nets.luo import (
+    ConvStack,
+    MaskDropout,
+    ResidualBlock,
+    ResidualClassifier,
+    ResidualSegmenter,
+    ResidualStack,
+    rim_heavy_profile,
+)
+from erf.nets.zoo import WeightsUnavailable, load_checkpoint, timm_model, torchvision_model
+
+__all__ = [
+    "ConvStack",
+    "MaskDropout",
+    "ResidualBlock",
+    "ResidualClassifier",
+    "ResidualSegmenter",
+    "ResidualStack",
+    "WeightsUnavailable",
+    "load_checkpoint",
+    "rim_heavy_profile",
+    "timm_model",
+    "torchvision_model",
+]

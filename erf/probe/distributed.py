@@ -1,0 +1,264 @@
+"""Multi-process accumulation with torch.distributed, e.g. ``torchrun --nproc_per_node=N``.
+
+The samples are split into contiguous shards aligned to batch boundaries, one per process
+(rank); every sample keeps its own seed (``erf.probe.inputs.random_sample(kind, shape, seed, i)``),
+so the union of the shards is exactly the single-process run's set of inputs. Each rank
+probes its shard with ``erf.probe.measure.measure_erf``; the float64 sums, sample counts and
+non-finite counts are then all-reduced, so every rank holds the full result. The map equals
+the single-process one up to float64 summation order (the shard sums are added as whole
+numbers instead of batch after batch: relative differences of order 1e-16).
+
+Backends: NCCL for CUDA tensors, gloo for CPU ones (one process group serves both). Only
+rank 0 should write files (``is_main_process``). Knows nothing of files; the Hydra glue
+(one output folder for all ranks) is ``hydra_overrides``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from erf.probe.inputs import input_batches, random_sample
+from erf.probe.measure import ProbeInterrupted, measure_erf, resolve_device
+from erf.result import ERFResult
+
+
+def launched() -> bool:
+    """True when this process was started as one of several by torchrun (WORLD_SIZE > 1)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def init_from_env() -> None:
+    """Join the process group that torchrun's environment variables describe (RANK,
+    WORLD_SIZE, MASTER_ADDR, MASTER_PORT): gloo for CPU tensors and, when CUDA is available,
+    NCCL for CUDA tensors, each rank on GPU ``LOCAL_RANK``. A no-op when already joined."""
+    if dist.is_initialized():
+        return
+    if torch.cuda.is_available():
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if local_rank < torch.cuda.device_count():
+            torch.cuda.set_device(local_rank)
+        dist.init_process_group(backend="cpu:gloo,cuda:nccl")
+    else:
+        dist.init_process_group(backend="gloo")
+    atexit.register(_leave)
+
+
+def _leave() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def rank_and_size() -> tuple[int, int]:
+    """(rank, world size) of the joined process group, (0, 1) without one."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def active() -> bool:
+    """True inside a process group of more than one process."""
+    return rank_and_size()[1] > 1
+
+
+def is_main_process() -> bool:
+    """True on rank 0 (and without a process group): the one process that writes files."""
+    return rank_and_size()[0] == 0
+
+
+def shard(n_samples: int, batch_size: int, rank: int, world_size: int) -> range:
+    """Sample indices of ``rank``'s shard: the batches ``0 .. ceil(n / batch_size) - 1`` are
+    split into ``world_size`` contiguous runs whose lengths differ by at most one, the longer
+    runs first; with fewer batches than ranks, the last ranks get empty shards (rank 0 never)."""
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is outside 0..{world_size - 1}")
+    n_batches = -(-int(n_samples) // int(batch_size))
+    per_rank, extra = divmod(n_batches, world_size)
+    first = rank * per_rank + min(rank, extra)
+    stop = first + per_rank + (rank < extra)
+    return range(first * batch_size, min(stop * batch_size, n_samples))
+
+
+def shard_batches(
+    inputs: str | Iterable,
+    input_shape: tuple[int, int, int],
+    samples: range,
+    batch_size: int,
+    seed: int,
+) -> Iterator[torch.Tensor]:
+    """CPU batches of the samples in ``samples``, with the single-process batch boundaries.
+
+    A random source builds only its own samples (each from its (seed, index) generator); an
+    iterable (e.g. a seeded DataLoader, the same order on every rank) is read from the start
+    and the samples before the shard are skipped.
+    """
+    if isinstance(inputs, str):
+        for first in range(samples.start, samples.stop, batch_size):
+            stop = min(first + batch_size, samples.stop)
+            yield torch.stack(
+                [random_sample(inputs, input_shape, seed, i) for i in range(first, stop)]
+            )
+        return
+    yield from input_batches(inputs, input_shape, samples.stop, batch_size, start=samples.start)
+
+
+def _device_for_rank(device: str | torch.device) -> torch.device:
+    """The probe device; a CUDA device becomes this rank's GPU (``LOCAL_RANK``)."""
+    dev = resolve_device(device)
+    if dev.type != "cuda":
+        return dev
+    local_rank, gpus = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
+    if local_rank >= gpus:
+        raise ValueError(
+            f"process {local_rank} of this node has no GPU of its own ({gpus} visible): "
+            f"start at most {gpus} processes per node (torchrun --nproc_per_node={gpus})"
+        )
+    return torch.device("cuda", local_rank)
+
+
+def all_reduce_result(
+    part: ERFResult | None, input_shape: Sequence[int], device: torch.device
+) -> ERFResult:
+    """Sum the ranks' partial results (a rank with an empty shard passes None): float64
+    ``total`` and ``total_sq``, ``n_samples``, ``n_nonfinite`` and samples seen. Target
+    shape and position come from rank 0, whose shard is never empty. Every rank gets the sum;
+    ``meta`` is this rank's, plus ``world_size``."""
+    h, w = int(input_shape[1]), int(input_shape[2])
+    sums = torch.zeros(2, h, w, dtype=torch.float64, device=device)
+    counts = torch.zeros(3, dtype=torch.int64, device=device)
+    if part is not None:
+        sums[0] = torch.as_tensor(part.total, device=device)
+        sums[1] = torch.as_tensor(part.total_sq, device=device)
+        counts[:] = torch.tensor(
+            [part.n_samples, part.n_nonfinite, part.meta["samples_seen"]], device=device
+        )
+    dist.all_reduce(sums)
+    dist.all_reduce(counts)
+    fields = ("input_shape", "target", "target_shape", "position", "channel", "reduce")
+    head: list[Any] = [None]
+    if dist.get_rank() == 0:
+        head = [{k: getattr(part, k) for k in fields}]
+    dist.broadcast_object_list(head, src=0, device=torch.device("cpu"))
+    n_used, n_bad, seen = (int(v) for v in counts.cpu())
+    meta = dict(part.meta) if part is not None else {}
+    meta.update(samples_seen=seen, world_size=dist.get_world_size())
+    return ERFResult(
+        total=sums[0].cpu().numpy(),
+        total_sq=sums[1].cpu().numpy(),
+        n_samples=n_used,
+        n_nonfinite=n_bad,
+        meta=meta,
+        **head[0],
+    )
+
+
+def measure_erf_sharded(
+    model: nn.Module,
+    input_shape: tuple[int, int, int],
+    *,
+    n_samples: int = 32,
+    batch_size: int = 16,
+    inputs: str | Iterable = "gaussian",
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    progress: bool | None = None,
+    **options: Any,
+) -> ERFResult:
+    """``measure_erf`` with the samples sharded over the process group's ranks.
+
+    Every rank calls it with the same arguments; each probes its shard (``shard``) and all
+    of them return the all-reduced result. ``options`` are measure_erf's (target, position,
+    channel, reduce, dtype, on_nonfinite, should_stop, ...; checkpoints are not kept: a
+    stop request ends the run with a ValueError). The progress bar shows on rank 0 only.
+    Without a process group this is plain ``measure_erf``.
+    """
+    rank, world = rank_and_size()
+    dev = _device_for_rank(device)
+    samples = shard(int(n_samples), int(batch_size), rank, world)
+    options.pop("resume", None)
+    options.pop("on_checkpoint", None)
+    start = time.perf_counter()
+    part = None
+    if len(samples):
+        try:
+            part = measure_erf(
+                model,
+                input_shape,
+                n_samples=len(samples),
+                batch_size=batch_size,
+                inputs=shard_batches(inputs, input_shape, samples, int(batch_size), seed),
+                seed=seed,
+                device=dev,
+                progress=progress if rank == 0 else False,
+                **options,
+            )
+        except ProbeInterrupted as stop:
+            raise ValueError(
+                f"rank {rank} stopped on request after {stop.partial.meta['samples_seen']} of "
+                f"its {len(samples)} samples; multi-process runs keep no checkpoint: run again"
+            ) from None
+        fingerprint = part.meta["fingerprint"]
+        fingerprint.update(n_samples=int(n_samples), seed=int(seed))
+        fingerprint["inputs"] = inputs if isinstance(inputs, str) else type(inputs).__name__
+        part.meta["inputs"] = fingerprint["inputs"]
+    if world == 1:
+        return part
+    result = all_reduce_result(part, input_shape, dev)
+    result.meta.update(
+        device=str(dev),
+        batch_size=int(batch_size),
+        shard=[samples.start, samples.stop],
+        wall_time_s=time.perf_counter() - start,
+    )
+    return result
+
+
+def hydra_overrides(overrides: Sequence[str], config_dir: str) -> list[str]:
+    """Extra command-line overrides that make every rank of a torchrun job use one output
+    folder: rank 0 resolves ``hydra.run.dir`` and ``hydra.sweep.dir`` (their ``${now:...}``
+    timestamps could differ between ranks) and broadcasts them. Ranks > 0 also write no
+    ``.hydra`` folder, no logs and run no callbacks (the sweep summary is rank 0's)."""
+    init_from_env()
+    resolved: list[Any] = [None]
+    if dist.get_rank() == 0:
+        resolved = [_resolved_hydra(overrides, config_dir)]
+    dist.broadcast_object_list(resolved, src=0, device=torch.device("cpu"))
+    run_dir, sweep_dir, callbacks = resolved[0]
+    extra = [f"hydra.run.dir={_quoted(run_dir)}", f"hydra.sweep.dir={_quoted(sweep_dir)}"]
+    if dist.get_rank() > 0:
+        extra += [
+            "hydra.output_subdir=null",
+            "hydra/job_logging=disabled",
+            "hydra/hydra_logging=disabled",
+            *(f"~hydra.callbacks.{name}" for name in callbacks),
+        ]
+    return extra
+
+
+def _resolved_hydra(overrides: Sequence[str], config_dir: str) -> tuple[str, str, list[str]]:
+    """hydra.run.dir and hydra.sweep.dir resolved now, and the names of hydra.callbacks."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    first = []  # a sweep's folders do not depend on the swept values: take the first of each
+    for o in OverridesParser.create().parse_overrides(list(overrides)):
+        if o.is_sweep_override():
+            prefix = "+" if o.is_add() else "++" if o.is_force_add() else ""
+            first.append(f"{prefix}{o.key_or_group}={next(o.sweep_string_iterator())}")
+        else:
+            first.append(o.input_line)
+    with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
+        cfg = compose("config", overrides=first, return_hydra_config=True)
+    callbacks = list(cfg.hydra.callbacks or {})
+    return str(cfg.hydra.run.dir), str(cfg.hydra.sweep.dir), callbacks
+
+
+def _quoted(path: str) -> str:
+    return "'" + path.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -1,0 +1,207 @@
+import numpy as np
+import pytest
+
+from erf.analysis.metrics import (
+    area_ratios,
+    erf_size,
+    is_degenerate,
+    loglog_slope,
+    luo_size,
+    mass_radius,
+    moment_sigma,
+    radial_mass,
+)
+
+
+def uniform_stack_map(n: int, k: int) -> np.ndarray:
+    """2-D ERF of n stride-1 k x k all-equal conv layers: outer product of n-fold box conv."""
+    line = np.ones(1)
+    for _ in range(n):
+        line = np.convolve(line, np.ones(k))
+    return np.outer(line, line)
+
+
+@pytest.mark.parametrize("n, expected", [(5, 8.31), (10, 11.70), (20, 16.16), (40, 22.74)])
+def test_luo_size_matches_published_uniform_k3_values(n, expected):
+    assert luo_size(uniform_stack_map(n, 3)) == pytest.approx(expected, abs=0.01)
+
+
+@pytest.mark.parametrize("n, k", [(1, 3), (5, 3), (10, 3), (4, 5), (7, 7), (3, 2)])
+def test_moment_variance_of_uniform_stack_is_n_k2_minus_1_over_12(n, k):
+    sr, sc = moment_sigma(uniform_stack_map(n, k))
+    expected = n * (k**2 - 1) / 12
+    assert sr**2 == pytest.approx(expected, rel=1e-9)
+    assert sc**2 == pytest.approx(expected, rel=1e-9)
+
+
+def test_moment_sigma_about_given_center_includes_offset():
+    m = np.zeros((5, 5))
+    m[2, 3] = 1.0
+    assert moment_sigma(m) == (0.0, 0.0)
+    assert moment_sigma(m, center=(2, 2)) == (0.0, 1.0)
+
+
+def test_moment_sigma_clips_negative_values():
+    m = np.zeros((5, 5))
+    m[2, 2] = 1.0
+    m[0, 0] = -5.0
+    assert moment_sigma(m) == (0.0, 0.0)
+
+
+def test_moment_sigma_nan_for_zero_mass():
+    assert all(np.isnan(moment_sigma(np.zeros((4, 4)))))
+
+
+def test_luo_size_single_pixel_is_one():
+    assert luo_size(np.array([[3.0]])) == 1.0
+
+
+def test_luo_size_nan_for_zero_or_nonfinite_centre():
+    m = np.ones((5, 5))
+    m[2, 2] = 0.0
+    assert np.isnan(luo_size(m))
+    m[2, 2] = np.nan
+    assert np.isnan(luo_size(m))
+
+
+def test_luo_size_uses_given_center():
+    m = np.zeros((6, 6))
+    m[1, 1] = 1.0
+    assert np.isnan(luo_size(m))
+    assert luo_size(m, center=(1, 1)) == 1.0
+
+
+def test_mass_radius_of_delta_is_zero():
+    m = np.zeros((9, 9))
+    m[4, 4] = 1.0
+    assert mass_radius(m) == 0.0
+    assert mass_radius(m, fraction=1.0) == 0.0
+
+
+def test_mass_radius_of_uniform_disk_matches_radius():
+    radius = 20.0
+    rows, cols = np.indices((101, 101))
+    m = (np.hypot(rows - 50, cols - 50) <= radius).astype(float)
+    assert mass_radius(m, fraction=1.0) == pytest.approx(radius, abs=0.5)
+    assert mass_radius(m, fraction=0.25) == pytest.approx(radius / 2, abs=0.5)
+
+
+def test_mass_radius_is_monotone_in_fraction():
+    m = uniform_stack_map(8, 3)
+    radii = [mass_radius(m, fraction=f) for f in np.linspace(0.0, 1.0, 21)]
+    assert all(a <= b for a, b in zip(radii, radii[1:]))
+
+
+def test_mass_radius_nan_for_zero_mass():
+    assert np.isnan(mass_radius(np.zeros((4, 4))))
+
+
+def test_erf_size_dispatches_to_each_method():
+    m = uniform_stack_map(6, 3)
+    sr, sc = moment_sigma(m)
+    assert erf_size(m) == luo_size(m)
+    assert erf_size(m, method="moment") == pytest.approx(np.sqrt(sr * sc))
+    assert erf_size(m, method="mass", fraction=0.9) == mass_radius(m, fraction=0.9)
+
+
+def test_erf_size_rejects_unknown_method_naming_allowed_ones():
+    with pytest.raises(ValueError, match="luo, moment, mass"):
+        erf_size(np.ones((3, 3)), method="area")
+
+
+def test_erf_size_rejects_non_2d_input():
+    with pytest.raises(ValueError, match="2-D"):
+        erf_size(np.ones((2, 3, 3)))
+
+
+def test_loglog_slope_recovers_exact_power_law():
+    x = np.array([1.0, 2.0, 4.0, 8.0, 16.0])
+    slope, intercept, se = loglog_slope(x, 3 * x**0.5)
+    assert slope == pytest.approx(0.5, abs=1e-12)
+    assert intercept == pytest.approx(np.log(3), abs=1e-12)
+    assert se == pytest.approx(0.0, abs=1e-12)
+
+
+def test_loglog_slope_ignores_nonpositive_and_nonfinite_pairs():
+    x = np.array([0.0, -1.0, 1.0, 2.0, 4.0, np.nan, 8.0])
+    y = 2 * np.where(x > 0, x, 1.0) ** -0.43
+    y[4] = -1.0  # drops x=4
+    slope, _, _ = loglog_slope(x, y)
+    assert slope == pytest.approx(-0.43, abs=1e-12)
+
+
+def test_loglog_slope_standard_error_nan_below_three_points():
+    slope, _, se = loglog_slope([1.0, 10.0], [2.0, 20.0])
+    assert slope == pytest.approx(1.0)
+    assert np.isnan(se)
+
+
+def test_loglog_slope_standard_error_positive_with_scatter():
+    _, _, se = loglog_slope([1.0, 2.0, 4.0, 8.0], [1.0, 2.2, 3.7, 8.5])
+    assert se > 0
+
+
+@pytest.mark.parametrize(
+    "m, reason",
+    [
+        (np.zeros((0, 3)), "empty map"),
+        (np.array([[1.0, np.nan]]), "contains NaN/Inf"),
+        (np.array([[1.0, np.inf]]), "contains NaN/Inf"),
+        (np.zeros((3, 3)), "all zero"),
+        (np.full((3, 3), 2.5), "constant map"),
+    ],
+)
+def test_is_degenerate_gives_reason(m, reason):
+    assert is_degenerate(m) == reason
+
+
+def test_is_degenerate_none_for_usable_map():
+    assert is_degenerate(uniform_stack_map(3, 3)) is None
+
+
+def _replknet_side_by_hand(data, t):
+    """Independent transcription of the published loop on an already-scaled map."""
+    h, w = data.shape
+    for i in range(1, h // 2):
+        if data[h // 2 - i : h // 2 + 1 + i, w // 2 - i : w // 2 + 1 + i].sum() / data.sum() > t:
+            return (2 * i + 1) ** 2 / (h * w)
+    return float("nan")
+
+
+def test_area_ratios_follow_replknets_log_scaling_and_growing_square():
+    rng = np.random.default_rng(0)
+    m = np.outer(np.hanning(41), np.hanning(41)) * 500 + rng.random((41, 41))
+    scaled = np.log10(m + 1)
+    scaled /= scaled.max()
+    ratios = area_ratios(m)
+    assert set(ratios) == {0.2, 0.3, 0.5, 0.99}
+    for t, r in ratios.items():
+        assert r == pytest.approx(_replknet_side_by_hand(scaled, t), nan_ok=True)
+    assert ratios[0.2] <= ratios[0.3] <= ratios[0.5]
+    assert np.isnan(ratios[0.99])  # the noise floor keeps 1 % of the mass outside any square
+
+
+def test_area_ratio_of_a_uniform_square_block_is_its_area_fraction():
+    m = np.zeros((21, 21))
+    m[8:13, 8:13] = 3.0  # a 5x5 block: only the 5x5 square holds everything
+    assert area_ratios(m, (0.99,))[0.99] == pytest.approx(25 / 441)
+
+
+def test_area_ratios_are_nan_for_an_all_zero_map():
+    assert all(np.isnan(v) for v in area_ratios(np.zeros((9, 9))).values())
+
+
+def test_radial_mass_of_a_delta_is_one_at_radius_zero():
+    m = np.zeros((7, 7))
+    m[3, 3] = 2.0
+    radii, frac = radial_mass(m)
+    assert radii[0] == 0 and frac[0] == 1.0 and np.all(frac == 1.0)
+
+
+def test_radial_mass_counts_pixels_by_ceiled_distance_and_ends_at_one():
+    m = np.ones((5, 5))
+    radii, frac = radial_mass(m)
+    # distances from (2, 2): 0 (1 px), 1 (4 px), sqrt2 -> 2 (4 px), 2 (4 px), sqrt5 -> 3 (8 px),
+    # sqrt8 -> 3 (4 px)
+    np.testing.assert_allclose(frac, np.cumsum([1, 4, 8, 12]) / 25)
+    assert radii.tolist() == [0, 1, 2, 3]

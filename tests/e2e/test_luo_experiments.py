@@ -1,0 +1,129 @@
+"""Every Luo et al. 2016 study runs end to end at scale=tiny and writes what it promises."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from erf.io.store import load_result, read_json
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _erf_run(*args):
+    proc = subprocess.run(
+        [sys.executable, "-m", "erf.run", "scale=tiny", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def _experiment(name, out, *overrides):
+    return _erf_run(f"experiment={name}", f"hydra.sweep.dir={out}", *overrides)
+
+
+def _jobs(out):
+    return {p.parent.name: read_json(p) for p in sorted(Path(out).glob("*/metrics.json"))}
+
+
+def test_activation_sweep_reports_a_fit_r2_per_activation_and_the_shape_figure(tmp_path):
+    proc = _experiment("activation_sweep", tmp_path)
+    jobs = _jobs(tmp_path)
+    assert sorted(m["activation"] for m in jobs.values()) == ["none", "relu", "sigmoid", "tanh"]
+    assert all(0 < m["fit_r2"] <= 1 for m in jobs.values())
+    assert (tmp_path / "shape.png").stat().st_size > 0
+    assert "fit_r2" in proc.stdout
+
+
+def test_subsample_dilation_compares_three_15_layer_variants_with_hand_derived_trfs(tmp_path):
+    _experiment("subsample_dilation", tmp_path)
+    trf = {m["label"]: m["trf_size"] for m in _jobs(tmp_path).values()}
+    # baseline: 1 + 2*15; stride 2 at convs 5, 10, 15: 1 + 2*(5*1 + 5*2 + 5*4);
+    # dilations 2, 4, 8 at those convs: 1 + 2*12 + 2*(2 + 4 + 8).
+    assert trf == {"baseline": 31, "subsample": 71, "dilation": 53}
+    assert (tmp_path / "erf_grid.png").exists()
+
+
+def test_dropout_skip_keeps_the_map_in_eval_mode_and_plots_the_residual_path_rfs(tmp_path):
+    _experiment("dropout_skip", tmp_path)
+    jobs = {m["label"]: (name, m) for name, m in _jobs(tmp_path).items()}
+    assert set(jobs) == {"plain", "dropout_eval", "dropout_mask", "residual"}
+    assert {m["trf_size"] for _, m in jobs.values()} == {9}  # 4 convs of 3x3: 1 + 2*4
+    plain = load_result(tmp_path / jobs["plain"][0] / "erf.npz").map
+    eval_dropout = load_result(tmp_path / jobs["dropout_eval"][0] / "erf.npz").map
+    np.testing.assert_array_equal(plain, eval_dropout)
+    # 2 blocks: 4 paths, spans 1, 5, 5, 9.
+    assert jobs["residual"][1]["trf_path_sizes"] == [[1, 1, 1], [5, 5, 2], [9, 9, 1]]
+    assert (tmp_path / f"path_rf_{jobs['residual'][0]}.png").exists()
+
+
+def test_growth_reports_slopes_with_intervals_over_the_weight_draws(tmp_path):
+    proc = _experiment("growth", tmp_path)
+    growth = read_json(tmp_path / "growth.json")
+    groups = {(g["init"], g["activation"]): g for g in growth["groups"]}
+    assert set(groups) == {
+        ("uniform", "none"),
+        ("uniform", "relu"),
+        ("random", "none"),
+        ("random", "relu"),
+    }
+    for g in groups.values():
+        assert g["xs"] == [2, 4]
+        assert all(1 <= n <= 3 for n in g["n_draws"])  # a dead ReLU draw has no size
+        assert g["erf_size_slope_low"] <= g["erf_size_slope"] or np.isnan(g["erf_size_slope_low"])
+    jobs = _jobs(tmp_path).values()
+    assert all(len(m["draws"]["seeds"]) == 3 for m in jobs)
+    uniform = groups[("uniform", "none")]
+    assert uniform["n_draws"] == [3, 3]
+    assert uniform["erf_size_slope_low"] == pytest.approx(uniform["erf_size_slope_high"])
+    assert (tmp_path / "growth.png").exists()
+    assert "95% CI" in proc.stdout
+
+
+def test_init_sweep_measures_every_init_with_and_without_relu(tmp_path):
+    _experiment("init_sweep", tmp_path)
+    runs = {(m["activation"], m["init"]) for m in _jobs(tmp_path).values()}
+    assert runs == {
+        (a, i) for a in ("none", "relu") for i in ("uniform", "random", "kaiming", "rim_heavy")
+    }
+
+
+def test_paper_figures_runs_each_listed_experiment_and_gathers_their_figures(tmp_path):
+    _erf_run(
+        "experiment=paper_figures",
+        "suite.experiments=[init_sweep,dropout_skip]",
+        f"hydra.run.dir={tmp_path}",
+    )
+    suite = read_json(tmp_path / "suite.json")
+    assert [e["name"] for e in suite["experiments"]] == ["init_sweep", "dropout_skip"]
+    assert all(e["returncode"] == 0 for e in suite["experiments"])
+    assert "init_sweep__erf_grid.png" in suite["figures"]
+    assert (tmp_path / "figures" / "dropout_skip__summary.csv").exists()
+
+
+def test_paper_figures_lists_every_luo_study():
+    suite = yaml.safe_load((REPO / "configs/experiment/paper_figures.yaml").read_text())
+    listed = set(suite["suite"]["experiments"])
+    assert {"depth_sweep", "activation_sweep", "subsample_dilation", "growth"} <= listed
+    assert {"dropout_skip", "init_sweep", "trained_vs_untrained"} <= listed
+    for name in listed:
+        assert (REPO / "configs/experiment" / f"{name}.yaml").exists()
+
+
+@pytest.mark.parametrize("scale", ["cpu", "paper"])
+def test_every_scale_gives_every_study_the_same_keys_as_tiny(scale):
+    def studies(name):
+        return yaml.safe_load((REPO / "configs/scale" / f"{name}.yaml").read_text())["scale"]
+
+    tiny, other = studies("tiny"), studies(scale)
+    assert set(other) == set(tiny)
+    for study, keys in tiny.items():
+        if isinstance(keys, dict):
+            assert set(other[study]) == set(keys), study

@@ -1,0 +1,123 @@
+"""Nothing lost: real runs killed or stopped in a subprocess resume to the same map."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers.cli import run_erf_expecting_error
+
+from erf.io.store import load_result
+
+REPO = Path(__file__).resolve().parents[2]
+SLOW_JOB = [
+    "model.depth=12",
+    "model.channels=8",
+    "model.init=random",
+    "model.activation=relu",
+    "inputs.size=[48,48]",
+    "probe.n_samples=240",
+    "probe.batch_size=4",
+    "probe.checkpoint_every=1",
+]
+
+
+def _command(run_dir, *extra):
+    return [sys.executable, "-m", "erf.run", *SLOW_JOB, f"hydra.run.dir={run_dir}", *extra]
+
+
+def _start_and_wait_for_checkpoint(run_dir, min_samples=8):
+    proc = subprocess.Popen(
+        _command(run_dir), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    checkpoint = run_dir / "checkpoint.npz"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if checkpoint.exists():
+            try:
+                if load_result(checkpoint).meta["samples_seen"] >= min_samples:
+                    return proc
+            except Exception:
+                pass  # being replaced right now; the rename is atomic, try again
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        time.sleep(0.02)
+    proc.kill()
+    raise AssertionError("no checkpoint appeared")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("whole")
+    subprocess.run(_command(run_dir), cwd=REPO, check=True, capture_output=True)
+    return load_result(run_dir / "erf.npz")
+
+
+def test_a_killed_run_leaves_no_complete_looking_results_and_resumes_to_the_same_map(
+    tmp_path, uninterrupted
+):
+    proc = _start_and_wait_for_checkpoint(tmp_path)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "metrics.json").exists()
+    assert not (tmp_path / "erf.npz").exists()
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "checkpoint.npz"]
+    assert all(n.endswith(".tmp") or n in (".hydra", "run.log") for n in leftovers), leftovers
+    done = load_result(tmp_path / "checkpoint.npz").meta["samples_seen"]
+    assert 0 < done < 240
+
+    subprocess.run(_command(tmp_path, "resume=true"), cwd=REPO, check=True, capture_output=True)
+    resumed = load_result(tmp_path / "erf.npz")
+    assert np.array_equal(resumed.total, uninterrupted.total)  # bitwise, on CPU
+    assert np.array_equal(resumed.total_sq, uninterrupted.total_sq)
+    assert not (tmp_path / "checkpoint.npz").exists()
+    assert not list(tmp_path.glob(".*.tmp"))  # stale temp files of the killed run are gone
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_saves_a_checkpoint_and_says_how_to_continue(tmp_path, uninterrupted, signum):
+    proc = _start_and_wait_for_checkpoint(tmp_path)
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "resume=true" in stderr and str(tmp_path) in stderr
+    assert not (tmp_path / "metrics.json").exists()
+    subprocess.run(_command(tmp_path, "resume=true"), cwd=REPO, check=True, capture_output=True)
+    assert np.array_equal(load_result(tmp_path / "erf.npz").total, uninterrupted.total)
+
+
+def test_resume_skips_a_completed_job(tmp_path):
+    cmd = [
+        sys.executable,
+        "-m",
+        "erf.run",
+        "model.depth=2",
+        "model.channels=1",
+        "probe.n_samples=2",
+        f"hydra.run.dir={tmp_path}",
+    ]
+    subprocess.run(cmd, cwd=REPO, check=True, capture_output=True)
+    before = (tmp_path / "metrics.json").stat().st_mtime_ns
+    proc = subprocess.run(
+        [*cmd, "resume=true"], cwd=REPO, check=True, capture_output=True, text=True
+    )
+    assert "skipped" in proc.stdout + proc.stderr
+    assert (tmp_path / "metrics.json").stat().st_mtime_ns == before
+    assert json.loads((tmp_path / "metrics.json").read_text())["depth"] == 2
+
+
+def test_a_corrupt_checkpoint_is_a_one_line_error(tmp_path):
+    (tmp_path / "checkpoint.npz").write_bytes(b"garbage")
+    last = run_erf_expecting_error(tmp_path, "model.depth=2", "model.channels=1", "resume=true")
+    assert last.startswith("error: checkpoint")
+
+
+def test_two_processes_with_the_same_seed_give_bitwise_the_same_map(tmp_path, uninterrupted):
+    subprocess.run(_command(tmp_path), cwd=REPO, check=True, capture_output=True)
+    again = load_result(tmp_path / "erf.npz")
+    assert np.array_equal(again.total, uninterrupted.total)
+    assert np.array_equal(again.total_sq, uninterrupted.total_sq)

@@ -1,0 +1,207 @@
+"""Training jobs end to end (subprocesses, tiny sizes): files, metrics, the experiment's
+summary, one-line errors for missing data, and a stopped or killed run resuming bitwise."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers.cli import run_erf_expecting_error
+
+from erf.io.store import load_result
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = [
+    "model.blocks=2",
+    "model.channels=4",
+    "data.train_size=24",
+    "data.val_size=8",
+    "train.epochs=2",
+    "train.batch_size=8",
+    "probe.n_samples=4",
+    "probe.batch_size=4",
+    "train.threads=1",
+]
+
+
+def _run(*args):
+    proc = subprocess.run(
+        [sys.executable, "-m", "erf.run", *args], cwd=REPO, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+@pytest.fixture(scope="module")
+def classification_job(tmp_path_factory):
+    job = tmp_path_factory.mktemp("cls")
+    _run("setting=classification", *TINY, "train.erf_every_epoch=true", f"hydra.run.dir={job}")
+    return job, json.loads((job / "metrics.json").read_text())
+
+
+def test_a_training_job_writes_erf_before_and_after_figures_weights_and_metrics(
+    classification_job,
+):
+    job, _ = classification_job
+    names = {p.name for p in job.iterdir()}
+    expected = {"erf_init.npz", "erf_trained.npz", "model.pt", "metrics.json",
+                "before_after.png", "training.png", "erf_epochs.png",
+                "erf_epoch_001.npz", "erf_epoch_002.npz"}  # fmt: skip
+    assert expected <= names
+    assert "train_checkpoint.pt" not in names  # removed once the job is complete
+    init, trained = load_result(job / "erf_init.npz"), load_result(job / "erf_trained.npz")
+    assert init.shape == trained.shape == (32, 32) and init.target == "body"
+    assert not np.array_equal(init.total, trained.total)
+
+
+def test_metrics_state_the_dataset_plainly_and_hold_sizes_history_and_provenance(
+    classification_job,
+):
+    _, m = classification_job
+    assert m["dataset"] == "generated_classification" and m["dataset_generated"] is True
+    assert m["dataset_description"].startswith("GENERATED data")
+    assert any(w.startswith("dataset: GENERATED") for w in m["warnings"])
+    assert m["trf_size"] == 1 + 2 * (1 + 2 * 2)  # stem + 2 blocks of two 3x3 convs
+    for key in ("erf_size", "erf_diameter", "erf_trf_ratio"):
+        assert m[f"{key}_init"] > 0 and m[f"{key}_trained"] > 0
+    assert m["erf_diameter_init"] == pytest.approx(2 * m["erf_size_init"] / np.sqrt(np.pi))
+    assert [r["epoch"] for r in m["history"]] == [1, 2]
+    assert {"train_loss", "train_accuracy", "val_loss", "val_accuracy"} <= set(m["history"][0])
+    assert [r["epoch"] for r in m["erf_per_epoch"]] == [0, 1, 2]
+    assert m["wall_time_s"] > 0 and m["provenance"]["torch_version"]
+    assert m["config"]["data"]["name"] == "generated_classification"
+
+
+def test_the_saved_weights_load_into_the_same_model(classification_job):
+    from erf.nets.luo import ResidualClassifier
+    from erf.nets.zoo import load_checkpoint
+
+    job, _ = classification_job
+    model = ResidualClassifier(4, blocks=2, channels=4)
+    load_checkpoint(model, job / "model.pt")
+    state = torch.load(job / "model.pt", weights_only=True)
+    assert torch.equal(model.head.weight, state["head.weight"])
+
+
+def test_the_experiment_runs_both_settings_and_summarises_them(tmp_path):
+    sweep = tmp_path / "sweep"
+    sizes = [a for a in TINY if not a.startswith("model.blocks")]  # the settings' own depths
+    proc = _run(
+        "experiment=trained_vs_untrained",
+        *sizes,
+        "model.channels=2",
+        "train.epochs=1",
+        "data.size=32",
+        "inputs.size=null",
+        f"hydra.sweep.dir={sweep}",
+    )
+    assert proc.stdout.strip().splitlines()[-1] == f"results: {sweep}"
+    with open(sweep / "summary.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["task"] for r in rows] == ["classification", "segmentation"]
+    assert {r["dataset_generated"] for r in rows} == {"True"}
+    assert [float(r["trf_size"]) for r in rows] == [71, 453]  # as derived in test_trained_nets
+    assert rows[1]["val_mean_iou"] and not rows[0]["val_mean_iou"]
+    assert (sweep / "before_after.png").stat().st_size > 10_000
+
+
+def test_missing_cifar10_is_one_line_saying_where_to_put_it(tmp_path):
+    last = run_erf_expecting_error(
+        tmp_path / "run", "setting=classification", "data=cifar10", f"data.root={tmp_path}/c"
+    )
+    assert last.startswith("error: CIFAR-10 not found") and "data.download=true" in last
+
+
+def test_data_without_train_is_rejected_before_any_work(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "erf.run", "data=cifar10", f"hydra.run.dir={tmp_path / 'x'}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and proc.stderr.startswith("error: data is set but train")
+    assert not (tmp_path / "x").exists()
+
+
+# --------------------------------------------------------------------------- resume
+
+SLOW = [
+    "setting=classification",
+    "model.blocks=1",
+    "model.channels=2",
+    "model.dropout=0.2",
+    "data.size=16",
+    "data.radii=[2,3]",
+    "data.train_size=600",
+    "data.val_size=8",
+    "train.epochs=3",
+    "train.batch_size=2",
+    "probe.n_samples=2",
+    "probe.batch_size=2",
+    "train.threads=1",
+]
+
+
+def _slow(run_dir, *extra):
+    return [sys.executable, "-m", "erf.run", *SLOW, f"hydra.run.dir={run_dir}", *extra]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("whole")
+    subprocess.run(_slow(run_dir), cwd=REPO, check=True, capture_output=True)
+    return run_dir
+
+
+def _start_and_wait_for(run_dir, name):
+    proc = subprocess.Popen(
+        _slow(run_dir), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.time() + 120
+    while not (run_dir / name).exists():
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        assert time.time() < deadline, f"no {name} appeared"
+        time.sleep(0.01)
+    return proc
+
+
+def _assert_same_training(a, b):
+    wa, wb = torch.load(a / "model.pt"), torch.load(b / "model.pt")
+    for key in wa:
+        assert torch.equal(wa[key], wb[key]), key
+    assert np.array_equal(load_result(a / "erf_trained.npz").total,
+                          load_result(b / "erf_trained.npz").total)  # fmt: skip
+    history = [json.loads((d / "metrics.json").read_text())["history"] for d in (a, b)]
+    for ra, rb in zip(*history):
+        assert {**ra, "time_s": 0} == {**rb, "time_s": 0}
+
+
+def test_a_stop_signal_mid_training_checkpoints_and_resumes_bitwise(tmp_path, uninterrupted):
+    proc = _start_and_wait_for(tmp_path, "erf_init.npz")
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "resume=true" in stderr and str(tmp_path) in stderr
+    assert (tmp_path / "train_checkpoint.pt").exists()
+    assert not (tmp_path / "metrics.json").exists()
+    subprocess.run(_slow(tmp_path, "resume=true"), cwd=REPO, check=True, capture_output=True)
+    _assert_same_training(tmp_path, uninterrupted)
+    assert not (tmp_path / "train_checkpoint.pt").exists()
+
+
+def test_a_killed_run_resumes_from_its_last_epoch_checkpoint_bitwise(tmp_path, uninterrupted):
+    proc = _start_and_wait_for(tmp_path, "train_checkpoint.pt")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "metrics.json").exists()
+    state = torch.load(tmp_path / "train_checkpoint.pt", weights_only=True)
+    assert state["epoch"] >= 1 and state["step"] == 0
+    subprocess.run(_slow(tmp_path, "resume=true"), cwd=REPO, check=True, capture_output=True)
+    _assert_same_training(tmp_path, uninterrupted)

@@ -1,0 +1,1 @@
+"""Test helpers shared by every room: oracles, fixtures, the CLI runner."""

@@ -1,0 +1,84 @@
+"""ERFResult arithmetic and files: round trips, NaN handling, atomic writes."""
+
+import json
+
+import numpy as np
+import pytest
+
+from erf.io.store import load_result, read_json, save_result, write_json
+from erf.result import ERFResult
+
+
+def _result(per_sample, reduce="abs"):
+    stack = np.asarray(per_sample, dtype=np.float64)
+    return ERFResult(
+        total=stack.sum(0),
+        total_sq=(stack**2).sum(0),
+        n_samples=len(stack),
+        input_shape=(1, *stack.shape[1:]),
+        target=None,
+        target_shape=(1, *stack.shape[1:]),
+        position=(1, 1),
+        channel=None,
+        reduce=reduce,
+        meta={"seed": 3},
+    )
+
+
+def test_map_is_the_mean_and_stderr_the_standard_error():
+    samples = np.random.default_rng(0).normal(size=(6, 3, 3))
+    r = _result(samples)
+    np.testing.assert_allclose(r.map, samples.mean(0))
+    np.testing.assert_allclose(r.stderr, samples.std(0, ddof=1) / np.sqrt(6))
+
+
+def test_signed_clamp_clamps_after_averaging():
+    r = _result([[[1.0, -3.0]], [[-2.0, 1.0]]], reduce="signed_clamp")
+    np.testing.assert_array_equal(r.map, [[0.0, 0.0]])
+    r = _result([[[3.0, -3.0]], [[-2.0, 1.0]]], reduce="signed_clamp")
+    np.testing.assert_array_equal(r.map, [[0.5, 0.0]])
+
+
+def test_merging_two_shards_equals_one_run_over_all_samples():
+    samples = np.random.default_rng(1).normal(size=(7, 4, 4))
+    merged = _result(samples[:3]).merged(_result(samples[3:]))
+    whole = _result(samples)
+    np.testing.assert_allclose(merged.map, whole.map)
+    np.testing.assert_allclose(merged.stderr, whole.stderr)
+    assert merged.n_samples == 7
+
+
+def test_merging_results_of_different_probes_is_refused():
+    a, b = _result(np.ones((2, 3, 3))), _result(np.ones((2, 3, 3)), reduce="square")
+    with pytest.raises(ValueError):
+        a.merged(b)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    r = _result(np.random.default_rng(2).random((4, 5, 6)))
+    save_result(r, tmp_path / "erf.npz")
+    back = load_result(tmp_path / "erf.npz")
+    np.testing.assert_array_equal(back.total, r.total)
+    np.testing.assert_array_equal(back.total_sq, r.total_sq)
+    assert (back.n_samples, back.position, back.reduce, back.meta) == (
+        4,
+        (1, 1),
+        "abs",
+        {"seed": 3},
+    )
+    assert back.input_shape == (1, 5, 6)
+
+
+def test_write_json_writes_nan_as_null_and_leaves_no_temp_files(tmp_path):
+    write_json({"a": float("nan"), "b": np.float32(1.5), "c": (1, 2)}, tmp_path / "m.json")
+    assert json.loads((tmp_path / "m.json").read_text()) == {"a": None, "b": 1.5, "c": [1, 2]}
+    assert read_json(tmp_path / "m.json")["b"] == 1.5
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_a_failed_write_keeps_the_previous_file_intact(tmp_path):
+    write_json({"done": True}, tmp_path / "m.json")
+    with pytest.raises(TypeError):
+        write_json({"bad": object()}, tmp_path / "m.json")
+    assert read_json(tmp_path / "m.json") == {"done": True}
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]

@@ -1,0 +1,509 @@
+"""Graph TRF (erf.rf.graph) against hand-derived values, the closed form and gradient support.
+
+Oracles: the google-research/receptive_field test networks (re-derived for PyTorch padding),
+published VGG-16 numbers, the closed form of erf.rf.theory on chains, and the set of input pixels
+with a nonzero gradient (positive weights, float64, max-pool -> avg-pool, so nothing cancels)
+on toy graphs and torchvision models.
+"""
+
+import copy
+import json
+from fractions import Fraction
+from math import comb
+
+import numpy as np
+import pytest
+import torch
+import torchvision.models as tvm
+from helpers.fixtures_graph import (
+    ChannelsLast,
+    ChunkCat,
+    Classifier,
+    DataDependent,
+    NumpyGain,
+    ResidualStack,
+    Roll,
+    SEBlock,
+    SliceCat,
+    TFComputeOrderNet,
+    TFNet1,
+    TFNet3,
+    TFNet4,
+    TFNet5,
+    TFNet8,
+    TwoCalls,
+    UNet,
+    conv,
+)
+from torch import fx, nn
+from torchvision.models import segmentation
+
+from erf.nets.luo import ConvStack
+from erf.rf.graph import graph_rf, layer_table
+from erf.rf.theory import TheoreticalRF, theoretical_rf
+
+# --------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread: the gradient checks are small, and OpenMP threads spinning on two
+    shared cores made this file several times slower; restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def positive(model: nn.Module) -> nn.Module:
+    """A float64 eval copy where nothing cancels: conv/linear weights in [0.5, 1.5]/fan_in,
+    bias 0.01, BatchNorm as identity + 0.01, LayerNorm weights in [0.5, 1.5], layer scales 1,
+    MaxPool2d -> AvgPool2d of the same geometry (max routes the gradient to one pixel),
+    ReLU6 -> ReLU (the clip zeroes gradients)."""
+    model = copy.deepcopy(model).double().eval().requires_grad_(False)
+    for m in list(model.modules()):
+        for name, child in list(m.named_children()):
+            if isinstance(child, nn.MaxPool2d):
+                assert child.dilation in (1, (1, 1))
+                pool = nn.AvgPool2d(child.kernel_size, child.stride, child.padding, child.ceil_mode)
+                setattr(m, name, pool)
+            elif isinstance(child, nn.ReLU6):
+                setattr(m, name, nn.ReLU())
+    g = torch.Generator().manual_seed(0)
+
+    def rand(shape):
+        return torch.rand(shape, generator=g, dtype=torch.float64) + 0.5
+
+    for name, p in model.named_parameters():
+        if "layer_scale" in name:
+            p.fill_(1.0)
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            m.weight.copy_(rand(m.weight.shape) / m.weight[0].numel())
+            if m.bias is not None:
+                m.bias.fill_(0.01)
+        elif isinstance(m, nn.BatchNorm2d):
+            m.running_mean.zero_()
+            m.running_var.fill_(1.0)
+            m.weight.fill_(1.0)
+            m.bias.fill_(0.01)
+        elif isinstance(m, nn.LayerNorm):
+            m.weight.copy_(rand(m.weight.shape))
+            m.bias.zero_()
+    return model
+
+
+class _Stop(Exception):
+    pass
+
+
+def grad_supports(model, input_shape, target=None, units=None) -> list[np.ndarray]:
+    """[H, W] masks of input pixels with a nonzero gradient of each of ``units`` (default: the
+    centre (h//2, w//2)) of ``target`` (a module path; None = the output, or its "out" entry),
+    summed over channels. One forward pass, stopped at the target."""
+    model = positive(model)
+    x = (torch.rand(1, *input_shape, dtype=torch.float64) + 0.5).requires_grad_()
+    if target is None:
+        y = model(x)
+        y = y["out"] if isinstance(y, dict) else y
+    else:
+
+        def stop(module, args, output):
+            raise _Stop(output)
+
+        dict(model.named_modules())[target].register_forward_hook(stop)
+        try:
+            model(x)
+        except _Stop as e:
+            y = e.args[0]
+    h, w = y.shape[-2:]
+    masks = []
+    for r, c in units or [(h // 2, w // 2)]:
+        (grad,) = torch.autograd.grad(y[0, :, r, c].sum(), x, retain_graph=True)
+        masks.append((grad[0].abs().sum(0) != 0).numpy())
+    return masks
+
+
+def grad_support(model, input_shape, target=None, unit=None) -> np.ndarray:
+    return grad_supports(model, input_shape, target, [unit] if unit else None)[0]
+
+
+def rectangle(interval, hw) -> np.ndarray:
+    (r0, r1), (c0, c1) = interval
+    mask = np.zeros(hw, dtype=bool)
+    mask[r0 : r1 + 1, c0 : c1 + 1] = True
+    return mask
+
+
+def rf_tuple(rf: TheoreticalRF):
+    return rf.size, rf.stride, rf.padding
+
+
+# --------------------------------------------------------------------------- TF library ports
+
+
+@pytest.mark.parametrize(
+    "model, hw",
+    [
+        (TFNet1(), (16, 16)),  # create_test_network_1
+        (TFNet1(pool=True), (16, 16)),  # create_test_network_2: max pools instead of convs
+        (TFNet1(dropout=True), (16, 16)),  # create_test_network_6: dropout on a branch
+        (TFNet1(assert_shape=True), (8, 8)),  # create_test_network_7: assert on a shape
+    ],
+)
+def test_tf_aligned_networks_1_2_6_7_are_3_4_1(model, hw):
+    # left conv1 s4: [4u, 4u]; right pad(1,0) conv3 s2 conv1 s2: [4u-1, 4u+1] -> hull 3 / 4 / 1
+    rf = theoretical_rf(model, (1, *hw))
+    assert rf_tuple(rf) == ((3, 3), (4, 4), (1, 1))
+
+
+def test_tf_misaligned_network_3_raises_naming_both_paths():
+    # left pad(2,1) conv5 s2: stride 2; right two valid conv3: stride 1
+    with pytest.raises(ValueError, match=r"not aligned.*'l1'.*'l3'"):
+        theoretical_rf(TFNet3(), (1, 8, 8))
+
+
+def test_tf_same_padding_network_4_is_aligned_at_9_and_not_at_8():
+    # TF 'SAME' conv3 s2: 9 -> left pad 1 ([4u-1, 4u+1], aligned); 8 -> left pad 0 ([4u, 4u+2])
+    assert rf_tuple(theoretical_rf(TFNet4(), (1, 9, 9))) == ((3, 3), (4, 4), (1, 1))
+    with pytest.raises(ValueError, match="not aligned"):
+        theoretical_rf(TFNet4(), (1, 8, 8))
+
+
+def test_tf_non_square_network_5_is_7x5_4_0():
+    # rows 3 + 2*2 = 7, cols 5 + 0*2 = 5
+    assert rf_tuple(theoretical_rf(TFNet5(), (1, 16, 16))) == ((7, 5), (4, 4), (0, 0))
+
+
+@pytest.mark.parametrize(
+    "model, hw", [(TFNet8(), (16, 16)), (TFNet8(same=True), (17, 17))]
+)  # create_test_network_8 (explicit pads), create_test_network_9 (TF 'SAME', 17x17)
+def test_tf_intermediate_add_networks_8_and_9_are_11_8_5(model, hw):
+    rf = theoretical_rf(model, (1, *hw))
+    assert rf_tuple(rf) == ((11, 11), (8, 8), (5, 5))
+    # four paths: L1-L5 1, L2L3-L5 3, L1-L6 9, L2L3-L6 11 (one each)
+    assert rf.path_sizes == tuple(((s, s), 1) for s in (1, 3, 9, 11))
+
+
+def test_tf_compute_order_network_sizes_match_and_add_is_not_aligned():
+    g = graph_rf(TFComputeOrderNet(), (1, 224, 224))
+    sizes = {k: g.nodes[g.node_name(k)].shape[-1] for k in ("l1", "l2_pad", "l2", "l3", "l4")}
+    sizes.update(l5=g.nodes[g.node_name("l5")].shape[-1], l6=g.nodes[g.node_name("l6")].shape[-1])
+    assert sizes == {"l1": 56, "l2_pad": 225, "l2": 112, "l3": 56, "l4": 56, "l5": 28, "l6": 28}
+    assert g.nodes[g.output].shape == (1, 28, 28)  # L7_add
+    assert list(g.nodes) == [
+        n.name for n in g.graph_module.graph.nodes if n.op != "output"
+    ]  # fx order
+    with pytest.raises(ValueError, match=r"not aligned.*'l1'.*'l3"):  # [4u,4u] vs [4u-1,4u+5]
+        g.for_target(None)
+
+
+# --------------------------------------------------------------------------- published, closed form
+
+
+@pytest.fixture(scope="module")
+def vgg16():
+    return tvm.vgg16(weights=None).eval()
+
+
+def test_vgg16_pool5_is_212_32_90_and_every_layer_equals_the_closed_form(vgg16):
+    g = graph_rf(vgg16, (3, 64, 64))  # TRF numbers are unclipped: any valid input size
+    assert rf_tuple(g.for_target("features")) == ((212, 212), (32, 32), (90, 90))
+    assert g.for_target("features") == g.for_target("features.30")
+    closed = theoretical_rf(vgg16.features, (3, 64, 64))
+    for layer in closed.layers:
+        assert rf_tuple(g.for_target(f"features.{layer.name}")) == rf_tuple(closed.at(layer.name))
+
+
+CHAINS = [
+    nn.Sequential(conv(3, 2, 1), nn.ReLU(), conv(3, 1, 1), nn.MaxPool2d(2)),
+    nn.Sequential(conv((3, 5), (2, 1), (1, 2)), nn.BatchNorm2d(1), conv(3, 1, 2, 2)),
+    nn.Sequential(conv(5, 1, 0, 2), nn.AvgPool2d(3, 2, padding=1, ceil_mode=True), conv(3, 2)),
+    nn.Sequential(nn.Conv2d(1, 1, 4, padding="same"), nn.MaxPool2d(3, 2, 1, dilation=2)),
+    nn.Sequential(*[conv(3, 1, 1) for _ in range(6)], nn.MaxPool2d(2), conv(7, 3, 3)),
+    ConvStack(6, dilation=[1, 2, 4, 1, 2, 4], activation="relu", pool_at=[1, 3]),
+    ConvStack(4, kernel_size=5, stride=[2, 1, 2, 1], pool="max"),
+]
+
+
+@pytest.mark.parametrize("chain", CHAINS)
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+def test_graph_equals_closed_form_on_chains(chain):
+    closed = theoretical_rf(chain, (1, 37, 41))
+    g = graph_rf(chain, (1, 37, 41))
+    assert closed.layers  # the closed form was used
+    for layer in closed.layers:
+        got, want = g.for_target(layer.name), closed.at(layer.name)
+        assert (*rf_tuple(got), got.out_shape) == (*rf_tuple(want), want.out_shape), layer.name
+    assert g.for_target(None).path_sizes == ((closed.size, 1),)
+
+
+# --------------------------------------------------------------------------- gradient support
+
+
+def _fcn():
+    return segmentation.fcn_resnet50(weights=None, weights_backbone=None, aux_loss=False)
+
+
+@pytest.mark.parametrize(
+    "build, size, target, unit",
+    [
+        (tvm.resnet18, 128, "layer2", None),  # r 99 inside the input
+        (tvm.resnet18, 128, "layer2", (1, 13)),  # off-centre unit: clipped at top and right
+        (tvm.resnet18, 128, "layer4", None),  # deep: r 435 clipped to the whole input
+        (tvm.resnet50, 128, "layer1", None),
+        (tvm.resnet50, 128, "layer3.0", None),  # stride-2 bottleneck with its 1x1 shortcut
+        (tvm.mobilenet_v2, 128, "features.6", None),
+        (tvm.mobilenet_v2, 192, "features.10", None),  # deep, r 171 inside a 192 input
+        (tvm.convnext_tiny, 128, "features.1", None),
+        (tvm.convnext_tiny, 256, "features.3", None),  # stage 2, r 224 inside a 256 input
+        (_fcn, 160, "backbone.layer3.1", None),  # dilated stage, r 139
+        (_fcn, 96, None, None),  # the bilinear-upsampled segmentation output
+    ],
+)
+def test_gradient_support_equals_clipped_interval_on_torchvision_models(build, size, target, unit):
+    model = build().eval()
+    rf = theoretical_rf(model, (3, size, size), target)
+    unit = unit or rf.center_unit
+    expected = rectangle(rf.interval(unit, clipped=True), (size, size))
+    np.testing.assert_array_equal(grad_support(model, (3, size, size), target, unit), expected)
+
+
+def test_gradient_support_equals_clipped_interval_on_vgg16_pool4(vgg16):
+    rf = theoretical_rf(vgg16, (3, 128, 128), "features.23")  # pool4: r 100, S 16, P 42
+    assert rf_tuple(rf) == ((100, 100), (16, 16), (42, 42))
+    expected = rectangle(rf.interval(rf.center_unit, clipped=True), (128, 128))
+    np.testing.assert_array_equal(grad_support(vgg16.features, (3, 128, 128), "23"), expected)
+
+
+def all_units_match(model, input_shape, target=None):
+    """Every output unit's clipped interval equals its gradient support."""
+    rf = graph_rf(model, input_shape).for_target(target)
+    units = [(r, c) for r in range(rf.out_shape[0]) for c in range(rf.out_shape[1])]
+    for unit, got in zip(units, grad_supports(model, input_shape, target, units)):
+        expected = rectangle(rf.interval(unit, clipped=True), input_shape[-2:])
+        np.testing.assert_array_equal(got, expected, err_msg=f"unit {unit}")
+    return rf
+
+
+@pytest.mark.parametrize(
+    "layers",
+    [
+        [conv(3, 2, 1), nn.Upsample(scale_factor=2), conv(3, 1, 1)],  # nearest x2 after s2
+        [conv(3, 2, 1), nn.Upsample(scale_factor=2, mode="bilinear"), conv(3, 1, 1)],
+        [conv(3, 2, 1), nn.UpsamplingBilinear2d(size=(11, 9))],  # align_corners=True
+        [nn.Upsample(scale_factor=1.5, mode="nearest-exact"), conv(3, 2)],
+        [conv(3, 1, 1), nn.Upsample(size=(9, 13), mode="bicubic"), conv(3, 2, 1)],
+        [conv(3, 1, 1), nn.Upsample(size=(5, 4), mode="area")],
+        [conv(3, 2, 1), nn.ConvTranspose2d(1, 1, 3, 2, 1, output_padding=1, bias=False)],
+        [conv(3, 2, 1), nn.ConvTranspose2d(1, 1, 4, 2, 1, bias=False), conv(3, 1, 1)],
+        [conv(3, 1, 1), nn.AdaptiveAvgPool2d((5, 7))],  # exact adaptive windows
+        [nn.ReflectionPad2d(1), conv(3), nn.ReplicationPad2d((2, 1, 1, 0)), conv(3)],
+        [conv(3, 1, 1, cout=4), nn.PixelShuffle(2), conv(3, 2, 1)],
+        [nn.PixelUnshuffle(2), conv(3, 1, 1, cin=4)],
+    ],
+)
+def test_upsampling_transposed_conv_and_padding_match_gradient_support_at_every_unit(layers):
+    all_units_match(nn.Sequential(*layers), (1, 12, 10))
+
+
+def test_fractional_stride_after_upsampling_is_a_fraction():
+    # nearest x2 then conv3 p1: unit u reads upsampled [u-1, u+1] -> input [(u-1)//2, (u+1)//2]:
+    # spans alternate 2 (u even) and 3... centre unit 8 (even): [3, 4] -> r 2; stride 1/2
+    rf = theoretical_rf(nn.Sequential(nn.Upsample(scale_factor=2), conv(3, 1, 1)), (1, 8, 8))
+    assert rf.stride == (Fraction(1, 2), Fraction(1, 2))
+    assert rf.size == (2, 2)
+    assert rf.interval((7, 8)) == ((3, 4), (3, 4))
+    assert rf.interval((7, 7)) == ((3, 4), (3, 4))
+    assert rf.interval((9, 9)) == ((4, 5), (4, 5))
+    assert json.loads(json.dumps(rf.to_dict()))["stride"] == [0.5, 0.5]
+
+
+def test_stride_two_then_upsampling_is_stride_one_with_period_two():
+    # conv3 s2 p1 then nearest x2: u reads conv unit u // 2 -> [2(u//2) - 1, 2(u//2) + 1];
+    # averaged over the period 2, the start moves 1 pixel per unit
+    rf = theoretical_rf(nn.Sequential(conv(3, 2, 1), nn.Upsample(scale_factor=2)), (1, 8, 8))
+    assert rf_tuple(rf) == ((3, 3), (1, 1), (1, 1))
+    assert rf.interval((5, 4)) == ((3, 5), (3, 5))
+
+
+def test_chunk_cat_and_channel_shuffle_are_channel_ops():
+    rf = all_units_match(ChunkCat(), (4, 7, 8))
+    assert rf_tuple(rf) == ((3, 3), (1, 1), (1, 1))
+    assert rf.path_sizes == (((1, 1), 1), ((3, 3), 1))
+
+
+def test_unet_level_with_nearest_upsampling_is_aligned_and_matches_gradient_support():
+    rf = all_units_match(UNet(), (1, 12, 10))
+    assert rf.stride == (1, 1)
+
+
+def test_unet_level_with_bilinear_upsampling_is_not_aligned():
+    with pytest.raises(ValueError, match=r"not aligned.*'fine'.*'up'"):
+        theoretical_rf(UNet(mode="bilinear"), (1, 12, 10))
+
+
+def test_channels_last_block_tracks_rows_and_cols():
+    # the (3, 1) kernel runs on the transposed map, i.e. along image cols: TRF (1, 3)
+    rf = all_units_match(ChannelsLast(), (4, 7, 9))
+    assert rf_tuple(rf) == ((1, 3), (1, 1), (0, 1))
+
+
+def test_spatial_slicing_and_cat_have_interval_as_bounding_box():
+    # x[..., 1::2] -> conv3 p1 -> cat([y, y[:, :, :4]], height). Centre unit (7, 3) of 14x6:
+    # rows: conv [6, 8]; cols: conv [2, 4] -> 1 + 2*[2, 4] = [5, 9] (every other column)
+    model, shape = SliceCat(), (1, 10, 12)
+    rf = theoretical_rf(model, shape)
+    assert rf_tuple(rf) == ((3, 5), (1, 2), (1, 1))
+    for unit in [(7, 3), (12, 0), (0, 5)]:  # (12, 0) lies in the glued copy of rows 0..3
+        rows, cols = np.nonzero(grad_support(model, shape, None, unit))
+        bbox = ((rows.min(), rows.max()), (cols.min(), cols.max()))
+        assert bbox == rf.interval(unit, clipped=True)
+
+
+# --------------------------------------------------------------------------- path statistics
+
+
+def test_residual_stack_path_sizes_are_binomial():
+    n = 5
+    rf = theoretical_rf(ResidualStack(n), (1, 24, 24))
+    assert rf.path_sizes == tuple(((2 * j + 1, 2 * j + 1), comb(n, j)) for j in range(n + 1))
+    assert rf.max_path_size == rf.size == (2 * n + 1, 2 * n + 1)
+    assert rf.min_path_size == (1, 1)
+    assert not any("convs" in name for name in rf.min_path)  # all skips
+    assert sum("convs" in name for name in rf.max_path) == n  # all convs
+    assert rf.max_path[0] == "x" and rf.max_path[-1] == rf.target
+
+
+# --------------------------------------------------------------------------- global, errors
+
+
+def test_adaptive_pooling_and_linear_are_global():
+    g = graph_rf(Classifier(), (1, 12, 12))
+    for target in ("pool", None):
+        rf = g.for_target(target)
+        assert rf.is_global and rf.size == (12, 12)
+        assert rf.interval((0, 0)) == ((0, 11), (0, 11))
+        assert any("global: every output unit sees the whole input" in n for n in rf.notes)
+    assert not g.for_target("conv").is_global
+
+
+def test_squeeze_excitation_gate_is_local_trf_with_global_context():
+    """conv3 -> SE gate -> conv3: the TRF is the local 5x5 and ``global_context`` is set. The
+    gradient support is the whole input (the gate's global mean reads every pixel), so the
+    exact statement to test is: support == whole image and interval ⊂ support."""
+    rf = theoretical_rf(SEBlock(), (1, 12, 12))
+    assert rf_tuple(rf) == ((5, 5), (1, 1), (2, 2))
+    assert rf.global_context and not rf.is_global
+    assert any("squeeze-excitation" in note for note in rf.notes)
+    assert grad_support(SEBlock(), (1, 12, 12)).all()
+
+
+@pytest.mark.parametrize(
+    "model, match",
+    [
+        (Roll(), r"function roll at node 'roll'"),
+        (nn.Sequential(conv(3), nn.Unfold(2)), r"module Unfold at node '_1' \(module '1'\)"),
+    ],
+)
+def test_unknown_op_raises_type_error_naming_it(model, match):
+    with pytest.raises(TypeError, match=match):
+        graph_rf(model, (1, 8, 8))
+
+
+def _user_function(x):
+    return x * 2
+
+
+fx.wrap("_user_function")
+
+
+def test_user_function_leaf_raises_type_error_naming_it():
+    class UsesUserFunction(nn.Module):
+        def forward(self, x):
+            return _user_function(x)
+
+    with pytest.raises(TypeError, match="_user_function"):
+        graph_rf(UsesUserFunction(), (1, 8, 8))
+
+
+def test_vit_output_raises_token_error():
+    model = tvm.vit_b_16(weights=None).eval()
+    g = graph_rf(model, (3, 224, 224))
+    with pytest.raises(ValueError, match="token outputs are not supported"):
+        g.for_target(None)
+    assert g.for_target("conv_proj").size == (16, 16)  # the patch embedding is still a map
+
+
+def test_untraceable_model_raises_value_error_with_tracer_message():
+    with pytest.raises(ValueError, match="cannot trace DataDependent.*control flow"):
+        graph_rf(DataDependent(), (1, 8, 8))
+
+
+def test_module_called_twice_raises_and_its_nodes_are_targets():
+    g = graph_rf(TwoCalls(), (1, 8, 8))
+    with pytest.raises(ValueError, match="called 2 times"):
+        g.for_target("conv")
+    assert g.for_target("conv_1").size == (5, 5)
+
+
+# --------------------------------------------------------------------------- API
+
+
+def test_models_that_cannot_run_on_meta_fall_back_to_a_real_forward(monkeypatch):
+    import erf.rf.graph
+
+    tries = []
+    run = erf.rf.graph._run_shape_prop
+
+    def spy(gm, x, meta):
+        tries.append(meta)
+        return run(gm, x, meta)
+
+    monkeypatch.setattr(erf.rf.graph, "_run_shape_prop", spy)
+    assert graph_rf(Classifier(), (1, 12, 12)).for_target("conv").size == (3, 3)
+    assert tries == [True]  # shapes from the meta device, no arithmetic
+    tries.clear()
+    assert graph_rf(NumpyGain(), (1, 12, 12)).for_target(None).size == (3, 3)
+    assert tries == [True, False]
+
+
+def test_theoretical_rf_dispatches_chain_graph_and_needs_input_shape():
+    chain = nn.Sequential(conv(3), conv(3))
+    assert theoretical_rf(chain).layers  # closed form, no input shape needed
+    up = nn.Sequential(conv(3), nn.Upsample(scale_factor=2))
+    with pytest.raises(ValueError, match="input_shape is needed for graph analysis"):
+        theoretical_rf(up)
+    rf = theoretical_rf(up, (1, 8, 8))
+    assert rf.layers == () and rf.target is not None
+    assert theoretical_rf(chain, (1, 8, 8), target="0").size == (3, 3)  # graph, by module path
+
+
+def test_node_rfs_follow_fx_order_with_modules_and_shapes():
+    g = graph_rf(Classifier(), (1, 12, 12))
+    assert list(g.nodes) == ["x", "conv", "pool", "flatten", "fc"]
+    conv_node, flat = g.nodes["conv"], g.nodes["flatten"]
+    assert (conv_node.module, conv_node.op, conv_node.shape) == ("conv", "Conv2d", (4, 6, 6))
+    assert conv_node.spatial and conv_node.trf.size == (3, 3)
+    assert (flat.op, flat.shape, flat.spatial, flat.trf) == ("flatten", (4,), False, None)
+    assert g.nodes["pool"].trf.is_global
+
+
+def test_layer_table_lists_spatial_modules_called_once():
+    rows = {r["name"]: r for r in layer_table(tvm.resnet18(weights=None), (3, 64, 64))}
+    assert rows["layer1"]["type"] == "Sequential"
+    assert rows["layer1.0"]["type"] == "BasicBlock"
+    assert rows["layer1.0.conv1"]["out_shape"] == [64, 16, 16]
+    assert "layer1.0.relu" not in rows  # called twice per block
+    assert "fc" not in rows  # not a map
+    assert rows["avgpool"]["is_global"] and rows["avgpool"]["trf_size"] == [64, 64]
+    assert rows["layer4"]["trf_size"] == [435, 435] and rows["layer4"]["trf_stride"] == [32, 32]
+    assert set(rows["conv1"]) >= {
+        "name", "type", "out_shape", "trf_size", "trf_stride", "trf_padding", "is_global"
+    }  # fmt: skip
+
+
+def test_layer_table_reports_misaligned_layers_in_a_note():
+    rows = {r["name"]: r for r in layer_table(TFComputeOrderNet(), (1, 32, 32))}
+    assert rows["l3"]["trf_size"] == [7, 7]  # [4u-1, 4u+5] on its own
+    assert rows["l4"]["trf_size"] is None and "not aligned" in rows["l4"]["note"]
