@@ -31,6 +31,7 @@ from torch import nn
 
 import erf
 from erf.analysis.summary import erf_metrics
+from erf.app import torchrun
 from erf.app.config import CONFIG_DIR
 from erf.app.validate import ConfigError, preflight, validate
 from erf.io.plots import erf_figure, save_figure
@@ -45,8 +46,10 @@ from erf.io.store import (
 )
 from erf.nets.zoo import load_checkpoint
 from erf.probe import distributed
+from erf.probe.bench import BENCH_REFUSES
 from erf.probe.inputs import RANDOM_SOURCES, image_folder
-from erf.probe.measure import DTYPES, ProbeInterrupted, measure_erfs, resolve_device
+from erf.probe.measure import ProbeInterrupted, probe_units, resolve_device
+from erf.probe.options import DTYPES, SPEED_KEYS, ProbeOptions
 from erf.result import ERFResult
 from erf.rf.graph import layer_table
 from erf.rf.targets import auto_target, stage_layers
@@ -188,24 +191,26 @@ def crop_mode(value: Any) -> str:
     return {False: "off", True: "on"}.get(value, value) if isinstance(value, bool) else value
 
 
-def probe_kwargs(cfg: DictConfig, input_shape) -> dict[str, Any]:
-    """measure_erf / measure_erfs arguments from ``probe.*``, ``seed`` and ``device``."""
-    batch_size = cfg.probe.batch_size
-    return dict(
-        n_samples=cfg.probe.n_samples,
-        batch_size=batch_size if batch_size == "auto" else int(batch_size),
-        channel=cfg.probe.channel,
-        reduce=cfg.probe.reduce,
-        inputs=build_inputs(cfg, input_shape),
+def probe_options(cfg: DictConfig, inputs: str | Iterable) -> ProbeOptions:
+    """The probe's options from ``probe.*``, ``seed`` and ``device``, probing ``inputs`` (a
+    random source name or an iterable of batches: ``build_inputs``). Every job (measure,
+    profile, draws, torchrun, benchmark, training) takes its options from here."""
+    p = cfg.probe
+    return ProbeOptions(
+        n_samples=p.n_samples,
+        batch_size=p.batch_size if p.batch_size == "auto" else int(p.batch_size),
+        channel=p.channel,
+        reduce=p.reduce,
+        inputs=inputs,
         device=cfg.device,
-        dtype=DTYPES[cfg.probe.dtype],
+        dtype=DTYPES[p.dtype],
         seed=cfg.seed,
-        on_nonfinite=cfg.probe.on_nonfinite,
-        checkpoint_every=cfg.probe.checkpoint_every,
-        fast=cfg.probe.fast,
-        channels_last=cfg.probe.channels_last,
-        compile=cfg.probe.compile,
-        crop=crop_mode(cfg.probe.crop),
+        on_nonfinite=p.on_nonfinite,
+        checkpoint_every=p.checkpoint_every,
+        fast=p.fast,
+        channels_last=p.channels_last,
+        compile=p.compile,
+        crop=crop_mode(p.crop),
     )
 
 
@@ -248,10 +253,9 @@ def probe_many(
     """
     position = _position(cfg)
     trfs = [theoretical_rf(model, input_shape=input_shape, target=t) for t in targets]
+    options = probe_options(cfg, build_inputs(cfg, input_shape))
     if distributed.active():  # torchrun: samples sharded over the ranks, no checkpoints
-        kwargs = probe_kwargs(cfg, input_shape)
-        if kwargs["batch_size"] == "auto":
-            raise ValueError("probe.batch_size=auto does not run under torchrun; give a number")
+        options.refuse(("batch_size",), "torchrun (give a number)", prefix="probe.")
         return [
             (
                 distributed.measure_erf_sharded(
@@ -259,8 +263,8 @@ def probe_many(
                     input_shape,
                     target=t,
                     position=position,
+                    options=options,
                     should_stop=should_stop,
-                    **kwargs,
                 ),
                 trf,
             )
@@ -277,7 +281,6 @@ def probe_many(
     groups: dict[int, list[int]] = {}
     for i, resume in enumerate(resumes):
         groups.setdefault(-1 if resume is None else resume.meta["samples_seen"], []).append(i)
-    kwargs = probe_kwargs(cfg, input_shape)
     if len(targets) > 1:
         log.info("probing %s from one forward pass per batch", ", ".join(map(str, targets)))
     if len(groups) > 1:
@@ -292,14 +295,14 @@ def probe_many(
             for partial, job_dir in zip(partials, dirs):
                 save_result(partial, job_dir / "checkpoint.npz")
 
-        found = measure_erfs(
+        found = probe_units(
             model,
             input_shape,
             [(targets[i], position) for i in members],
+            options,
             resume=None if resumes[members[0]] is None else [resumes[i] for i in members],
             on_checkpoint=save,
             should_stop=should_stop,
-            **kwargs,
         )
         results.update(zip(members, found))
     return [(results[i], trfs[i]) for i in range(len(targets))]
@@ -487,10 +490,6 @@ def model_for_seed(cfg: DictConfig, seed: int) -> nn.Module:
         return build_model(cfg.model)
 
 
-# Speed options of measure_erf that the many-draws probe does not have.
-_SINGLE_PROBE_ONLY = ("fast", "channels_last", "compile", "crop")
-
-
 def run_draws(
     cfg: DictConfig,
     model: nn.Module,
@@ -505,11 +504,8 @@ def run_draws(
     from erf.analysis.draw_stats import draw_metrics, pool_draws
     from erf.probe.draws import measure_erf_draws
 
-    options = probe_kwargs(cfg, input_shape)
-    used = [k for k in _SINGLE_PROBE_ONLY if options.pop(k) not in (False, None, "off")]
-    if used or options["batch_size"] == "auto":
-        keys = ", ".join(f"probe.{k}" for k in used or ["batch_size=auto"])
-        raise ValueError(f"{keys} does not combine with probe.draws > 1")
+    options = probe_options(cfg, build_inputs(cfg, input_shape))
+    options.refuse((*SPEED_KEYS, "batch_size"), "probe.draws > 1", prefix="probe.")
     trf = theoretical_rf(model, input_shape=input_shape, target=target)
     checkpoint = out_dir / "checkpoint_draws.npz"
     resume = None
@@ -529,8 +525,8 @@ def run_draws(
         position=_position(cfg),
         resume=resume,
         on_checkpoint=lambda partials: save_results(partials, checkpoint),
+        options=options,
         should_stop=should_stop,
-        **options,
     )
     pooled = pool_draws(results)
     metrics = job_metrics(cfg, pooled, trf)
@@ -553,6 +549,8 @@ def run_benchmark(cfg: DictConfig, model: nn.Module, input_shape, out_dir: Path)
         raise ValueError("the benchmark needs a fixed probe.batch_size (an integer)")
     if cfg.inputs.source != "gaussian":
         raise ValueError("the benchmark uses its own seeded N(0,1) inputs: leave inputs=gaussian")
+    options = probe_options(cfg, "gaussian")
+    options.refuse(BENCH_REFUSES, "experiment=benchmark (its methods time those)", "probe.")
     if cfg.benchmark.threads:
         torch.set_num_threads(cfg.benchmark.threads)
     target = resolve_target(cfg.probe.target, model, input_shape)
@@ -566,11 +564,7 @@ def run_benchmark(cfg: DictConfig, model: nn.Module, input_shape, out_dir: Path)
         model,
         input_shape,
         target=target,
-        n_samples=cfg.probe.n_samples,
-        batch_size=int(cfg.probe.batch_size),
-        device=cfg.device,
-        reduce=cfg.probe.reduce,
-        seed=cfg.seed,
+        options=options,
         warmup=cfg.benchmark.warmup,
         repeats=cfg.benchmark.repeats,
         methods=methods,
@@ -675,7 +669,7 @@ def cli() -> None:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     if distributed.launched():  # torchrun: one output folder for all ranks
-        sys.argv += distributed.hydra_overrides(overrides, str(CONFIG_DIR))
+        sys.argv += torchrun.hydra_overrides(overrides)
     main()
 
 

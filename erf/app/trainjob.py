@@ -46,7 +46,7 @@ from erf.io.plots import (
     training_curves_figure,
 )
 from erf.io.store import _atomic_write, load_result, read_json, save_result, write_json
-from erf.probe.measure import DTYPES, measure_erf
+from erf.probe.measure import probe_units
 from erf.result import ERFResult
 from erf.rf.theory import TheoreticalRF, theoretical_rf
 from erf.training.data import DataBundle, build_data
@@ -146,7 +146,7 @@ class _Prober:
     """Measures (or, on resume, reloads) the ERF of the job's target with the probe config."""
 
     def __init__(self, cfg: DictConfig, model: nn.Module, data: DataBundle) -> None:
-        from erf.app.run import resolve_target
+        from erf.app.run import probe_options, resolve_target
 
         self.cfg, self.model = cfg, model
         self.shape = probe_shape(cfg, data)
@@ -154,7 +154,9 @@ class _Prober:
             cfg.probe.target or getattr(model, "ERF_TARGET", None), model, self.shape
         )
         self.trf = theoretical_rf(model, input_shape=self.shape, target=self.target)
-        self.inputs = probe_inputs(cfg, data, self.shape)
+        self.options = probe_options(cfg, probe_inputs(cfg, data, self.shape))
+        # Training jobs re-measure an interrupted probe on resume: they keep no probe checkpoint.
+        self.options.refuse(("checkpoint_every",), "a training job", prefix="probe.")
         self.seconds = 0.0
 
     def measure(self, path: Path, reuse: bool) -> ERFResult:
@@ -171,21 +173,7 @@ class _Prober:
                 )
             return result
         position = p.position if isinstance(p.position, str) else tuple(p.position)
-        result = measure_erf(
-            self.model,
-            self.shape,
-            n_samples=p.n_samples,
-            batch_size=p.batch_size,
-            target=self.target,
-            position=position,
-            channel=p.channel,
-            reduce=p.reduce,
-            inputs=self.inputs,
-            device=self.cfg.device,
-            dtype=DTYPES[p.dtype],
-            seed=self.cfg.seed,
-            on_nonfinite=p.on_nonfinite,
-        )
+        (result,) = probe_units(self.model, self.shape, [(self.target, position)], self.options)
         self.seconds += result.meta["wall_time_s"]
         save_result(result, path)
         return result

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from erf.app.config import CONFIG_DIR
 from erf.nets.luo import ACTIVATIONS, DROPOUT_MODES, INITS, POOLS
 from erf.probe.bench import METHODS as BENCH_METHODS
-from erf.probe.measure import CROP_MODES, DTYPES
+from erf.probe.options import CROP_MODES, DTYPES
 from erf.result import REDUCTIONS
 
 GROUPS = ("model", "inputs", "probe", "scale", "variant", "data", "train", "setting", "experiment")

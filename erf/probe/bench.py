@@ -46,12 +46,12 @@ from erf.analysis.metrics import luo_size
 from erf.probe.inputs import random_sample
 from erf.probe.measure import (
     forward_to,
-    measure_erf,
-    measure_erfs,
+    probe_units,
     probing,
     reduce_gradient,
     resolve_device,
 )
+from erf.probe.options import SPEED_KEYS, ProbeOptions
 
 METHODS = ("probe", "per_image", "floor", "fast", "compile", "channels_last", "crop", "multi")
 REFERENCES = ("per_image", "floor", "probe")  # the vs_<method> columns of every row
@@ -68,6 +68,12 @@ DESCRIPTIONS = {
     "multi": "erf.measure_erfs: all multi_targets from one forward per batch",
     "separate": "one measure_erf call per multi_target",
 }
+
+
+# Settings the benchmark cannot honour: it makes its own float32 N(0,1) inputs, seeds every
+# channel, keeps no checkpoints, and times the speed settings as methods of their own.
+BENCH_REFUSES = ("batch_size", "channel", "inputs", "dtype", "on_nonfinite", "checkpoint_every",
+                 *SPEED_KEYS)  # fmt: skip
 
 
 def _sync(device: torch.device) -> None:
@@ -172,15 +178,12 @@ def run_benchmark(
     input_shape: Sequence[int],
     *,
     target: str | None,
-    n_samples: int = 32,
-    batch_size: int = 16,
-    device: str | torch.device = "cpu",
-    reduce: str = "abs",
-    seed: int = 0,
+    options: ProbeOptions | None = None,
     warmup: int = 1,
     repeats: int = 3,
     methods: Sequence[str] = ("probe", "per_image", "floor", "fast", "multi"),
     multi_targets: Sequence[str | None] = (),
+    **settings: Any,
 ) -> dict[str, Any]:
     """Time every method in ``methods`` on the same inputs; returns ``{"rows": [...],
     "ratios": {...}, "maps": {method: map}}``.
@@ -191,32 +194,39 @@ def run_benchmark(
     the map agreement with the probe (map_corr, luo_size, luo_rel_diff; for multi, of its
     first target with separate's). ``warmup`` untimed runs of each method on
     ``min(n_samples, batch_size)`` images come first (they also compile, for ``compile``).
+
+    ``options`` (or ``settings``, by name; device defaults to "cpu") gives ``n_samples``,
+    ``batch_size``, ``device``, ``reduce`` and ``seed``; the inputs are the benchmark's own
+    (``make_inputs``), and the speed settings are methods here, so any other setting is
+    refused (``BENCH_REFUSES``) rather than ignored.
     """
+    options = ProbeOptions.of(options or ProbeOptions(device="cpu"), **settings)
+    options.refuse(BENCH_REFUSES, "the benchmark")
+    n_samples, batch_size, reduce = options.n_samples, int(options.batch_size), options.reduce
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown benchmark method(s) {unknown}; allowed: {list(METHODS)}")
     if "multi" in methods and len(multi_targets) < 2:
         raise ValueError("the multi method needs at least two multi_targets")
-    dev = resolve_device(device)
-    xs = make_inputs(input_shape, n_samples, seed).to(dev)
+    dev = resolve_device(options.device)
+    xs = make_inputs(input_shape, n_samples, options.seed).to(dev)
     shape = tuple(int(v) for v in input_shape)
-    common = dict(
-        n_samples=n_samples, batch_size=batch_size, reduce=reduce, device=dev, progress=False
-    )
 
-    def on(x: torch.Tensor) -> dict[str, Any]:
-        """measure_erf(s) arguments for the images ``x``, in batches of ``batch_size``."""
+    def on(x: torch.Tensor, **speed: Any) -> ProbeOptions:
+        """The probe's options for the images ``x``, in batches of ``batch_size``."""
         parts = [x[i : i + batch_size] for i in range(0, x.shape[0], batch_size)]
-        return {**common, "n_samples": len(x), "inputs": parts}
+        return ProbeOptions.of(
+            options, n_samples=len(x), inputs=parts, device=dev, progress=False, **speed
+        )
 
-    def probe(**kw) -> Callable[[torch.Tensor], np.ndarray]:
-        return lambda x: measure_erf(model, shape, target=target, **on(x), **kw).map
+    def probe(**speed: Any) -> Callable[[torch.Tensor], np.ndarray]:
+        return lambda x: probe_units(model, shape, [target], on(x, **speed))[0].map
 
     def multi(x: torch.Tensor) -> np.ndarray:
-        return measure_erfs(model, shape, list(multi_targets), **on(x))[0].map
+        return probe_units(model, shape, list(multi_targets), on(x))[0].map
 
     def separate(x: torch.Tensor) -> np.ndarray:
-        maps = [measure_erf(model, shape, target=t, **on(x)).map for t in multi_targets]
+        maps = [probe_units(model, shape, [t], on(x))[0].map for t in multi_targets]
         return maps[0]
 
     runners: dict[str, Callable[[torch.Tensor], np.ndarray]] = {

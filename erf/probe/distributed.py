@@ -9,8 +9,8 @@ the single-process one up to float64 summation order (the shard sums are added a
 numbers instead of batch after batch: relative differences of order 1e-16).
 
 Backends: NCCL for CUDA tensors, gloo for CPU ones (one process group serves both). Only
-rank 0 should write files (``is_main_process``). Knows nothing of files; the Hydra glue
-(one output folder for all ranks) is ``hydra_overrides``.
+rank 0 should write files (``is_main_process``). Knows nothing of files or config; the Hydra glue
+(one output folder for all ranks) is ``erf.app.torchrun``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import atexit
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -26,7 +26,8 @@ import torch.distributed as dist
 from torch import nn
 
 from erf.probe.inputs import input_batches, random_sample
-from erf.probe.measure import ProbeInterrupted, measure_erf, resolve_device
+from erf.probe.measure import ProbeInterrupted, probe_units, resolve_device
+from erf.probe.options import ProbeOptions
 from erf.result import ERFResult
 
 
@@ -163,41 +164,42 @@ def measure_erf_sharded(
     model: nn.Module,
     input_shape: tuple[int, int, int],
     *,
-    n_samples: int = 32,
-    batch_size: int = 16,
-    inputs: str | Iterable = "gaussian",
-    seed: int = 0,
-    device: str | torch.device = "auto",
-    progress: bool | None = None,
-    **options: Any,
+    target: str | None = None,
+    position: str | tuple[int, int] = "center",
+    options: ProbeOptions | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    **settings: Any,
 ) -> ERFResult:
     """``measure_erf`` with the samples sharded over the process group's ranks.
 
     Every rank calls it with the same arguments; each probes its shard (``shard``) and all
-    of them return the all-reduced result. ``options`` are measure_erf's (target, position,
-    channel, reduce, dtype, on_nonfinite, should_stop, ...; checkpoints are not kept: a
-    stop request ends the run with a ValueError). The progress bar shows on rank 0 only.
-    Without a process group this is plain ``measure_erf``.
+    of them return the all-reduced result. ``options`` (``ProbeOptions``, or its settings by
+    name in ``settings``) are measure_erf's, except ``batch_size="auto"`` (the shards are cut
+    at fixed batch boundaries), which is refused. Checkpoints are not kept: a stop request
+    ends the run with a ValueError. The progress bar shows on rank 0 only. Without a process
+    group this is plain ``measure_erf``.
     """
+    options = ProbeOptions.of(options, **settings)
+    options.refuse(("batch_size",), "the sharded (multi-process) probe")
+    n_samples, batch_size, inputs, seed = (
+        options.n_samples, int(options.batch_size), options.inputs, options.seed
+    )  # fmt: skip
     rank, world = rank_and_size()
-    dev = _device_for_rank(device)
-    samples = shard(int(n_samples), int(batch_size), rank, world)
-    options.pop("resume", None)
-    options.pop("on_checkpoint", None)
+    dev = _device_for_rank(options.device)
+    samples = shard(n_samples, batch_size, rank, world)
     start = time.perf_counter()
     part = None
     if len(samples):
+        mine = ProbeOptions.of(
+            options,
+            n_samples=len(samples),
+            inputs=shard_batches(inputs, input_shape, samples, batch_size, seed),
+            device=dev,
+            progress=options.progress if rank == 0 else False,
+        )
         try:
-            part = measure_erf(
-                model,
-                input_shape,
-                n_samples=len(samples),
-                batch_size=batch_size,
-                inputs=shard_batches(inputs, input_shape, samples, int(batch_size), seed),
-                seed=seed,
-                device=dev,
-                progress=progress if rank == 0 else False,
-                **options,
+            (part,) = probe_units(
+                model, input_shape, [(target, position)], mine, should_stop=should_stop
             )
         except ProbeInterrupted as stop:
             raise ValueError(
@@ -218,47 +220,3 @@ def measure_erf_sharded(
         wall_time_s=time.perf_counter() - start,
     )
     return result
-
-
-def hydra_overrides(overrides: Sequence[str], config_dir: str) -> list[str]:
-    """Extra command-line overrides that make every rank of a torchrun job use one output
-    folder: rank 0 resolves ``hydra.run.dir`` and ``hydra.sweep.dir`` (their ``${now:...}``
-    timestamps could differ between ranks) and broadcasts them. Ranks > 0 also write no
-    ``.hydra`` folder, no logs and run no callbacks (the sweep summary is rank 0's)."""
-    init_from_env()
-    resolved: list[Any] = [None]
-    if dist.get_rank() == 0:
-        resolved = [_resolved_hydra(overrides, config_dir)]
-    dist.broadcast_object_list(resolved, src=0, device=torch.device("cpu"))
-    run_dir, sweep_dir, callbacks = resolved[0]
-    extra = [f"hydra.run.dir={_quoted(run_dir)}", f"hydra.sweep.dir={_quoted(sweep_dir)}"]
-    if dist.get_rank() > 0:
-        extra += [
-            "hydra.output_subdir=null",
-            "hydra/job_logging=disabled",
-            "hydra/hydra_logging=disabled",
-            *(f"~hydra.callbacks.{name}" for name in callbacks),
-        ]
-    return extra
-
-
-def _resolved_hydra(overrides: Sequence[str], config_dir: str) -> tuple[str, str, list[str]]:
-    """hydra.run.dir and hydra.sweep.dir resolved now, and the names of hydra.callbacks."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    first = []  # a sweep's folders do not depend on the swept values: take the first of each
-    for o in OverridesParser.create().parse_overrides(list(overrides)):
-        if o.is_sweep_override():
-            prefix = "+" if o.is_add() else "++" if o.is_force_add() else ""
-            first.append(f"{prefix}{o.key_or_group}={next(o.sweep_string_iterator())}")
-        else:
-            first.append(o.input_line)
-    with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
-        cfg = compose("config", overrides=first, return_hydra_config=True)
-    callbacks = list(cfg.hydra.callbacks or {})
-    return str(cfg.hydra.run.dir), str(cfg.hydra.sweep.dir), callbacks
-
-
-def _quoted(path: str) -> str:
-    return "'" + path.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,7 +31,6 @@ from tqdm.auto import tqdm
 
 from erf.probe.inputs import input_batches
 from erf.probe.measure import (
-    FINGERPRINT_DEFAULTS,
     ProbeInterrupted,
     _Accumulator,
     _check_feature_map,
@@ -40,7 +40,8 @@ from erf.probe.measure import (
     resolve_device,
     resolve_position,
 )
-from erf.result import REDUCTIONS, ERFResult
+from erf.probe.options import SPEED_KEYS, ProbeOptions
+from erf.result import ERFResult
 
 
 class DrawsInterrupted(ProbeInterrupted):
@@ -105,23 +106,14 @@ def measure_erf_draws(
     input_shape: tuple[int, int, int],
     *,
     draws: int,
-    seed: int = 0,
-    n_samples: int = 32,
-    batch_size: int = 16,
     target: str | None = None,
     position: str | tuple[int, int] = "center",
-    channel: int | None = None,
-    reduce: str = "abs",
-    inputs: str | Iterable = "gaussian",
-    device: str | torch.device = "auto",
-    dtype: torch.dtype = torch.float32,
-    on_nonfinite: str = "skip",
-    progress: bool | None = None,
+    options: ProbeOptions | None = None,
     resume: Sequence[ERFResult] | None = None,
     on_checkpoint: Callable[[list[ERFResult]], None] | None = None,
-    checkpoint_every: int = 10,
     should_stop: Callable[[], bool] | None = None,
     vectorize: bool | None = None,
+    **settings: Any,
 ) -> list[ERFResult]:
     """ERFs of ``draws`` random networks of one architecture, measured in one batched pass.
 
@@ -132,9 +124,11 @@ def measure_erf_draws(
     the same batches.
 
     Each forward/backward pass holds ``draws * batch_size`` inputs; lower ``batch_size`` when
-    memory is short. The other options are those of ``erf.probe.measure.measure_erf``; ``resume`` is
-    one partial result per draw (from ``on_checkpoint``, which receives the list of partial
-    results, or from ``DrawsInterrupted.partials``).
+    memory is short. ``options`` (``ProbeOptions``; or its settings by name in ``settings``,
+    e.g. ``seed=0, n_samples=32``) are those of ``erf.measure_erf``, except the speed settings
+    and ``batch_size="auto"``, which are refused; ``resume`` is one partial result per draw
+    (from ``on_checkpoint``, which receives the list of partial results, or from
+    ``DrawsInterrupted.partials``).
 
     ``vectorize``: True runs the draws as one vmapped (grouped-convolution) network, False as
     a loop over the draws inside each batch (the plain kernels of ``measure_erf``, so the
@@ -149,38 +143,30 @@ def measure_erf_draws(
     """
     if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
         raise ValueError(f"draws must be an integer >= 1, got {draws!r}")
-    if reduce not in REDUCTIONS:
-        raise ValueError(f"unknown reduction {reduce!r}; allowed: {list(REDUCTIONS)}")
-    if on_nonfinite not in ("skip", "raise"):
-        raise ValueError(f"on_nonfinite must be 'skip' or 'raise', got {on_nonfinite!r}")
-    if int(n_samples) < 1 or int(batch_size) < 1:
-        raise ValueError(f"n_samples and batch_size must be >= 1, got {n_samples}, {batch_size}")
+    options = ProbeOptions.of(options, **settings)
+    options.refuse((*SPEED_KEYS, "batch_size"), "the many-draws probe")
+    n_samples, batch_size, seed = options.n_samples, int(options.batch_size), options.seed
+    channel, reduce, inputs, dtype = options.channel, options.reduce, options.inputs, options.dtype
     input_shape = tuple(int(v) for v in input_shape)
     if len(input_shape) != 3 or min(input_shape) < 1:
         raise ValueError(f"input_shape must be (C, H, W) with positive sizes, got {input_shape}")
     if resume is not None and len(resume) != draws:
         raise ValueError(f"resume holds {len(resume)} partial results for {draws} draws")
     seeds = [int(seed) + m for m in range(draws)]
-    dev = resolve_device(device)
+    dev = resolve_device(options.device)
     if vectorize is None:
         vectorize = dev.type == "cuda"
     n_batches = -(-int(n_samples) // int(batch_size))
-    show = n_batches > 1 if progress is None else progress
+    show = n_batches > 1 if options.progress is None else options.progress
 
     accs = []
     for m, s in enumerate(seeds):
         fingerprint = {
             "input_shape": list(input_shape),
-            "n_samples": int(n_samples),
-            "batch_size": int(batch_size),
             "target": target,
             "position": position if isinstance(position, str) else [int(v) for v in position],
-            "channel": None if channel is None else int(channel),
-            "reduce": reduce,
-            "inputs": inputs if isinstance(inputs, str) else type(inputs).__name__,
-            "dtype": str(dtype).replace("torch.", ""),
+            **options.fingerprint(),  # the speed settings are refused: all off
             "seed": s,
-            **FINGERPRINT_DEFAULTS,  # no fast mode, channels_last, compile or crop here
         }
         accs.append(_Accumulator(fingerprint, dev, None if resume is None else resume[m]))
     if len({acc.seen for acc in accs}) > 1:
@@ -248,12 +234,13 @@ def measure_erf_draws(
             for m, acc in enumerate(accs):
                 finite = torch.isfinite(per_sample[m]).flatten(1).all(1)
                 bad = int((~finite).sum())
-                if bad and on_nonfinite == "raise":
+                if bad and options.on_nonfinite == "raise":
                     raise FloatingPointError(f"draw {m}: {bad} sample(s) gave NaN/Inf gradients")
                 acc.add(per_sample[m][finite], bad, x.shape[1])
             bar.update(x.shape[1])
             stop = should_stop is not None and should_stop()
-            if on_checkpoint is not None and (stop or batch_number % checkpoint_every == 0):
+            every = options.checkpoint_every
+            if on_checkpoint is not None and (stop or batch_number % every == 0):
                 on_checkpoint(results())
             if stop:
                 raise DrawsInterrupted(results())

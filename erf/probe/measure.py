@@ -27,7 +27,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from erf.probe.inputs import input_batches
-from erf.result import REDUCTIONS, ERFResult
+from erf.probe.options import ProbeOptions
+from erf.result import ERFResult
 
 log = logging.getLogger("erf")
 
@@ -47,8 +48,6 @@ class ProbeInterrupted(Exception):
         super().__init__(f"probe interrupted after {self.partial.meta['samples_seen']} samples")
 
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
-CROP_MODES = ("off", "auto", "on")
 FAST_AUTOCAST = torch.bfloat16  # the fast mode's compute dtype (autocast); sums stay float64
 AUTO_BATCH_MAX = 1024  # batch_size="auto" never starts above this (nor above n_samples)
 AUTO_MEMORY_FRACTION = 0.5  # ... and aims at this fraction of the free memory
@@ -307,29 +306,32 @@ def measure_erf(
             whole input) or "on" (the same, but raise ``ValueError`` when it does not
             apply). ``meta["crop"]`` says what happened.
     """
+    options = ProbeOptions(
+        n_samples=n_samples,
+        batch_size=batch_size,
+        channel=channel,
+        reduce=reduce,
+        inputs=inputs,
+        device=device,
+        dtype=dtype,
+        seed=seed,
+        on_nonfinite=on_nonfinite,
+        progress=progress,
+        checkpoint_every=checkpoint_every,
+        fast=fast,
+        channels_last=channels_last,
+        compile=compile,
+        crop=crop,
+    )
     try:
-        (result,) = measure_erfs(
+        (result,) = probe_units(
             model,
             input_shape,
             [(target, position)],
-            n_samples=n_samples,
-            batch_size=batch_size,
-            channel=channel,
-            reduce=reduce,
-            inputs=inputs,
-            device=device,
-            dtype=dtype,
-            seed=seed,
-            on_nonfinite=on_nonfinite,
-            progress=progress,
+            options,
             resume=None if resume is None else [resume],
             on_checkpoint=None if on_checkpoint is None else (lambda ps: on_checkpoint(ps[0])),
-            checkpoint_every=checkpoint_every,
             should_stop=should_stop,
-            fast=fast,
-            channels_last=channels_last,
-            compile=compile,
-            crop=crop,
         )
     except ProbeInterrupted as stop:
         raise ProbeInterrupted(stop.partial) from None
@@ -371,44 +373,63 @@ def measure_erfs(
     The saving is the forward passes: K units cost one forward and K input-gradient
     backwards instead of K of each (about a third for K stage layers of a ResNet).
     """
-    if reduce not in REDUCTIONS:
-        raise ValueError(f"unknown reduction {reduce!r}; allowed: {list(REDUCTIONS)}")
-    if on_nonfinite not in ("skip", "raise"):
-        raise ValueError(f"on_nonfinite must be 'skip' or 'raise', got {on_nonfinite!r}")
-    if crop not in CROP_MODES:
-        raise ValueError(f"crop must be one of {list(CROP_MODES)}, got {crop!r}")
-    auto = batch_size == "auto"
-    if int(n_samples) < 1 or (not auto and (isinstance(batch_size, str) or int(batch_size) < 1)):
-        raise ValueError(
-            f"n_samples must be >= 1 and batch_size >= 1 or 'auto', got {n_samples}, {batch_size}"
-        )
+    options = ProbeOptions(
+        n_samples=n_samples,
+        batch_size=batch_size,
+        channel=channel,
+        reduce=reduce,
+        inputs=inputs,
+        device=device,
+        dtype=dtype,
+        seed=seed,
+        on_nonfinite=on_nonfinite,
+        progress=progress,
+        checkpoint_every=checkpoint_every,
+        fast=fast,
+        channels_last=channels_last,
+        compile=compile,
+        crop=crop,
+    )
+    return probe_units(
+        model,
+        input_shape,
+        units,
+        options,
+        resume=resume,
+        on_checkpoint=on_checkpoint,
+        should_stop=should_stop,
+    )
+
+
+def probe_units(
+    model: nn.Module,
+    input_shape: tuple[int, int, int],
+    units: Sequence[Unit],
+    options: ProbeOptions,
+    *,
+    resume: Sequence[ERFResult] | None = None,
+    on_checkpoint: Callable[[list[ERFResult]], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> list[ERFResult]:
+    """``measure_erfs`` with its settings as one ``ProbeOptions`` (the engine every plain
+    probe runs through): one ``ERFResult`` per unit."""
     input_shape = tuple(int(v) for v in input_shape)
     if len(input_shape) != 3 or min(input_shape) < 1:
         raise ValueError(f"input_shape must be (C, H, W) with positive sizes, got {input_shape}")
-    if fast and dtype != torch.float32:
-        raise ValueError("fast mode autocasts a float32 model to bfloat16; use dtype=float32")
-    channels_last = bool(fast) if channels_last is None else bool(channels_last)
+    n_samples, batch_size, auto = options.n_samples, options.batch_size, options.auto_batch
+    channel, reduce, inputs = options.channel, options.reduce, options.inputs
+    dtype, seed, on_nonfinite = options.dtype, options.seed, options.on_nonfinite
+    fast, channels_last, compile, crop = (
+        options.fast, options.channels_last, options.compile, options.crop
+    )  # fmt: skip
+    checkpoint_every, progress = options.checkpoint_every, options.progress
     units = [_unit(u) for u in units]
     if not units:
         raise ValueError("no units to probe")
     if resume is not None and len(resume) != len(units):
         raise ValueError(f"resume has {len(resume)} partial results for {len(units)} units")
-    dev = resolve_device(device)
-    n_samples = int(n_samples)
-    common = {
-        "input_shape": list(input_shape),
-        "n_samples": n_samples,
-        "batch_size": "auto" if auto else int(batch_size),
-        "channel": None if channel is None else int(channel),
-        "reduce": reduce,
-        "inputs": inputs if isinstance(inputs, str) else type(inputs).__name__,
-        "dtype": str(dtype).replace("torch.", ""),
-        "seed": int(seed),
-        "fast": bool(fast),
-        "channels_last": channels_last,
-        "compile": bool(compile),
-        "crop": crop,
-    }
+    dev = resolve_device(options.device)
+    common = {"input_shape": list(input_shape), **options.fingerprint()}
     accs = [
         _Accumulator(
             {**common, "target": t, "position": p if isinstance(p, str) else list(p)},
@@ -772,12 +793,13 @@ class _Accumulator:
 
 
 __all__ = [
-    "DTYPES",
     "ProbeInterrupted",
+    "ProbeOptions",
     "forward_to",
     "forward_to_many",
     "measure_erf",
     "measure_erfs",
+    "probe_units",
     "probing",
     "reduce_gradient",
     "resolve_device",

@@ -109,18 +109,18 @@ def test_paper_figures_runs_each_listed_experiment_and_gathers_their_figures(tmp
 
 
 def test_paper_figures_lists_every_luo_study():
-    suite = yaml.safe_load((REPO / "configs/experiment/paper_figures.yaml").read_text())
+    suite = yaml.safe_load((REPO / "erf/configs/experiment/paper_figures.yaml").read_text())
     listed = set(suite["suite"]["experiments"])
     assert {"depth_sweep", "activation_sweep", "subsample_dilation", "growth"} <= listed
     assert {"dropout_skip", "init_sweep", "trained_vs_untrained"} <= listed
     for name in listed:
-        assert (REPO / "configs/experiment" / f"{name}.yaml").exists()
+        assert (REPO / "erf/configs/experiment" / f"{name}.yaml").exists()
 
 
 @pytest.mark.parametrize("scale", ["cpu", "paper"])
 def test_every_scale_gives_every_study_the_same_keys_as_tiny(scale):
     def studies(name):
-        return yaml.safe_load((REPO / "configs/scale" / f"{name}.yaml").read_text())["scale"]
+        return yaml.safe_load((REPO / "erf/configs/scale" / f"{name}.yaml").read_text())["scale"]
 
     tiny, other = studies("tiny"), studies(scale)
     assert set(other) == set(tiny)

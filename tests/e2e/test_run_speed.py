@@ -30,7 +30,7 @@ PROFILE = [
 
 
 def _cfg(*overrides):
-    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(REPO / "erf" / "configs"), version_base="1.3"):
         return compose("config", overrides=list(overrides))
 
 
