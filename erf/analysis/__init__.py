@@ -1,1 +1,26 @@
-"""analysis"""
+"""Numbers from maps (layer 2, numpy and scipy only, no torch): ERF size metrics (``metrics``),
+Gaussian fits (``fit``), a job's metric summary (``summary``), study statistics with intervals
+(``studies``, ``draw_stats``). Maps are [H, W] float64 arrays, (row, col), in input pixels."""
+
+from erf.analysis.fit import GaussianFit, fit_gaussian
+from erf.analysis.metrics import (
+    area_ratios,
+    erf_size,
+    loglog_slope,
+    luo_size,
+    mass_radius,
+    moment_sigma,
+    radial_mass,
+)
+
+__all__ = [
+    "GaussianFit",
+    "area_ratios",
+    "erf_size",
+    "fit_gaussian",
+    "loglog_slope",
+    "luo_size",
+    "mass_radius",
+    "moment_sigma",
+    "radial_mass",
+]

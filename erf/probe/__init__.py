@@ -1,1 +1,20 @@
-"""probe"""
+"""The gradient probe (layer 3, torch): ERF maps by back-propagating a unit gradient from probed
+units to the input. No files and no config: settings arrive as one ``ProbeOptions``, partial
+results leave through callbacks. Modules, bottom up: ``options``, ``units``, ``inputs``,
+``batches``, ``forward``, ``accumulate``, ``crop``, ``measure`` (the engine), then ``draws``
+(many weight draws in one pass), ``distributed`` (samples sharded over processes) and
+``bench`` (the speed benchmark)."""
+
+from erf.probe.draws import DrawsInterrupted, measure_erf_draws
+from erf.probe.measure import ProbeInterrupted, measure_erf, measure_erfs, probe_units
+from erf.probe.options import ProbeOptions
+
+__all__ = [
+    "DrawsInterrupted",
+    "ProbeInterrupted",
+    "ProbeOptions",
+    "measure_erf",
+    "measure_erf_draws",
+    "measure_erfs",
+    "probe_units",
+]

@@ -43,14 +43,10 @@ import torch
 from torch import nn
 
 from erf.analysis.metrics import luo_size
+from erf.device import resolve_device
+from erf.probe.forward import forward_to, probing
 from erf.probe.inputs import random_sample
-from erf.probe.measure import (
-    forward_to,
-    probe_units,
-    probing,
-    reduce_gradient,
-    resolve_device,
-)
+from erf.probe.measure import probe_units, reduce_gradient
 from erf.probe.options import SPEED_KEYS, ProbeOptions
 
 METHODS = ("probe", "per_image", "floor", "fast", "compile", "channels_last", "crop", "multi")

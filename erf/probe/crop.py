@@ -51,7 +51,7 @@ from typing import Any
 
 from torch import nn
 
-from erf.probe.measure import resolve_position
+from erf.probe.units import resolve_position
 from erf.rf.graph import GraphRF, graph_rf
 
 # Module classes and function/method names (erf.rf.graph's ``NodeRF.op``) the argument covers.

@@ -25,8 +25,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from erf.device import resolve_device
 from erf.probe.inputs import input_batches, random_sample
-from erf.probe.measure import ProbeInterrupted, probe_units, resolve_device
+from erf.probe.measure import ProbeInterrupted, probe_units
 from erf.probe.options import ProbeOptions
 from erf.result import ERFResult
 

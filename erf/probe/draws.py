@@ -29,18 +29,13 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
+from erf.device import resolve_device
+from erf.probe.accumulate import Accumulator
+from erf.probe.forward import forward_to, probing
 from erf.probe.inputs import input_batches
-from erf.probe.measure import (
-    ProbeInterrupted,
-    _Accumulator,
-    _check_feature_map,
-    forward_to,
-    probing,
-    reduce_gradient,
-    resolve_device,
-    resolve_position,
-)
+from erf.probe.measure import ProbeInterrupted, reduce_gradient
 from erf.probe.options import SPEED_KEYS, ProbeOptions
+from erf.probe.units import check_feature_map, resolve_position
 from erf.result import ERFResult
 
 
@@ -168,7 +163,7 @@ def measure_erf_draws(
             **options.fingerprint(),  # the speed settings are refused: all off
             "seed": s,
         }
-        accs.append(_Accumulator(fingerprint, dev, None if resume is None else resume[m]))
+        accs.append(Accumulator(fingerprint, dev, None if resume is None else resume[m]))
     if len({acc.seen for acc in accs}) > 1:
         raise ValueError("the partial results to resume from have different sample counts")
 
@@ -206,7 +201,7 @@ def measure_erf_draws(
             if accs[0].position is None:  # the first output fixes the probed unit
                 first = y[0] if vectorize else y
                 where = "target output" if target is None else f"module {target!r}"
-                _check_feature_map(first, where)
+                check_feature_map(first, where)
                 pos = resolve_position(position, first.shape[2], first.shape[3])
                 if channel is not None and not 0 <= int(channel) < first.shape[1]:
                     raise ValueError(f"channel {channel} is outside 0..{first.shape[1] - 1}")

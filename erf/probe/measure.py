@@ -16,25 +16,28 @@ from __future__ import annotations
 
 import logging
 import time
-import weakref
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import contextmanager, nullcontext
-from typing import Any
+from contextlib import nullcontext
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from erf.probe.inputs import input_batches
+from erf.device import resolve_device
+from erf.probe.accumulate import Accumulator
+from erf.probe.batches import (
+    BatchStream,
+    after_out_of_memory,
+    estimate_batch_size,
+    is_out_of_memory,
+)
+from erf.probe.crop import CropRefused, plan_crop
+from erf.probe.forward import forward_fn, forward_to, forward_to_many, probing
 from erf.probe.options import ProbeOptions
+from erf.probe.units import Unit, as_unit
 from erf.result import ERFResult
 
 log = logging.getLogger("erf")
-
-
-class _StopForward(Exception):
-    """Raised by the target hook so the forward pass ends at the target layer."""
 
 
 class ProbeInterrupted(Exception):
@@ -49,157 +52,6 @@ class ProbeInterrupted(Exception):
 
 
 FAST_AUTOCAST = torch.bfloat16  # the fast mode's compute dtype (autocast); sums stay float64
-AUTO_BATCH_MAX = 1024  # batch_size="auto" never starts above this (nor above n_samples)
-AUTO_MEMORY_FRACTION = 0.5  # ... and aims at this fraction of the free memory
-
-# Settings that must match for a checkpoint to be resumed (they decide every sample's map).
-FINGERPRINT_KEYS = (
-    "input_shape",
-    "n_samples",
-    "batch_size",
-    "target",
-    "position",
-    "channel",
-    "reduce",
-    "inputs",
-    "dtype",
-    "seed",
-    "fast",
-    "channels_last",
-    "compile",
-    "crop",
-)
-# What a checkpoint written before a key existed meant by it.
-FINGERPRINT_DEFAULTS = {"fast": False, "channels_last": False, "compile": False, "crop": "off"}
-
-Unit = Any  # a target (module name or None), or a (target, position) pair
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """ "auto" -> CUDA when available, else CPU; anything else as given."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but torch sees no CUDA GPU; use device=cpu")
-    return dev
-
-
-def _is_channels_last(model: nn.Module) -> bool:
-    w = next((p for p in model.parameters() if p.dim() == 4), None)
-    return (
-        w is not None
-        and not w.is_contiguous()
-        and w.is_contiguous(memory_format=torch.channels_last)
-    )
-
-
-@contextmanager
-def probing(
-    model: nn.Module, device: torch.device, dtype: torch.dtype, channels_last: bool = False
-):
-    """Eval mode, frozen parameters, ``device`` and ``dtype`` (optionally the channels_last
-    memory format; on CPU, denormals flushed to zero) for the duration.
-
-    Training mode, ``requires_grad`` flags, the device/dtype of the first parameter and the
-    memory format are restored afterwards, so probing leaves the caller's model as it was.
-    """
-    was_training = model.training
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    first = next(model.parameters(), None)
-    home = (first.device, first.dtype) if first is not None else None
-    was_channels_last = _is_channels_last(model)
-    model.to(device=device, dtype=dtype)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    model.eval()
-    for p, _ in flags:
-        p.requires_grad_(False)
-    # Deep averaging stacks push tail gradients below float32's normal range, and denormal
-    # arithmetic is slow on x86 CPUs. Flushing changes values below 1e-38 only.
-    flushed = device.type == "cpu" and torch.set_flush_denormal(True)
-    try:
-        yield model
-    finally:
-        if flushed:
-            torch.set_flush_denormal(False)
-        for p, flag in flags:
-            p.requires_grad_(flag)
-        model.train(was_training)
-        if channels_last and not was_channels_last:
-            model.to(memory_format=torch.contiguous_format)
-        if home is not None:
-            model.to(device=home[0], dtype=home[1])
-
-
-def _module_named(model: nn.Module, target: str) -> nn.Module:
-    modules = dict(model.named_modules())
-    if target not in modules:
-        names = [n for n in modules if n]
-        shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
-        raise ValueError(f"model has no module named {target!r}; modules: {shown}")
-    return modules[target]
-
-
-def forward_to_many(
-    model: nn.Module, x: torch.Tensor, targets: Sequence[str | None]
-) -> dict[str | None, torch.Tensor]:
-    """Outputs of the modules ``targets`` (None: the model output) from one forward pass,
-    which stops as soon as all of them were computed (first call of each module)."""
-    wanted = list(dict.fromkeys(targets))
-    names = [t for t in wanted if t is not None]
-    modules = {t: _module_named(model, t) for t in names}
-    captured: dict[str | None, torch.Tensor] = {}
-    stop_early = None not in wanted
-
-    def hook_for(name: str):
-        def hook(_module, _inputs, output):
-            if name not in captured:
-                captured[name] = output
-            if stop_early and len(captured) == len(names):
-                raise _StopForward
-
-        return hook
-
-    handles = [m.register_forward_hook(hook_for(t)) for t, m in modules.items()]
-    try:
-        out = model(x)
-        if None in wanted:
-            captured[None] = out
-    except _StopForward:
-        pass
-    finally:
-        for h in handles:
-            h.remove()
-    missing = [t for t in wanted if t not in captured]
-    if missing:
-        raise RuntimeError(f"module {missing[0]!r} was not called in the forward pass")
-    return captured
-
-
-def forward_to(model: nn.Module, x: torch.Tensor, target: str | None) -> torch.Tensor:
-    """Output of module ``target`` (or of the model when None); stops the forward there."""
-    return forward_to_many(model, x, [target])[target]
-
-
-def _check_feature_map(y: torch.Tensor, where: str) -> None:
-    if not isinstance(y, torch.Tensor) or y.dim() != 4:
-        shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-        raise ValueError(
-            f"{where} must be a [B, C, H, W] feature map, got {shape}; "
-            "token/vector outputs are not supported: pick a convolutional layer as target"
-        )
-
-
-def resolve_position(position, h: int, w: int) -> tuple[int, int]:
-    if isinstance(position, str):
-        if position != "center":
-            raise ValueError(f"position must be 'center' or (row, col), got {position!r}")
-        return h // 2, w // 2
-    row, col = (int(v) for v in position)
-    if not (0 <= row < h and 0 <= col < w):
-        raise ValueError(f"position {(row, col)} is outside the {h}x{w} target feature map")
-    return row, col
 
 
 def reduce_gradient(grad: torch.Tensor, reduce: str) -> torch.Tensor:
@@ -211,24 +63,6 @@ def reduce_gradient(grad: torch.Tensor, reduce: str) -> torch.Tensor:
     if reduce == "square":
         return grad.square().sum(1)
     return grad.sum(1)  # signed_clamp: clamp happens after averaging (ERFResult.map)
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """CUDA out-of-memory, or a CPU allocation failure."""
-    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
-        return True
-    text = str(exc)
-    return isinstance(exc, RuntimeError) and any(
-        s in text for s in ("out of memory", "can't allocate memory", "not enough memory")
-    )
-
-
-def _unit(u: Unit) -> tuple[str | None, Any]:
-    if isinstance(u, tuple) and len(u) == 2 and (u[0] is None or isinstance(u[0], str)):
-        return u[0], u[1] if isinstance(u[1], str) else tuple(int(v) for v in u[1])
-    if u is None or isinstance(u, str):
-        return u, "center"
-    raise ValueError(f"a unit is a target (module name or None) or (target, position), got {u!r}")
 
 
 def measure_erf(
@@ -423,7 +257,7 @@ def probe_units(
         options.fast, options.channels_last, options.compile, options.crop
     )  # fmt: skip
     checkpoint_every, progress = options.checkpoint_every, options.progress
-    units = [_unit(u) for u in units]
+    units = [as_unit(u) for u in units]
     if not units:
         raise ValueError("no units to probe")
     if resume is not None and len(resume) != len(units):
@@ -431,7 +265,7 @@ def probe_units(
     dev = resolve_device(options.device)
     common = {"input_shape": list(input_shape), **options.fingerprint()}
     accs = [
-        _Accumulator(
+        Accumulator(
             {**common, "target": t, "position": p if isinstance(p, str) else list(p)},
             dev,
             None if resume is None else resume[i],
@@ -449,7 +283,7 @@ def probe_units(
     start = time.perf_counter()
     with probing(model, dev, dtype, channels_last=channels_last):
         window = _crop_window(model, input_shape, units, crop, accs) if crop != "off" else None
-        forward = _forward_fn(model, [t for t, _ in units], compile)
+        forward = forward_fn(model, [t for t, _ in units], compile)
         autocast = torch.autocast(dev.type, dtype=FAST_AUTOCAST) if fast else nullcontext()
 
         def step(x: torch.Tensor) -> list[torch.Tensor]:
@@ -476,9 +310,9 @@ def probe_units(
                 maps.append(reduce_gradient(grad, reduce).to(torch.float64))
             return maps
 
-        stream = _Batches(inputs, input_shape, n_samples, batch_size, seed, seen, auto)
+        stream = BatchStream(inputs, input_shape, n_samples, batch_size, seed, seen, auto)
         if auto and auto_start is None and stream.random:
-            stream.resize(_estimate_batch_size(step, stream, dev, n_samples))
+            stream.resize(estimate_batch_size(step, stream, dev, n_samples))
         per_batch = stream.limit or (1 if auto else int(batch_size))
         n_batches = -(-(n_samples - seen) // per_batch)
         show = n_batches > 1 if progress is None else progress
@@ -495,7 +329,7 @@ def probe_units(
                         raise
                     maps = None  # leave the except block so the failed batch can be freed
                 if maps is None:
-                    _after_out_of_memory(dev)
+                    after_out_of_memory(dev)
                     stream.shrink(x.shape[0])
                     log.warning(
                         "out of memory at batch size %d; retrying with %d",
@@ -536,150 +370,9 @@ def probe_units(
     return [a.result(meta) for a in accs]
 
 
-def _after_out_of_memory(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-
-
-class _Batches:
-    """The probe's input batches; after an out-of-memory error ``shrink`` serves the failed
-    batch again in halves (random sources are regenerated from the failed sample on, at the
-    new size, so the batch boundaries are those of a fixed-size run at that size).
-
-    ``limit``: the batch size (None: an iterable's own batches); ``used``: the largest batch
-    that went through; ``retries``: out-of-memory errors recovered from.
-    """
-
-    def __init__(self, source, input_shape, n_samples, batch_size, seed, start, auto):
-        self.source, self.input_shape, self.n_samples, self.seed = (
-            source,
-            input_shape,
-            n_samples,
-            seed,
-        )
-        self.random = isinstance(source, str)
-        self.fixed_iterable = not self.random and not auto  # its batches, as they come
-        if self.random:  # "auto" starts at the cap until _estimate_batch_size resizes
-            self.limit = min(n_samples, AUTO_BATCH_MAX) if batch_size == "auto" else int(batch_size)
-        else:
-            self.limit = None if auto else int(batch_size)
-        self.index = start
-        self.used = 0
-        self.retries = 0
-        self._open()
-
-    def _open(self) -> None:
-        self._iter = iter(
-            input_batches(
-                self.source,
-                self.input_shape,
-                self.n_samples,
-                self.limit or 1,
-                self.seed,
-                start=self.index,
-            )
-        )
-        self.pending: torch.Tensor | None = None
-
-    def first_sample(self) -> torch.Tensor | None:
-        """The next sample alone (a fresh draw for random sources; nothing is consumed)."""
-        one = input_batches(self.source, self.input_shape, self.n_samples, 1, self.seed, self.index)
-        return next(iter(one), None)
-
-    def resize(self, size: int) -> None:
-        self.limit = max(1, int(size))
-        self._open()
-
-    def next(self) -> torch.Tensor | None:
-        if self.pending is None or not len(self.pending):
-            self.pending = next(self._iter, None)
-            if self.pending is None:
-                return None
-        if self.fixed_iterable or self.limit is None:
-            return self.pending
-        return self.pending[: self.limit]
-
-    def done(self, n: int) -> None:
-        self.pending = self.pending[n:]
-        self.index += n
-        self.used = max(self.used, n)
-
-    def shrink(self, failed: int) -> None:
-        self.retries += 1
-        self.limit = max(1, failed // 2)
-        if self.random:
-            self._open()
-
-
-def _estimate_batch_size(step, stream: _Batches, device: torch.device, n_samples: int) -> int:
-    """Largest batch expected to fit: the bytes one sample's forward keeps for the backward
-    (``saved_tensors_hooks``) plus its input, times two for the backward's buffers, into
-    ``AUTO_MEMORY_FRACTION`` of the free memory (CUDA: ``mem_get_info``; CPU: MemAvailable).
-    Out-of-memory errors halve it later if it was too optimistic."""
-    x = stream.first_sample()
-    if x is None:
-        return 1
-    storages: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        s = t.untyped_storage()
-        storages[s.data_ptr()] = s.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        step(x[:1])
-    per_sample = 2 * (sum(storages.values()) + x[:1].nelement() * 8) + 1
-    if device.type == "cuda":  # free memory, plus what torch's caching allocator holds unused
-        unused = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-        free = torch.cuda.mem_get_info(device)[0] + unused
-    else:
-        free = _cpu_available_bytes()
-    return max(1, min(n_samples, AUTO_BATCH_MAX, int(AUTO_MEMORY_FRACTION * free // per_sample)))
-
-
-def _cpu_available_bytes() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 4 << 30  # no /proc (macOS, Windows): assume 4 GiB
-
-
-def _forward_fn(
-    model: nn.Module, targets: Sequence[str | None], compile: bool
-) -> Callable[[torch.Tensor], dict[str | None, torch.Tensor]]:
-    """x -> {target: output}: hooks that stop the forward (default), or with ``compile`` a
-    torch.fx trace truncated at the targets, compiled."""
-    if not compile:
-        return lambda x: forward_to_many(model, x, targets)
-    wanted = list(dict.fromkeys(targets))
-    cache = _COMPILED.setdefault(model, {})
-    compiled = cache.get(tuple(wanted))
-    if compiled is None:
-        try:
-            from erf.rf.graph import truncated_model
-
-            compiled = torch.compile(truncated_model(model, wanted))
-        except (ValueError, TypeError, RuntimeError) as exc:
-            log.warning("compile=True: cannot trace the model (%s); running uncompiled", exc)
-            return lambda x: forward_to_many(model, x, targets)
-        cache[tuple(wanted)] = compiled
-    return lambda x: dict(zip(wanted, compiled(x)))
-
-
-# model -> {targets: compiled truncated forward}: later probes of the same model and targets
-# reuse the compiled code (a fresh trace would make dynamo compile again).
-_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def _crop_window(model, input_shape, units, crop, accs) -> tuple[int, int, int, int] | None:
     """The input window to feed, or None (crop does not apply: logged, or raised for "on").
     Sets every accumulator's target shape and positions (full and cropped)."""
-    from erf.probe.crop import CropRefused, plan_crop
-
     try:
         plan = plan_crop(model, input_shape, units)
     except CropRefused as why:
@@ -694,102 +387,6 @@ def _crop_window(model, input_shape, units, crop, accs) -> tuple[int, int, int, 
         acc.set_window(plan.window)
         acc.crop_meta = {"applied": True, "rows": list(plan.rows), "cols": list(plan.cols)}
     return plan.window
-
-
-class _Accumulator:
-    """Float64 running sums of one unit on the probe's device (inside the crop window, if
-    any), optionally restored from a checkpoint."""
-
-    def __init__(self, fingerprint: dict, device: torch.device, resume: ERFResult | None):
-        self.fingerprint = fingerprint
-        self.total = self.total_sq = None
-        self.n_used = self.n_nonfinite = self.seen = 0
-        self.position: tuple[int, int] | None = None
-        self.seed_position: tuple[int, int] | None = None
-        self.target_shape: tuple[int, ...] = ()
-        self.window: tuple[int, int, int, int] | None = None
-        self.crop_meta: dict | None = None
-        if resume is None:
-            return
-        old = resume.meta.get("fingerprint", {})
-        differ = [
-            k for k in FINGERPRINT_KEYS if old.get(k, FINGERPRINT_DEFAULTS.get(k)) != fingerprint[k]
-        ]
-        if differ:
-            changes = ", ".join(
-                f"{k}: {old.get(k, FINGERPRINT_DEFAULTS.get(k))!r} -> {fingerprint[k]!r}"
-                for k in differ
-            )
-            raise ValueError(f"checkpoint was made with other settings ({changes})")
-        self.total = torch.as_tensor(resume.total, dtype=torch.float64, device=device)
-        self.total_sq = torch.as_tensor(resume.total_sq, dtype=torch.float64, device=device)
-        self.n_used, self.n_nonfinite = resume.n_samples, resume.n_nonfinite
-        self.seen = int(resume.meta["samples_seen"])
-        self.position, self.target_shape = tuple(resume.position), tuple(resume.target_shape)
-        self.seed_position = self.position
-
-    def set_target(self, y: torch.Tensor, where: str) -> None:
-        """First batch without a crop plan: check the target map, resolve the position."""
-        _check_feature_map(y, where)
-        self.target_shape = tuple(y.shape[1:])
-        position = self.fingerprint["position"]
-        self.position = resolve_position(position, y.shape[2], y.shape[3])
-        self.seed_position = self.position
-        channel = self.fingerprint["channel"]
-        if channel is not None and not 0 <= channel < y.shape[1]:
-            raise ValueError(f"channel {channel} is outside 0..{y.shape[1] - 1}")
-
-    def set_window(self, window: tuple[int, int, int, int]) -> None:
-        """Accumulate inside ``window`` (r0, r1, c0, c1) of the input from now on."""
-        self.window = window
-        r0, r1, c0, c1 = window
-        if self.total is not None:  # resumed: keep the window of the sums
-            self.total = self.total[r0 : r1 + 1, c0 : c1 + 1]
-            self.total_sq = self.total_sq[r0 : r1 + 1, c0 : c1 + 1]
-
-    def add(self, per_sample: torch.Tensor, n_bad: int, n_seen: int) -> None:
-        batch_sum, batch_sq = per_sample.sum(0), per_sample.square().sum(0)
-        self.total = batch_sum if self.total is None else self.total + batch_sum
-        self.total_sq = batch_sq if self.total_sq is None else self.total_sq + batch_sq
-        self.n_used += per_sample.shape[0]
-        self.n_nonfinite += n_bad
-        self.seen += n_seen
-
-    def _full(self, sums: torch.Tensor) -> np.ndarray:
-        arr = sums.cpu().numpy().astype(np.float64)
-        if self.window is None:
-            return arr
-        r0, r1, c0, c1 = self.window
-        full = np.zeros(tuple(self.fingerprint["input_shape"][1:]), dtype=np.float64)
-        full[r0 : r1 + 1, c0 : c1 + 1] = arr
-        return full
-
-    def result(self, extra: dict | None = None) -> ERFResult:
-        total, total_sq = self._full(self.total), self._full(self.total_sq)
-        fp = self.fingerprint
-        meta = {
-            "fingerprint": dict(fp),
-            "samples_seen": self.seen,
-            "dtype": fp["dtype"],
-            "seed": fp["seed"],
-            "inputs": fp["inputs"],
-            **(extra or {}),
-        }
-        if self.crop_meta is not None:
-            meta["crop"] = self.crop_meta
-        return ERFResult(
-            total=total,
-            total_sq=total_sq,
-            n_samples=self.n_used,
-            input_shape=tuple(fp["input_shape"]),
-            target=fp["target"],
-            target_shape=self.target_shape,
-            position=self.position,
-            channel=fp["channel"],
-            reduce=fp["reduce"],
-            n_nonfinite=self.n_nonfinite,
-            meta=meta,
-        )
 
 
 __all__ = [

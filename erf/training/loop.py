@@ -24,7 +24,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from erf.probe.measure import resolve_device
+from erf.device import resolve_device
 from erf.training.data import Augment
 from erf.training.scores import class_iou, mean_iou, pixel_accuracy
 

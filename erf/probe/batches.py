@@ -1,0 +1,134 @@
+"""The probe's input batches: fixed-size or "auto" batches (the largest that fits, halved after
+an out-of-memory error), regenerated at the new size so batch boundaries stay those of a
+fixed-size run."""
+
+from __future__ import annotations
+
+import torch
+
+from erf.probe.inputs import input_batches
+
+AUTO_BATCH_MAX = 1024  # batch_size="auto" never starts above this (nor above n_samples)
+AUTO_MEMORY_FRACTION = 0.5  # ... and aims at this fraction of the free memory
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA out-of-memory, or a CPU allocation failure."""
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and any(
+        s in text for s in ("out of memory", "can't allocate memory", "not enough memory")
+    )
+
+
+def after_out_of_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+class BatchStream:
+    """The probe's input batches; after an out-of-memory error ``shrink`` serves the failed
+    batch again in halves (random sources are regenerated from the failed sample on, at the
+    new size, so the batch boundaries are those of a fixed-size run at that size).
+
+    ``limit``: the batch size (None: an iterable's own batches); ``used``: the largest batch
+    that went through; ``retries``: out-of-memory errors recovered from.
+    """
+
+    def __init__(self, source, input_shape, n_samples, batch_size, seed, start, auto):
+        self.source, self.input_shape, self.n_samples, self.seed = (
+            source,
+            input_shape,
+            n_samples,
+            seed,
+        )
+        self.random = isinstance(source, str)
+        self.fixed_iterable = not self.random and not auto  # its batches, as they come
+        if self.random:  # "auto" starts at the cap until estimate_batch_size resizes
+            self.limit = min(n_samples, AUTO_BATCH_MAX) if batch_size == "auto" else int(batch_size)
+        else:
+            self.limit = None if auto else int(batch_size)
+        self.index = start
+        self.used = 0
+        self.retries = 0
+        self._open()
+
+    def _open(self) -> None:
+        self._iter = iter(
+            input_batches(
+                self.source,
+                self.input_shape,
+                self.n_samples,
+                self.limit or 1,
+                self.seed,
+                start=self.index,
+            )
+        )
+        self.pending: torch.Tensor | None = None
+
+    def first_sample(self) -> torch.Tensor | None:
+        """The next sample alone (a fresh draw for random sources; nothing is consumed)."""
+        one = input_batches(self.source, self.input_shape, self.n_samples, 1, self.seed, self.index)
+        return next(iter(one), None)
+
+    def resize(self, size: int) -> None:
+        self.limit = max(1, int(size))
+        self._open()
+
+    def next(self) -> torch.Tensor | None:
+        if self.pending is None or not len(self.pending):
+            self.pending = next(self._iter, None)
+            if self.pending is None:
+                return None
+        if self.fixed_iterable or self.limit is None:
+            return self.pending
+        return self.pending[: self.limit]
+
+    def done(self, n: int) -> None:
+        self.pending = self.pending[n:]
+        self.index += n
+        self.used = max(self.used, n)
+
+    def shrink(self, failed: int) -> None:
+        self.retries += 1
+        self.limit = max(1, failed // 2)
+        if self.random:
+            self._open()
+
+
+def estimate_batch_size(step, stream: BatchStream, device: torch.device, n_samples: int) -> int:
+    """Largest batch expected to fit: the bytes one sample's forward keeps for the backward
+    (``saved_tensors_hooks``) plus its input, times two for the backward's buffers, into
+    ``AUTO_MEMORY_FRACTION`` of the free memory (CUDA: ``mem_get_info``; CPU: MemAvailable).
+    Out-of-memory errors halve it later if it was too optimistic."""
+    x = stream.first_sample()
+    if x is None:
+        return 1
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        s = t.untyped_storage()
+        storages[s.data_ptr()] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        step(x[:1])
+    per_sample = 2 * (sum(storages.values()) + x[:1].nelement() * 8) + 1
+    if device.type == "cuda":  # free memory, plus what torch's caching allocator holds unused
+        unused = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        free = torch.cuda.mem_get_info(device)[0] + unused
+    else:
+        free = _cpu_available_bytes()
+    return max(1, min(n_samples, AUTO_BATCH_MAX, int(AUTO_MEMORY_FRACTION * free // per_sample)))
+
+
+def _cpu_available_bytes() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 << 30  # no /proc (macOS, Windows): assume 4 GiB
