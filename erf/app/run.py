@@ -48,9 +48,9 @@ from erf.probe import distributed
 from erf.probe.inputs import RANDOM_SOURCES, image_folder
 from erf.probe.measure import DTYPES, ProbeInterrupted, measure_erfs, resolve_device
 from erf.result import ERFResult
+from erf.rf import TheoreticalRF, theoretical_rf
 from erf.rf.graph import layer_table
 from erf.rf.targets import auto_target, stage_layers
-from erf.rf.theory import TheoreticalRF, theoretical_rf
 
 log = logging.getLogger("erf")
 

@@ -8,7 +8,7 @@ forward if the model cannot run there). A forward pass over the graph then class
 - ``local``: a tensor whose (rows, cols) are tracked through permutes/reshapes; each local node
   has back-edges ``(input node, rule)`` where ``rule`` maps an inclusive box of its units
   ``((r0, r1), (c0, c1))`` to the box of the input node's units it reads (the one-axis rules are
-  the pure functions of erf.rf.theory). Unknown ops on a local path raise TypeError.
+  the pure functions of erf.rf.intervals). Unknown ops on a local path raise TypeError.
 - ``global``: every unit sees the whole input (adaptive pooling to 1, spatial means, softmax over
   a spatial dim, flatten + Linear, anything downstream of those).
 - ``const``: does not depend on the input (parameters, shapes, ``zeros_like``).
@@ -42,9 +42,8 @@ import torch.nn.functional as F
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from erf.rf.theory import (
+from erf.rf.intervals import (
     Interval,
-    TheoreticalRF,
     adaptive_interval,
     affine_interval,
     conv_interval,
@@ -53,6 +52,7 @@ from erf.rf.theory import (
     hull,
     interpolate_interval,
 )
+from erf.rf.trf import TheoreticalRF
 
 Box = tuple[Interval, Interval]  # ((r0, r1), (c0, c1)) inclusive units of one node
 AxisRule = Callable[[Interval], "Interval | None"]

@@ -40,7 +40,8 @@ from torchvision.models import segmentation
 
 from erf.nets.luo import ConvStack
 from erf.rf.graph import graph_rf, layer_table
-from erf.rf.theory import TheoreticalRF, theoretical_rf
+from erf.rf.theory import theoretical_rf
+from erf.rf.trf import TheoreticalRF
 
 # --------------------------------------------------------------------------- helpers
 
