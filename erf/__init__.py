@@ -12,7 +12,7 @@ from erf.analysis.metrics import (
 from erf.nets.luo import ConvStack
 from erf.probe.measure import measure_erf, measure_erfs
 from erf.result import ERFResult
-from erf.rf.theory import TheoreticalRF, theoretical_rf
+from erf.rf import TheoreticalRF, theoretical_rf
 
 __version__ = "0.1.0"
 

@@ -17,7 +17,7 @@ import numpy as np
 from erf.analysis.metrics import luo_size
 from erf.analysis.summary import erf_metrics
 from erf.result import ERFResult
-from erf.rf.theory import TheoreticalRF
+from erf.rf import TheoreticalRF
 
 
 def pool_draws(results: Sequence[ERFResult]) -> ERFResult:

@@ -18,7 +18,7 @@ from erf.analysis.metrics import (
     radial_mass,
 )
 from erf.result import ERFResult
-from erf.rf.theory import TheoreticalRF
+from erf.rf import TheoreticalRF
 
 
 def erf_metrics(

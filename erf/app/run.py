@@ -51,9 +51,9 @@ from erf.probe.inputs import RANDOM_SOURCES, image_folder
 from erf.probe.measure import ProbeInterrupted, probe_units, resolve_device
 from erf.probe.options import DTYPES, SPEED_KEYS, ProbeOptions
 from erf.result import ERFResult
+from erf.rf import TheoreticalRF, theoretical_rf
 from erf.rf.graph import layer_table
 from erf.rf.targets import auto_target, stage_layers
-from erf.rf.theory import TheoreticalRF, theoretical_rf
 
 log = logging.getLogger("erf")
 

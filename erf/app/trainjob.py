@@ -48,7 +48,7 @@ from erf.io.plots import (
 from erf.io.store import _atomic_write, load_result, read_json, save_result, write_json
 from erf.probe.measure import probe_units
 from erf.result import ERFResult
-from erf.rf.theory import TheoreticalRF, theoretical_rf
+from erf.rf import TheoreticalRF, theoretical_rf
 from erf.training.data import DataBundle, build_data
 from erf.training.loop import TrainingInterrupted, TrainSettings, fit
 

@@ -40,7 +40,8 @@ from torchvision.models import segmentation
 
 from erf.nets.luo import ConvStack
 from erf.rf.graph import graph_rf, layer_table
-from erf.rf.theory import TheoreticalRF, theoretical_rf
+from erf.rf.theory import theoretical_rf
+from erf.rf.trf import TheoreticalRF
 
 # --------------------------------------------------------------------------- helpers
 
@@ -451,16 +452,16 @@ def test_module_called_twice_raises_and_its_nodes_are_targets():
 
 
 def test_models_that_cannot_run_on_meta_fall_back_to_a_real_forward(monkeypatch):
-    import erf.rf.graph
+    import erf.rf.tracing
 
     tries = []
-    run = erf.rf.graph._run_shape_prop
+    run = erf.rf.tracing._run_shape_prop
 
     def spy(gm, x, meta):
         tries.append(meta)
         return run(gm, x, meta)
 
-    monkeypatch.setattr(erf.rf.graph, "_run_shape_prop", spy)
+    monkeypatch.setattr(erf.rf.tracing, "_run_shape_prop", spy)
     assert graph_rf(Classifier(), (1, 12, 12)).for_target("conv").size == (3, 3)
     assert tries == [True]  # shapes from the meta device, no arithmetic
     tries.clear()

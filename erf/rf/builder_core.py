@@ -1,0 +1,123 @@
+"""State and helpers of the classification pass that the op rules share.
+
+``BuilderCore`` holds what the pass has found so far (a ``NodeValue``, back-edges, merges and
+notes per fx node) and the helpers the rules are written with: reading values and shapes,
+recording a node, the errors for unsupported ops. The rules themselves are in
+erf.rf.tensor_rules and erf.rf.spatial_rules; erf.rf.builder puts them together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from fractions import Fraction
+from typing import Any
+
+from torch import fx, nn
+
+from erf.rf.boxes import AxisRule, Edge, box_rule, identity
+from erf.rf.node_values import CONST, NodeOp, NodeValue, node_module
+
+
+class BuilderCore:
+    """Per-node results of the classification pass and the helpers its rules share.
+
+    ``modules``: the trace's modules by path; per fx node name: ``vals`` (its value),
+    ``edges`` (back-edges to its inputs), ``merges`` (the edges of nodes where aligned branches
+    meet), ``notes``; ``input``: the fx name of the model input.
+    """
+
+    modules: dict[str, nn.Module]
+    vals: dict[str, NodeValue]
+    edges: dict[str, list[Edge]]
+    merges: dict[str, list[Edge]]
+    notes: dict[str, list[str]]
+    input: str | None
+
+    def val(self, x: Any) -> NodeValue:
+        return self.vals[x.name] if isinstance(x, fx.Node) else CONST
+
+    @staticmethod
+    def shape(x: fx.Node) -> tuple[int, ...] | None:
+        meta = x.meta.get("tensor_meta")
+        return tuple(meta.shape) if hasattr(meta, "shape") else None
+
+    def describe(self, node: fx.Node) -> str:
+        module = node_module(node)
+        return f"node {node.name!r}" + (f" (module {module!r})" if module else "")
+
+    def unsupported(self, op: NodeOp, why: str = "") -> TypeError:
+        kind = {"call_module": "module", "call_function": "function", "call_method": "method"}
+        what = f"{kind.get(op.node.op, op.node.op)} {op.name}"
+        return TypeError(
+            f"unsupported op {what} at {self.describe(op.node)}: no receptive-field rule"
+            + (f" ({why})" if why else "")
+            + "; erf.rf.graph handles convolutions, pooling, padding, interpolation, pointwise and "
+            "channel ops, reshapes that keep (rows, cols), add/mul/cat"
+        )
+
+    def set(
+        self, op: NodeOp, val: NodeValue, edges: Sequence[Edge] = (), merge: bool = False
+    ) -> None:
+        self.vals[op.node.name] = val
+        if edges:
+            self.edges[op.node.name] = list(edges)
+            if merge and len(edges) > 1:
+                self.merges[op.node.name] = list(edges)
+
+    def note(self, op: NodeOp, text: str) -> None:
+        self.notes.setdefault(op.node.name, []).append(text)
+
+    def set_global(self, op: NodeOp, reason: str) -> None:
+        self.set(op, NodeValue("global", reason=f"{reason} at {self.describe(op.node)}"))
+
+    def local_input(self, op: NodeOp) -> fx.Node:
+        """The first tensor argument, which must be local."""
+        x = op.args[0] if op.args else None
+        if not isinstance(x, fx.Node) or self.val(x).kind != "local":
+            raise self.unsupported(op, "its first argument is not the spatial feature map")
+        if self.val(x).items is not None:
+            raise self.unsupported(op, "its first argument is a tuple")
+        return x
+
+    def spatial_last(self, op: NodeOp, x: fx.Node) -> tuple[NodeValue, bool]:
+        """x's value and whether its layout is swapped (rows in the last dim); the op works on
+        the last two tensor dims, which must be the image's."""
+        v, shape = self.val(x), self.shape(x)
+        nd = len(shape)
+        if set(v.layout) != {nd - 2, nd - 1}:
+            raise self.unsupported(op, f"its input has the spatial dims at {v.layout}, not last")
+        return v, v.layout != (nd - 2, nd - 1)
+
+    def spatial(
+        self,
+        op: NodeOp,
+        x: fx.Node,
+        rules: tuple[AxisRule | None, AxisRule | None],
+        factors: tuple[Fraction, Fraction],
+        context: bool = False,
+    ) -> None:
+        """A 2-D op on tensor dims (-2, -1): ``rules``/``factors`` (nominal stride multipliers)
+        are given per tensor dim (H, W) and mapped to image (rows, cols) via the layout."""
+        v, swapped = self.spatial_last(op, x)
+        if swapped:
+            rules, factors = rules[::-1], factors[::-1]
+        out = replace(v.scaled(factors), context=v.context or context)
+        self.set(op, out, [(x.name, box_rule(*rules))])
+
+    def same(
+        self, op: NodeOp, x: fx.Node, layout: tuple[int, int] | None = None, **kw: Any
+    ) -> None:
+        v = self.val(x)
+        context = v.context or kw.get("context", False)
+        out = replace(v, layout=layout or v.layout, context=context, items=None)
+        self.set(op, out, [(x.name, kw.get("rule", identity))])
+
+    def dims(self, op: NodeOp, dim: Any, ndim: int) -> list[int]:
+        dims = list(dim) if isinstance(dim, (tuple, list)) else [dim]
+        if not all(isinstance(d, int) for d in dims):
+            raise self.unsupported(op, f"non-integer dim {dim!r}")
+        return [d % ndim for d in dims]
+
+
+__all__ = ["BuilderCore"]

@@ -1,0 +1,415 @@
+"""The result of the graph analysis: ``GraphRF`` (per-node TRFs) and ``NodeRF`` (one node).
+
+``GraphRF`` runs the classification pass (erf.rf.builder) over a traced model and answers
+queries by back-propagating boxes from a target unit to the input: the TRF of a node's centre
+unit, the exact input box of any unit, the boxes every node contributes, alignment checks of
+merges, path statistics and the layer table.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from torch import fx, nn
+
+from erf.rf.boxes import Box, box_hull, clip_box
+from erf.rf.builder import GraphBuilder
+from erf.rf.node_values import NodeValue, common_period, flat_nodes, node_module, spatial_hw
+from erf.rf.trf import TheoreticalRF
+
+GLOBAL_NOTE = "global: every output unit sees the whole input (adaptive pooling / linear)"
+
+
+@dataclass
+class NodeRF:
+    """One fx node: ``name``, ``module`` (module path, see ``node_module``), ``op`` (module
+    class, function or method name), ``shape`` (output shape without batch, None for
+    non-tensors), ``spatial`` (a [C, H, W] map derived from the input), ``trf`` (computed on
+    first access; None for non-spatial nodes; raises ValueError for misaligned graphs)."""
+
+    name: str
+    module: str | None
+    op: str
+    shape: tuple[int, ...] | None
+    spatial: bool
+    _graph: GraphRF = field(repr=False, compare=False)
+
+    @property
+    def trf(self) -> TheoreticalRF | None:
+        return self._graph.for_target(self.name) if self.spatial else None
+
+
+class GraphRF:
+    """Interval back-propagation over a traced model; build with ``graph_rf``.
+
+    ``nodes``: a ``NodeRF`` per fx node (fx order, output node excluded); ``output``: the fx
+    name of the model's single tensor output (None if it has several); ``module_calls``:
+    module path -> fx names of the nodes its calls returned; ``graph_module``: the trace.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        gm: fx.GraphModule,
+        module_calls: dict[str, list[str]],
+        input_shape: tuple[int, int, int],
+    ) -> None:
+        self.model = model
+        self.graph_module = gm
+        self.input_shape = input_shape
+        self.module_calls = {k: tuple(v) for k, v in module_calls.items()}
+        b = GraphBuilder(gm)
+        self._vals, self._edges, self._merges, self._notes = b.vals, b.edges, b.merges, b.notes
+        self._input = b.input
+        fx_nodes = [n for n in gm.graph.nodes if n.op != "output"]
+        self._fx = {n.name: n for n in fx_nodes}
+        self._index = {n.name: i for i, n in enumerate(fx_nodes)}
+        # nodes with back-edges (local maps) in topological order, and their (rows, cols)
+        self._order = [n.name for n in fx_nodes if n.name in self._edges or n.name == b.input]
+        self._pos = {name: i for i, name in enumerate(self._order)}
+        self._hw: dict[str, tuple[int, int]] = {}
+        for name in self._order:
+            v = self._vals[name]
+            if v.items is not None:  # a tuple: its units are its input's
+                self._hw[name] = self._hw[self._edges[name][0][0]]
+            else:
+                self._hw[name] = spatial_hw(GraphBuilder.shape(self._fx[name]), v.layout)
+        self.nodes = {n.name: self._node_rf(n, b) for n in fx_nodes}
+        outs = flat_nodes(next(n for n in gm.graph.nodes if n.op == "output").args)
+        self.output = outs[0].name if len(outs) == 1 else None
+        self._outputs = [n.name for n in outs]
+        self._cache: dict[str, TheoreticalRF] = {}
+        self._aligned: dict[str, str | None] = {}
+
+    def _node_rf(self, n: fx.Node, b: GraphBuilder) -> NodeRF:
+        shape, v = GraphBuilder.shape(n), self._vals[n.name]
+        spatial = (
+            shape is not None
+            and len(shape) == 4
+            and (v.kind == "global" or (v.kind == "local" and v.layout == (2, 3)))
+        )
+        if n.op == "call_module":
+            op = type(b.modules[n.target]).__name__
+        else:
+            op = "input" if n.name == b.input else _op_name(n)
+        return NodeRF(n.name, node_module(n), op, shape[1:] if shape else None, spatial, self)
+
+    # ---- targets
+
+    def node_name(self, target: str | None) -> str:
+        """fx node name of ``target``: None (the model output), a module path called exactly
+        once, or an fx node name."""
+        if target is None:
+            if self.output is None:
+                raise ValueError(
+                    f"the model has {len(self._outputs)} tensor outputs "
+                    f"({', '.join(self._outputs)}); pass target= one of them"
+                )
+            return self.output
+        if target in self.module_calls:
+            calls = self.module_calls[target]
+            if len(calls) > 1:
+                raise ValueError(
+                    f"module {target!r} is called {len(calls)} times in forward (nodes "
+                    f"{', '.join(calls)}); pass one of these fx node names as the target"
+                )
+            return calls[0]
+        if target in self.nodes:
+            return target
+        known = dict(self.model.named_modules())
+        if target in known:
+            raise ValueError(f"module {target!r} is never called with a tensor result in forward")
+        raise ValueError(f"no module path or fx node named {target!r}")
+
+    def for_target(self, target: str | None = None) -> TheoreticalRF:
+        """TRF (with path statistics) of the centre unit of ``target`` (see ``node_name``)."""
+        name = self.node_name(target)
+        if name not in self._cache:
+            self._cache[name] = self._trf(name, paths=True)
+        return self._cache[name]
+
+    def unit_interval(self, target: str, unit: tuple[int, int], clipped: bool = False) -> Box:
+        """Input box ``((r0, r1), (c0, c1))`` read by ``unit`` (row, col) of ``target``.
+
+        Unclipped, units in padding extend it past the input (the TRF convention). Clipped, every
+        intermediate map is clipped too: the exact bounding box of the input pixels the unit
+        depends on (tighter than clipping the unclipped box when a strided slice or upsampling
+        sits behind padding).
+        """
+        name = self.node_name(target)
+        v = self._value(name)
+        if v.kind == "global":
+            return ((0, self.input_shape[1] - 1), (0, self.input_shape[2] - 1))
+        box = self._back(name, ((unit[0], unit[0]), (unit[1], unit[1])), clip=clipped)
+        if box is None:
+            raise ValueError(f"unit {unit} of {name!r} reads no input pixel")
+        return box
+
+    def layer_table(self) -> list[dict[str, Any]]:
+        """One row per module path (called once) whose output is a spatial [C, H, W] map."""
+        rows = []
+        for path, m in self.model.named_modules():
+            calls = self.module_calls.get(path, ())
+            if not path or len(calls) != 1 or not self.nodes[calls[0]].spatial:
+                continue
+            node = self.nodes[calls[0]]
+            row = {"name": path, "type": type(m).__name__, "out_shape": list(node.shape)}
+            try:
+                trf = self._cache.get(node.name) or self._trf(node.name, paths=False)
+                row.update(
+                    trf_size=list(trf.size),
+                    trf_stride=[s if isinstance(s, int) else float(s) for s in trf.stride],
+                    trf_padding=list(trf.padding),
+                    is_global=trf.is_global,
+                    note="",
+                )
+            except ValueError as e:
+                row.update(trf_size=None, trf_stride=None, trf_padding=None, is_global=None)
+                row["note"] = str(e)
+            rows.append(row)
+        return rows
+
+    # ---- analysis
+
+    def _value(self, name: str) -> NodeValue:
+        v = self._vals[name]
+        if v.kind == "tokens":
+            raise ValueError(v.reason)
+        if v.kind == "const":
+            raise ValueError(f"node {name!r} does not depend on the input")
+        if v.items is not None:
+            raise ValueError(f"node {name!r} is a tuple; target one of its items")
+        return v
+
+    def _trf(self, name: str, paths: bool) -> TheoreticalRF:
+        v = self._value(name)
+        hw_in = self.input_shape[1:]
+        if v.kind == "global":
+            return TheoreticalRF(
+                size=hw_in, stride=(0, 0), padding=(0, 0), input_shape=hw_in,
+                out_shape=self._out_hw(name, v), is_global=True, target=name,
+                notes=(GLOBAL_NOTE, v.reason), graph=self,
+            )  # fmt: skip
+        ancestors = self._ancestors(name)
+        for m in sorted((a for a in ancestors if a in self._merges), key=self._index.get):
+            error = self._alignment(m)  # upstream merges first
+            if error:
+                raise ValueError(error)
+        h, w = self._out_hw(name, v)
+        q = v.period
+        c = (h // 2, w // 2)
+        centre = self._unit_box(name, c)
+        nxt = self._unit_box(name, (c[0] + q[0], c[1] + q[1]))
+        zero = self._unit_box(name, (0, 0))
+        stride = tuple(_plain(Fraction(nxt[a][0] - centre[a][0], q[a])) for a in range(2))
+        extra: dict[str, Any] = {}
+        if paths:
+            extra = self._paths(name, ((c[0], c[0]), (c[1], c[1])))
+        return TheoreticalRF(
+            size=(centre[0][1] - centre[0][0] + 1, centre[1][1] - centre[1][0] + 1),
+            stride=stride,
+            padding=(-zero[0][0], -zero[1][0]),
+            input_shape=hw_in,
+            out_shape=(h, w),
+            global_context=v.context,
+            notes=self._collect_notes(ancestors),
+            target=name,
+            graph=self,
+            **extra,
+        )
+
+    def _out_hw(self, name: str, v: NodeValue) -> tuple[int, int] | None:
+        shape = self.nodes[name].shape
+        if v.kind == "global":
+            return tuple(shape[-2:]) if shape is not None and len(shape) == 3 else None
+        return spatial_hw((1, *shape), v.layout)
+
+    def _unit_box(self, name: str, unit: tuple[int, int]) -> Box:
+        box = self._back(name, ((unit[0], unit[0]), (unit[1], unit[1])))
+        if box is None:
+            raise ValueError(f"unit {unit} of node {name!r} reads no input pixel")
+        return box
+
+    def _back(self, name: str, box: Box, clip: bool = False) -> Box | None:
+        """Input box read by ``box`` of node ``name``: hulls in reverse topological order.
+
+        ``clip``: intersect every node's box with its map first, so units that exist only in
+        padding read nothing: the exact bounding box of the pixels the unit depends on.
+        """
+        box = self._back_all(name, box, clip).get(self._input)
+        return clip_box(box, self._hw[self._input]) if clip and box is not None else box
+
+    def _back_all(self, name: str, box: Box, clip: bool) -> dict[str, Box]:
+        """``_back``'s box at every node it reaches (unclipped hulls of the rules' boxes)."""
+        boxes: dict[str, Box] = {name: box}
+        for n in reversed(self._order[: self._pos[name] + 1]):
+            b = boxes.get(n)
+            if b is not None and clip:
+                b = clip_box(b, self._hw[n])
+            if b is None:
+                continue
+            for arg, rule in self._edges.get(n, ()):
+                nb = rule(b)
+                if nb is not None:
+                    boxes[arg] = box_hull(boxes.get(arg), nb)
+        return boxes
+
+    def dependencies(self, target: str | None, unit: tuple[int, int]) -> dict[str, Box]:
+        """Every local node on a path from the input to ``target`` (the input and the target
+        included) -> the box of its units that ``unit`` (row, col) of the target depends on,
+        clipped to its map (nodes whose box misses their map are left out)."""
+        name = self.node_name(target)
+        self._value(name)
+        boxes = self._back_all(name, ((unit[0], unit[0]), (unit[1], unit[1])), clip=True)
+        clipped = {n: clip_box(b, self._hw[n]) for n, b in boxes.items()}
+        return {n: b for n, b in clipped.items() if b is not None}
+
+    def node_grid(self, name: str) -> tuple[tuple[Any, Any], tuple[int, int]]:
+        """Effective stride (rows, cols) of node ``name`` (an int, or a Fraction after
+        upsampling) from the starts of units (0, 0) and (1, 1), and its map's (rows, cols)."""
+        zero = self._back(name, ((0, 0), (0, 0)))
+        one = self._back(name, ((1, 1), (1, 1)))
+        if zero is None or one is None:
+            raise ValueError(f"node {name!r} reads no input pixel")
+        stride = tuple(_plain(Fraction(one[a][0] - zero[a][0])) for a in range(2))
+        return stride, self._hw[name]
+
+    def fx_node(self, name: str) -> fx.Node:
+        """The traced torch.fx node called ``name``."""
+        return self._fx[name]
+
+    @property
+    def input_node(self) -> str:
+        """fx name of the input placeholder."""
+        return self._input
+
+    def notes_of(self, target: str | None) -> tuple[str, ...]:
+        """Notes (global context, circular/mirror padding, ...) of ``target``'s ancestors."""
+        return self._collect_notes(self._ancestors(self.node_name(target)))
+
+    def _ancestors(self, name: str) -> set[str]:
+        seen, stack = {name}, [name]
+        while stack:
+            for arg, _ in self._edges.get(stack.pop(), ()):
+                if arg not in seen:
+                    seen.add(arg)
+                    stack.append(arg)
+        return seen
+
+    def _alignment(self, name: str) -> str | None:
+        """None if the branches of merge node ``name`` agree on stride and centre, else the
+        error message. Checked at units u and u + q, q the branches' common period (1, or 2
+        after a x2 upsampling) and u the centre rounded down to a multiple of q (units where a
+        nearest-upsampled grid coincides with the finer one)."""
+        if name in self._aligned:
+            return self._aligned[name]
+        edges = self._merges[name]
+        v = self._vals[name]
+        q = common_period(self._vals[a] for a, _ in edges)
+        h, w = self._out_hw(name, v)
+        u = ((h // 2) // q[0] * q[0], (w // 2) // q[1] * q[1])
+        units = (u, (u[0] + q[0], u[1] + q[1]))
+        seen: list[tuple[str, tuple]] = []
+        error = None
+        for arg, rule in edges:
+            boxes = []
+            for unit in units:
+                b = rule(((unit[0], unit[0]), (unit[1], unit[1])))
+                boxes.append(None if b is None else self._back(arg, b))
+            if None in boxes:
+                continue
+            centres = tuple((b[ax][0] + b[ax][1]) / 2 for b in boxes for ax in range(2))
+            for other, other_centres in seen:
+                if other_centres != centres:
+                    error = self._misaligned(name, other, arg, other_centres, centres, units)
+                    break
+            if error:
+                break
+            seen.append((arg, centres))
+        self._aligned[name] = error
+        return error
+
+    def _misaligned(self, name: str, a: str, b: str, ca: tuple, cb: tuple, units: tuple) -> str:
+        def describe(x: str, c: tuple) -> str:
+            module = node_module(self._fx[x])
+            where = f"{x!r}" + (f" (module {module!r})" if module else "")
+            return f"path via {where}: centres {c[:2]} at unit {units[0]}, {c[2:]} at {units[1]}"
+
+        return (
+            f"branches of {self.nodes[name].op} node {name!r} are not aligned (their effective "
+            f"strides or centre offsets differ, so the receptive field is not shift-invariant): "
+            f"{describe(a, ca)}; {describe(b, cb)} (input pixels, (rows, cols))"
+        )
+
+    def _paths(self, name: str, box: Box) -> dict[str, Any]:
+        """Path-size distribution by dynamic programming: per node, a table {box of the
+        target's centre unit seen through one path: (path count, example path suffix)}."""
+        tables: dict[str, dict[Box, tuple[int, Any]]] = {name: {box: (1, (name, None))}}
+        for n in reversed(self._order[: self._pos[name] + 1]):
+            table = tables.get(n) if n == self._input else tables.pop(n, None)
+            if not table:
+                continue
+            for arg, rule in self._edges.get(n, ()):
+                dest = tables.setdefault(arg, {})
+                for b, (count, example) in table.items():
+                    nb = rule(b)
+                    if nb is None:
+                        continue
+                    if nb in dest:
+                        dest[nb] = (dest[nb][0] + count, dest[nb][1])
+                    else:
+                        dest[nb] = (count, (arg, example))
+        final = tables.get(self._input, {})
+        sizes: Counter = Counter()
+        examples: dict[tuple[int, int], Any] = {}
+        for b, (count, example) in final.items():
+            size = (b[0][1] - b[0][0] + 1, b[1][1] - b[1][0] + 1)
+            sizes[size] += count
+            examples.setdefault(size, example)
+        if not sizes:
+            return {}
+        key = lambda s: (s[0] * s[1], s[0])  # noqa: E731
+        small, large = min(sizes, key=key), max(sizes, key=key)
+        return {
+            "path_sizes": tuple(sorted(sizes.items())),
+            "min_path": _unlink(examples[small]),
+            "max_path": _unlink(examples[large]),
+        }
+
+    def _collect_notes(self, ancestors: set[str]) -> tuple[str, ...]:
+        """Notes of the ancestors, grouped by text: "text (at node a, b, ...)"."""
+        grouped: dict[str, list[str]] = {}
+        for n in sorted(ancestors, key=self._index.__getitem__):
+            for text in self._notes.get(n, ()):
+                grouped.setdefault(text, []).append(n)
+        out = []
+        for text, names in grouped.items():
+            more = f", ... ({len(names)} nodes)" if len(names) > 3 else ""
+            out.append(f"{text} (at {', '.join(names[:3])}{more})")
+        return tuple(out)
+
+
+def _unlink(example: Any) -> tuple[str, ...]:
+    out = []
+    while example is not None:
+        out.append(example[0])
+        example = example[1]
+    return tuple(out)
+
+
+def _plain(s: Fraction | int) -> int | Fraction:
+    return int(s) if isinstance(s, int) or s.denominator == 1 else s
+
+
+def _op_name(node: fx.Node) -> str:
+    if node.op == "call_method":
+        return str(node.target)
+    if node.op == "call_function":
+        return getattr(node.target, "__name__", str(node.target))
+    return node.op
+
+
+__all__ = ["GLOBAL_NOTE", "GraphRF", "NodeRF"]

@@ -1,0 +1,106 @@
+"""What the classification pass records per torch.fx node, and small readers of fx nodes.
+
+``NodeValue`` is a node's kind (local, global, const, tokens; see erf.rf.graph) with the layout,
+nominal stride and period of its (rows, cols); ``NodeOp`` is the node being classified, with its
+arguments resolved.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from typing import Any
+
+from torch import fx, nn
+
+from erf.rf.boxes import BoxRule
+
+
+@dataclass
+class NodeValue:
+    """Forward classification of one fx node (the kinds: see erf.rf.graph).
+
+    ``layout``: tensor dims (batch included) holding image rows and cols; ``stride``: nominal
+    input pixels per unit (Fractions); ``period``: units after which the span pattern repeats
+    (1, or the upsampling factor: start(u + period) = start(u) + period * stride);
+    ``context``: a global path modulates it; ``items``: for tuple outputs (chunk/split), each
+    item's value and its rule into this node's units.
+    """
+
+    kind: str
+    layout: tuple[int, int] | None = None
+    stride: tuple[Fraction, Fraction] = (Fraction(1), Fraction(1))
+    period: tuple[int, int] = (1, 1)
+    context: bool = False
+    reason: str = ""
+    items: tuple[tuple[NodeValue, BoxRule], ...] | None = None
+
+    def scaled(self, factors: Sequence[Fraction]) -> NodeValue:
+        """After an op where one output unit steps ``factor`` input units (per image axis)."""
+        stride = (self.stride[0] * factors[0], self.stride[1] * factors[1])
+        period = tuple(
+            p * f.denominator // math.gcd(p * f.denominator, f.numerator)
+            for p, f in zip(self.period, factors)
+        )
+        return replace(self, stride=stride, period=period, items=None)
+
+
+CONST = NodeValue("const")
+
+
+@dataclass
+class NodeOp:
+    """One node being classified: resolved args (tensors stay fx Nodes) and its module."""
+
+    node: fx.Node
+    args: tuple
+    kwargs: dict
+    module: nn.Module | None
+    name: str  # canonical op name (module class name, function or method name)
+
+    def arg(self, i: int, key: str, default: Any = None) -> Any:
+        if key in self.kwargs:
+            return self.kwargs[key]
+        return self.args[i] if i < len(self.args) else default
+
+
+def common_period(vals: Any) -> tuple[int, int]:
+    """Period of a merge: the least common multiple of its branches' periods."""
+    periods = [v.period for v in vals]
+    return (math.lcm(*(p[0] for p in periods)), math.lcm(*(p[1] for p in periods)))
+
+
+def flat_nodes(x: Any) -> list[fx.Node]:
+    """The fx nodes in a nest of args (tuples, lists, dicts), in order."""
+    out: list[fx.Node] = []
+    fx.node.map_aggregate(x, lambda a: out.append(a) if isinstance(a, fx.Node) else None)
+    return out
+
+
+def spatial_hw(shape: Sequence[int], layout: tuple[int, int]) -> tuple[int, int]:
+    """(rows, cols) of a map: the sizes of the dims ``layout`` names."""
+    return (shape[layout[0]], shape[layout[1]])
+
+
+def node_module(node: fx.Node) -> str | None:
+    """The module path that made the node: its target for call_module, else the innermost
+    module whose forward was traced through to create it (None at the top level)."""
+    if node.op == "call_module":
+        return str(node.target)
+    stack = node.meta.get("nn_module_stack")
+    if not stack:
+        return None
+    return next(reversed(stack.values()))[0] or None
+
+
+__all__ = [
+    "CONST",
+    "NodeOp",
+    "NodeValue",
+    "common_period",
+    "flat_nodes",
+    "node_module",
+    "spatial_hw",
+]

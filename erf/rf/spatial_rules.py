@@ -1,0 +1,206 @@
+"""Rules for ops that map each unit to a window of its input's units.
+
+Convolutions and transposed convolutions, pooling, adaptive pooling, interpolation, padding
+and pixel (un)shuffle, as modules and as functions: each rule turns the op's arguments into
+one-axis interval rules (erf.rf.intervals) and the nominal stride it applies.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+from torch import nn
+
+from erf.rf.boxes import AxisRule, box_rule, shift
+from erf.rf.builder_core import BuilderCore
+from erf.rf.intervals import (
+    adaptive_interval,
+    affine_interval,
+    conv_interval,
+    conv_transpose_interval,
+    interpolate_interval,
+)
+from erf.rf.node_values import NodeOp
+
+CIRCULAR_NOTE = "circular padding: border units also see the opposite border (not in the span)"
+MIRROR_NOTE = (
+    "reflection/replication padding: border units also read mirrored/edge pixels, inside the "
+    "clipped span when the pad is at most the next kernel's half-width"
+)
+
+
+def _pair(v: Any) -> tuple[Any, Any]:
+    if isinstance(v, (tuple, list)):
+        return (v[0], v[-1]) if len(v) in (1, 2) else tuple(v[-2:])
+    return (v, v)
+
+
+def _conv(k: int, s: int, p: int, d: int) -> AxisRule:
+    return lambda iv: conv_interval(iv, k, s, p, d)
+
+
+class SpatialRules(BuilderCore):
+    """Rules for convolution, pooling, interpolation, padding and pixel-shuffle ops."""
+
+    # ---- spatial modules
+
+    def m_conv(self, op: NodeOp) -> None:
+        m = op.module
+        padding = _conv_padding(m.padding, m.kernel_size, m.dilation)
+        self._pad_note(op, m.padding_mode)
+        self._conv(op, m.kernel_size, m.stride, padding, m.dilation)
+
+    def f_conv(self, op: NodeOp) -> None:
+        weight = op.arg(1, "weight")
+        kernel = self.shape(weight)[-2:]
+        dilation = _pair(op.arg(5, "dilation", 1))
+        padding = _conv_padding(op.arg(4, "padding", 0), kernel, dilation)
+        self._conv(op, kernel, _pair(op.arg(3, "stride", 1)), padding, dilation)
+
+    def _conv(self, op: NodeOp, kernel: Any, stride: Any, padding: Any, dilation: Any) -> None:
+        k, s, p, d = _pair(kernel), _pair(stride), _pair(padding), _pair(dilation)
+        rules = tuple(_conv(k[i], s[i], p[i], d[i]) for i in range(2))
+        self.spatial(op, self.local_input(op), rules, (Fraction(s[0]), Fraction(s[1])))
+
+    def m_conv_transpose(self, op: NodeOp) -> None:
+        m = op.module
+        self._conv_transpose(op, m.kernel_size, m.stride, m.padding, m.dilation)
+
+    def f_conv_transpose(self, op: NodeOp) -> None:
+        kernel = self.shape(op.arg(1, "weight"))[-2:]
+        stride, padding = op.arg(3, "stride", 1), op.arg(4, "padding", 0)
+        self._conv_transpose(op, kernel, stride, padding, op.arg(7, "dilation", 1))
+
+    def _conv_transpose(self, op: NodeOp, kernel: Any, stride: Any, padding: Any, dil: Any) -> None:
+        k, s, p, d = _pair(kernel), _pair(stride), _pair(padding), _pair(dil)
+        rules = tuple(
+            (lambda iv, i=i: conv_transpose_interval(iv, k[i], s[i], p[i], d[i])) for i in range(2)
+        )
+        self.spatial(op, self.local_input(op), rules, (Fraction(1, s[0]), Fraction(1, s[1])))
+
+    def m_pool(self, op: NodeOp) -> None:
+        m = op.module
+        stride = m.stride or m.kernel_size
+        self._conv(op, m.kernel_size, stride, getattr(m, "padding", 0), getattr(m, "dilation", 1))
+
+    def f_pool(self, op: NodeOp) -> None:
+        if op.name == "lp_pool2d":
+            kernel = op.arg(2, "kernel_size")
+            self._conv(op, kernel, op.arg(3, "stride") or kernel, 0, 1)
+            return
+        kernel = op.arg(1, "kernel_size")
+        stride = op.arg(2, "stride") or kernel
+        dilation = op.arg(4, "dilation", 1) if "max" in op.name else 1
+        self._conv(op, kernel, stride, op.arg(3, "padding", 0), dilation)
+
+    def m_adaptive(self, op: NodeOp) -> None:
+        self.adaptive(op)
+
+    def adaptive(self, op: NodeOp) -> None:
+        """Adaptive pooling: exact windows; an axis pooled to 1 from more makes it global."""
+        x = self.local_input(op)
+        self.spatial_last(op, x)
+        h_in, w_in = self.shape(x)[-2:]
+        h_out, w_out = self.shape(op.node)[-2:]
+        if (h_out == 1 < h_in) or (w_out == 1 < w_in):
+            self.set_global(op, "adaptive pooling to 1")
+            return
+        rules = tuple(
+            None if a == b else (lambda iv, a=a, b=b: adaptive_interval(iv, a, b))
+            for a, b in ((h_in, h_out), (w_in, w_out))
+        )
+        self.spatial(op, x, rules, (Fraction(h_in, h_out), Fraction(w_in, w_out)))
+
+    def m_upsample(self, op: NodeOp) -> None:
+        m = op.module
+        align = m.align_corners
+        if isinstance(m, nn.UpsamplingBilinear2d):
+            align = True
+        self._interpolate(op, m.mode, align, m.scale_factor, m.recompute_scale_factor, False)
+
+    def f_interpolate(self, op: NodeOp) -> None:
+        self._interpolate(
+            op,
+            op.arg(3, "mode", "nearest"),
+            op.arg(4, "align_corners"),
+            op.arg(2, "scale_factor"),
+            op.arg(5, "recompute_scale_factor"),
+            op.arg(6, "antialias", False),
+        )
+
+    def _interpolate(
+        self, op: NodeOp, mode: str, align: Any, scale: Any, recompute: Any, antialias: bool
+    ) -> None:
+        """nearest / nearest-exact / bilinear / bicubic / area, sizes from ShapeProp; the scale
+        PyTorch's kernel uses is the user's scale_factor unless recompute_scale_factor."""
+        x = self.local_input(op)
+        if antialias:
+            raise self.unsupported(op, "antialiased interpolation")
+        if mode not in ("nearest", "nearest-exact", "bilinear", "bicubic", "area"):
+            raise self.unsupported(op, f"interpolation mode {mode!r}")
+        self.spatial_last(op, x)
+        sizes = list(zip(self.shape(x)[-2:], self.shape(op.node)[-2:]))
+        scales = (None, None) if recompute or scale is None or mode == "area" else _pair(scale)
+        rules = tuple(
+            (lambda iv, a=a, b=b, s=s: interpolate_interval(iv, a, b, mode, s, align))
+            for (a, b), s in zip(sizes, scales)
+        )
+        self.spatial(op, x, rules, tuple(Fraction(a, b) for a, b in sizes))
+
+    def m_pad(self, op: NodeOp) -> None:
+        left, _, top, _ = op.module.padding
+        mode = type(op.module).__name__.replace("Pad2d", "").lower()
+        self._pad(op, [left, 0, top, 0], mode)
+
+    def f_pad(self, op: NodeOp) -> None:
+        self._pad(op, list(op.arg(1, "pad")), op.arg(2, "mode", "constant"))
+
+    def _pad(self, op: NodeOp, pad: list[int], mode: str) -> None:
+        """F.pad / *Pad2d: a shift by the left/top padding (negative pads crop). Reflection and
+        replication read mirrored/edge pixels near the border, inside the clipped span for
+        pads below the next kernel's half-width; circular padding wraps around (noted)."""
+        x = self.local_input(op)
+        v, nd = self.val(x), len(self.shape(x))
+        rules: list[AxisRule | None] = []
+        for d in v.layout:
+            j = nd - 1 - d
+            left = pad[2 * j] if 2 * j < len(pad) else 0
+            rules.append(shift(-left) if left else None)
+        self._pad_note(op, mode)
+        self.same(op, x, rule=box_rule(*rules))
+
+    def _pad_note(self, op: NodeOp, mode: str) -> None:
+        if mode == "circular":
+            self.note(op, CIRCULAR_NOTE)
+        elif mode in ("reflect", "reflection", "replicate", "replication"):
+            self.note(op, MIRROR_NOTE)
+
+    def m_pixel_shuffle(self, op: NodeOp) -> None:
+        self.pixel_shuffle(op, op.module.upscale_factor)
+
+    def m_pixel_unshuffle(self, op: NodeOp) -> None:
+        self.pixel_unshuffle(op, op.module.downscale_factor)
+
+    def pixel_shuffle(self, op: NodeOp, r: int) -> None:
+        """Output unit u reads input unit floor(u / r) (like nearest upsampling by r)."""
+        rule = lambda iv: (iv[0] // r, iv[1] // r)  # noqa: E731
+        self.spatial(op, self.local_input(op), (rule, rule), (Fraction(1, r), Fraction(1, r)))
+
+    def pixel_unshuffle(self, op: NodeOp, r: int) -> None:
+        """Output unit u reads input units [u r, u r + r - 1] (a k=r, s=r window)."""
+        rule = lambda iv: affine_interval(iv, r, 0, r - 1)  # noqa: E731
+        self.spatial(op, self.local_input(op), (rule, rule), (Fraction(r), Fraction(r)))
+
+
+def _conv_padding(padding: Any, kernel: Any, dilation: Any) -> tuple[int, int]:
+    """Left padding per axis; "same" puts total // 2 of d(k-1) on the left, "valid" none."""
+    if padding == "same":
+        k, d = _pair(kernel), _pair(dilation)
+        return tuple(d[i] * (k[i] - 1) // 2 for i in range(2))
+    if padding == "valid":
+        return (0, 0)
+    return _pair(padding)
+
+
+__all__ = ["CIRCULAR_NOTE", "MIRROR_NOTE", "SpatialRules"]

@@ -1,0 +1,343 @@
+"""Rules for ops that keep or move the (rows, cols) dims without windows over them.
+
+Pointwise and broadcasting ops (branches meet at add/mul), reductions, softmax-like ops along
+a dim, linear layers, normalisations, reshapes, permutes, indexing and slicing, split and
+cat: each rule records a node's ``NodeValue`` and back-edges (see erf.rf.builder_core).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from fractions import Fraction
+from typing import Any
+
+from torch import fx
+
+from erf.rf.boxes import AxisRule, BoxRule, Edge, box_rule, identity, shift
+from erf.rf.builder_core import BuilderCore
+from erf.rf.intervals import Interval, affine_interval, crop_interval
+from erf.rf.node_values import CONST, NodeOp, NodeValue, common_period, flat_nodes, spatial_hw
+
+GATE_NOTE = (
+    "global_context: a global branch (per-channel scalars from the whole map, squeeze-excitation"
+    " style) gates this map"
+)
+STAT_NOTE = (
+    "global_context: normalisation statistics over the spatial dims (GroupNorm/InstanceNorm/"
+    "LayerNorm) are per-sample scalars of the whole map, treated as constants"
+)
+CAT_NOTE = "global_context: a global branch is concatenated with local ones (e.g. ASPP pooling)"
+BROADCAST_NOTE = "global_context: a map with a size-1 spatial axis is broadcast over that axis"
+TOKEN_ERROR = (
+    "token outputs are not supported: the spatial dims were flattened into a token sequence "
+    "(ViT/Swin-style)"
+)
+
+
+def _broadcast(iv: Interval) -> Interval:
+    return (0, 0)
+
+
+class TensorRules(BuilderCore):
+    """Rules for pointwise, broadcasting, reduction, normalisation and layout ops."""
+
+    # ---- pointwise, broadcasting and channel ops
+
+    def pointwise(self, op: NodeOp) -> None:
+        """Spatially 1x1: activations, eval BatchNorm, dropout, dtype casts, channel shuffles."""
+        self.same(op, self.local_input(op))
+
+    def elementwise(self, op: NodeOp) -> None:
+        """Broadcasting n-ary ops (add, mul, where, ...): every local argument is a branch;
+        global arguments (per-channel gates) set ``global_context``; size-1 axes broadcast."""
+        out_shape = self.shape(op.node)
+        if out_shape is None:
+            raise self.unsupported(op, "non-tensor result")
+        tensors = [a for a in flat_nodes((op.args, op.kwargs)) if self.val(a).kind != "const"]
+        edges: list[Edge] = []
+        layout, base, context = None, None, False
+        nd = len(out_shape)
+        for t in tensors:
+            v = self.val(t)
+            if v.kind == "global":
+                context = True
+                self.note(op, GATE_NOTE)
+                continue
+            if v.items is not None:
+                raise self.unsupported(op, "tuple argument")
+            shift = nd - len(self.shape(t))
+            lay = (v.layout[0] + shift, v.layout[1] + shift)
+            if layout is not None and lay != layout:
+                raise self.unsupported(op, "its arguments hold the spatial dims at different dims")
+            layout, base, context = lay, base or v, context or v.context
+            arg_hw = spatial_hw(self.shape(t), v.layout)
+            out_hw = (out_shape[lay[0]], out_shape[lay[1]])
+            rules = [_broadcast if a == 1 < b else None for a, b in zip(arg_hw, out_hw)]
+            if any(rules):
+                context = True
+                self.note(op, BROADCAST_NOTE)
+            edges.append((t.name, box_rule(*rules)))
+        merge_edges = [e for e in edges if e[1] is identity]
+        period = common_period(self.vals[n] for n, _ in edges)
+        self.set(op, replace(base, layout=layout, period=period, context=context), edges)
+        if len(merge_edges) > 1:
+            self.merges[op.node.name] = merge_edges
+
+    def dim_pointwise(self, op: NodeOp) -> None:
+        """softmax/log_softmax/normalize along ``dim``: pointwise unless dim is spatial."""
+        x = self.local_input(op)
+        default = 1 if op.name == "normalize" else None
+        dim = op.arg(2 if op.name == "normalize" else 1, "dim", default)
+        self._dim_op(op, x, dim)
+
+    def m_softmax(self, op: NodeOp) -> None:
+        x = self.local_input(op)
+        dim = op.module.dim
+        self._dim_op(op, x, 1 if dim is None and len(self.shape(x)) == 4 else dim)
+
+    def _dim_op(self, op: NodeOp, x: fx.Node, dim: Any) -> None:
+        nd = len(self.shape(x))
+        if dim is None or set(self.dims(op, dim, nd)) & set(self.val(x).layout):
+            self.set_global(op, f"{op.name} over a spatial dim")
+        else:
+            self.same(op, x)
+
+    def reduction(self, op: NodeOp) -> None:
+        """mean/sum/amax/max/...: global over a spatial dim (or all dims), else channel-only.
+        ``max``/``min`` of two tensors are elementwise."""
+        second = op.arg(1, "other")
+        if op.name in ("max", "min") and isinstance(second, fx.Node):
+            self.elementwise(op)
+            return
+        x = self.local_input(op)
+        dim = op.arg(2 if op.name == "norm" else 1, "dim")  # torch.norm(x, p, dim)
+        nd, v = len(self.shape(x)), self.val(x)
+        if dim is None or (isinstance(dim, (tuple, list)) and not dim):
+            self.set_global(op, f"{op.name} over all dims")
+            return
+        dims = self.dims(op, dim, nd)
+        if set(dims) & set(v.layout):
+            self.set_global(op, f"{op.name} over a spatial dim")
+            return
+        keep = len(self.shape(op.node) or _first_shape(op.node)) == nd
+        layout = v.layout if keep else tuple(d - sum(r < d for r in dims) for d in v.layout)
+        if isinstance(op.node.meta.get("tensor_meta"), tuple):  # (values, indices)
+            item = replace(v, layout=layout)
+            items = ((item, identity), (item, identity))
+            self.set(op, replace(v, layout=layout, items=items), [(x.name, identity)])
+        else:
+            self.same(op, x, layout=layout)
+
+    def linear(self, op: NodeOp) -> None:
+        """nn.Linear / F.linear / matmul by a constant: acts on the last dim; pointwise when
+        that is a channel dim (channels-last blocks), global when it is a spatial dim."""
+        x = self.local_input(op)
+        if op.name == "matmul" and self.val(op.arg(1, "other")).kind != "const":
+            raise self.unsupported(op, "matmul of two feature maps (attention)")
+        if len(self.shape(x)) - 1 in self.val(x).layout:
+            self.set_global(op, "linear layer over a spatial dim")
+        else:
+            self.same(op, x)
+
+    def m_layer_norm(self, op: NodeOp) -> None:
+        self._layer_norm(op, len(op.module.normalized_shape))
+
+    def f_layer_norm(self, op: NodeOp) -> None:
+        shape = op.arg(1, "normalized_shape")
+        self._layer_norm(op, len(shape) if isinstance(shape, (tuple, list)) else 1)
+
+    def _layer_norm(self, op: NodeOp, n_dims: int) -> None:
+        """LayerNorm over the last ``n_dims`` dims: pointwise over channels; over spatial dims
+        its statistics are global (treated as constants, ``global_context``)."""
+        x = self.local_input(op)
+        nd = len(self.shape(x))
+        if any(d >= nd - n_dims for d in self.val(x).layout):
+            self.stat_norm(op)
+        else:
+            self.same(op, x)
+
+    def m_instance_norm(self, op: NodeOp) -> None:
+        m = op.module
+        if m.track_running_stats and not m.training:
+            self.pointwise(op)
+        else:
+            self.stat_norm(op)
+
+    def stat_norm(self, op: NodeOp) -> None:
+        """GroupNorm/InstanceNorm (and LayerNorm over spatial dims): pointwise with per-sample
+        statistics over the whole map, treated as constants; sets ``global_context``."""
+        self.note(op, STAT_NOTE)
+        self.same(op, self.local_input(op), context=True)
+
+    # ---- layout ops
+
+    def reshape(self, op: NodeOp) -> None:
+        """flatten/reshape/view/(un)squeeze: keeps (rows, cols) when both dims survive (same
+        size and same product of the dims before them); flattening them into a vector is
+        global, into a token sequence is out of scope."""
+        x = self.local_input(op)
+        in_shape, out_shape, v = self.shape(x), self.shape(op.node), self.val(x)
+        layout = []
+        for d in v.layout:
+            pre, size = math.prod(in_shape[:d]), in_shape[d]
+            match = [
+                e
+                for e in range(len(out_shape))
+                if out_shape[e] == size and math.prod(out_shape[:e]) == pre
+            ]
+            if not match:
+                break
+            layout.append(match[-1] if size == 1 else match[0])
+        if len(layout) == 2:
+            self.same(op, x, layout=(layout[0], layout[1]))
+        elif len(out_shape) <= 2:
+            self.set_global(op, "flatten of the spatial dims")
+        else:
+            self.vals[op.node.name] = NodeValue(
+                "tokens", reason=f"{TOKEN_ERROR} at {self.describe(op.node)}"
+            )
+
+    def permute(self, op: NodeOp) -> None:
+        x = self.local_input(op)
+        dims = op.args[1:] if op.node.op == "call_method" else (op.arg(1, "dims"),)
+        if "dims" in op.kwargs:
+            dims = (op.kwargs["dims"],)
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+            dims = tuple(dims[0])
+        nd = len(self.shape(x))
+        dims = [d % nd for d in dims]
+        self.same(op, x, layout=tuple(dims.index(d) for d in self.val(x).layout))
+
+    def transpose(self, op: NodeOp) -> None:
+        x = self.local_input(op)
+        nd = len(self.shape(x))
+        d0, d1 = op.arg(1, "dim0") % nd, op.arg(2, "dim1") % nd
+        swap = {d0: d1, d1: d0}
+        self.same(op, x, layout=tuple(swap.get(d, d) for d in self.val(x).layout))
+
+    def getitem(self, op: NodeOp) -> None:
+        """Item of a tuple (chunk/split), or tensor indexing: channel/batch indexing is
+        pointwise, slices ``start:stop:step`` of a spatial dim shift and stride it."""
+        x, idx = op.args[0], op.args[1]
+        v = self.val(x)
+        if v.items is not None:
+            item, rule = v.items[idx]
+            self.set(op, item, [(x.name, rule)])
+            return
+        x = self.local_input(op)
+        in_shape = self.shape(x)
+        idx = _expand_index(idx, len(in_shape))
+        if idx is None:
+            raise self.unsupported(op, "indexing with tensors or booleans")
+        layout: dict[int, int] = {}
+        rules: dict[int, AxisRule] = {}
+        factors = {0: Fraction(1), 1: Fraction(1)}
+        d_in = d_out = 0
+        for i in idx:
+            if i is None:
+                d_out += 1
+                continue
+            if d_in >= len(in_shape):
+                break
+            if d_in in v.layout:
+                ax = v.layout.index(d_in)
+                if isinstance(i, int):
+                    raise self.unsupported(op, "integer index on a spatial dim")
+                start, _, step = i.indices(in_shape[d_in])
+                if (start, step) != (0, 1):
+                    rules[ax] = lambda iv, s=start, t=step: affine_interval(iv, t, s)
+                    factors[ax] = Fraction(step)
+                layout[ax] = d_out
+            if not isinstance(i, int):
+                d_out += 1
+            d_in += 1
+        out = replace(v.scaled((factors[0], factors[1])), layout=(layout[0], layout[1]))
+        self.set(op, out, [(x.name, box_rule(rules.get(0), rules.get(1)))])
+
+    def split(self, op: NodeOp) -> None:
+        """chunk/split/unbind: a tuple whose items are channel slices (identity) or spatial
+        pieces (shifted by their offset)."""
+        x = self.local_input(op)
+        v, nd = self.val(x), len(self.shape(x))
+        dim = op.arg(2 if op.name in ("chunk", "split") else 1, "dim", 0) % nd
+        metas = op.node.meta.get("tensor_meta")
+        items = []
+        offset = 0
+        for meta in metas:
+            if op.name == "unbind":
+                if dim in v.layout:
+                    raise self.unsupported(op, "unbind along a spatial dim")
+                lay = tuple(d - (d > dim) for d in v.layout)
+                items.append((replace(v, layout=lay), identity))
+                continue
+            rule: BoxRule = identity
+            if dim in v.layout and offset:
+                ax = v.layout.index(dim)
+                rule = box_rule(*[shift(offset) if a == ax else None for a in range(2)])
+            items.append((v, rule))
+            offset += meta.shape[dim]
+        out = replace(v, items=tuple(items))
+        self.set(op, out, [(x.name, identity)])
+
+    def cat(self, op: NodeOp) -> None:
+        """cat/stack: along channels every local piece is a branch (aligned, hull); along a
+        spatial dim each piece covers its own units; global pieces set ``global_context``."""
+        tensors = list(op.arg(0, "tensors"))
+        out_shape = self.shape(op.node)
+        nd = len(out_shape)
+        dim = op.arg(1, "dim", 0) % nd
+        stack = op.name == "stack"
+        edges: list[Edge] = []
+        layout, base, context, offset = None, None, False, 0
+        for t in tensors:
+            v = self.val(t) if isinstance(t, fx.Node) else CONST
+            size = 1 if stack else self.shape(t)[dim]
+            if v.kind == "global":
+                context = True
+                self.note(op, CAT_NOTE)
+            if v.kind == "local":
+                if v.items is not None:
+                    raise self.unsupported(op, "tuple argument")
+                lay = tuple(d + (stack and d >= dim) for d in v.layout)
+                if layout is not None and lay != layout:
+                    raise self.unsupported(op, "pieces hold the spatial dims at different dims")
+                layout, base, context = lay, base or v, context or v.context
+                rule: BoxRule = identity
+                if dim in lay and not stack:
+                    ax = lay.index(dim)
+                    crop = lambda iv, o=offset, n=size: crop_interval(iv, o, n)  # noqa: E731
+                    rule = box_rule(*[crop if a == ax else None for a in range(2)])
+                edges.append((t.name, rule))
+            offset += size
+        period = common_period(self.vals[n] for n, _ in edges)
+        out = replace(base, layout=layout, period=period, context=context)
+        self.set(op, out, edges, merge=dim not in layout)
+
+
+def _expand_index(idx: Any, ndim: int) -> tuple | None:
+    """Index -> tuple of None/int/slice covering all ``ndim`` dims (None if unsupported)."""
+    idx = idx if isinstance(idx, tuple) else (idx,)
+    ok = (type(None), type(Ellipsis), int, slice)
+    if not all(isinstance(i, ok) and not isinstance(i, bool) for i in idx):
+        return None
+    rest = ndim - sum(1 for i in idx if isinstance(i, (int, slice)))
+    if Ellipsis in idx:
+        k = idx.index(Ellipsis)
+        return idx[:k] + (slice(None),) * rest + idx[k + 1 :]
+    return idx + (slice(None),) * rest
+
+
+def _first_shape(node: fx.Node) -> tuple[int, ...]:
+    """Shape of the first tensor of a tuple result (torch.max(x, dim) -> (values, indices))."""
+    return tuple(node.meta["tensor_meta"][0].shape)
+
+
+__all__ = [
+    "BROADCAST_NOTE",
+    "CAT_NOTE",
+    "GATE_NOTE",
+    "STAT_NOTE",
+    "TOKEN_ERROR",
+    "TensorRules",
+]

@@ -1,0 +1,159 @@
+"""Results of the theoretical receptive field (TRF): ``LayerRF`` (one layer of a chain) and
+``TheoreticalRF`` (one output), shared by the closed form (erf.rf.theory) and the graph analysis
+(erf.rf.graph). All pairs are ``(rows, cols)`` in input pixels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from fractions import Fraction
+from typing import Any
+
+Pair = tuple[int, int]
+Stride = tuple["int | Fraction", "int | Fraction"]
+
+
+@dataclass(frozen=True)
+class LayerRF:
+    """One layer of the chain and the cumulative TRF after it (pairs are ``(rows, cols)``).
+
+    ``kernel`` is the effective kernel ``d(k-1)+1``; ``padding`` the layer's left/top padding;
+    ``size``/``eff_stride``/``eff_padding`` are r, S, P from the input up to this layer's output;
+    ``out_shape`` is its output ``(h, w)``, or ``None`` when the input shape is unknown.
+    """
+
+    name: str
+    kernel: Pair
+    stride: Pair
+    padding: Pair
+    size: Pair
+    eff_stride: Pair
+    eff_padding: Pair
+    out_shape: Pair | None = None
+
+
+@dataclass(frozen=True)
+class TheoreticalRF:
+    """TRF of one output: ``size`` r0, ``stride`` S0, ``padding`` P0 per axis ``(rows, cols)``.
+
+    Chains (closed form) fill ``layers``. Graph analysis (erf.rf.graph) leaves ``layers`` empty and
+    adds: ``size`` = the span of the centre unit ``(h // 2, w // 2)``; ``stride`` =
+    ``(start(u + q) - start(u)) / q`` at the centre, with q the denominator of the nominal stride
+    (an ``int``, or a ``fractions.Fraction`` after upsampling / transposed convs, where units
+    alternate between spans); ``padding`` = ``-start(unit 0)``.
+
+    Extra fields: ``is_global`` (every output unit sees the whole input: adaptive pooling to 1,
+    spatial means, flatten + Linear; then ``size`` is the input ``(H, W)``, ``stride`` (0, 0) and
+    ``padding`` (0, 0)); ``global_context`` (the local TRF is exact but a global path modulates
+    it: squeeze-excitation gates, i.e. per-channel scalars computed from the whole map, or
+    normalisation statistics over the spatial dims); ``path_sizes`` (``((rows, cols), number of
+    input->target paths with that span)``, sorted; max = the TRF when branches are aligned);
+    ``min_path``/``max_path`` (one example path, fx node names from input to target); ``notes``;
+    ``target`` (fx node name); ``graph`` (the ``erf.rf.graph.GraphRF`` it came from, used by
+    ``interval`` and ``at``).
+    """
+
+    size: Pair
+    stride: Stride
+    padding: Pair
+    layers: tuple[LayerRF, ...] = ()
+    input_shape: Pair | None = None
+    out_shape: Pair | None = None
+    is_global: bool = False
+    global_context: bool = False
+    path_sizes: tuple[tuple[Pair, int], ...] = ()
+    notes: tuple[str, ...] = ()
+    target: str | None = None
+    min_path: tuple[str, ...] = ()
+    max_path: tuple[str, ...] = ()
+    graph: Any = field(default=None, repr=False, compare=False)
+
+    def interval(self, unit: Pair, clipped: bool = False) -> tuple[Pair, Pair]:
+        """Inclusive input span ``((r_start, r_end), (c_start, c_end))`` seen by output ``unit``.
+
+        ``unit`` is ``(row, col)`` in the output map. Unclipped, it may extend past the input;
+        ``clipped=True`` clips to ``[0, H-1] x [0, W-1]`` (needs ``input_shape``). Graph results
+        back-propagate the unit exactly (spans may vary between units after upsampling) and clip
+        every intermediate map: the exact bounding box of the input pixels the unit reads.
+        """
+        if self.graph is not None and self.target is not None:
+            return self.graph.unit_interval(self.target, unit, clipped=clipped)
+        spans = []
+        for ax in range(2):
+            start = -self.padding[ax] + unit[ax] * self.stride[ax]
+            spans.append((start, start + self.size[ax] - 1))
+        if clipped:
+            if self.input_shape is None:
+                raise ValueError("interval(clipped=True) needs input_shape")
+            spans = [
+                (max(a, 0), min(b, self.input_shape[ax] - 1)) for ax, (a, b) in enumerate(spans)
+            ]
+        return spans[0], spans[1]
+
+    @property
+    def center_offset(self) -> tuple[float, float]:
+        """Input position of the centre of output unit 0 per axis: ``-P + (r - 1) / 2``."""
+        return (
+            -self.padding[0] + (self.size[0] - 1) / 2,
+            -self.padding[1] + (self.size[1] - 1) / 2,
+        )
+
+    @property
+    def center_unit(self) -> Pair | None:
+        """Centre ``(h // 2, w // 2)`` of the output map, or ``None`` if ``out_shape`` unknown."""
+        if self.out_shape is None:
+            return None
+        return (self.out_shape[0] // 2, self.out_shape[1] // 2)
+
+    @property
+    def min_path_size(self) -> Pair | None:
+        """Smallest path span (by area, then rows), or None without path statistics."""
+        return min((s for s, _ in self.path_sizes), key=_area_key, default=None)
+
+    @property
+    def max_path_size(self) -> Pair | None:
+        """Largest path span (by area, then rows): the TRF for aligned graphs."""
+        return max((s for s, _ in self.path_sizes), key=_area_key, default=None)
+
+    def at(self, name: str) -> TheoreticalRF:
+        """The TRF at layer ``name``: a ``LayerRF.name`` of the chain (e.g. "5"), or for graph
+        results any target ``GraphRF.for_target`` accepts (module path or fx node name)."""
+        if self.graph is not None:
+            return self.graph.for_target(name)
+        names = [layer.name for layer in self.layers]
+        if name not in names:
+            raise ValueError(f"no layer named {name!r} in the chain; layers: {', '.join(names)}")
+        i = names.index(name)
+        layer = self.layers[i]
+        return TheoreticalRF(
+            size=layer.size,
+            stride=layer.eff_stride,
+            padding=layer.eff_padding,
+            layers=self.layers[: i + 1],
+            input_shape=self.input_shape,
+            out_shape=layer.out_shape,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (tuples become lists, Fractions floats; ``graph`` is left out)."""
+
+        def plain(v: Any) -> Any:
+            if isinstance(v, Fraction):
+                return v.numerator if v.denominator == 1 else float(v)
+            if isinstance(v, LayerRF):
+                return {f.name: plain(getattr(v, f.name)) for f in fields(v)}
+            if isinstance(v, (tuple, list)):
+                return [plain(x) for x in v]
+            if isinstance(v, dict):
+                return {k: plain(x) for k, x in v.items()}
+            return v
+
+        d = {f.name: plain(getattr(self, f.name)) for f in fields(self) if f.name != "graph"}
+        d["center_offset"] = list(self.center_offset)
+        return d
+
+
+def _area_key(size: Pair) -> tuple[int, int]:
+    return (size[0] * size[1], size[0])
+
+
+__all__ = ["LayerRF", "Pair", "Stride", "TheoreticalRF"]
