@@ -5,11 +5,11 @@ gradient: the summed target over the batch is back-propagated, which is exact be
 do not interact in eval mode. ``measure_erfs`` probes several units (modules and/or positions)
 from one forward pass per batch; ``measure_erf`` is its one-unit case.
 
-Speed knobs (all off by default; the README's "Speed" section): ``fast`` (bf16 autocast + channels_last; sums
-stay float64), ``channels_last`` (alone: float32), ``compile`` (``torch.compile`` of the
-forward truncated at the targets), ``batch_size="auto"`` (largest batch that fits, halved on
-out-of-memory) and ``crop`` (feed only the window of the input the target units can see,
-``erf.probe.crop``).
+Speed knobs (all off by default; the README's "Speed" section): ``fast`` (bf16 autocast +
+channels_last; sums stay float64), ``channels_last`` (alone: float32), ``compile``
+(``torch.compile`` of the forward truncated at the targets), ``batch_size="auto"`` (largest
+batch that fits, halved on out-of-memory) and ``crop`` (feed only the window of the input the
+target units can see, ``erf.probe.crop``).
 """
 
 from __future__ import annotations
@@ -94,8 +94,8 @@ def measure_erf(
 
     For each input x, the upstream gradient is 1 at ``position`` of the target feature map
     (every channel, or only ``channel``) and 0 elsewhere; dy/dx is reduced per pixel with
-    ``reduce`` ("abs", "relu", "signed_clamp", "square"; the README's "Reductions"), summed over input
-    channels, and averaged over samples in float64.
+    ``reduce`` ("abs", "relu", "signed_clamp", "square"; the README's "Reductions"), summed
+    over input channels, and averaged over samples in float64.
 
     Args:
         model: any module; it is put in eval mode with frozen parameters while probing and

@@ -1,4 +1,4 @@
-"""Toy graphs for tests/test_graph.py.
+"""Toy graphs for tests/rf/test_graph.py.
 
 The ``TFNet*`` modules are fresh PyTorch ports of the test networks of google-research/
 receptive_field (receptive_field/python/util/receptive_field_computation_test.py and
