@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 
@@ -110,24 +111,31 @@ def _one_line_parse_errors(command: str) -> Iterator[None]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``erf <command> [arguments]``; return the exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help"):
-        print(USAGE, end="")
-        return 0
-    if args[0] == "--version":
-        print(f"erf {erf.__version__} (distribution erf-lab)")
-        return 0
-    command, rest = args[0], args[1:]
     try:
-        if command not in COMMANDS:
-            raise _UsageError(f"unknown command {command!r}; choose from: {', '.join(COMMANDS)}")
-        with _one_line_parse_errors(command):
-            return COMMANDS[command](rest)
+        return _dispatch(args)
     except _UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (``erf experiments | head -3``): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _dispatch(args: list[str]) -> int:
+    if not args or args[0] in ("-h", "--help"):
+        print(USAGE, end="", flush=True)
+        return 0
+    if args[0] == "--version":
+        print(f"erf {erf.__version__} (distribution erf-lab)", flush=True)
+        return 0
+    command, rest = args[0], args[1:]
+    if command not in COMMANDS:
+        raise _UsageError(f"unknown command {command!r}; choose from: {', '.join(COMMANDS)}")
+    with _one_line_parse_errors(command):
+        return COMMANDS[command](rest)
 
 
 if __name__ == "__main__":
