@@ -5,6 +5,9 @@ own ``python -m erf.run experiment=NAME`` process (its sweep, its summary callba
 ``<out_dir>/<NAME>``, with the suite's scale, device, seed and resume passed on. Then every
 figure and summary table the experiments wrote is copied into ``<out_dir>/figures`` and
 ``suite.json`` records each experiment's command, exit status and wall time, and the hardware.
+Its paths are relative to the suite's run folder (``dir``, ``hydra.sweep.dir``, ``figures``) and
+its commands start with ``python``, so a record names no folder of the machine that made it and
+each command can be run again from that folder.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from erf.io.store import write_json
 log = logging.getLogger("erf")
 
 COLLECTED = ("*.png", "summary.csv", "growth.json", "slopes.json")
+RELATIVE_TO = "the folder holding this suite.json (run the commands there)"
 
 
 def hardware(device: str) -> str:
@@ -64,6 +68,12 @@ def experiment_command(cfg: DictConfig, name: str, out_dir: Path) -> list[str]:
     ]
 
 
+def recorded_command(cfg: DictConfig, name: str) -> str:
+    """The command of one suite member as ``suite.json`` records it: ``python`` for the
+    interpreter and the output folder relative to the suite's run folder."""
+    return " ".join(["python", *experiment_command(cfg, name, Path())[1:]])
+
+
 def collect_figures(out_dir: Path, names: list[str]) -> list[str]:
     """Copy each experiment's top-level figures and tables to ``out_dir/figures`` as
     ``<experiment>__<file>``; return the copied names."""
@@ -94,6 +104,7 @@ def run_suite(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "scale": cfg.scale.name,
         "device": cfg.device,
         "hardware": hardware(cfg.device),
+        "paths_relative_to": RELATIVE_TO,
         "experiments": [],
     }
     start = time.perf_counter()
@@ -104,10 +115,10 @@ def run_suite(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         code = subprocess.run(command, check=False).returncode
         entry = {
             "name": name,
-            "command": "python " + " ".join(command[1:]),
+            "command": recorded_command(cfg, name),
             "returncode": code,
             "wall_time_s": round(time.perf_counter() - t0, 1),
-            "dir": str(out_dir / name),
+            "dir": name,
         }
         record["experiments"].append(entry)
         log.info("%s: exit %d after %.0f s", name, code, entry["wall_time_s"])

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
+from erf.app.config import CONFIG_DIR
 from erf.io.store import load_result, read_json
 
 REPO = Path(__file__).resolve().parents[2]
@@ -106,21 +107,23 @@ def test_paper_figures_runs_each_listed_experiment_and_gathers_their_figures(tmp
     assert all(e["returncode"] == 0 for e in suite["experiments"])
     assert "init_sweep__erf_grid.png" in suite["figures"]
     assert (tmp_path / "figures" / "dropout_skip__summary.csv").exists()
+    assert str(tmp_path) not in (tmp_path / "suite.json").read_text()  # paths relative to it
+    assert suite["experiments"][0]["command"].endswith(" hydra.sweep.dir=init_sweep")
 
 
 def test_paper_figures_lists_every_luo_study():
-    suite = yaml.safe_load((REPO / "erf/configs/experiment/paper_figures.yaml").read_text())
+    suite = yaml.safe_load((CONFIG_DIR / "experiment/paper_figures.yaml").read_text())
     listed = set(suite["suite"]["experiments"])
     assert {"depth_sweep", "activation_sweep", "subsample_dilation", "growth"} <= listed
     assert {"dropout_skip", "init_sweep", "trained_vs_untrained"} <= listed
     for name in listed:
-        assert (REPO / "erf/configs/experiment" / f"{name}.yaml").exists()
+        assert (CONFIG_DIR / "experiment" / f"{name}.yaml").exists()
 
 
 @pytest.mark.parametrize("scale", ["cpu", "paper"])
 def test_every_scale_gives_every_study_the_same_keys_as_tiny(scale):
     def studies(name):
-        return yaml.safe_load((REPO / "erf/configs/scale" / f"{name}.yaml").read_text())["scale"]
+        return yaml.safe_load((CONFIG_DIR / "scale" / f"{name}.yaml").read_text())["scale"]
 
     tiny, other = studies("tiny"), studies(scale)
     assert set(other) == set(tiny)

@@ -2,8 +2,32 @@
 
 import subprocess
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 
 from helpers.paths import REPO
+
+
+def run_erf(
+    *args: str,
+    cwd: Path = REPO,
+    check: bool = True,
+    erf: Sequence[str] | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess:
+    """Run ``erf ARGS`` in a subprocess from ``cwd``: by default ``python -m erf`` with this
+    interpreter, or the command ``erf`` names (e.g. an installed ``bin/erf`` script). With
+    ``check``, a non-zero exit status fails the test with the command's output."""
+    command = [*(erf or [sys.executable, "-m", "erf"]), *args]
+    proc = subprocess.run(
+        command, cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout
+    )
+    if check:
+        assert proc.returncode == 0, (
+            f"{command} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"
+        )
+    return proc
 
 
 def run_erf_expecting_error(run_dir, *overrides) -> str:

@@ -1,0 +1,69 @@
+"""Every experiment config composes at every scale and passes the config rules, every point of
+its sweep included; ``erf experiments`` describes each one."""
+
+import copy
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+from erf.app.config import CONFIG_DIR, EXPERIMENT_DIR
+from erf.app.experiments import experiments, format_listing
+from erf.app.validate import validate
+
+EXPERIMENTS = sorted(p.stem for p in EXPERIMENT_DIR.glob("*.yaml"))
+SCALES = sorted(p.stem for p in (CONFIG_DIR / "scale").glob("*.yaml"))
+
+
+def _sweep(cfg) -> dict[str, list]:
+    """The experiment's own sweep (``hydra.sweeper.params``): key -> its values, parsed as
+    Hydra parses them (``5`` an int, ``[224,224]`` a list)."""
+    params = OmegaConf.select(cfg, "hydra.sweeper.params")
+    if not params:
+        return {}
+    resolved = OmegaConf.to_container(params, resolve=True)
+    parser = OverridesParser.create()
+    sweep = {}
+    for key, value in resolved.items():
+        (o,) = parser.parse_overrides([f"{key}={value}"])
+        sweep[key] = list(o.sweep_iterator()) if o.is_sweep_override() else [o.value()]
+    return sweep
+
+
+def _is_group(key: str) -> bool:
+    return (CONFIG_DIR / key).is_dir()
+
+
+def test_the_config_folder_has_experiments_and_scales():
+    assert {"depth_sweep", "paper_figures", "trained_vs_untrained"} <= set(EXPERIMENTS)
+    assert {"cpu", "paper", "tiny"} <= set(SCALES)
+
+
+@pytest.mark.parametrize("scale", SCALES)
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_and_validates_at_every_scale(experiment, scale):
+    chosen = [f"experiment={experiment}", f"scale={scale}"]
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=chosen, return_hydra_config=True)
+        assert cfg.scale.name == scale
+        validate(cfg)
+        # Each point of the sweep, one key at a time: a config group (variant=..., setting=...)
+        # is composed again; a plain key (model.depth=...) is set on the composed config.
+        for key, values in _sweep(cfg).items():
+            for value in values:
+                if _is_group(key):
+                    point = compose("config", overrides=[*chosen, f"{key}={value}"])
+                else:
+                    point = copy.deepcopy(cfg)
+                    OmegaConf.update(point, key, value, merge=False)
+                validate(point)
+
+
+def test_erf_experiments_lists_every_experiment_with_a_description():
+    listed = dict(experiments())
+    assert sorted(listed) == EXPERIMENTS
+    assert all(text and not text.startswith("@") for text in listed.values()), listed
+    lines = format_listing(experiments()).splitlines()
+    assert [line.split()[0] for line in lines] == EXPERIMENTS
+    assert listed["depth_sweep"].startswith("Luo et al. 2016, Fig. 1: ERF vs depth")
