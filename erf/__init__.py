@@ -13,8 +13,7 @@ from erf.nets.luo import ConvStack
 from erf.probe.measure import measure_erf, measure_erfs
 from erf.result import ERFResult
 from erf.rf import TheoreticalRF, theoretical_rf
-
-__version__ = "0.1.0"
+from erf.version import __version__ as __version__
 
 __all__ = [
     "ConvStack",

@@ -29,7 +29,6 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-import erf
 from erf.analysis.summary import erf_metrics
 from erf.app import torchrun
 from erf.app.config import CONFIG_DIR
@@ -54,6 +53,7 @@ from erf.result import ERFResult
 from erf.rf import TheoreticalRF, theoretical_rf
 from erf.rf.graph import layer_table
 from erf.rf.targets import auto_target, stage_layers
+from erf.version import __version__
 
 log = logging.getLogger("erf")
 
@@ -145,7 +145,7 @@ def provenance(device: str, dtype: str) -> dict[str, Any]:
     except (OSError, subprocess.SubprocessError):
         commit = None
     return {
-        "erf_version": erf.__version__,
+        "erf_version": __version__,
         "git_commit": commit,
         "torch_version": torch.__version__,
         "python": platform.python_version(),
