@@ -1,6 +1,6 @@
 """``python -m erf.run [experiment=NAME] [key=value ...]``: one measurement, or a sweep.
 
-A thin entry point; the work is in ``erf.app.run``.
+A thin entry point; the work is in ``erf.app.run`` and the jobs of ``erf.app.jobs``.
 """
 
 from erf.app.run import cli

@@ -1,6 +1,6 @@
 """``python -m erf.trainjob SWEEP_DIR``: rebuild a trained-vs-untrained sweep's summary.
 
-A thin entry point; the work is in ``erf.app.trainjob``.
+A thin entry point; the work is in ``erf.app.trainjob`` and ``erf.io.trained``.
 """
 
 import sys

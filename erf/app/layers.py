@@ -12,7 +12,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+
+from erf.app.build import build_model, input_shape_for
 from erf.app.config import CONFIG_DIR
+from erf.app.errors import one_line
+from erf.rf.graph import layer_table
 from erf.rf.targets import auto_target, stage_layers
 
 _TRF_KEYS = ("trf_size", "trf_stride", "trf_padding")
@@ -37,12 +43,6 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-
-    from erf.app.run import build_model, input_shape_for, one_line
-    from erf.rf.graph import layer_table
-
     overrides = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in overrides):
         print(__doc__)

@@ -8,12 +8,31 @@ job; ``validate`` checks a composed config (also run at the start of every job).
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from erf.app.config import CONFIG_DIR
+from erf.app.launchers import launcher_problem
+from erf.app.rules import (
+    BLOCK_INDICES,
+    DROPOUT,
+    ODD_KERNEL,
+    ConfigError,
+    Rule,
+    boolean,
+    choice,
+    int_at_least,
+    int_or_list,
+    optional,
+    pair_of,
+)
+from erf.app.train_rules import training_rules  # trained networks, data/ and train/ groups
 from erf.nets.luo import ACTIVATIONS, DROPOUT_MODES, INITS, POOLS
 from erf.probe.bench import METHODS as BENCH_METHODS
 from erf.probe.options import CROP_MODES, DTYPES
@@ -22,52 +41,15 @@ from erf.result import REDUCTIONS
 GROUPS = ("model", "inputs", "probe", "scale", "variant", "data", "train", "setting", "experiment")
 
 
-class ConfigError(ValueError):
-    """A config value or key that is not allowed; the message is one line."""
-
-
-def _int_at_least(low: int) -> tuple[Callable[[Any], bool], str]:
-    return (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low), (
-        f"an integer >= {low}"
-    )
-
-
-def _choice(options: Sequence[str]) -> tuple[Callable[[Any], bool], str]:
-    return (lambda v: v in options), f"one of {', '.join(map(str, options))}"
-
-
-def _optional(check: tuple[Callable[[Any], bool], str]) -> tuple[Callable[[Any], bool], str]:
-    test, text = check
-    return (lambda v: v is None or test(v)), f"null or {text}"
-
-
-def _pair_of(check: tuple[Callable[[Any], bool], str]) -> tuple[Callable[[Any], bool], str]:
-    test, text = check
-    return (lambda v: isinstance(v, list) and len(v) == 2 and all(map(test, v))), (
-        f"a list of two values, each {text}"
-    )
-
-
-def _int_or_list(low: int) -> tuple[Callable[[Any], bool], str]:
-    test, text = _int_at_least(low)
-    return (lambda v: test(v) or (isinstance(v, list) and v and all(map(test, v)))), (
-        f"{text}, or a list of them (one per layer)"
-    )
-
-
 def _position(v: Any) -> bool:
-    return v == "center" or _pair_of(_int_at_least(0))[0](v)
-
-
-def _bool() -> tuple[Callable[[Any], bool], str]:
-    return (lambda v: isinstance(v, bool)), "true or false"
+    return v == "center" or pair_of(int_at_least(0))[0](v)
 
 
 def _batch_size(v: Any) -> bool:
-    return v == "auto" or _int_at_least(1)[0](v)
+    return v == "auto" or int_at_least(1)[0](v)
 
 
-def _names_or(word: str) -> tuple[Callable[[Any], bool], str]:
+def _names_or(word: str) -> Rule:
     return (
         lambda v: v == word or (isinstance(v, list) and all(isinstance(x, str) for x in v))
     ), f"{word} or a list of module names"
@@ -77,85 +59,74 @@ def _device(v: Any) -> bool:
     return isinstance(v, str) and (v in ("cpu", "cuda", "auto") or v.startswith("cuda:"))
 
 
-RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "seed": _int_at_least(0),
+RULES: dict[str, Rule] = {
+    "seed": int_at_least(0),
     "device": (_device, "cpu, cuda, cuda:N or auto"),
-    "resume": _bool(),
+    "resume": boolean(),
     "label": (lambda v: v is None or isinstance(v, str), "null or a text"),
-    "plot.scale": _choice(("linear", "log")),
+    "plot.scale": choice(("linear", "log")),
     "fit.r2_min": (
         lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1,
         "a number in [0, 1]",
     ),
-    "probe.n_samples": _int_at_least(1),
+    "probe.n_samples": int_at_least(1),
     "probe.batch_size": (_batch_size, "an integer >= 1 or auto"),
-    "probe.fast": _bool(),
-    "probe.channels_last": _optional(_bool()),
-    "probe.compile": _bool(),
+    "probe.fast": boolean(),
+    "probe.channels_last": optional(boolean()),
+    "probe.compile": boolean(),
     "probe.crop": (lambda v: v in CROP_MODES or isinstance(v, bool), "off, auto or on"),
-    "profile.shared_forward": _optional(_bool()),
-    "benchmark.run": _bool(),
+    "profile.shared_forward": optional(boolean()),
+    "benchmark.run": boolean(),
     "benchmark.methods": (
         lambda v: isinstance(v, list) and bool(v) and all(m in BENCH_METHODS for m in v),
         f"a non-empty list of {', '.join(BENCH_METHODS)}",
     ),
     "benchmark.multi_targets": _names_or("stages"),
-    "benchmark.warmup": _int_at_least(0),
-    "benchmark.repeats": _int_at_least(1),
-    "benchmark.threads": _optional(_int_at_least(1)),
-    "probe.checkpoint_every": _int_at_least(1),
-    "probe.draws": _int_at_least(1),
-    "probe.reduce": _choice(REDUCTIONS),
-    "probe.dtype": _choice(tuple(DTYPES)),
-    "probe.on_nonfinite": _choice(("skip", "raise")),
-    "probe.channel": _optional(_int_at_least(0)),
+    "benchmark.warmup": int_at_least(0),
+    "benchmark.repeats": int_at_least(1),
+    "benchmark.threads": optional(int_at_least(1)),
+    "probe.checkpoint_every": int_at_least(1),
+    "probe.draws": int_at_least(1),
+    "probe.reduce": choice(REDUCTIONS),
+    "probe.dtype": choice(tuple(DTYPES)),
+    "probe.on_nonfinite": choice(("skip", "raise")),
+    "probe.channel": optional(int_at_least(0)),
     "probe.position": (_position, "center or [row, col] with integers >= 0"),
     "probe.target": (lambda v: v is None or isinstance(v, str), "null, auto or a module name"),
-    "inputs.source": _choice(("gaussian", "uniform", "imagefolder", "dataset")),
-    "inputs.size": _optional(_pair_of(_int_at_least(1))),
-    "inputs.channels": _optional(_int_at_least(1)),
+    "inputs.source": choice(("gaussian", "uniform", "imagefolder", "dataset")),
+    "inputs.size": optional(pair_of(int_at_least(1))),
+    "inputs.channels": optional(int_at_least(1)),
 }
 
-_DROPOUT = (
-    lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1,
-    "a probability in [0, 1)",
-)
-
-CONV_STACK_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "model.depth": _int_at_least(1),
-    "model.kernel_size": (
-        lambda v: _int_at_least(1)[0](v) and v % 2 == 1,
-        "an odd integer >= 1",
-    ),
-    "model.channels": _int_at_least(1),
-    "model.in_channels": _optional(_int_at_least(1)),
-    "model.activation": _choice(tuple(ACTIVATIONS)),
-    "model.init": _choice(INITS),
-    "model.weight_std": _optional(
+CONV_STACK_RULES: dict[str, Rule] = {
+    "model.depth": int_at_least(1),
+    "model.kernel_size": ODD_KERNEL,
+    "model.channels": int_at_least(1),
+    "model.in_channels": optional(int_at_least(1)),
+    "model.activation": choice(tuple(ACTIVATIONS)),
+    "model.init": choice(INITS),
+    "model.weight_std": optional(
         (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0, "> 0")
     ),
-    "model.dilation": _int_or_list(1),
-    "model.stride": _int_or_list(1),
-    "model.pool": _choice(tuple(POOLS)),
-    "model.pool_size": _int_at_least(1),
-    "model.dropout": _DROPOUT,
-    "model.dropout_mode": _choice(DROPOUT_MODES),
+    "model.dilation": int_or_list(1),
+    "model.stride": int_or_list(1),
+    "model.pool": choice(tuple(POOLS)),
+    "model.pool_size": int_at_least(1),
+    "model.dropout": DROPOUT,
+    "model.dropout_mode": choice(DROPOUT_MODES),
 }
 
-RESIDUAL_STACK_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "model.blocks": _int_at_least(1),
+RESIDUAL_STACK_RULES: dict[str, Rule] = {
+    "model.blocks": int_at_least(1),
     "model.kernel_size": CONV_STACK_RULES["model.kernel_size"],
-    "model.channels": _int_at_least(1),
-    "model.in_channels": _optional(_int_at_least(1)),
-    "model.activation": _choice(tuple(ACTIVATIONS)),
-    "model.init": _choice(INITS),
-    "model.skip": (lambda v: isinstance(v, bool), "true or false"),
-    "model.subsample_at": (
-        lambda v: isinstance(v, list) and all(_int_at_least(0)[0](i) for i in v),
-        "a list of block indices >= 0",
-    ),
-    "model.dropout": _DROPOUT,
-    "model.dropout_mode": _choice(DROPOUT_MODES),
+    "model.channels": int_at_least(1),
+    "model.in_channels": optional(int_at_least(1)),
+    "model.activation": choice(tuple(ACTIVATIONS)),
+    "model.init": choice(INITS),
+    "model.skip": boolean(),
+    "model.subsample_at": BLOCK_INDICES,
+    "model.dropout": DROPOUT,
+    "model.dropout_mode": choice(DROPOUT_MODES),
 }
 
 MODEL_RULES = {
@@ -168,8 +139,6 @@ def validate(cfg: DictConfig) -> None:
     """Raise ConfigError (one line) for the first value a rule rejects."""
     rules = dict(RULES)
     rules.update(MODEL_RULES.get(OmegaConf.select(cfg, "model._target_"), {}))
-    from erf.app.train_rules import training_rules  # trained networks, data/ and train/ groups
-
     rules.update(training_rules(cfg))
     for key, (test, allowed) in rules.items():
         node = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
@@ -199,18 +168,11 @@ def preflight(argv: Sequence[str]) -> None:
     ``+``); every value of a sweep (``a,b,c``) is validated with the others at their first
     value. Hydra's own keys (``hydra.*``) are left to Hydra.
     """
-    from hydra import compose, initialize_config_dir
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
     parsed = OverridesParser.create().parse_overrides(list(argv))
     options: list[list[str]] = []
     for o in parsed:
         key = o.key_or_group
         if key == "hydra/launcher" and not o.is_delete():
-            from erf.app.launchers import launcher_problem
-
             for v in o.sweep_string_iterator() if o.is_sweep_override() else [o.value()]:
                 if problem := launcher_problem(str(v)):
                     raise ConfigError(problem)
@@ -266,8 +228,6 @@ def _explain(exc: Exception, parsed) -> str:
 
 
 def _known_keys(parent: str) -> list[str]:
-    from hydra import compose, initialize_config_dir
-
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("config")
     node = cfg if not parent else OmegaConf.select(cfg, parent, default=None)

@@ -20,7 +20,9 @@ os.umask(_UMASK)
 _SCALARS = ("n_samples", "target", "position", "channel", "reduce", "n_nonfinite")
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
+    """Write a file by calling ``write(f)`` on a temp file beside ``path``, then renaming it
+    to ``path`` (readers see the old file or the whole new one, never a part)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -52,7 +54,7 @@ def _jsonable(obj: Any) -> Any:
 
 def write_text(text: str, path: str | Path) -> None:
     """Write ``text`` (UTF-8), atomically."""
-    _atomic_write(Path(path), lambda f: f.write(text.encode()))
+    atomic_write(Path(path), lambda f: f.write(text.encode()))
 
 
 def write_json(obj: Any, path: str | Path) -> None:
@@ -74,7 +76,7 @@ def save_result(result: ERFResult, path: str | Path) -> None:
         "total_sq": result.total_sq,
         "header": np.array(json.dumps(_jsonable(header))),
     }
-    _atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))
+    atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))
 
 
 def load_result(path: str | Path) -> ERFResult:
@@ -122,7 +124,7 @@ def save_results(results: list[ERFResult], path: str | Path) -> None:
     }
     arrays["seeds"] = np.array([r.meta.get("seed", -1) for r in results], dtype=np.int64)
     arrays["header"] = np.array(json.dumps(_jsonable([_header(r) for r in results])))
-    _atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))
+    atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))
 
 
 def load_results(path: str | Path) -> list[ERFResult]:

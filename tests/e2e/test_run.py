@@ -194,6 +194,24 @@ def test_bad_settings_fail_with_one_error_line_and_no_results(tmp_path, override
     assert last.startswith(message)
 
 
+def test_a_failed_job_leaves_its_traceback_in_run_log_and_none_on_stderr(tmp_path):
+    run_dir = tmp_path / "bad"
+    proc = subprocess.run(
+        [sys.executable, "-m", "erf.run", "model.channels=1", "probe.position=[99,99]",
+         f"hydra.run.dir={run_dir}"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1].split("\r")[-1]
+    assert last == "error: position (99, 99) is outside the 37x37 target feature map"
+    log = (run_dir / "run.log").read_text()
+    assert "[ERROR] - error: position (99, 99) is outside the 37x37 target feature map" in log
+    assert "Traceback (most recent call last)" in log
+    assert "ValueError: position (99, 99) is outside the 37x37 target feature map" in log
+    assert not (run_dir / "metrics.json").exists()
+
+
 def test_layer_profile_probes_every_stage_and_draws_the_profile(tmp_path):
     out = tmp_path / "profile"
     proc = _run(

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from erf.app.run import run_job
+from erf.app.jobs import run_job
 from erf.io.store import load_result
 from erf.probe.measure import ProbeInterrupted
 

@@ -1,0 +1,244 @@
+"""Config to objects: the model, its input shape and inputs, the probed target and layers,
+the probe's options (``probe_options``: every job takes its options from here), and for
+training jobs the data, the trained model, the probe inputs and the training settings.
+
+Nothing here writes a file; the jobs (``erf.app.jobs``) do.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from torch.utils.data import DataLoader
+
+from erf.nets.zoo import load_checkpoint
+from erf.probe.inputs import RANDOM_SOURCES, image_folder
+from erf.probe.options import DTYPES, ProbeOptions
+from erf.rf.graph import layer_table
+from erf.rf.targets import auto_target, stage_layers
+from erf.rf.theory import TheoreticalRF, theoretical_rf
+from erf.training.data import DataBundle, build_data
+from erf.training.loop import TrainSettings
+
+DEFAULT_SIZE = 224  # input side for models whose TRF cannot size the input (graphs, global RFs)
+
+# probe.* settings that are not ProbeOptions fields, at their plain values (``refuse_probe``).
+PLAIN_PROBE = {"target": None, "position": "center", "draws": 1}
+
+
+def build_model(model_cfg: DictConfig) -> nn.Module:
+    """Instantiate ``model._target_`` with the other keys; then load ``checkpoint`` if set."""
+    spec = OmegaConf.to_container(model_cfg, resolve=True)
+    checkpoint = spec.pop("checkpoint", None)
+    model = instantiate(spec, _convert_="all")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model._target_ built a {type(model).__name__}, not a torch nn.Module")
+    if checkpoint:
+        load_checkpoint(model, checkpoint)
+    return model
+
+
+def _chain_trf(model: nn.Module) -> TheoreticalRF | None:
+    """Closed-form TRF when the model is a plain chain, else None."""
+    try:
+        return theoretical_rf(model)
+    except (TypeError, ValueError):
+        return None
+
+
+def input_shape_for(cfg: DictConfig, model: nn.Module) -> tuple[int, int, int]:
+    """(C, H, W) from ``inputs.channels``/``inputs.size``. When null: the in_channels of the
+    model's first conv, and for chains the TRF plus a 16-pixel margin (at least 32) per axis,
+    for other models 224."""
+    channels = cfg.inputs.channels
+    if channels is None:
+        first_conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+        if first_conv is None:
+            raise ValueError("inputs.channels is null and the model has no Conv2d to infer it from")
+        channels = first_conv.in_channels
+    if cfg.inputs.size is not None:
+        h, w = (int(v) for v in cfg.inputs.size)
+    else:
+        chain = _chain_trf(model)
+        h, w = (max(32, s + 16) for s in chain.size) if chain else (DEFAULT_SIZE, DEFAULT_SIZE)
+    if min(channels, h, w) < 1:
+        raise ValueError(f"input shape must be positive, got {(channels, h, w)}")
+    return int(channels), int(h), int(w)
+
+
+def build_inputs(cfg: DictConfig, input_shape: tuple[int, int, int]) -> str | Iterable:
+    """The probe's input source: a random source name, or a DataLoader for ``imagefolder``."""
+    source = cfg.inputs.source
+    if source in RANDOM_SOURCES:
+        return source
+    if source == "imagefolder":
+        return image_folder(
+            cfg.inputs.root,
+            input_shape[1:],
+            cfg.probe.batch_size,
+            normalize=cfg.inputs.get("normalize", True),
+            seed=cfg.seed,
+        )
+    raise ValueError(f"inputs.source={source!r}; allowed: {[*RANDOM_SOURCES, 'imagefolder']}")
+
+
+def resolve_target(target: str | None, model: nn.Module, input_shape) -> str | None:
+    """``auto`` -> the last local feature map (``erf.rf.targets.auto_target``); else as given."""
+    if target != "auto":
+        return target
+    return auto_target(layer_table(model, input_shape))
+
+
+def layer_names(spec: Any, key: str, model: nn.Module, input_shape) -> list[str]:
+    """A list of module names from ``spec``: "stages" (one layer per resolution,
+    ``erf.rf.targets.stage_layers``) or names (``[1, 3]`` for nn.Sequential children "1", "3")."""
+    if isinstance(spec, str):
+        if spec != "stages":
+            raise ValueError(f"{key}={spec!r}; use 'stages' or a list of module names")
+        return stage_layers(layer_table(model, input_shape))
+    return [str(name) for name in spec]
+
+
+def model_settings(cfg: DictConfig) -> dict[str, Any]:
+    """The model's config values (what a sweep varies), without Hydra keys."""
+    settings = OmegaConf.to_container(cfg.model, resolve=True)
+    return {k: v for k, v in settings.items() if not k.startswith("_")}
+
+
+def model_for_seed(cfg: DictConfig, seed: int) -> nn.Module:
+    """The configured model built with ``seed`` and ``model.seed`` (when it has one) set to
+    ``seed``; the global torch RNG is seeded too (torchvision/timm inits draw from it) and
+    restored afterwards."""
+    cfg = copy.deepcopy(cfg)
+    cfg.seed = int(seed)
+    if "seed" in cfg.model:
+        cfg.model.seed = int(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        return build_model(cfg.model)
+
+
+def crop_mode(value: Any) -> str:
+    """``probe.crop`` as measure_erf's mode: YAML reads a bare off/on as false/true."""
+    return {False: "off", True: "on"}.get(value, value) if isinstance(value, bool) else value
+
+
+def probe_options(cfg: DictConfig, inputs: str | Iterable) -> ProbeOptions:
+    """The probe's options from ``probe.*``, ``seed`` and ``device``, probing ``inputs`` (a
+    random source name or an iterable of batches: ``build_inputs``). Every job (measure,
+    profile, draws, torchrun, benchmark, training) takes its options from here."""
+    p = cfg.probe
+    return ProbeOptions(
+        n_samples=p.n_samples,
+        batch_size=p.batch_size if p.batch_size == "auto" else int(p.batch_size),
+        channel=p.channel,
+        reduce=p.reduce,
+        inputs=inputs,
+        device=cfg.device,
+        dtype=DTYPES[p.dtype],
+        seed=cfg.seed,
+        on_nonfinite=p.on_nonfinite,
+        checkpoint_every=p.checkpoint_every,
+        fast=p.fast,
+        channels_last=p.channels_last,
+        compile=p.compile,
+        crop=crop_mode(p.crop),
+    )
+
+
+def probe_position(cfg: DictConfig) -> str | tuple[int, int]:
+    """``probe.position``: "center" or a (row, col) tuple."""
+    position = cfg.probe.position
+    return position if isinstance(position, str) else tuple(int(v) for v in position)
+
+
+def refuse_probe(cfg: DictConfig, keys: Iterable[str], job: str) -> None:
+    """One-line ValueError naming every ``probe.<key>`` among ``keys`` (target, position,
+    draws: the settings outside ``ProbeOptions``) that differs from its plain value, for a
+    ``job`` that cannot honour it (``ProbeOptions.refuse`` does the same for the options)."""
+    used = []
+    for key in keys:
+        value = cfg.probe.get(key, PLAIN_PROBE[key])
+        if value != PLAIN_PROBE[key]:
+            shown = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+            used.append(f"probe.{key}={str(shown).replace(' ', '')}")
+    if used:
+        raise ValueError(f"{', '.join(used)} does not combine with {job}")
+
+
+# --------------------------------------------------------------------------- training jobs
+
+
+def training_settings(cfg: DictConfig) -> TrainSettings:
+    """``TrainSettings`` from the ``train`` config, the global ``seed`` and ``device``."""
+    t = cfg.train
+    return TrainSettings(
+        epochs=t.epochs,
+        batch_size=t.batch_size,
+        eval_batch_size=t.eval_batch_size,
+        optimizer=t.optimizer,
+        lr=float(t.lr),
+        momentum=float(t.momentum),
+        weight_decay=float(t.weight_decay),
+        schedule=t.schedule,
+        milestones=tuple(t.milestones),
+        gamma=float(t.gamma),
+        warmup_epochs=float(t.warmup_epochs),
+        seed=cfg.seed,
+        num_workers=t.num_workers,
+        device=cfg.device,
+    )
+
+
+def build_data_from(cfg: DictConfig) -> DataBundle:
+    """The ``data`` config as a ``DataBundle`` (FileNotFoundError for missing real data)."""
+    options = OmegaConf.to_container(cfg.data, resolve=True)
+    return build_data(options.pop("name"), **options)
+
+
+def build_trained_model(cfg: DictConfig, data: DataBundle) -> nn.Module:
+    """The model config with ``classes`` (when null) and the channels taken from the data;
+    a mismatch with the data is a one-line ValueError."""
+    spec = OmegaConf.to_container(cfg.model, resolve=True)
+    if "classes" in spec:
+        if spec["classes"] is None:
+            spec["classes"] = data.num_classes
+        elif spec["classes"] != data.num_classes:
+            raise ValueError(
+                f"model.classes={spec['classes']} but {data.name} has {data.num_classes} "
+                "classes; set model.classes=null to take it from the data"
+            )
+    if spec.get("in_channels") not in (None, data.in_channels):
+        raise ValueError(
+            f"model.in_channels={spec['in_channels']} but {data.name} images have "
+            f"{data.in_channels} channels"
+        )
+    return build_model(OmegaConf.create(spec))
+
+
+def probe_shape(cfg: DictConfig, data: DataBundle) -> tuple[int, int, int]:
+    """(C, H, W) of the probe inputs: ``inputs.size`` or the data's image size."""
+    channels = cfg.inputs.channels
+    if channels is not None and channels != data.in_channels:
+        raise ValueError(f"inputs.channels={channels} but the data has {data.in_channels}")
+    size = tuple(int(v) for v in cfg.inputs.size) if cfg.inputs.size else data.image_size
+    if cfg.inputs.source == "dataset" and tuple(size) != tuple(data.image_size):
+        raise ValueError(
+            f"inputs.source=dataset probes on the {data.image_size[0]}x{data.image_size[1]} "
+            f"val images; inputs.size={list(size)} differs (set inputs.size=null)"
+        )
+    return data.in_channels, int(size[0]), int(size[1])
+
+
+def probe_inputs(cfg: DictConfig, data: DataBundle, shape: tuple[int, int, int]) -> str | Iterable:
+    """Random inputs (``inputs=gaussian|uniform``), an ImageFolder, or (``inputs=dataset``)
+    the data's val images in order."""
+    if cfg.inputs.source == "dataset":
+        return DataLoader(data.val, batch_size=cfg.probe.batch_size, shuffle=False)
+    return build_inputs(cfg, shape)

@@ -1,0 +1,59 @@
+"""Hydra callbacks that summarise a sweep when its multirun ends (``hydra.callbacks`` in
+``erf/configs/experiment/*.yaml``): they call the ``erf.io`` summary writers and print."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from erf.io.sweep import STUDIES, collect, format_slopes, write_study, write_summary
+from erf.io.tables import format_rows
+from erf.io.trained import format_summary, write_study_summary
+
+
+class SweepSummary(Callback):
+    """Summarise a probe sweep (``erf.io.sweep``), then print its folder."""
+
+    def __init__(
+        self,
+        x: str = "depth",
+        group_by: Sequence[str] = ("init", "activation"),
+        scale: str = "linear",
+        columns: Sequence[str] | None = None,
+        study: str | None = None,
+    ) -> None:
+        if study is not None and study not in STUDIES:
+            raise ValueError(f"unknown study {study!r}; allowed: {list(STUDIES)}")
+        self.x = x
+        self.group_by = tuple(group_by)
+        self.scale = scale
+        self.columns = list(columns) if columns else None
+        self.study = study
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        slopes = write_summary(sweep_dir, self.x, self.group_by, self.scale)
+        if self.columns:
+            print(format_rows(collect(sweep_dir), self.columns), flush=True)
+        elif slopes and self.study != "growth":
+            print(format_slopes(slopes, self.group_by), flush=True)
+        if self.study:
+            print(write_study(sweep_dir, self.study, self.x, self.group_by), flush=True)
+        print(f"results: {sweep_dir}", flush=True)
+
+
+class TrainedSummary(Callback):
+    """Summarise a trained-vs-untrained sweep (``erf.io.trained``), then print its folder."""
+
+    def __init__(self, scale: str = "linear") -> None:
+        self.scale = scale
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        rows = write_study_summary(sweep_dir, self.scale)
+        print(format_summary(rows), flush=True)
+        print(f"results: {sweep_dir}", flush=True)

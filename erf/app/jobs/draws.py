@@ -1,0 +1,57 @@
+"""Many-draws jobs: ``probe.draws`` = M > 1 random networks (seeds seed .. seed + M - 1)
+measured in one pass (``erf.probe.draws``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+from torch import nn
+
+from erf.analysis.draw_stats import draw_metrics, pool_draws
+from erf.app.build import build_inputs, model_for_seed, probe_options, probe_position
+from erf.app.jobs.measure import job_metrics, save_measurement
+from erf.app.resume import load_draws_checkpoint
+from erf.io.store import save_results
+from erf.probe.draws import measure_erf_draws
+from erf.probe.options import SPEED_KEYS
+from erf.rf.theory import theoretical_rf
+
+
+def run_draws(
+    cfg: DictConfig,
+    model: nn.Module,
+    input_shape,
+    target: str | None,
+    out_dir: Path,
+    should_stop: Callable[[], bool] | None = None,
+) -> dict[str, Any]:
+    """``probe.draws`` = M > 1 random networks in one pass: erf.npz and the heatmap hold the
+    mean map, metrics.json its metrics plus ``draws`` (per-draw sizes,
+    ``erf.analysis.draw_stats``), draws.npz the per-draw maps."""
+    options = probe_options(cfg, build_inputs(cfg, input_shape))
+    options.refuse((*SPEED_KEYS, "batch_size"), "probe.draws > 1", prefix="probe.")
+    trf = theoretical_rf(model, input_shape=input_shape, target=target)
+    checkpoint = out_dir / "checkpoint_draws.npz"
+    resume = load_draws_checkpoint(checkpoint) if cfg.resume and checkpoint.exists() else None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = measure_erf_draws(
+        lambda seed: model_for_seed(cfg, seed),
+        input_shape,
+        draws=cfg.probe.draws,
+        target=target,
+        position=probe_position(cfg),
+        resume=resume,
+        on_checkpoint=lambda partials: save_results(partials, checkpoint),
+        options=options,
+        should_stop=should_stop,
+    )
+    pooled = pool_draws(results)
+    metrics = job_metrics(cfg, pooled, trf)
+    metrics["draws"] = draw_metrics(results, trf, r2_min=cfg.fit.r2_min)
+    save_results(results, out_dir / "draws.npz")
+    save_measurement(out_dir, pooled, metrics, cfg.plot.scale)
+    checkpoint.unlink(missing_ok=True)
+    return metrics

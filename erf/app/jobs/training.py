@@ -1,0 +1,255 @@
+"""Training jobs: the ERF of a network at initialisation and after training.
+
+The glue between the config, ``erf.training.data``, ``erf.training.loop`` and the probe:
+``erf.app.jobs.run_job`` hands every job with ``data`` and ``train`` set to
+``run_training``. One job writes, into its directory:
+
+- ``erf_init.npz``: the ERF of the model at initialisation (before any training step);
+- ``train_checkpoint.pt``: the training state after every epoch (and on Ctrl-C / SIGTERM,
+  mid-epoch); ``resume=true`` continues from it; removed when the job is complete;
+- ``erf_epoch_NNN.npz``: with ``train.erf_every_epoch``, the ERF after epoch NNN;
+- ``erf_trained.npz``: the ERF after training; ``model.pt``: the trained state dict
+  (``model.checkpoint=<path>`` loads it into the same model config);
+- ``before_after.png`` (shared colour scale), ``training.png`` (loss / accuracy / mIoU per
+  epoch), ``erf_epochs.png`` (with ``train.erf_every_epoch``);
+- ``metrics.json`` last (the completion marker): the dataset used (stated plainly), ERF
+  size / diameter / ERF:TRF before and after, the train/val history, wall times,
+  provenance and the resolved config.
+
+A sweep's summary (``summary.csv``, ``before_after.png`` over all jobs) is written by the
+``TrainedSummary`` Hydra callback, or later by ``python -m erf.trainjob SWEEP_DIR``
+(``erf.io.trained``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from erf.analysis.summary import erf_metrics
+from erf.app.build import (
+    build_data_from,
+    build_trained_model,
+    model_settings,
+    probe_inputs,
+    probe_options,
+    probe_position,
+    probe_shape,
+    refuse_probe,
+    resolve_target,
+    training_settings,
+)
+from erf.app.errors import JobInterrupted
+from erf.app.provenance import provenance
+from erf.app.resume import completed_metrics, load_training_state
+from erf.io.store import atomic_write, load_result, save_result, write_json
+from erf.io.trained import final_scores, write_training_figures
+from erf.probe.measure import probe_units
+from erf.result import ERFResult
+from erf.rf.theory import TheoreticalRF, theoretical_rf
+from erf.training.data import DataBundle
+from erf.training.loop import TrainingInterrupted, fit
+
+log = logging.getLogger("erf")
+
+CHECKPOINT = "train_checkpoint.pt"
+SIZE_KEYS = ("erf_size", "erf_diameter", "erf_trf_ratio", "sigma_x", "sigma_y", "mass_radius_95")
+
+
+def erf_summary(result: ERFResult, trf: TheoreticalRF, r2_min: float) -> dict[str, Any]:
+    """``erf.analysis.summary.erf_metrics`` plus ``erf_diameter``: the diameter of the disk with the
+    area of Luo's above-threshold region, ``2 · erf_size / √π``."""
+    metrics = erf_metrics(result, trf, r2_min=r2_min)
+    size = metrics.get("erf_size")
+    metrics["erf_diameter"] = 2 * size / math.sqrt(math.pi) if size is not None else None
+    return metrics
+
+
+class _Prober:
+    """Measures (or, on resume, reloads) the ERF of the job's target with the probe config."""
+
+    def __init__(self, cfg: DictConfig, model: nn.Module, data: DataBundle) -> None:
+        self.cfg, self.model = cfg, model
+        self.shape = probe_shape(cfg, data)
+        self.target = resolve_target(
+            cfg.probe.target or getattr(model, "ERF_TARGET", None), model, self.shape
+        )
+        self.trf = theoretical_rf(model, input_shape=self.shape, target=self.target)
+        self.options = probe_options(cfg, probe_inputs(cfg, data, self.shape))
+        # Training jobs re-measure an interrupted probe on resume: they keep no probe checkpoint.
+        self.options.refuse(("checkpoint_every",), "a training job", prefix="probe.")
+        refuse_probe(cfg, ("draws",), "a training job (it trains one network)")
+        self.seconds = 0.0
+
+    def measure(self, path: Path, reuse: bool) -> ERFResult:
+        """The ERF now, saved to ``path``; with ``reuse`` an existing file is loaded instead
+        (it must have been made with the same probe settings)."""
+        p = self.cfg.probe
+        if reuse and path.exists():
+            result = load_result(path)
+            made = (list(result.input_shape), result.target, result.reduce)
+            if made != (list(self.shape), self.target, p.reduce):
+                raise ValueError(
+                    f"{path} was measured with other probe settings {made}; delete it or "
+                    "use a new output folder"
+                )
+            return result
+        unit = (self.target, probe_position(self.cfg))
+        (result,) = probe_units(self.model, self.shape, [unit], self.options)
+        self.seconds += result.meta["wall_time_s"]
+        save_result(result, path)
+        return result
+
+
+def _save_state(state: dict[str, Any], path: Path) -> None:
+    atomic_write(path, lambda f: torch.save(state, f))
+
+
+def run_training(
+    cfg: DictConfig, out_dir: Path, should_stop: Callable[[], bool] | None = None
+) -> dict[str, Any]:
+    """One training job (module docstring). Returns its metrics."""
+    finished = completed_metrics(cfg, out_dir)
+    if finished is not None:
+        return finished
+    start = time.perf_counter()
+    if cfg.train.threads:
+        torch.set_num_threads(int(cfg.train.threads))
+    data = build_data_from(cfg)
+    log.info("data: %s", data.description)
+    model = build_trained_model(cfg, data)
+    prober = _Prober(cfg, model, data)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = out_dir / CHECKPOINT
+    resume = load_training_state(checkpoint) if cfg.resume and checkpoint.exists() else None
+    erf_init = prober.measure(out_dir / "erf_init.npz", reuse=bool(cfg.resume))
+    r2_min = cfg.fit.r2_min
+    init_metrics = erf_summary(erf_init, prober.trf, r2_min)
+    log.info("ERF at init: size %.2f px (TRF %s)", init_metrics["erf_size"], prober.trf.size)
+
+    def on_epoch_end(record: dict[str, Any]) -> dict[str, Any] | None:
+        if not cfg.train.erf_every_epoch:
+            return None
+        result = prober.measure(out_dir / f"erf_epoch_{record['epoch']:03d}.npz", reuse=False)
+        m = erf_summary(result, prober.trf, r2_min)
+        return {k: m.get(k) for k in ("erf_size", "erf_diameter", "erf_trf_ratio")}
+
+    if resume is not None:
+        log.info("resuming training from %s (%d epochs done)", checkpoint, resume["epoch"])
+    try:
+        final = fit(
+            model,
+            data.train,
+            data.val,
+            task=data.task,
+            num_classes=data.num_classes,
+            ignore_index=data.ignore_index,
+            augment=data.augment,
+            settings=training_settings(cfg),
+            resume=resume,
+            on_epoch_end=on_epoch_end,
+            on_checkpoint=lambda state: _save_state(state, checkpoint),
+            should_stop=should_stop,
+        )
+    except TrainingInterrupted as stop:
+        raise JobInterrupted(f"{stop}; checkpoint saved in {out_dir / CHECKPOINT}") from None
+    erf_trained = prober.measure(out_dir / "erf_trained.npz", reuse=False)
+    trained_metrics = erf_summary(erf_trained, prober.trf, r2_min)
+    _save_state({k: v for k, v in final["model"].items()}, out_dir / "model.pt")
+
+    history = final["history"]
+    metrics = _job_metrics(cfg, data, prober, init_metrics, trained_metrics, history)
+    metrics.update(model_settings(cfg))
+    metrics["classes"] = data.num_classes
+    metrics["wall_time_s"] = time.perf_counter() - start
+    metrics["train_time_s"] = sum(r.get("time_s", 0.0) for r in history)
+    metrics["probe_time_s"] = prober.seconds
+    metrics["provenance"] = provenance(str(erf_trained.meta.get("device", cfg.device)),
+                                       cfg.probe.dtype)  # fmt: skip
+    metrics["config"] = OmegaConf.to_container(cfg, resolve=True)
+    write_training_figures(out_dir, metrics, erf_init, erf_trained, cfg.plot.scale)
+    write_json(metrics, out_dir / "metrics.json")
+    checkpoint.unlink(missing_ok=True)
+    log.info(
+        "%s | ERF size %.2f -> %.2f px (TRF %.0f); %s",
+        data.description,
+        metrics["erf_size_init"],
+        metrics["erf_size_trained"],
+        metrics["trf_size"],
+        final_scores(metrics),
+    )
+    return metrics
+
+
+def _job_metrics(
+    cfg: DictConfig,
+    data: DataBundle,
+    prober: _Prober,
+    init: dict[str, Any],
+    trained: dict[str, Any],
+    history: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The study's numbers: dataset, TRF, ERF before/after (flat keys for tables, and the
+    full metric dicts), final scores and the history."""
+    metrics: dict[str, Any] = {
+        "dataset": data.name,
+        "dataset_generated": data.generated,
+        "dataset_description": data.description,
+        "data": data.summary(),
+        "task": data.task,
+        "target": prober.target,
+        "inputs": cfg.inputs.source,
+        "input_h": prober.shape[1],
+        "input_w": prober.shape[2],
+        "n_samples": init["n_samples"],
+        "reduce": init["reduce"],
+    }
+    for key in ("trf_size", "trf_rows", "trf_cols", "trf_stride", "trf_clipped"):
+        metrics[key] = init.get(key)
+    for key in SIZE_KEYS:
+        metrics[f"{key}_init"] = init.get(key)
+        metrics[f"{key}_trained"] = trained.get(key)
+    a, b = init.get("erf_size"), trained.get("erf_size")
+    metrics["erf_size_change"] = b / a if a and b is not None else None
+    final = history[-1] if history else {}
+    metrics["epochs"] = len(history)
+    for key in ("val_loss", "val_accuracy", "val_mean_iou", "train_loss", "train_accuracy"):
+        if key in final:
+            metrics[key] = final[key]
+    warnings = []
+    if data.generated:
+        warnings.append(f"dataset: {data.description}")
+    for when, m in (("init", init), ("trained", trained)):
+        if m.get("degenerate"):
+            warnings.append(f"ERF {when}: degenerate map ({m['degenerate']})")
+        elif m.get("fit_problem"):
+            warnings.append(f"ERF {when}: {m['fit_problem']}")
+        if m.get("n_nonfinite"):
+            warnings.append(f"ERF {when}: {m['n_nonfinite']} NaN/Inf sample(s) skipped")
+    if init.get("trf_clipped"):
+        warnings.append(
+            f"the TRF ({metrics['trf_rows']}x{metrics['trf_cols']}) is larger than the "
+            f"{prober.shape[1]}x{prober.shape[2]} probe input: the ERF can be clipped"
+        )
+    for w in warnings:
+        log.warning(w)
+    metrics["warnings"] = warnings
+    metrics["erf_init"] = init
+    metrics["erf_trained"] = trained
+    metrics["history"] = history
+    metrics["erf_per_epoch"] = [
+        {"epoch": 0, **{k: init.get(k) for k in ("erf_size", "erf_diameter", "erf_trf_ratio")}}
+    ] + [
+        {"epoch": r["epoch"], **{k: r.get(k) for k in ("erf_size", "erf_diameter")}}
+        for r in history
+        if "erf_size" in r
+    ]
+    return metrics

@@ -1,0 +1,40 @@
+"""One measurement's files: ``erf.npz``, ``heatmap.png`` and ``metrics.json`` (written last:
+the completion marker), from a result, its metrics dict and the plot scale."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from erf.io.plots import erf_figure, save_figure
+from erf.io.store import save_result, write_json
+from erf.result import ERFResult
+
+
+def heatmap_title(metrics: dict[str, Any]) -> str:
+    """The heatmap's title: the job's main settings, its ERF and TRF sizes."""
+    keys = ("label", "name", "target", "depth", "blocks", "init", "activation")
+    head = ", ".join(f"{k}={metrics[k]}" for k in keys if metrics.get(k) is not None)
+    trf = metrics.get("trf_size", float("nan"))
+    return f"{head}\nERF size {metrics['erf_size']:.2f}, TRF {trf:.0f}"
+
+
+def write_job(out_dir: Path, result: ERFResult, metrics: dict[str, Any], scale: str) -> None:
+    """erf.npz, heatmap.png, then metrics.json (the completion marker), each written
+    atomically; the probe checkpoint (``checkpoint.npz``) and temp files of a run killed
+    mid-write are removed once they are all in place."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_result(result, out_dir / "erf.npz")
+    fig = erf_figure(
+        result.map,
+        trf_interval=metrics.get("trf_interval"),
+        fit=metrics.get("fit"),
+        title=heatmap_title(metrics),
+        scale=scale,
+        warning="; ".join(metrics.get("warnings", [])) or None,
+    )
+    save_figure(fig, str(out_dir / "heatmap.png"))
+    write_json(metrics, out_dir / "metrics.json")
+    (out_dir / "checkpoint.npz").unlink(missing_ok=True)
+    for stale in out_dir.glob(".*.tmp"):  # temp files of a run killed mid-write
+        stale.unlink(missing_ok=True)

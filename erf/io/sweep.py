@@ -1,0 +1,278 @@
+"""Sweep summaries from the job folders' files (``python -m erf.report SWEEP_DIR``, and the
+``SweepSummary`` Hydra callback at the end of a sweep).
+
+Reads every job's ``metrics.json`` and ``erf.npz`` under SWEEP_DIR and writes
+``summary.csv`` (one row per job), ``slopes.json`` (log-log slopes per group),
+``erf_grid.png`` (all heatmaps) and ``trf_vs_erf.png`` (sizes against depth, log-log).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from erf.analysis.metrics import loglog_slope
+from erf.analysis.studies import centre_profile, growth_stats, per_draw_rows
+from erf.io.plots import (
+    erf_grid_figure,
+    growth_figure,
+    path_rf_figure,
+    profile_figure,
+    save_figure,
+    shape_figure,
+    trf_vs_erf_figure,
+)
+from erf.io.store import load_result, read_json, write_json, write_text
+from erf.io.tables import csv_text, format_rows
+
+STUDIES = ("growth", "shape", "paths")
+
+COLUMNS = (
+    "job",
+    "label",
+    "name",
+    "weights",
+    "target",
+    "layer_index",
+    "inputs",
+    "input_h",
+    "input_w",
+    "depth",
+    "kernel_size",
+    "channels",
+    "init",
+    "activation",
+    "blocks",
+    "skip",
+    "dropout",
+    "dropout_mode",
+    "dilation",
+    "stride",
+    "pool_at",
+    "reduce",
+    "n_samples",
+    "n_draws",
+    "erf_size",
+    "trf_size",
+    "erf_trf_ratio",
+    "sigma_x",
+    "sigma_y",
+    "rotation",
+    "fit_r2",
+    "fit_problem",
+    "moment_sigma_row",
+    "moment_sigma_col",
+    "mass_radius_50",
+    "mass_radius_95",
+    "area_ratio_20",
+    "area_ratio_30",
+    "area_ratio_50",
+    "area_ratio_99",
+    "n_nonfinite",
+    "degenerate",
+    "trf_clipped",
+    "wall_time_s",
+)
+
+
+def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
+    """Metrics of every job under ``sweep_dir`` (its subfolders holding metrics.json)."""
+    rows = []
+    for path in sorted(Path(sweep_dir).glob("*/metrics.json")):
+        row = read_json(path)
+        row["job"] = path.parent.name
+        row["_dir"] = path.parent
+        rows.append(row)
+    return rows
+
+
+def group_slopes(
+    rows: Sequence[dict[str, Any]], x: str, group_by: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Per group, log-log slopes (with standard errors) of erf_size, trf_size and ratio vs x."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row.get(k) for k in group_by), []).append(row)
+    out = []
+    for key, members in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        xs = [m[x] for m in members]
+        entry: dict[str, Any] = dict(zip(group_by, key))
+        entry["n_points"] = len(members)
+        for y in ("erf_size", "trf_size", "erf_trf_ratio"):
+            ys = [float("nan") if m.get(y) is None else m[y] for m in members]
+            slope, _, se = loglog_slope(xs, ys)
+            entry[f"{y}_slope"], entry[f"{y}_slope_se"] = slope, se
+        out.append(entry)
+    return out
+
+
+def _collect_or_fail(folder: Path) -> list[dict[str, Any]]:
+    rows = collect(folder)
+    if not rows:
+        raise FileNotFoundError(f"no job results (*/metrics.json) under {folder}")
+    return rows
+
+
+def _write_table_and_grid(
+    folder: Path, rows: Sequence[dict[str, Any]], labels: Sequence[str], ncols: int, scale: str
+) -> None:
+    """summary.csv (one row per job) and erf_grid.png (one heatmap per job)."""
+    write_text(csv_text(rows, COLUMNS), folder / "summary.csv")
+    panels = [
+        {
+            "map": load_result(r["_dir"] / "erf.npz").map,
+            "trf_interval": r.get("trf_interval"),
+            "fit": r.get("fit"),
+            "warning": _flags(r),
+            "title": f"{label}\nERF {_fmt(r.get('erf_size'))} / TRF {_fmt(r.get('trf_size'))}",
+        }
+        for r, label in zip(rows, labels)
+    ]
+    save_figure(erf_grid_figure(panels, ncols=ncols, scale=scale), str(folder / "erf_grid.png"))
+
+
+def write_summary(
+    sweep_dir: str | Path,
+    x: str = "depth",
+    group_by: Sequence[str] = ("init", "activation"),
+    scale: str = "linear",
+) -> list[dict[str, Any]]:
+    """Write summary.csv and erf_grid.png; with two or more numeric values of ``x`` also
+    slopes.json and trf_vs_erf.png. Return the slope table (empty without slopes)."""
+    sweep_dir = Path(sweep_dir)
+    rows = _collect_or_fail(sweep_dir)
+    numeric_x = all(_is_number(r.get(x)) for r in rows)
+    if numeric_x:  # else (e.g. x = label) keep the job order
+        rows.sort(key=lambda r: (tuple(str(r.get(k)) for k in group_by), r[x]))
+    n_x = len({str(r.get(x)) for r in rows})
+    slopes = group_slopes(rows, x, group_by) if numeric_x and n_x > 1 else []
+    if slopes:
+        write_json(
+            {"x": x, "group_by": list(group_by), "groups": slopes}, sweep_dir / "slopes.json"
+        )
+    labels = [
+        r.get("label") or f"{x}={r.get(x)} " + ", ".join(f"{r[k]}" for k in group_by if k in r)
+        for r in rows
+    ]
+    _write_table_and_grid(sweep_dir, rows, labels, n_x if n_x > 1 else min(4, len(rows)), scale)
+    if slopes:
+        save_figure(
+            trf_vs_erf_figure(rows, x=x, group_by=group_by), str(sweep_dir / "trf_vs_erf.png")
+        )
+    return slopes
+
+
+def write_study(sweep_dir: str | Path, study: str, x: str, group_by: Sequence[str]) -> str:
+    """The extra outputs of one Luo et al. 2016 study; returns a text summary to print.
+
+    - "growth": ``growth.json`` and ``growth.png``: ERF size and ERF/TRF vs ``x`` per group,
+      averaged over weight draws, with t-intervals of the per-draw log-log slopes.
+    - "shape": ``shape.png``: the centre-row profile of every job's map against its fitted
+      Gaussian (how far each activation is from Gaussian; R² in summary.csv).
+    - "paths": ``path_rf_<job>.png`` for every job whose graph has several paths: the
+      distribution of path RFs (binomial for residual stacks) with TRF and ERF marked.
+    """
+    sweep_dir = Path(sweep_dir)
+    rows = _collect_or_fail(sweep_dir)
+    if study == "growth":
+        groups = growth_stats(per_draw_rows(rows), x=x, group_by=group_by)
+        write_json(
+            {"x": x, "group_by": list(group_by), "groups": groups}, sweep_dir / "growth.json"
+        )
+        save_figure(growth_figure(groups), str(sweep_dir / "growth.png"))
+        return format_growth(groups, group_by)
+    if study == "shape":
+        profiles = [
+            (
+                _label(r, group_by),
+                centre_profile(load_result(r["_dir"] / "erf.npz").map),
+                r.get("sigma_x"),
+            )
+            for r in rows
+        ]
+        save_figure(shape_figure(profiles), str(sweep_dir / "shape.png"))
+        return format_rows(rows, [*group_by, "erf_size", "sigma_x", "fit_r2"])
+    if study == "paths":
+        lines = []
+        for r in rows:
+            sizes = r.get("trf_path_sizes") or []
+            if len(sizes) < 2:
+                continue
+            spans = [(int(math.sqrt(a * b)), n) for a, b, n in sizes]
+            fig = path_rf_figure(
+                spans,
+                erf_size=r.get("erf_size"),
+                trf_size=r.get("trf_size"),
+                title=f"path RFs: {_label(r, group_by)} ({sum(n for _, n in spans)} paths)",
+            )
+            save_figure(fig, str(sweep_dir / f"path_rf_{r['job']}.png"))
+            mean = sum(s * n for s, n in spans) / sum(n for _, n in spans)
+            lines.append(f"{r['job']}: mean path RF {mean:.1f} px, TRF {r.get('trf_size'):g} px")
+        return "\n".join(lines)
+    raise ValueError(f"unknown study {study!r}; allowed: {list(STUDIES)}")
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _label(row: dict[str, Any], keys: Sequence[str]) -> str:
+    return row.get("label") or "/".join(str(row.get(k)) for k in keys)
+
+
+def format_growth(groups: Sequence[dict[str, Any]], group_by: Sequence[str]) -> str:
+    """Slope of the mean curve and the 95 % t-interval over draws, per group."""
+    lines = [
+        f"{'/'.join(group_by):<22} {'ERF size slope [95% CI]':>28} {'ERF/TRF slope [95% CI]':>28}"
+    ]
+    for g in groups:
+        name = "/".join(str(g[k]) for k in group_by)
+        cells = [
+            f"{g[f'{y}_slope']:>8.3f} [{g[f'{y}_slope_low']:.3f}, {g[f'{y}_slope_high']:.3f}]"
+            for y in ("erf_size", "erf_trf_ratio")
+        ]
+        lines.append(f"{name:<22} {cells[0]:>28} {cells[1]:>28}  ({g['n_draws'][0]} draws)")
+    return "\n".join(lines)
+
+
+def write_profile(profile_dir: str | Path, scale: str = "linear") -> list[dict[str, Any]]:
+    """A layer profile's summary.csv, erf_grid.png and profile.png (sizes through the net)."""
+    profile_dir = Path(profile_dir)
+    rows = sorted(_collect_or_fail(profile_dir), key=lambda r: r.get("layer_index", 0))
+    labels = [str(r.get("target")) for r in rows]
+    _write_table_and_grid(profile_dir, rows, labels, min(4, len(rows)), scale)
+    save_figure(profile_figure(rows), str(profile_dir / "profile.png"))
+    return rows
+
+
+def _flags(row: dict[str, Any]) -> str | None:
+    """Short per-job flags for the grid: degenerate map, poor fit, clipped TRF."""
+    flags = [
+        name
+        for name, on in (
+            ("degenerate", row.get("degenerate")),
+            ("poor fit", row.get("fit_problem") and not row.get("degenerate")),
+            ("TRF clipped", row.get("trf_clipped")),
+            ("NaN/Inf skipped", row.get("n_nonfinite")),
+        )
+        if on
+    ]
+    return ", ".join(flags) or None
+
+
+def _fmt(v: Any) -> str:
+    return "n/a" if v is None else f"{v:.1f}"
+
+
+def format_slopes(slopes: Sequence[dict[str, Any]], group_by: Sequence[str]) -> str:
+    """A small text table of the log-log slopes (± standard error)."""
+    lines = [f"{'/'.join(group_by):<22} {'ERF size slope':>18} {'ERF/TRF slope':>18}"]
+    for s in slopes:
+        name = "/".join(str(s[k]) for k in group_by)
+        lines.append(
+            f"{name:<22} {s['erf_size_slope']:>9.3f} ± {s['erf_size_slope_se']:<6.3f}"
+            f" {s['erf_trf_ratio_slope']:>9.3f} ± {s['erf_trf_ratio_slope_se']:<6.3f}"
+        )
+    return "\n".join(lines)

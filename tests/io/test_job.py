@@ -1,0 +1,40 @@
+"""One measurement's files from plain data: erf.npz, heatmap.png, metrics.json last."""
+
+import numpy as np
+
+from erf.io.job import heatmap_title, write_job
+from erf.io.store import load_result, read_json, save_result
+from erf.result import ERFResult
+
+
+def _result():
+    stack = np.random.default_rng(0).random((3, 9, 9))
+    return ERFResult(
+        total=stack.sum(0),
+        total_sq=(stack**2).sum(0),
+        n_samples=3,
+        input_shape=(1, 9, 9),
+        target=None,
+        target_shape=(1, 9, 9),
+        position=(4, 4),
+        channel=None,
+        reduce="abs",
+        meta={},
+    )
+
+
+def test_write_job_writes_the_files_and_removes_checkpoint_and_stale_temps(tmp_path):
+    result = _result()
+    save_result(result, tmp_path / "checkpoint.npz")
+    (tmp_path / ".erf.npz.abc.tmp").write_bytes(b"partial")
+    metrics = {"erf_size": 3.5, "trf_size": 5.0, "depth": 2, "warnings": ["a", "b"]}
+    write_job(tmp_path, result, metrics, "linear")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["erf.npz", "heatmap.png", "metrics.json"]
+    assert np.array_equal(load_result(tmp_path / "erf.npz").total, result.total)
+    assert read_json(tmp_path / "metrics.json") == metrics
+    assert (tmp_path / "heatmap.png").stat().st_size > 1000
+
+
+def test_the_heatmap_title_names_the_settings_and_sizes():
+    title = heatmap_title({"label": "x", "depth": 2, "init": None, "erf_size": 3.456})
+    assert title == "label=x, depth=2\nERF size 3.46, TRF nan"
