@@ -10,6 +10,8 @@ STAMP  := $(VENV)/.installed-stamp
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
+	@# venvs made before the rename hold the editable dist 'erf': drop it (no-op elsewhere)
+	-@$(PY) -m pip uninstall --yes --quiet erf >/dev/null 2>&1
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
