@@ -9,7 +9,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from erf.app.config import CONFIG_DIR, EXPERIMENT_DIR
-from erf.app.experiments import experiments, format_listing
+from erf.app.experiments import MAX_DESCRIPTION, description, experiments, format_listing
 from erf.app.validate import validate
 
 EXPERIMENTS = sorted(p.stem for p in EXPERIMENT_DIR.glob("*.yaml"))
@@ -67,3 +67,29 @@ def test_erf_experiments_lists_every_experiment_with_a_description():
     lines = format_listing(experiments()).splitlines()
     assert [line.split()[0] for line in lines] == EXPERIMENTS
     assert listed["depth_sweep"].startswith("Luo et al. 2016, Fig. 1: ERF vs depth")
+
+
+def test_a_description_is_the_first_sentence_of_the_header_comment(tmp_path):
+    config = tmp_path / "x.yaml"
+    config.write_text(
+        "# @package _global_\n"
+        "# Luo et al. 2016, Fig. 2: the first sentence, which\n"
+        "# runs over two lines. A second sentence.\n"
+        "model:\n  depth: 3  # not a header comment\n"
+    )
+    assert description(config) == (
+        "Luo et al. 2016, Fig. 2: the first sentence, which runs over two lines."
+    )
+
+
+def test_a_long_first_sentence_is_cut_at_a_word_with_an_ellipsis(tmp_path):
+    config = tmp_path / "x.yaml"
+    config.write_text("# " + " ".join(["word"] * 60) + ".\nkey: 1\n")
+    text = description(config)
+    assert len(text) <= MAX_DESCRIPTION and text.endswith("word…")
+
+
+def test_a_config_without_a_header_comment_has_no_description(tmp_path):
+    config = tmp_path / "x.yaml"
+    config.write_text("key: 1  # trailing\n# after the YAML\n")
+    assert description(config) == ""
