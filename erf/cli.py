@@ -49,6 +49,10 @@ def _run(args: list[str]) -> int:
     return 0
 
 
+# Each command imports its app module when it runs, so `erf --help` and `erf experiments` do
+# not load torch, torchvision and Hydra (seconds on a cold start).
+
+
 def _layers(args: list[str]) -> int:
     from erf.app.layers import main
 
@@ -58,13 +62,13 @@ def _layers(args: list[str]) -> int:
 def _report(args: list[str]) -> int:
     from erf.app.report import main
 
-    return main(args)
+    return main(args, prog="erf report")
 
 
 def _train_summary(args: list[str]) -> int:
     from erf.app.trainjob import main
 
-    return main(args)
+    return main(args, prog="erf train-summary")
 
 
 def _experiments(args: list[str]) -> int:

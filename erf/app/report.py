@@ -15,9 +15,9 @@ from pathlib import Path
 from erf.io.sweep import STUDIES, format_slopes, write_study, write_summary
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "python -m erf.report") -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m erf.report",
+        prog=prog,
         description="Sweep summary: ``python -m erf.report SWEEP_DIR`` (also run by Hydra at "
         "the end of a sweep).",
     )

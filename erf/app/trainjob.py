@@ -12,9 +12,9 @@ from pathlib import Path
 from erf.io.trained import format_summary, write_study_summary
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "python -m erf.trainjob") -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m erf.trainjob",
+        prog=prog,
         description="Rebuild summary.csv and before_after.png of a trained_vs_untrained sweep.",
     )
     parser.add_argument("sweep_dir", type=Path)
