@@ -1,33 +1,25 @@
 """Every Luo et al. 2016 study runs end to end at scale=tiny and writes what it promises."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from helpers.cli import run_module
 
 from erf.app.config import CONFIG_DIR
 from erf.io.store import load_result, read_json
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _erf_run(*args):
-    proc = subprocess.run(
-        [sys.executable, "-m", "erf.run", "scale=tiny", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc
-
 
 def _experiment(name, out, *overrides):
-    return _erf_run(f"experiment={name}", f"hydra.sweep.dir={out}", *overrides)
+    return run_module(
+        "erf.run",
+        "scale=tiny",
+        f"experiment={name}",
+        f"hydra.sweep.dir={out}",
+        *overrides,
+        timeout=600,
+    )
 
 
 def _jobs(out):
@@ -97,10 +89,13 @@ def test_init_sweep_measures_every_init_with_and_without_relu(tmp_path):
 
 
 def test_paper_figures_runs_each_listed_experiment_and_gathers_their_figures(tmp_path):
-    _erf_run(
+    run_module(
+        "erf.run",
+        "scale=tiny",
         "experiment=paper_figures",
         "suite.experiments=[init_sweep,dropout_skip]",
         f"hydra.run.dir={tmp_path}",
+        timeout=600,
     )
     suite = read_json(tmp_path / "suite.json")
     assert [e["name"] for e in suite["experiments"]] == ["init_sweep", "dropout_skip"]
