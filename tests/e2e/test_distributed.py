@@ -103,6 +103,7 @@ def test_every_rank_holds_the_same_reduced_result(two_ranks):
         assert (a.n_samples, a.position) == (b.n_samples, b.position)
 
 
+@pytest.mark.slow
 def test_torchrun_sweep_writes_one_folder_from_rank_zero_equal_to_one_process(tmp_path):
     """Two ranks under torchrun, a 2-job sweep in the default timestamped folder."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}

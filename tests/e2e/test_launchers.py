@@ -37,6 +37,7 @@ def _summary_depths(sweep_dir):
         return sorted(int(row["depth"]) for row in csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_a_two_job_sweep_runs_in_parallel_processes_and_is_summarised(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     proc = _sweep(tmp_path / "sweep", "parallel")
@@ -44,6 +45,7 @@ def test_a_two_job_sweep_runs_in_parallel_processes_and_is_summarised(tmp_path):
     assert last_line(proc.stdout) == f"results: {tmp_path / 'sweep'}"
 
 
+@pytest.mark.slow
 def test_a_two_job_sweep_runs_under_submitit_and_is_summarised(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     _sweep(tmp_path / "sweep", "submitit_local")

@@ -52,6 +52,7 @@ def uninterrupted(tmp_path_factory):
     return load_result(run_dir / "erf.npz")
 
 
+@pytest.mark.slow
 def test_a_killed_run_leaves_no_complete_looking_results_and_resumes_to_the_same_map(
     tmp_path, uninterrupted
 ):
@@ -73,6 +74,7 @@ def test_a_killed_run_leaves_no_complete_looking_results_and_resumes_to_the_same
     assert not list(tmp_path.glob(".*.tmp"))  # stale temp files of the killed run are gone
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_stop_signal_saves_a_checkpoint_and_says_how_to_continue(tmp_path, uninterrupted, signum):
     proc = _start_and_wait_for_checkpoint(tmp_path)
@@ -85,6 +87,7 @@ def test_a_stop_signal_saves_a_checkpoint_and_says_how_to_continue(tmp_path, uni
     assert np.array_equal(load_result(tmp_path / "erf.npz").total, uninterrupted.total)
 
 
+@pytest.mark.slow
 def test_resume_skips_a_completed_job(tmp_path):
     job = ["model.depth=2", "model.channels=1", "probe.n_samples=2", f"hydra.run.dir={tmp_path}"]
     run_module("erf.run", *job)
@@ -101,6 +104,7 @@ def test_a_corrupt_checkpoint_is_a_one_line_error(tmp_path):
     assert last.startswith("error: checkpoint")
 
 
+@pytest.mark.slow
 def test_two_processes_with_the_same_seed_give_bitwise_the_same_map(tmp_path, uninterrupted):
     run_module("erf.run", *_slow(tmp_path))
     again = load_result(tmp_path / "erf.npz")

@@ -72,6 +72,7 @@ def test_zero_draws_is_a_config_error(tmp_path):
     assert line == "error: probe.draws=0 is not allowed: expected an integer >= 1"
 
 
+@pytest.mark.slow
 def test_a_stopped_draws_job_resumes_to_the_uninterrupted_maps(tmp_path):
     import signal
     import time

@@ -108,6 +108,7 @@ def test_auto_batch_size_and_crop_are_recorded_in_the_metrics(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_benchmark_experiment_writes_the_table_the_json_and_the_figure(tmp_path):
     out = tmp_path / "bench"
     proc = run_module(

@@ -40,6 +40,7 @@ def classification_job(tmp_path_factory):
     return job, json.loads((job / "metrics.json").read_text())
 
 
+@pytest.mark.slow
 def test_a_training_job_writes_erf_before_and_after_figures_weights_and_metrics(
     classification_job,
 ):
@@ -55,6 +56,7 @@ def test_a_training_job_writes_erf_before_and_after_figures_weights_and_metrics(
     assert not np.array_equal(init.total, trained.total)
 
 
+@pytest.mark.slow
 def test_metrics_state_the_dataset_plainly_and_hold_sizes_history_and_provenance(
     classification_job,
 ):
@@ -73,6 +75,7 @@ def test_metrics_state_the_dataset_plainly_and_hold_sizes_history_and_provenance
     assert m["config"]["data"]["name"] == "generated_classification"
 
 
+@pytest.mark.slow
 def test_the_saved_weights_load_into_the_same_model(classification_job):
     from erf.nets.luo import ResidualClassifier
     from erf.nets.zoo import load_checkpoint
@@ -84,6 +87,7 @@ def test_the_saved_weights_load_into_the_same_model(classification_job):
     assert torch.equal(model.head.weight, state["head.weight"])
 
 
+@pytest.mark.slow
 def test_the_experiment_runs_both_settings_and_summarises_them(tmp_path):
     sweep = tmp_path / "sweep"
     sizes = [a for a in TINY if not a.startswith("model.blocks")]  # the settings' own depths
@@ -172,6 +176,7 @@ def _assert_same_training(a, b):
         assert {**ra, "time_s": 0} == {**rb, "time_s": 0}
 
 
+@pytest.mark.slow
 def test_a_stop_signal_mid_training_checkpoints_and_resumes_bitwise(tmp_path, uninterrupted):
     proc = _start_and_wait_for(tmp_path, "erf_init.npz")
     proc.send_signal(signal.SIGTERM)
@@ -185,6 +190,7 @@ def test_a_stop_signal_mid_training_checkpoints_and_resumes_bitwise(tmp_path, un
     assert not (tmp_path / "train_checkpoint.pt").exists()
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_from_its_last_epoch_checkpoint_bitwise(tmp_path, uninterrupted):
     proc = _start_and_wait_for(tmp_path, "train_checkpoint.pt")
     os.kill(proc.pid, signal.SIGKILL)
