@@ -6,10 +6,9 @@ after batch, so float64 results differ by summation order only (relative 1e-16; 
 1e-12).
 """
 
+import os
 import pickle
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +16,14 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from helpers.cli import run_module
+from helpers.paths import REPO
 
 from erf.io.store import load_result
 from erf.nets.luo import ConvStack
 from erf.probe.distributed import measure_erf_sharded, shard
 from erf.probe.measure import measure_erf
 
-REPO = Path(__file__).resolve().parents[2]
 SHAPE = (2, 16, 16)
 
 
@@ -103,21 +103,29 @@ def test_every_rank_holds_the_same_reduced_result(two_ranks):
         assert (a.n_samples, a.position) == (b.n_samples, b.position)
 
 
+@pytest.mark.slow
 def test_torchrun_sweep_writes_one_folder_from_rank_zero_equal_to_one_process(tmp_path):
     """Two ranks under torchrun, a 2-job sweep in the default timestamped folder."""
-    env = {**__import__("os").environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-        + ["-m", "erf.run", "experiment=depth_sweep", "model.depth=2,3", "model.init=random"]
-        + ["model.activation=relu", "model.channels=2", "inputs.size=[16,16]"]
-        + ["probe.n_samples=6", "probe.batch_size=2", "probe.dtype=float64"],
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = run_module(
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "erf.run",
+        "experiment=depth_sweep",
+        "model.depth=2,3",
+        "model.init=random",
+        "model.activation=relu",
+        "model.channels=2",
+        "inputs.size=[16,16]",
+        "probe.n_samples=6",
+        "probe.batch_size=2",
+        "probe.dtype=float64",
         cwd=tmp_path,
         env=env,
-        capture_output=True,
-        text=True,
         timeout=300,
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
     (sweep,) = (tmp_path / "outputs" / "depth_sweep").iterdir()  # one folder for both ranks
     assert proc.stdout.count("results: ") == 1  # the sweep summary ran on rank 0 only
     assert (sweep / "summary.csv").read_text().count("\n") == 3  # header + 2 jobs

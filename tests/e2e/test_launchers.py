@@ -1,18 +1,15 @@
 """Hydra launchers: our launcher configs compose, sweeps run under them, preflight explains."""
 
 import csv
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from helpers.cli import last_line, run_module
 from hydra import compose, initialize_config_dir
 
 import erf.app.launchers
 from erf.app.launchers import available_launchers, launcher_problem
 from erf.app.validate import CONFIG_DIR
 
-REPO = Path(__file__).resolve().parents[2]
 TINY_SWEEP = [
     "experiment=depth_sweep",
     "model.depth=2,3",
@@ -26,16 +23,13 @@ TINY_SWEEP = [
 
 
 def _sweep(sweep_dir, launcher):
-    proc = subprocess.run(
-        [sys.executable, "-m", "erf.run", *TINY_SWEEP, f"hydra/launcher={launcher}"]
-        + [f"hydra.sweep.dir={sweep_dir}"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    return run_module(
+        "erf.run",
+        *TINY_SWEEP,
+        f"hydra/launcher={launcher}",
+        f"hydra.sweep.dir={sweep_dir}",
         timeout=300,
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc
 
 
 def _summary_depths(sweep_dir):
@@ -43,13 +37,15 @@ def _summary_depths(sweep_dir):
         return sorted(int(row["depth"]) for row in csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_a_two_job_sweep_runs_in_parallel_processes_and_is_summarised(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     proc = _sweep(tmp_path / "sweep", "parallel")
     assert _summary_depths(tmp_path / "sweep") == [2, 3]
-    assert proc.stdout.strip().splitlines()[-1] == f"results: {tmp_path / 'sweep'}"
+    assert last_line(proc.stdout) == f"results: {tmp_path / 'sweep'}"
 
 
+@pytest.mark.slow
 def test_a_two_job_sweep_runs_under_submitit_and_is_summarised(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     _sweep(tmp_path / "sweep", "submitit_local")

@@ -1,39 +1,32 @@
 """Every Luo et al. 2016 study runs end to end at scale=tiny and writes what it promises."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from helpers.cli import run_module
 
 from erf.app.config import CONFIG_DIR
 from erf.io.store import load_result, read_json
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _erf_run(*args):
-    proc = subprocess.run(
-        [sys.executable, "-m", "erf.run", "scale=tiny", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc
-
 
 def _experiment(name, out, *overrides):
-    return _erf_run(f"experiment={name}", f"hydra.sweep.dir={out}", *overrides)
+    return run_module(
+        "erf.run",
+        "scale=tiny",
+        f"experiment={name}",
+        f"hydra.sweep.dir={out}",
+        *overrides,
+        timeout=600,
+    )
 
 
 def _jobs(out):
     return {p.parent.name: read_json(p) for p in sorted(Path(out).glob("*/metrics.json"))}
 
 
+@pytest.mark.slow
 def test_activation_sweep_reports_a_fit_r2_per_activation_and_the_shape_figure(tmp_path):
     proc = _experiment("activation_sweep", tmp_path)
     jobs = _jobs(tmp_path)
@@ -43,6 +36,7 @@ def test_activation_sweep_reports_a_fit_r2_per_activation_and_the_shape_figure(t
     assert "fit_r2" in proc.stdout
 
 
+@pytest.mark.slow
 def test_subsample_dilation_compares_three_15_layer_variants_with_hand_derived_trfs(tmp_path):
     _experiment("subsample_dilation", tmp_path)
     trf = {m["label"]: m["trf_size"] for m in _jobs(tmp_path).values()}
@@ -52,6 +46,7 @@ def test_subsample_dilation_compares_three_15_layer_variants_with_hand_derived_t
     assert (tmp_path / "erf_grid.png").exists()
 
 
+@pytest.mark.slow
 def test_dropout_skip_keeps_the_map_in_eval_mode_and_plots_the_residual_path_rfs(tmp_path):
     _experiment("dropout_skip", tmp_path)
     jobs = {m["label"]: (name, m) for name, m in _jobs(tmp_path).items()}
@@ -65,6 +60,7 @@ def test_dropout_skip_keeps_the_map_in_eval_mode_and_plots_the_residual_path_rfs
     assert (tmp_path / f"path_rf_{jobs['residual'][0]}.png").exists()
 
 
+@pytest.mark.slow
 def test_growth_reports_slopes_with_intervals_over_the_weight_draws(tmp_path):
     proc = _experiment("growth", tmp_path)
     growth = read_json(tmp_path / "growth.json")
@@ -88,6 +84,7 @@ def test_growth_reports_slopes_with_intervals_over_the_weight_draws(tmp_path):
     assert "95% CI" in proc.stdout
 
 
+@pytest.mark.slow
 def test_init_sweep_measures_every_init_with_and_without_relu(tmp_path):
     _experiment("init_sweep", tmp_path)
     runs = {(m["activation"], m["init"]) for m in _jobs(tmp_path).values()}
@@ -96,11 +93,15 @@ def test_init_sweep_measures_every_init_with_and_without_relu(tmp_path):
     }
 
 
+@pytest.mark.slow
 def test_paper_figures_runs_each_listed_experiment_and_gathers_their_figures(tmp_path):
-    _erf_run(
+    run_module(
+        "erf.run",
+        "scale=tiny",
         "experiment=paper_figures",
         "suite.experiments=[init_sweep,dropout_skip]",
         f"hydra.run.dir={tmp_path}",
+        timeout=600,
     )
     suite = read_json(tmp_path / "suite.json")
     assert [e["name"] for e in suite["experiments"]] == ["init_sweep", "dropout_skip"]

@@ -3,18 +3,14 @@
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers.cli import run_erf_expecting_error
+from helpers.cli import run_erf_expecting_error, run_module, start_module
 
 from erf.io.store import load_result
 
-REPO = Path(__file__).resolve().parents[2]
 SLOW_JOB = [
     "model.depth=12",
     "model.channels=8",
@@ -27,14 +23,13 @@ SLOW_JOB = [
 ]
 
 
-def _command(run_dir, *extra):
-    return [sys.executable, "-m", "erf.run", *SLOW_JOB, f"hydra.run.dir={run_dir}", *extra]
+def _slow(run_dir, *extra):
+    """The overrides of the slow job into ``run_dir``."""
+    return [*SLOW_JOB, f"hydra.run.dir={run_dir}", *extra]
 
 
 def _start_and_wait_for_checkpoint(run_dir, min_samples=8):
-    proc = subprocess.Popen(
-        _command(run_dir), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    proc = start_module("erf.run", *_slow(run_dir))
     checkpoint = run_dir / "checkpoint.npz"
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -53,10 +48,11 @@ def _start_and_wait_for_checkpoint(run_dir, min_samples=8):
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("whole")
-    subprocess.run(_command(run_dir), cwd=REPO, check=True, capture_output=True)
+    run_module("erf.run", *_slow(run_dir))
     return load_result(run_dir / "erf.npz")
 
 
+@pytest.mark.slow
 def test_a_killed_run_leaves_no_complete_looking_results_and_resumes_to_the_same_map(
     tmp_path, uninterrupted
 ):
@@ -70,7 +66,7 @@ def test_a_killed_run_leaves_no_complete_looking_results_and_resumes_to_the_same
     done = load_result(tmp_path / "checkpoint.npz").meta["samples_seen"]
     assert 0 < done < 240
 
-    subprocess.run(_command(tmp_path, "resume=true"), cwd=REPO, check=True, capture_output=True)
+    run_module("erf.run", *_slow(tmp_path, "resume=true"))
     resumed = load_result(tmp_path / "erf.npz")
     assert np.array_equal(resumed.total, uninterrupted.total)  # bitwise, on CPU
     assert np.array_equal(resumed.total_sq, uninterrupted.total_sq)
@@ -78,6 +74,7 @@ def test_a_killed_run_leaves_no_complete_looking_results_and_resumes_to_the_same
     assert not list(tmp_path.glob(".*.tmp"))  # stale temp files of the killed run are gone
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_stop_signal_saves_a_checkpoint_and_says_how_to_continue(tmp_path, uninterrupted, signum):
     proc = _start_and_wait_for_checkpoint(tmp_path)
@@ -86,25 +83,16 @@ def test_a_stop_signal_saves_a_checkpoint_and_says_how_to_continue(tmp_path, uni
     assert proc.returncode == 130
     assert "resume=true" in stderr and str(tmp_path) in stderr
     assert not (tmp_path / "metrics.json").exists()
-    subprocess.run(_command(tmp_path, "resume=true"), cwd=REPO, check=True, capture_output=True)
+    run_module("erf.run", *_slow(tmp_path, "resume=true"))
     assert np.array_equal(load_result(tmp_path / "erf.npz").total, uninterrupted.total)
 
 
+@pytest.mark.slow
 def test_resume_skips_a_completed_job(tmp_path):
-    cmd = [
-        sys.executable,
-        "-m",
-        "erf.run",
-        "model.depth=2",
-        "model.channels=1",
-        "probe.n_samples=2",
-        f"hydra.run.dir={tmp_path}",
-    ]
-    subprocess.run(cmd, cwd=REPO, check=True, capture_output=True)
+    job = ["model.depth=2", "model.channels=1", "probe.n_samples=2", f"hydra.run.dir={tmp_path}"]
+    run_module("erf.run", *job)
     before = (tmp_path / "metrics.json").stat().st_mtime_ns
-    proc = subprocess.run(
-        [*cmd, "resume=true"], cwd=REPO, check=True, capture_output=True, text=True
-    )
+    proc = run_module("erf.run", *job, "resume=true")
     assert "skipped" in proc.stdout + proc.stderr
     assert (tmp_path / "metrics.json").stat().st_mtime_ns == before
     assert json.loads((tmp_path / "metrics.json").read_text())["depth"] == 2
@@ -116,8 +104,9 @@ def test_a_corrupt_checkpoint_is_a_one_line_error(tmp_path):
     assert last.startswith("error: checkpoint")
 
 
+@pytest.mark.slow
 def test_two_processes_with_the_same_seed_give_bitwise_the_same_map(tmp_path, uninterrupted):
-    subprocess.run(_command(tmp_path), cwd=REPO, check=True, capture_output=True)
+    run_module("erf.run", *_slow(tmp_path))
     again = load_result(tmp_path / "erf.npz")
     assert np.array_equal(again.total, uninterrupted.total)
     assert np.array_equal(again.total_sq, uninterrupted.total_sq)

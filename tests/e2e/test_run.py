@@ -2,31 +2,16 @@
 
 import csv
 import json
-import subprocess
+import os
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers.cli import run_erf_expecting_error
+from helpers.cli import last_line, run_erf_expecting_error, run_module
 from helpers.oracles import box_convolution_2d
+from helpers.paths import REPO
 
 from erf.analysis.metrics import luo_size
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _run(*args, cwd=REPO):
-    proc = subprocess.run(
-        [sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=600
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc
-
-
-def _last_line(proc):
-    return proc.stdout.strip().splitlines()[-1]
-
 
 TINY = ["model.channels=2", "inputs.size=[40,40]", "probe.n_samples=4", "probe.batch_size=2"]
 
@@ -34,8 +19,7 @@ TINY = ["model.channels=2", "inputs.size=[40,40]", "probe.n_samples=4", "probe.b
 @pytest.fixture(scope="module")
 def tiny_sweep(tmp_path_factory):
     sweep_dir = tmp_path_factory.mktemp("sweep") / "depth_sweep"
-    proc = _run(
-        "-m",
+    proc = run_module(
         "erf.run",
         "experiment=depth_sweep",
         "model.depth=2,4,8",
@@ -47,7 +31,7 @@ def tiny_sweep(tmp_path_factory):
 
 def test_depth_sweep_prints_its_results_directory_last(tiny_sweep):
     sweep_dir, proc = tiny_sweep
-    assert _last_line(proc) == f"results: {sweep_dir}"
+    assert last_line(proc.stdout) == f"results: {sweep_dir}"
 
 
 def test_depth_sweep_writes_one_job_per_grid_point_with_map_metrics_and_heatmap(tiny_sweep):
@@ -101,27 +85,21 @@ def test_report_rebuilds_the_summary_from_saved_job_results(tiny_sweep):
     before = (sweep_dir / "summary.csv").read_text()
     (sweep_dir / "summary.csv").unlink()
     (sweep_dir / "trf_vs_erf.png").unlink()
-    proc = _run("-m", "erf.report", str(sweep_dir))
-    assert _last_line(proc) == f"results: {sweep_dir}"
+    proc = run_module("erf.report", str(sweep_dir))
+    assert last_line(proc.stdout) == f"results: {sweep_dir}"
     assert (sweep_dir / "summary.csv").read_text() == before
     assert (sweep_dir / "trf_vs_erf.png").exists()
 
 
 def test_report_on_a_folder_without_results_fails_with_one_line(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "erf.report", str(tmp_path)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
+    proc = run_module("erf.report", str(tmp_path), check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "no job results" in proc.stderr
 
 
 def test_uniform_linear_sweep_over_luo_depths_has_the_sqrt_n_slope(tmp_path):
     sweep_dir = tmp_path / "sqrt_n"
-    _run(
-        "-m",
+    run_module(
         "erf.run",
         "experiment=depth_sweep",
         "model.init=uniform",
@@ -138,8 +116,7 @@ def test_uniform_linear_sweep_over_luo_depths_has_the_sqrt_n_slope(tmp_path):
 
 def test_an_input_smaller_than_the_trf_is_run_but_warned_about_in_metrics(tmp_path):
     out = tmp_path / "small"
-    _run(
-        "-m",
+    run_module(
         "erf.run",
         "model.depth=20",
         "model.channels=1",
@@ -164,15 +141,14 @@ def test_a_missing_image_folder_is_one_line_and_writes_nothing(tmp_path):
 
 def test_single_run_writes_results_and_prints_its_directory(tmp_path):
     out = tmp_path / "one"
-    proc = _run(
-        "-m",
+    proc = run_module(
         "erf.run",
         "model.depth=3",
         "model.channels=1",
         "probe.n_samples=2",
         f"hydra.run.dir={out}",
     )
-    assert _last_line(proc) == f"results: {out}"
+    assert last_line(proc.stdout) == f"results: {out}"
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["trf_size"] == 7.0
     assert metrics["input_h"] == 32  # auto size: max(32, TRF + 16)
@@ -194,16 +170,26 @@ def test_bad_settings_fail_with_one_error_line_and_no_results(tmp_path, override
     assert last.startswith(message)
 
 
+def test_cli_exits_non_zero_with_one_line_and_no_traceback_before_any_work(tmp_path):
+    proc = run_module(
+        "erf.run", "probe.n_samples=0", f"hydra.run.dir={tmp_path / 'x'}", check=False
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "error: probe.n_samples=0 is not allowed: expected an integer >= 1"
+    )
+    assert not (tmp_path / "x").exists()
+
+
 def test_a_failed_job_leaves_its_traceback_in_run_log_and_none_on_stderr(tmp_path):
     run_dir = tmp_path / "bad"
-    proc = subprocess.run(
-        [sys.executable, "-m", "erf.run", "model.channels=1", "probe.position=[99,99]",
-         f"hydra.run.dir={run_dir}"],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
+    proc = run_module(
+        "erf.run", "model.channels=1", "probe.position=[99,99]", f"hydra.run.dir={run_dir}",
+        check=False, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
-    last = proc.stderr.strip().splitlines()[-1].split("\r")[-1]
+    last = last_line(proc.stderr)
     assert last == "error: position (99, 99) is outside the 37x37 target feature map"
     log = (run_dir / "run.log").read_text()
     assert "[ERROR] - error: position (99, 99) is outside the 37x37 target feature map" in log
@@ -214,8 +200,7 @@ def test_a_failed_job_leaves_its_traceback_in_run_log_and_none_on_stderr(tmp_pat
 
 def test_layer_profile_probes_every_stage_and_draws_the_profile(tmp_path):
     out = tmp_path / "profile"
-    proc = _run(
-        "-m",
+    proc = run_module(
         "erf.run",
         "experiment=layer_profile",
         "model.name=resnet18",
@@ -224,7 +209,7 @@ def test_layer_profile_probes_every_stage_and_draws_the_profile(tmp_path):
         "probe.batch_size=2",
         f"hydra.run.dir={out}",
     )
-    assert _last_line(proc) == f"results: {out}"
+    assert last_line(proc.stdout) == f"results: {out}"
     with open(out / "summary.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["target"] for r in rows] == ["relu", "layer1", "layer2", "layer3", "layer4"]
@@ -235,8 +220,7 @@ def test_layer_profile_probes_every_stage_and_draws_the_profile(tmp_path):
 
 def test_real_models_sweep_reports_trf_erf_and_area_ratios_per_model(tmp_path):
     sweep_dir = tmp_path / "real"
-    proc = _run(
-        "-m",
+    proc = run_module(
         "erf.run",
         "experiment=real_models",
         "model.name=resnet18,vgg11",
@@ -244,7 +228,7 @@ def test_real_models_sweep_reports_trf_erf_and_area_ratios_per_model(tmp_path):
         "probe.n_samples=2",
         f"hydra.sweep.dir={sweep_dir}",
     )
-    assert _last_line(proc) == f"results: {sweep_dir}"
+    assert last_line(proc.stdout) == f"results: {sweep_dir}"
     with open(sweep_dir / "summary.csv") as f:
         rows = {r["name"]: r for r in csv.DictReader(f)}
     assert rows["resnet18"]["target"] == "layer4" and rows["vgg11"]["target"] == "features"
@@ -262,26 +246,18 @@ def test_custom_model_with_checkpoint_is_probed_at_a_named_layer(tmp_path):
 
     torch.save(TinyNet(width=3).state_dict(), tmp_path / "tiny.pth")
     out = tmp_path / "custom"
-    env_path = f"PYTHONPATH={REPO / 'tests'}"
-    proc = subprocess.run(
-        [
-            "env",
-            env_path,
-            sys.executable,
-            "-m",
-            "erf.run",
-            "model=custom",
-            "model._target_=helpers.custom_net.TinyNet",
-            "+model.width=3",
-            f"model.checkpoint={tmp_path / 'tiny.pth'}",
-            "probe.target=body",
-            "inputs.size=[24,24]",
-            "probe.n_samples=2",
-            f"hydra.run.dir={out}",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    proc = run_module(
+        "erf.run",
+        "model=custom",
+        "model._target_=helpers.custom_net.TinyNet",
+        "+model.width=3",
+        f"model.checkpoint={tmp_path / 'tiny.pth'}",
+        "probe.target=body",
+        "inputs.size=[24,24]",
+        "probe.n_samples=2",
+        f"hydra.run.dir={out}",
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO / "tests")},
     )
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((out / "metrics.json").read_text())
@@ -290,8 +266,8 @@ def test_custom_model_with_checkpoint_is_probed_at_a_named_layer(tmp_path):
 
 
 def test_layers_command_lists_targets_with_their_trf():
-    proc = _run(
-        "-m", "erf.layers", "model=torchvision", "model.name=resnet18", "inputs.size=[64,64]"
+    proc = run_module(
+        "erf.layers", "model=torchvision", "model.name=resnet18", "inputs.size=[64,64]"
     )
     assert "layer4" in proc.stdout and "global" in proc.stdout
     assert "probe.target=auto picks 'layer4'" in proc.stdout

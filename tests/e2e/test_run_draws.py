@@ -1,18 +1,14 @@
 """``probe.draws`` in the Hydra app: M random networks per job, per-draw sizes in metrics.json."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers.cli import run_erf_expecting_error
+from helpers.cli import run_erf_expecting_error, run_module, start_module
 
 from erf.analysis.metrics import luo_size
 from erf.io.store import load_result
 
-REPO = Path(__file__).resolve().parents[2]
 NET = [
     "model.depth=3",
     "model.channels=2",
@@ -26,14 +22,7 @@ NET = [
 
 
 def _run(run_dir, *overrides):
-    proc = subprocess.run(
-        [sys.executable, "-m", "erf.run", *NET, *overrides, f"hydra.run.dir={run_dir}"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run_module("erf.run", *NET, *overrides, f"hydra.run.dir={run_dir}", timeout=600)
     return run_dir
 
 
@@ -83,6 +72,7 @@ def test_zero_draws_is_a_config_error(tmp_path):
     assert line == "error: probe.draws=0 is not allowed: expected an integer >= 1"
 
 
+@pytest.mark.slow
 def test_a_stopped_draws_job_resumes_to_the_uninterrupted_maps(tmp_path):
     import signal
     import time
@@ -99,8 +89,7 @@ def test_a_stopped_draws_job_resumes_to_the_uninterrupted_maps(tmp_path):
         "probe.draws=2",
     ]
     whole = _run(tmp_path / "whole", *slow)
-    command = [sys.executable, "-m", "erf.run", *NET, *slow, f"hydra.run.dir={tmp_path / 'cut'}"]
-    proc = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, text=True)
+    proc = start_module("erf.run", *NET, *slow, f"hydra.run.dir={tmp_path / 'cut'}")
     checkpoint = tmp_path / "cut" / "checkpoint_draws.npz"
     deadline = time.time() + 120
     while not checkpoint.exists() and time.time() < deadline:

@@ -3,19 +3,17 @@ probe.crop, and experiment=benchmark, end to end at tiny sizes."""
 
 import csv
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.cli import last_line, run_erf_expecting_error, run_module
+from helpers.paths import REPO
 from hydra import compose, initialize_config_dir
 
 from erf.app.jobs import run_job
 from erf.io.store import load_result
 from erf.probe.measure import ProbeInterrupted
 
-REPO = Path(__file__).resolve().parents[2]
 PROFILE = [
     "model.depth=4",
     "model.channels=2",
@@ -110,31 +108,24 @@ def test_auto_batch_size_and_crop_are_recorded_in_the_metrics(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_benchmark_experiment_writes_the_table_the_json_and_the_figure(tmp_path):
     out = tmp_path / "bench"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "erf.run",
-            "experiment=benchmark",
-            "inputs.size=[32,32]",
-            "probe.n_samples=2",
-            "probe.batch_size=2",
-            "benchmark.repeats=1",
-            "benchmark.warmup=0",
-            "benchmark.threads=1",
-            "benchmark.methods=[probe,per_image,floor,multi]",
-            "benchmark.multi_targets=[layer1,layer2]",
-            f"hydra.run.dir={out}",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    proc = run_module(
+        "erf.run",
+        "experiment=benchmark",
+        "inputs.size=[32,32]",
+        "probe.n_samples=2",
+        "probe.batch_size=2",
+        "benchmark.repeats=1",
+        "benchmark.warmup=0",
+        "benchmark.threads=1",
+        "benchmark.methods=[probe,per_image,floor,multi]",
+        "benchmark.multi_targets=[layer1,layer2]",
+        f"hydra.run.dir={out}",
         timeout=600,
     )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip().splitlines()[-1] == f"results: {out}"
+    assert last_line(proc.stdout) == f"results: {out}"
     assert "probe/per_image" in proc.stdout
     with open(out / "benchmark.csv") as f:
         rows = {r["method"]: r for r in csv.DictReader(f)}
@@ -151,8 +142,6 @@ def test_benchmark_experiment_writes_the_table_the_json_and_the_figure(tmp_path)
 
 
 def test_benchmark_with_auto_batch_size_is_a_one_line_error(tmp_path):
-    from helpers.cli import run_erf_expecting_error
-
     last = run_erf_expecting_error(
         tmp_path / "b", "experiment=benchmark", "probe.batch_size=auto", "inputs.size=[32,32]"
     )

@@ -5,19 +5,15 @@ import csv
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from helpers.cli import run_erf_expecting_error
+from helpers.cli import last_line, run_erf_expecting_error, run_module, start_module
 
 from erf.io.store import load_result
 
-REPO = Path(__file__).resolve().parents[2]
 TINY = [
     "model.blocks=2",
     "model.channels=4",
@@ -31,21 +27,20 @@ TINY = [
 ]
 
 
-def _run(*args):
-    proc = subprocess.run(
-        [sys.executable, "-m", "erf.run", *args], cwd=REPO, capture_output=True, text=True
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc
-
-
 @pytest.fixture(scope="module")
 def classification_job(tmp_path_factory):
     job = tmp_path_factory.mktemp("cls")
-    _run("setting=classification", *TINY, "train.erf_every_epoch=true", f"hydra.run.dir={job}")
+    run_module(
+        "erf.run",
+        "setting=classification",
+        *TINY,
+        "train.erf_every_epoch=true",
+        f"hydra.run.dir={job}",
+    )
     return job, json.loads((job / "metrics.json").read_text())
 
 
+@pytest.mark.slow
 def test_a_training_job_writes_erf_before_and_after_figures_weights_and_metrics(
     classification_job,
 ):
@@ -61,6 +56,7 @@ def test_a_training_job_writes_erf_before_and_after_figures_weights_and_metrics(
     assert not np.array_equal(init.total, trained.total)
 
 
+@pytest.mark.slow
 def test_metrics_state_the_dataset_plainly_and_hold_sizes_history_and_provenance(
     classification_job,
 ):
@@ -79,6 +75,7 @@ def test_metrics_state_the_dataset_plainly_and_hold_sizes_history_and_provenance
     assert m["config"]["data"]["name"] == "generated_classification"
 
 
+@pytest.mark.slow
 def test_the_saved_weights_load_into_the_same_model(classification_job):
     from erf.nets.luo import ResidualClassifier
     from erf.nets.zoo import load_checkpoint
@@ -90,10 +87,12 @@ def test_the_saved_weights_load_into_the_same_model(classification_job):
     assert torch.equal(model.head.weight, state["head.weight"])
 
 
+@pytest.mark.slow
 def test_the_experiment_runs_both_settings_and_summarises_them(tmp_path):
     sweep = tmp_path / "sweep"
     sizes = [a for a in TINY if not a.startswith("model.blocks")]  # the settings' own depths
-    proc = _run(
+    proc = run_module(
+        "erf.run",
         "experiment=trained_vs_untrained",
         *sizes,
         "model.channels=2",
@@ -102,7 +101,7 @@ def test_the_experiment_runs_both_settings_and_summarises_them(tmp_path):
         "inputs.size=null",
         f"hydra.sweep.dir={sweep}",
     )
-    assert proc.stdout.strip().splitlines()[-1] == f"results: {sweep}"
+    assert last_line(proc.stdout) == f"results: {sweep}"
     with open(sweep / "summary.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["task"] for r in rows] == ["classification", "segmentation"]
@@ -120,12 +119,7 @@ def test_missing_cifar10_is_one_line_saying_where_to_put_it(tmp_path):
 
 
 def test_data_without_train_is_rejected_before_any_work(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "erf.run", "data=cifar10", f"hydra.run.dir={tmp_path / 'x'}"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
+    proc = run_module("erf.run", "data=cifar10", f"hydra.run.dir={tmp_path / 'x'}", check=False)
     assert proc.returncode == 2 and proc.stderr.startswith("error: data is set but train")
     assert not (tmp_path / "x").exists()
 
@@ -150,20 +144,19 @@ SLOW = [
 
 
 def _slow(run_dir, *extra):
-    return [sys.executable, "-m", "erf.run", *SLOW, f"hydra.run.dir={run_dir}", *extra]
+    """The overrides of the slow training job into ``run_dir``."""
+    return [*SLOW, f"hydra.run.dir={run_dir}", *extra]
 
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("whole")
-    subprocess.run(_slow(run_dir), cwd=REPO, check=True, capture_output=True)
+    run_module("erf.run", *_slow(run_dir))
     return run_dir
 
 
 def _start_and_wait_for(run_dir, name):
-    proc = subprocess.Popen(
-        _slow(run_dir), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    proc = start_module("erf.run", *_slow(run_dir))
     deadline = time.time() + 120
     while not (run_dir / name).exists():
         assert proc.poll() is None, "the run ended before it could be interrupted"
@@ -183,6 +176,7 @@ def _assert_same_training(a, b):
         assert {**ra, "time_s": 0} == {**rb, "time_s": 0}
 
 
+@pytest.mark.slow
 def test_a_stop_signal_mid_training_checkpoints_and_resumes_bitwise(tmp_path, uninterrupted):
     proc = _start_and_wait_for(tmp_path, "erf_init.npz")
     proc.send_signal(signal.SIGTERM)
@@ -191,11 +185,12 @@ def test_a_stop_signal_mid_training_checkpoints_and_resumes_bitwise(tmp_path, un
     assert "resume=true" in stderr and str(tmp_path) in stderr
     assert (tmp_path / "train_checkpoint.pt").exists()
     assert not (tmp_path / "metrics.json").exists()
-    subprocess.run(_slow(tmp_path, "resume=true"), cwd=REPO, check=True, capture_output=True)
+    run_module("erf.run", *_slow(tmp_path, "resume=true"))
     _assert_same_training(tmp_path, uninterrupted)
     assert not (tmp_path / "train_checkpoint.pt").exists()
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_from_its_last_epoch_checkpoint_bitwise(tmp_path, uninterrupted):
     proc = _start_and_wait_for(tmp_path, "train_checkpoint.pt")
     os.kill(proc.pid, signal.SIGKILL)
@@ -203,5 +198,5 @@ def test_a_killed_run_resumes_from_its_last_epoch_checkpoint_bitwise(tmp_path, u
     assert not (tmp_path / "metrics.json").exists()
     state = torch.load(tmp_path / "train_checkpoint.pt", weights_only=True)
     assert state["epoch"] >= 1 and state["step"] == 0
-    subprocess.run(_slow(tmp_path, "resume=true"), cwd=REPO, check=True, capture_output=True)
+    run_module("erf.run", *_slow(tmp_path, "resume=true"))
     _assert_same_training(tmp_path, uninterrupted)

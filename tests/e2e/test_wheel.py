@@ -12,14 +12,12 @@ import importlib.util
 import os
 import shutil
 import site
-import subprocess
-import sys
 import zipfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pytest
-from helpers.cli import run_erf
+from helpers.cli import last_line, run_command, run_erf, run_module
 from helpers.paths import REPO
 
 pytestmark = pytest.mark.slow
@@ -66,31 +64,39 @@ def installed(tmp_path_factory):
         shutil.copy(REPO / name, src / name)
     shutil.copytree(REPO / "erf", src / "erf", ignore=shutil.ignore_patterns("__pycache__"))
     dist = tmp / "dist"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index"]
-        + ["-q", "-w", str(dist), str(src)],
-        check=True,
+    run_module(
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "--no-index",
+        "-q",
+        "-w",
+        str(dist),
+        str(src),
         cwd=tmp,
         env=_clean_env(),
         timeout=300,
     )
     (wheel,) = dist.glob("erf_lab-*.whl")
     venv = tmp / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    run_module("venv", "--without-pip", str(venv))
     python = _python(venv)
-    subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps"]
-        + ["--no-index", "-q", str(wheel)],
-        check=True,
+    run_module(
+        "pip",
+        "--python",
+        str(python),
+        "install",
+        "--no-deps",
+        "--no-index",
+        "-q",
+        str(wheel),
         cwd=tmp,
         env=_clean_env(),
         timeout=300,
     )
-    purelib = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True,
-        capture_output=True,
-        text=True,
+    purelib = run_command(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]
     ).stdout.strip()
     Path(purelib, "erf_test_dependencies.pth").write_text("\n".join(_dependency_dirs()) + "\n")
     erf = [str(venv / ("Scripts/erf.exe" if os.name == "nt" else "bin/erf"))]
@@ -119,14 +125,7 @@ def test_erf_is_imported_from_the_installed_wheel_not_the_sources(installed):
         "import importlib.metadata as m, erf, erf.app.config as c; "
         "print(erf.__file__); print(c.CONFIG_DIR); print(m.version('erf-lab'))"
     )
-    proc = subprocess.run(
-        [str(installed["python"]), "-c", code],
-        cwd=installed["tmp"],
-        env=_clean_env(),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    proc = run_command([installed["python"], "-c", code], cwd=installed["tmp"], env=_clean_env())
     module_file, config_dir, version = proc.stdout.split("\n")[:3]
     purelib = installed["purelib"].resolve()
     assert Path(module_file).resolve().is_relative_to(purelib), module_file
@@ -146,7 +145,7 @@ def test_the_installed_command_runs_the_tiny_depth_sweep_from_another_folder(ins
         cwd=tmp,
         env=_clean_env(),
     )
-    assert proc.stdout.strip().splitlines()[-1] == f"results: {out}"
+    assert last_line(proc.stdout) == f"results: {out}"
     for name in ("summary.csv", "slopes.json", "erf_grid.png", "trf_vs_erf.png"):
         assert (out / name).stat().st_size > 0, name
     assert len(list(out.glob("*/metrics.json"))) == 8  # depths 2, 4 x 2 inits x 2 activations

@@ -1,4 +1,5 @@
-"""Start ``erf`` commands in subprocesses, the way a user would."""
+"""The one place tests start processes: ``python -m MODULE`` (``erf.run``, ``erf``, ``pip``,
+``torch.distributed.run``, ...) or any other command, from the repository root by default."""
 
 import subprocess
 import sys
@@ -6,6 +7,60 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from helpers.paths import REPO
+
+
+def command(module: str, *args: str) -> list[str]:
+    """The argument list of ``python -m MODULE ARGS`` with this interpreter."""
+    return [sys.executable, "-m", module, *args]
+
+
+def run_command(
+    argv: Sequence[str | Path],
+    *,
+    cwd: Path = REPO,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    timeout: float | None = 600,
+) -> subprocess.CompletedProcess:
+    """Run ``argv`` from ``cwd`` and wait (text output, captured). With ``check``, a non-zero
+    exit status fails the test with the command and its output."""
+    argv = [str(a) for a in argv]
+    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout)
+    if check:
+        assert proc.returncode == 0, f"{argv} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"
+    return proc
+
+
+def run_module(
+    module: str,
+    *args: str,
+    cwd: Path = REPO,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    timeout: float | None = 600,
+) -> subprocess.CompletedProcess:
+    """Run ``python -m MODULE ARGS`` from ``cwd`` and wait, as :func:`run_command` does."""
+    return run_command(command(module, *args), cwd=cwd, check=check, env=env, timeout=timeout)
+
+
+def start_module(
+    module: str, *args: str, cwd: Path = REPO, env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    """Start ``python -m MODULE ARGS`` from ``cwd`` without waiting (stdout and stderr piped,
+    text): for tests that signal, kill or poll the process; read it with ``communicate``."""
+    return subprocess.Popen(
+        command(module, *args),
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def last_line(text: str) -> str:
+    """The last line of a process's output, after any progress bar's carriage returns."""
+    return text.strip().splitlines()[-1].split("\r")[-1]
 
 
 def run_erf(
@@ -16,31 +71,19 @@ def run_erf(
     env: dict[str, str] | None = None,
     timeout: float = 600,
 ) -> subprocess.CompletedProcess:
-    """Run ``erf ARGS`` in a subprocess from ``cwd``: by default ``python -m erf`` with this
-    interpreter, or the command ``erf`` names (e.g. an installed ``bin/erf`` script). With
-    ``check``, a non-zero exit status fails the test with the command's output."""
-    command = [*(erf or [sys.executable, "-m", "erf"]), *args]
-    proc = subprocess.run(
-        command, cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout
-    )
-    if check:
-        assert proc.returncode == 0, (
-            f"{command} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"
-        )
-    return proc
+    """Run ``erf ARGS`` from ``cwd``: by default ``python -m erf`` with this interpreter, or
+    the command ``erf`` names (e.g. an installed ``bin/erf`` script). With ``check``, a
+    non-zero exit status fails the test with the command's output."""
+    argv = [*(erf or command("erf")), *args]
+    return run_command(argv, cwd=cwd, check=check, env=env, timeout=timeout)
 
 
-def run_erf_expecting_error(run_dir, *overrides) -> str:
-    """Run ``python -m erf.run`` in a subprocess that must fail cleanly: non-zero exit, no
-    traceback, no ``metrics.json`` in ``run_dir``. Returns the last stderr line (after any
-    progress bar's carriage returns)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "erf.run", *overrides, f"hydra.run.dir={run_dir}"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
+def run_erf_expecting_error(run_dir: Path, *overrides: str) -> str:
+    """Run ``python -m erf.run OVERRIDES`` into ``run_dir``, which must fail cleanly: non-zero
+    exit, no traceback, no ``metrics.json`` in ``run_dir``. Returns the last stderr line (after
+    any progress bar's carriage returns)."""
+    proc = run_module("erf.run", *overrides, f"hydra.run.dir={run_dir}", check=False)
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     assert not (run_dir / "metrics.json").exists()
-    return proc.stderr.strip().splitlines()[-1].split("\r")[-1]
+    return last_line(proc.stderr)
