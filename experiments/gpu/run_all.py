@@ -119,8 +119,22 @@ class Step:
     log: str | None = None
     result: dict[str, Any] = field(default_factory=dict)
 
+    earlier: bool = False  # a step of an earlier run into the same folder (not in --steps)
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Step:
+        """A step as an earlier run.json recorded it (its command kept as one string)."""
+        step = cls(record["name"], status=record["status"], reason=record.get("reason", ""))
+        for key in ("wall_time_s", "timeout_s", "returncode", "log"):
+            setattr(step, key, record.get(key))
+        step.result, step.earlier = record.get("result", {}), True
+        step.command = shlex.split(record.get("command", ""))
+        return step
+
     def record(self) -> dict[str, Any]:
         out = {"name": self.name, "status": self.status}
+        if self.earlier:
+            out["earlier_run"] = True
         if self.reason:
             out["reason"] = self.reason
         if self.command:
@@ -194,7 +208,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--draws", type=int, help="random draws of the many-draws pass (default 20)")
     p.add_argument(
         "--suite-experiments",
-        help="comma-separated studies of the suite (default: all; --tiny: depth_sweep)",
+        help="comma-separated studies of the suite, or all (default: all; --tiny: depth_sweep)",
     )
     args = p.parse_args(argv)  # fmt: skip
     steps = [s.strip() for s in args.steps.split(",") if s.strip()]
@@ -211,6 +225,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                 "suite_experiments"):  # fmt: skip
         if getattr(args, key) is not None:
             sizes[key] = getattr(args, key)
+    if sizes["suite_experiments"] == "all":
+        sizes["suite_experiments"] = None
     args.sizes = sizes
     args.device = "cpu" if args.cpu else "cuda"
     args.prefix = "cpu" if args.cpu else "gpu"
@@ -315,9 +331,24 @@ class Run:
         self.t0 = time.monotonic()
         self.deadline = self.t0 + args.budget
         self.steps = {name: Step(name) for name in args.steps}
+        self.keep_earlier_steps()
         self.hardware: dict[str, Any] = {}
         self.notes: list[str] = []
         self.archive: dict[str, Any] = {}
+
+    def keep_earlier_steps(self) -> None:
+        """Steps outside --steps keep what an earlier run into the same folder recorded (a
+        rerun of one step, e.g. to resume the suite, keeps the others' results)."""
+        try:
+            earlier = json.loads((self.args.work / "run.json").read_text())["steps"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        kept = {r["name"]: Step.from_record(r) for r in earlier if r.get("name") in STEPS}
+        self.steps = {
+            name: self.steps.get(name) or kept[name]
+            for name in STEPS
+            if name in self.steps or name in kept
+        }
 
     # paths
     def bench_dir(self, size: int, suffix: str = "") -> Path:
@@ -821,7 +852,7 @@ class Run:
         record = json.loads((self.args.out / "run.json").read_text())
         print(self.table(record["targets"]), flush=True)
         print(f"results: {self.args.out} ({ARCHIVE}, run.json, summary.txt)", flush=True)
-        statuses = [s.status for s in self.steps.values()]
+        statuses = [s.status for s in self.steps.values() if not s.earlier]
         if STOP:
             return 130
         if "failed" in statuses:
@@ -902,7 +933,8 @@ def main(argv: list[str] | None = None) -> int:
     except Failure as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         for step in run.steps.values():
-            step.reason = step.reason or "not started: the run stopped before it"
+            if not step.earlier:
+                step.reason = step.reason or "not started: the run stopped before it"
         with contextlib.suppress(OSError):
             run.write()
         return 1

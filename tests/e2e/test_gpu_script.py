@@ -14,6 +14,8 @@ import subprocess
 import sys
 import tarfile
 
+import pytest
+import torch
 from helpers.paths import REPO
 
 SCRIPT = REPO / "experiments" / "gpu" / "run.sh"
@@ -126,6 +128,18 @@ def test_cpu_tiny_rehearsal_runs_every_step_and_packs_everything(tmp_path):
     assert set(table.values()) <= {"met", "not met"}
     assert (out / "summary.txt").read_text().count("\n") >= 11
 
+    # run again into the same folder, the suite only: it resumes, the other steps keep the
+    # first run's results, and the suite's time no longer counts for the target
+    proc = _run("--cpu", "--tiny", "--skip-install", "--steps", "suite", "--out", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rerun = json.loads((out / "run.json").read_text())
+    steps = {s["name"]: s for s in rerun["steps"]}
+    assert "resume=true" in steps["suite"]["command"] and "earlier_run" not in steps["suite"]
+    assert steps["bench224"]["earlier_run"] and steps["bench224"]["status"] == "ok"
+    assert rerun["targets"][:8] == run["targets"][:8]
+    assert rerun["targets"][8]["status"] == "not run"
+    assert rerun["targets"][8]["note"] == "resumed: needs one uninterrupted run"
+
 
 def test_a_tiny_budget_stops_cleanly_after_the_first_step(tmp_path):
     out, work = tmp_path / "out", tmp_path / "work"
@@ -201,3 +215,18 @@ def test_the_install_commands_are_offline_and_nothing_before_them_needs_hydra(tm
         "no wheel for hydra-core, omegaconf, antlr4-python3-runtime in "
     )
     assert "install: failed: no wheel for" in proc.stdout
+
+
+def test_without_cuda_the_gpu_run_stops_with_one_line_before_any_step(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    out = tmp_path / "out"
+    proc = _run("--tiny", "--skip-install", "--out", str(out))
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"error: CUDA is not available to {sys.executable} (torch {torch.__version__}, "
+        f"CUDA build {torch.version.cuda}): rehearse with --cpu"
+    ]
+    run = json.loads((out / "run.json").read_text())
+    assert {s["status"] for s in run["steps"]} == {"not run"}
+    assert (out / "gpu_results.tar.gz").exists()
