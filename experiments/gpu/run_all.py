@@ -825,20 +825,29 @@ class Run:
         large, the largest .npz files are left out (named in run.json)."""
         work, target = self.args.work, self.args.out / ARCHIVE
         skip = {target.resolve(), (work / ".site").resolve()}
-        files = [p for p in sorted(work.rglob("*")) if p.is_file() and not _under(p, skip)]
+        files = [
+            p
+            for p in sorted(work.rglob("*"))
+            if p.is_file() and p.suffix != ".tmp" and not _under(p, skip)
+        ]
         left_out: list[str] = []
         candidates = sorted(
             (p for p in files if p.suffix == ".npz"), key=lambda p: -p.stat().st_size
         )
+        tmp = target.with_name(target.name + ".tmp")
+        target.parent.mkdir(parents=True, exist_ok=True)
         while True:
-            tmp = target.with_name(target.name + ".tmp")
-            with tarfile.open(tmp, "w:gz") as tar:
+            with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
                 for p in files:
                     if str(p.relative_to(work)) not in left_out:
                         tar.add(p, arcname=str(p.relative_to(work)))
-            if tmp.stat().st_size <= ARCHIVE_LIMIT or not candidates:
+            excess = tmp.stat().st_size - ARCHIVE_LIMIT
+            if excess <= 0 or not candidates:
                 break
-            left_out.append(str(candidates.pop(0).relative_to(work)))
+            while candidates and excess > 0:  # .npz maps hardly compress: count them whole
+                dropped = candidates.pop(0)
+                excess -= dropped.stat().st_size
+                left_out.append(str(dropped.relative_to(work)))
         tmp.replace(target)
         self.archive = {
             "file": ARCHIVE,

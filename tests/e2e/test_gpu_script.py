@@ -230,3 +230,22 @@ def test_without_cuda_the_gpu_run_stops_with_one_line_before_any_step(tmp_path):
     run = json.loads((out / "run.json").read_text())
     assert {s["status"] for s in run["steps"]} == {"not run"}
     assert (out / "gpu_results.tar.gz").exists()
+
+
+def test_the_archive_leaves_out_the_largest_maps_when_it_would_exceed_16_mib(tmp_path):
+    helper = _helper()
+    work = tmp_path / "work"
+    (work / "luo2016" / "growth" / "0").mkdir(parents=True)
+    (work / "luo2016" / "growth" / "0" / "draws.npz").write_bytes(os.urandom(12 * 2**20))
+    (work / "luo2016" / "growth" / "0" / "erf.npz").write_bytes(os.urandom(6 * 2**20))
+    (work / "luo2016" / "growth" / "0" / "metrics.json").write_text("{}")
+    run = helper.Run(helper.parse_args(["--cpu", "--out", str(tmp_path / "out"),
+                                        "--work", str(work)]))  # fmt: skip
+    run.pack()
+    assert run.archive["left_out"] == ["luo2016/growth/0/draws.npz"]
+    archive = tmp_path / "out" / "gpu_results.tar.gz"
+    assert archive.stat().st_size <= 15 * 2**20
+    with tarfile.open(archive) as tar:
+        assert sorted(tar.getnames()) == [
+            "luo2016/growth/0/erf.npz", "luo2016/growth/0/metrics.json",
+        ]  # fmt: skip
