@@ -148,8 +148,13 @@ class Step:
         return out
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not argparse's usage + message
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="experiments/gpu/run.sh",
         description="Benchmarks, many-draws timing and every Luo study at paper scale on one "
         "GPU, within a wall-clock budget; results packed into <out>/" + ARCHIVE + ".",

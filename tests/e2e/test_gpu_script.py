@@ -187,6 +187,15 @@ def test_a_step_past_its_timeout_is_stopped_and_killed_if_it_ignores_sigterm(tmp
     assert (status, code) == ("failed", 3)
 
 
+def test_a_bad_option_is_one_line(tmp_path):
+    proc = _run("--steps", "bench224,warp", "--out", str(tmp_path))
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        "error: --steps: unknown ['warp']; choose from "
+        "install,bench224,bench1024,draws,suite,compile (see --help)"
+    ]
+
+
 def test_the_install_commands_are_offline_and_nothing_before_them_needs_hydra(tmp_path):
     wheels = tmp_path / "wheels"
     proc = _run("--dry-run-install", "--wheels", str(wheels))
@@ -249,3 +258,26 @@ def test_the_archive_leaves_out_the_largest_maps_when_it_would_exceed_16_mib(tmp
         assert sorted(tar.getnames()) == [
             "luo2016/growth/0/erf.npz", "luo2016/growth/0/metrics.json",
         ]  # fmt: skip
+
+
+def test_the_full_size_gpu_commands_pass_erfs_own_validation(tmp_path):
+    from erf.app.validate import preflight
+
+    helper = _helper()
+    run = helper.Run(helper.parse_args(["--out", str(tmp_path)]))
+    for name in ("bench224", "bench1024", "draws", "suite", "compile"):
+        command, _ = run.command(name)
+        assert command[:3] == [sys.executable, "-m", "erf.run"] and "device=cuda" in command
+        preflight([a for a in command[3:] if not a.startswith("-")])  # raises on a bad value
+    for study in run.sizes["suite_experiments"] or _paper_studies():
+        preflight([f"experiment={study}", "scale=paper", "device=cuda"])
+
+
+def _paper_studies():
+    import yaml
+
+    from erf.app.config import EXPERIMENT_DIR
+
+    return yaml.safe_load((EXPERIMENT_DIR / "paper_figures.yaml").read_text())["suite"][
+        "experiments"
+    ]
