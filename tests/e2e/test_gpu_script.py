@@ -63,6 +63,7 @@ def test_the_shell_scripts_parse():
         subprocess.run(["bash", "-n", str(SCRIPT.parent / name)], check=True)
 
 
+@pytest.mark.slow
 def test_cpu_tiny_rehearsal_runs_every_step_and_packs_everything(tmp_path):
     out = tmp_path / "out"
     proc = _run("--cpu", "--tiny", "--skip-install", "--out", str(out))
@@ -141,6 +142,7 @@ def test_cpu_tiny_rehearsal_runs_every_step_and_packs_everything(tmp_path):
     assert rerun["targets"][8]["note"] == "resumed: needs one uninterrupted run"
 
 
+@pytest.mark.slow
 def test_a_tiny_budget_stops_cleanly_after_the_first_step(tmp_path):
     out, work = tmp_path / "out", tmp_path / "work"
     # 90 s: the first step may take 90 - 10 (finish) - 10 (grace) = 70 s; after it, less
