@@ -140,23 +140,7 @@ def measure_erf(
             whole input) or "on" (the same, but raise ``ValueError`` when it does not
             apply). ``meta["crop"]`` says what happened.
     """
-    options = ProbeOptions(
-        n_samples=n_samples,
-        batch_size=batch_size,
-        channel=channel,
-        reduce=reduce,
-        inputs=inputs,
-        device=device,
-        dtype=dtype,
-        seed=seed,
-        on_nonfinite=on_nonfinite,
-        progress=progress,
-        checkpoint_every=checkpoint_every,
-        fast=fast,
-        channels_last=channels_last,
-        compile=compile,
-        crop=crop,
-    )
+    options = ProbeOptions.among(locals())
     try:
         (result,) = probe_units(
             model,
@@ -207,23 +191,7 @@ def measure_erfs(
     The saving is the forward passes: K units cost one forward and K input-gradient
     backwards instead of K of each (about a third for K stage layers of a ResNet).
     """
-    options = ProbeOptions(
-        n_samples=n_samples,
-        batch_size=batch_size,
-        channel=channel,
-        reduce=reduce,
-        inputs=inputs,
-        device=device,
-        dtype=dtype,
-        seed=seed,
-        on_nonfinite=on_nonfinite,
-        progress=progress,
-        checkpoint_every=checkpoint_every,
-        fast=fast,
-        channels_last=channels_last,
-        compile=compile,
-        crop=crop,
-    )
+    options = ProbeOptions.among(locals())
     return probe_units(
         model,
         input_shape,

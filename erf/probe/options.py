@@ -107,6 +107,12 @@ class ProbeOptions:
             raise TypeError(f"unknown probe option(s) {unknown}; known: {sorted(known)}")
         return replace(options or cls(), **settings)
 
+    @classmethod
+    def among(cls, arguments: dict[str, Any]) -> ProbeOptions:
+        """The options among a probe function's arguments (its ``locals()``), so that a public
+        function whose signature spells the settings out builds them in one line."""
+        return cls(**{f.name: arguments[f.name] for f in fields(cls)})
+
     @property
     def auto_batch(self) -> bool:
         """batch_size="auto": the largest batch that fits, halved on out-of-memory errors."""

@@ -100,3 +100,11 @@ def test_sharded_probe_without_a_process_group_is_measure_erf_and_refuses_auto_b
 def test_benchmark_refuses_settings_it_would_otherwise_ignore(setting):
     with pytest.raises(ValueError, match="does not combine with the benchmark"):
         run_benchmark(_net(), SHAPE, target=None, n_samples=2, batch_size=2, **setting)
+
+
+def test_among_takes_exactly_the_option_fields_of_a_functions_arguments():
+    arguments = {**ProbeOptions(seed=5).as_dict(), "model": object(), "target": "3"}
+    assert ProbeOptions.among(arguments) == ProbeOptions(seed=5)
+    del arguments["crop"]
+    with pytest.raises(KeyError, match="crop"):
+        ProbeOptions.among(arguments)
