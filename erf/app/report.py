@@ -29,7 +29,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m erf.report") 
     parser.add_argument(
         "--scale", choices=["linear", "log"], default="linear", help="heatmap scale"
     )
-    parser.add_argument("--study", choices=STUDIES, help="also write a Luo et al. study's outputs")
+    parser.add_argument(
+        "--study",
+        choices=STUDIES,
+        help="also write a study's outputs: Luo et al.'s growth, shape, paths; cross_arch",
+    )
     args = parser.parse_args(argv)
     if not args.sweep_dir.is_dir():
         print(f"error: {args.sweep_dir} is not a directory", file=sys.stderr)

@@ -39,7 +39,18 @@ from erf.probe.layout import LAYOUTS, prefix_index
 from erf.probe.options import CROP_MODES, DTYPES
 from erf.result import REDUCTIONS
 
-GROUPS = ("model", "inputs", "probe", "scale", "variant", "data", "train", "setting", "experiment")
+GROUPS = (
+    "model",
+    "inputs",
+    "probe",
+    "scale",
+    "variant",
+    "arch",
+    "data",
+    "train",
+    "setting",
+    "experiment",
+)
 
 
 def _position(v: Any) -> bool:

@@ -456,3 +456,111 @@ def training_curves_figure(history: Sequence[Mapping[str, Any]]) -> Figure:
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
     return fig
+
+
+def cross_arch_figure(
+    panels: Sequence[Sequence[Mapping[str, Any] | None]],
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    *,
+    scale: str = "log",
+    norm: str = "row",
+    title: str | None = None,
+) -> Figure:
+    """The large-kernel papers' cross-architecture figure: ``panels[i][j]`` is the map of model
+    ``col_labels[j]`` under inputs ``row_labels[i]`` (None: no such job, an empty panel).
+
+    A panel is a dict with ``map`` ([H, W], e.g. seed-averaged), optional ``trf_interval``
+    (((r0, r1), (c0, c1)), inclusive input pixels: drawn as a dashed box), ``trf_note`` (e.g.
+    "TRF global", written in the panel) and ``caption`` (under the panel).
+
+    ``scale`` "log" shows log10(map + 1) (RepLKNet), "linear" the map. ``norm`` "row" divides
+    every panel of a row by the row's largest value: one colour scale per row, shared by its
+    panels, so magnitudes compare within a row; "cell" divides each panel by its own maximum
+    (RepLKNet's per-map display), so only shapes compare. One colour bar per row.
+    """
+    if scale not in ("linear", "log"):
+        raise ValueError(f"plot scale {scale!r}; allowed: linear, log")
+    if norm not in ("row", "cell"):
+        raise ValueError(f"norm {norm!r}; allowed: row, cell")
+    nrows, ncols = len(row_labels), len(col_labels)
+    if nrows == 0 or ncols == 0 or len(panels) != nrows or any(len(r) != ncols for r in panels):
+        raise ValueError(f"panels must be {nrows} rows of {ncols} panels, one per label")
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(1.9 * ncols + 0.8, 2.05 * nrows + 0.5),
+        squeeze=False,
+        constrained_layout=True,
+    )
+    for i, row in enumerate(panels):
+        shown = [None if p is None else _display(p["map"], scale) for p in row]
+        row_peak = max((float(np.nanmax(d)) for d in shown if d is not None and d.size), default=0)
+        image = None
+        for j, (ax, panel, data) in enumerate(zip(axes[i], row, shown)):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(col_labels[j], fontsize=8)
+            if j == 0:
+                ax.set_ylabel(row_labels[i], fontsize=8)
+            if panel is None or data is None:
+                ax.text(0.5, 0.5, "no job", ha="center", va="center", fontsize=7)
+                ax.set_facecolor("0.9")
+                continue
+            peak = row_peak if norm == "row" else float(np.nanmax(data)) if data.size else 0.0
+            image = ax.imshow(
+                data / peak if peak > 0 else np.zeros_like(data),
+                cmap="viridis",
+                vmin=0,
+                vmax=1,
+                interpolation="nearest",
+            )
+            _mark_trf(ax, panel, data.shape)
+            if panel.get("caption"):
+                ax.set_xlabel(panel["caption"], fontsize=6.5)
+        if image is not None:
+            bar = fig.colorbar(image, ax=list(axes[i]), shrink=0.85, pad=0.01)
+            bar.ax.tick_params(labelsize=6)
+    shown_as = "log10(x+1)" if scale == "log" else "x"
+    scaled = "/ row max (one colour scale per row)" if norm == "row" else "/ each map's max"
+    fig.suptitle(title or f"ERF: {shown_as} {scaled}\ndashed: TRF or measured support", fontsize=8)
+    return fig
+
+
+def _display(erf_map: np.ndarray, scale: str) -> np.ndarray:
+    """The map as shown before normalisation: log10(max(x, 0) + 1) or the map itself."""
+    m = np.asarray(erf_map, dtype=np.float64)
+    return np.log10(np.clip(m, 0, None) + 1.0) if scale == "log" else m
+
+
+def _mark_trf(ax: plt.Axes, panel: Mapping[str, Any], shape: tuple[int, int]) -> None:
+    """The TRF box (dashed white) and the TRF note of one panel; axes kept on the image."""
+    h, w = shape
+    if panel.get("trf_interval") is not None:
+        (r0, r1), (c0, c1) = panel["trf_interval"]
+        ax.add_patch(
+            Rectangle(
+                (c0 - 0.5, r0 - 0.5),
+                c1 - c0 + 1,
+                r1 - r0 + 1,
+                fill=False,
+                edgecolor="white",
+                linestyle="--",
+                linewidth=0.9,
+            )
+        )
+    if panel.get("trf_note"):
+        ax.text(
+            0.03,
+            0.97,
+            panel["trf_note"],
+            transform=ax.transAxes,
+            fontsize=6,
+            color="white",
+            va="top",
+            ha="left",
+            bbox={"facecolor": "black", "alpha": 0.5, "edgecolor": "none", "pad": 1},
+        )
+    ax.set_xlim(-0.5, w - 0.5)
+    ax.set_ylim(h - 0.5, -0.5)

@@ -15,6 +15,7 @@ from typing import Any
 
 from erf.analysis.metrics import loglog_slope
 from erf.analysis.studies import centre_profile, growth_stats, per_draw_rows
+from erf.io.cross_arch import write_cross_arch
 from erf.io.plots import (
     erf_grid_figure,
     growth_figure,
@@ -27,7 +28,7 @@ from erf.io.plots import (
 from erf.io.store import load_result, read_json, write_json, write_text
 from erf.io.tables import csv_text, format_rows
 
-STUDIES = ("growth", "shape", "paths")
+STUDIES = ("growth", "shape", "paths", "cross_arch")
 
 COLUMNS = (
     "job",
@@ -173,6 +174,9 @@ def write_study(sweep_dir: str | Path, study: str, x: str, group_by: Sequence[st
       Gaussian (how far each activation is from Gaussian; R² in summary.csv).
     - "paths": ``path_rf_<job>.png`` for every job whose graph has several paths: the
       distribution of path RFs (binomial for residual stacks) with TRF and ERF marked.
+    - "cross_arch": ``cross_arch.png``, ``cross_arch_per_map.png``, ``cross_arch.csv`` and
+      ``cross_arch.md`` (``erf.io.cross_arch``): models x (inputs, size), seed-averaged maps,
+      t-intervals over seeds; ``x`` and ``group_by`` are not used.
     """
     sweep_dir = Path(sweep_dir)
     rows = _collect_or_fail(sweep_dir)
@@ -183,6 +187,8 @@ def write_study(sweep_dir: str | Path, study: str, x: str, group_by: Sequence[st
         )
         save_figure(growth_figure(groups), str(sweep_dir / "growth.png"))
         return format_growth(groups, group_by)
+    if study == "cross_arch":
+        return write_cross_arch(sweep_dir, rows, scale="log")
     if study == "shape":
         profiles = [
             (

@@ -93,3 +93,44 @@ def test_a_config_without_a_header_comment_has_no_description(tmp_path):
     config = tmp_path / "x.yaml"
     config.write_text("key: 1  # trailing\n# after the YAML\n")
     assert description(config) == ""
+
+
+ARCHS = sorted(p.stem for p in (CONFIG_DIR / "arch").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_every_arch_builds_its_timm_model_with_its_target_before_any_layernorm(arch):
+    """Each configs/arch file composes (alone and in experiment=cross_arch), names a timm model
+    that builds with its kwargs (on the meta device: no weights, no memory), a label, and a
+    target that is a module of that model and not a LayerNorm (whose outputs sum to a
+    constant over channels, so an all-channel unit gradient gives a ~0 map)."""
+    timm = pytest.importorskip("timm")
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        alone = compose("config", overrides=[f"arch={arch}", "inputs.size=[224,224]"])
+        cfg = compose("config", overrides=["experiment=cross_arch", f"arch={arch}"])
+    for c in (alone, cfg):
+        validate(c)
+        assert c.model._target_ == "erf.nets.zoo.timm_model" and c.label
+    spec = OmegaConf.to_container(cfg.model, resolve=True)
+    kwargs = {
+        k: v for k, v in spec.items() if k not in ("_target_", "name", "pretrained", "checkpoint")
+    }
+    assert spec["pretrained"] is False
+    model = timm.create_model(spec["name"], pretrained=False, device="meta", **kwargs)
+    modules = dict(model.named_modules())
+    assert cfg.probe.target in modules, f"{arch}: no module {cfg.probe.target}"
+    assert "LayerNorm" not in type(modules[cfg.probe.target]).__name__
+
+
+def test_the_cross_arch_sweep_covers_every_arch_and_three_seeds_at_224_on_the_cpu():
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["experiment=cross_arch"], return_hydra_config=True)
+        gpu = compose(
+            "config", overrides=["experiment=cross_arch", "scale=paper"], return_hydra_config=True
+        )
+    sweep = _sweep(cfg)
+    assert sorted(sweep["arch"]) == ARCHS
+    assert len(sweep["seed"]) >= 3 and sweep["scale.cross_arch.size"] == [224]
+    assert cfg.plot.scale == "log" and list(cfg.inputs.size) == [224, 224]
+    assert _sweep(gpu)["scale.cross_arch.size"] == [224, 1024]
+    assert gpu.probe.n_samples > cfg.probe.n_samples
