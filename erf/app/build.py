@@ -89,10 +89,39 @@ def build_inputs(cfg: DictConfig, input_shape: tuple[int, int, int]) -> str | It
 
 
 def resolve_target(target: str | None, model: nn.Module, input_shape) -> str | None:
-    """``auto`` -> the last local feature map (``erf.rf.targets.auto_target``); else as given."""
+    """``auto`` -> the last local feature map (``erf.rf.targets.auto_target``); else as given.
+
+    The graph analysis follows [B, C, H, W] maps only: where a model turns its map into a
+    token sequence (ViT, Swin) the layers after it are not in the table, and "auto" would pick
+    the patch embedding; that is refused, naming a layer to probe instead."""
     if target != "auto":
         return target
+    try:
+        theoretical_rf(model, input_shape=input_shape, target=None)
+    except ValueError as exc:
+        if "token" in str(exc):
+            raise ValueError(
+                "probe.target=auto: the graph analysis stops where the model turns its map "
+                f"into tokens, so it cannot pick the last layer; name it, e.g. "
+                f"probe.target={last_block(model)}"
+            ) from None
     return auto_target(layer_table(model, input_shape))
+
+
+def last_block(model: nn.Module) -> str:
+    """The last entry of the model's longest block list (``blocks.11`` of a timm ViT,
+    ``layers.3`` of a Swin, ``encoder.layers.encoder_layer_11`` of torchvision's ViT; the
+    shallowest list wins ties), or the model's last child: a probe target to suggest."""
+    lists = [
+        (-len(m), name.count("."), name, list(dict(m.named_children()))[-1])
+        for name, m in model.named_modules()
+        if name and isinstance(m, (nn.Sequential, nn.ModuleList)) and len(m)
+    ]
+    if lists:
+        *_, name, last = min(lists)
+        return f"{name}.{last}"
+    children = [name for name, _ in model.named_children()]
+    return children[-1] if children else "<module>"
 
 
 def layer_names(spec: Any, key: str, model: nn.Module, input_shape) -> list[str]:

@@ -156,6 +156,7 @@ def _warnings(metrics: dict[str, Any], result: ERFResult, trf: TheoreticalRF) ->
         warnings.append(f"degenerate ERF map: {metrics['degenerate']}; no size or fit reported")
     if metrics.get("fit_problem") and not metrics["degenerate"]:
         warnings.append(metrics["fit_problem"])
+    warnings.extend(result.meta.get("probe_warnings", []))
     if result.n_nonfinite:
         warnings.append(f"{result.n_nonfinite} sample(s) with NaN/Inf gradients were skipped")
     return warnings
