@@ -107,8 +107,9 @@ def build_inputs(
     if source in RANDOM_SOURCES:
         return source
     norm = inputs_normalization(cfg, model)
+    mean, std = (None, None) if norm is None else norm[:2]
     if source == "photos":
-        return PhotoSource(mean=norm and norm[0], std=norm and norm[1])
+        return PhotoSource(mean=mean, std=std)
     if source == "imagefolder":
         return image_folder(
             cfg.inputs.root,
@@ -116,7 +117,7 @@ def build_inputs(
             cfg.probe.batch_size,
             normalize=norm is not None,
             seed=cfg.seed,
-            **({"mean": norm[0], "std": norm[1]} if norm else {}),
+            **({} if norm is None else {"mean": mean, "std": std}),
         )
     raise ValueError(f"inputs.source={source!r}; allowed: {list(INPUT_SOURCES)}")
 
