@@ -17,15 +17,18 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader
 
-from erf.nets.zoo import load_checkpoint
+from erf.nets.zoo import IMAGENET_MEAN, IMAGENET_STD, input_normalization, load_checkpoint
 from erf.probe.inputs import RANDOM_SOURCES, image_folder
 from erf.probe.options import DTYPES, ProbeOptions
+from erf.probe.photos import PhotoSource
 from erf.rf.graph import layer_table
 from erf.rf.targets import auto_target, stage_layers
 from erf.rf.theory import TheoreticalRF, theoretical_rf
 from erf.training.data import DataBundle, build_data
 from erf.training.loop import TrainSettings
 
+REAL_SOURCES = ("imagefolder", "photos")  # real images, normalised with the model's mean/std
+INPUT_SOURCES = (*RANDOM_SOURCES, *REAL_SOURCES)  # what a probe job accepts (``build_inputs``)
 DEFAULT_SIZE = 224  # input side for models whose TRF cannot size the input (graphs, global RFs)
 
 # probe.* settings that are not ProbeOptions fields, at their plain values (``refuse_probe``).
@@ -72,27 +75,102 @@ def input_shape_for(cfg: DictConfig, model: nn.Module) -> tuple[int, int, int]:
     return int(channels), int(h), int(w)
 
 
-def build_inputs(cfg: DictConfig, input_shape: tuple[int, int, int]) -> str | Iterable:
-    """The probe's input source: a random source name, or a DataLoader for ``imagefolder``."""
+def seeded_model(model_cfg: DictConfig, seed: int) -> nn.Module:
+    """``build_model(model_cfg)`` with the global torch RNG seeded to ``seed`` (torchvision,
+    timm and most user classes draw their init from it), restored afterwards: the same seed
+    gives the same weights for every model source."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        return build_model(model_cfg)
+
+
+def inputs_normalization(
+    cfg: DictConfig, model: nn.Module | None
+) -> tuple[tuple[float, ...], tuple[float, ...], str] | None:
+    """(mean, std, source) that real-image inputs are normalised with: the model's own
+    (``erf.nets.zoo.input_normalization``; ImageNet's without a model). None for random
+    inputs (already in normalised units) and with ``inputs.normalize=false``."""
+    if cfg.inputs.source not in REAL_SOURCES or not cfg.inputs.get("normalize", True):
+        return None
+    if model is None:
+        return IMAGENET_MEAN, IMAGENET_STD, "ImageNet default"
+    return input_normalization(model)
+
+
+def build_inputs(
+    cfg: DictConfig, input_shape: tuple[int, int, int], model: nn.Module | None = None
+) -> str | PhotoSource | Iterable:
+    """The probe's input source: a random source name, the scikit-image photos
+    (``erf.probe.photos.PhotoSource``) or a DataLoader for ``imagefolder``; real images are
+    normalised with ``model``'s mean/std (``inputs_normalization``)."""
     source = cfg.inputs.source
     if source in RANDOM_SOURCES:
         return source
+    norm = inputs_normalization(cfg, model)
+    mean, std = (None, None) if norm is None else norm[:2]
+    if source == "photos":
+        return PhotoSource(mean=mean, std=std)
     if source == "imagefolder":
         return image_folder(
             cfg.inputs.root,
             input_shape[1:],
             cfg.probe.batch_size,
-            normalize=cfg.inputs.get("normalize", True),
+            normalize=norm is not None,
             seed=cfg.seed,
+            **({} if norm is None else {"mean": mean, "std": std}),
         )
-    raise ValueError(f"inputs.source={source!r}; allowed: {[*RANDOM_SOURCES, 'imagefolder']}")
+    raise ValueError(f"inputs.source={source!r}; allowed: {list(INPUT_SOURCES)}")
+
+
+def inputs_record(cfg: DictConfig, model: nn.Module | None) -> dict[str, Any]:
+    """What the inputs were, for metrics.json: ``inputs_normalization`` ({mean, std, source},
+    or None for random inputs and ``inputs.normalize=false``) and, for photos, the photos
+    used, their number and the crops."""
+    norm = inputs_normalization(cfg, model)
+    record: dict[str, Any] = {
+        "inputs_normalization": None
+        if norm is None
+        else {"mean": list(norm[0]), "std": list(norm[1]), "source": norm[2]}
+    }
+    if cfg.inputs.source == "photos":
+        record.update(PhotoSource().describe())
+    return record
 
 
 def resolve_target(target: str | None, model: nn.Module, input_shape) -> str | None:
-    """``auto`` -> the last local feature map (``erf.rf.targets.auto_target``); else as given."""
+    """``auto`` -> the last local feature map (``erf.rf.targets.auto_target``); else as given.
+
+    The graph analysis follows [B, C, H, W] maps only: where a model turns its map into a
+    token sequence (ViT, Swin) the layers after it are not in the table, and "auto" would pick
+    the patch embedding; that is refused, naming a layer to probe instead."""
     if target != "auto":
         return target
+    try:
+        theoretical_rf(model, input_shape=input_shape, target=None)
+    except ValueError as exc:
+        if "token" in str(exc):
+            raise ValueError(
+                "probe.target=auto: the graph analysis stops where the model turns its map "
+                f"into tokens, so it cannot pick the last layer; name it, e.g. "
+                f"probe.target={last_block(model)}"
+            ) from None
     return auto_target(layer_table(model, input_shape))
+
+
+def last_block(model: nn.Module) -> str:
+    """The last entry of the model's longest block list (``blocks.11`` of a timm ViT,
+    ``layers.3`` of a Swin, ``encoder.layers.encoder_layer_11`` of torchvision's ViT; the
+    shallowest list wins ties), or the model's last child: a probe target to suggest."""
+    lists = [
+        (-len(m), name.count("."), name, list(dict(m.named_children()))[-1])
+        for name, m in model.named_modules()
+        if name and isinstance(m, (nn.Sequential, nn.ModuleList)) and len(m)
+    ]
+    if lists:
+        *_, name, last = min(lists)
+        return f"{name}.{last}"
+    children = [name for name, _ in model.named_children()]
+    return children[-1] if children else "<module>"
 
 
 def layer_names(spec: Any, key: str, model: nn.Module, input_shape) -> list[str]:
@@ -119,9 +197,7 @@ def model_for_seed(cfg: DictConfig, seed: int) -> nn.Module:
     cfg.seed = int(seed)
     if "seed" in cfg.model:
         cfg.model.seed = int(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        return build_model(cfg.model)
+    return seeded_model(cfg.model, seed)
 
 
 def crop_mode(value: Any) -> str:
@@ -242,8 +318,9 @@ def probe_shape(cfg: DictConfig, data: DataBundle) -> tuple[int, int, int]:
 
 
 def probe_inputs(cfg: DictConfig, data: DataBundle, shape: tuple[int, int, int]) -> str | Iterable:
-    """Random inputs (``inputs=gaussian|uniform``), an ImageFolder, or (``inputs=dataset``)
-    the data's val images in order."""
+    """Random inputs (``inputs=gaussian|uniform``), an ImageFolder, the photos, or
+    (``inputs=dataset``) the data's val images in order (real images with ImageNet's
+    normalisation: the trained nets record none of their own)."""
     if cfg.inputs.source == "dataset":
         return DataLoader(data.val, batch_size=cfg.probe.batch_size, shuffle=False)
     return build_inputs(cfg, shape)

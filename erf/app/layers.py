@@ -15,7 +15,7 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 
-from erf.app.build import build_model, input_shape_for
+from erf.app.build import input_shape_for, seeded_model
 from erf.app.config import CONFIG_DIR
 from erf.app.errors import one_line
 from erf.rf.graph import layer_table
@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             cfg = compose("config", overrides=overrides)
-        model = build_model(cfg.model)
+        model = seeded_model(cfg.model, cfg.seed)
         input_shape = input_shape_for(cfg, model)
         rows = layer_table(model, input_shape)
     except (ValueError, TypeError, FileNotFoundError, HydraException) as exc:

@@ -17,6 +17,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from erf.app.build import INPUT_SOURCES
 from erf.app.config import CONFIG_DIR
 from erf.app.launchers import launcher_problem
 from erf.app.rules import (
@@ -118,7 +119,7 @@ RULES: dict[str, Rule] = {
     "probe.prefix_tokens": optional(int_at_least(0)),
     "probe.output": (_output, "null, a key or an index"),
     "probe.target": (lambda v: v is None or isinstance(v, str), "null, auto or a module name"),
-    "inputs.source": choice(("gaussian", "uniform", "imagefolder", "dataset")),
+    "inputs.source": choice((*INPUT_SOURCES, "dataset")),
     "inputs.size": optional(pair_of(int_at_least(1))),
     "inputs.channels": optional(int_at_least(1)),
 }

@@ -11,7 +11,13 @@ from erf.nets.luo import (
     ResidualStack,
     rim_heavy_profile,
 )
-from erf.nets.zoo import WeightsUnavailable, load_checkpoint, timm_model, torchvision_model
+from erf.nets.zoo import (
+    WeightsUnavailable,
+    input_normalization,
+    load_checkpoint,
+    timm_model,
+    torchvision_model,
+)
 
 __all__ = [
     "ConvStack",
@@ -21,6 +27,7 @@ __all__ = [
     "ResidualSegmenter",
     "ResidualStack",
     "WeightsUnavailable",
+    "input_normalization",
     "load_checkpoint",
     "rim_heavy_profile",
     "timm_model",

@@ -6,16 +6,53 @@ default (``weights=None``), and a failed load says in one line which file to put
 
 from __future__ import annotations
 
+import difflib
 import inspect
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+# The ImageNet statistics most pretrained models expect (inputs in [0, 1], per RGB channel);
+# erf.probe.inputs keeps the same numbers (the probe does not import the nets).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# The attribute torchvision_model and timm_model set on the models they build:
+# (mean, std, source) of the normalisation the model's weights expect (input_normalization).
+NORMALIZATION_ATTR = "erf_normalization"
+
+Normalization = tuple[tuple[float, ...], tuple[float, ...], str]
+
 
 class WeightsUnavailable(ValueError):
     """Pretrained weights could not be loaded (offline, missing or corrupt file)."""
+
+
+def input_normalization(model: nn.Module) -> Normalization:
+    """(mean, std, source) that real images in [0, 1] are normalised with before they enter
+    ``model``, per input channel: ``(x - mean) / std``.
+
+    timm models: their ``pretrained_cfg`` mean/std (source "timm pretrained_cfg (<name>)");
+    torchvision models built by ``torchvision_model`` with a weights enum: the weights'
+    ``transforms()`` mean/std ("torchvision <weights>"); any other model: the ImageNet
+    statistics ("ImageNet default").
+    """
+    recorded = getattr(model, NORMALIZATION_ATTR, None)
+    if recorded is not None:
+        mean, std, source = recorded
+        return tuple(map(float, mean)), tuple(map(float, std)), str(source)
+    cfg = getattr(model, "pretrained_cfg", None)  # a timm model built without timm_model
+    if isinstance(cfg, dict) and cfg.get("mean") and cfg.get("std"):
+        name = cfg.get("architecture", type(model).__name__)
+        return _floats(cfg["mean"]), _floats(cfg["std"]), f"timm pretrained_cfg ({name})"
+    return IMAGENET_MEAN, IMAGENET_STD, "ImageNet default"
+
+
+def _floats(values: Any) -> tuple[float, ...]:
+    return tuple(float(v) for v in values)
 
 
 def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
@@ -66,29 +103,109 @@ def torchvision_model(name: str, weights: str | None = None, **kwargs: Any) -> n
             f"model {name} has no weights {weights!r}; available: DEFAULT, {names}"
         ) from None
     try:
-        return tvm.get_model(name, weights=enum, **kwargs)
+        model = tvm.get_model(name, weights=enum, **kwargs)
     except Exception as exc:
         cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
         raise WeightsUnavailable(
             f"could not load {name} weights {enum} ({type(exc).__name__}); without internet, "
             f"put {Path(enum.url).name} at {cache} or pass model.weights=<path to a state dict>"
         ) from None
+    preset = enum.transforms()
+    normalization = (_floats(preset.mean), _floats(preset.std), f"torchvision {enum}")
+    setattr(model, NORMALIZATION_ATTR, normalization)
+    return model
 
 
-def timm_model(name: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
-    """A timm model by name (timm is optional: ``pip install timm``)."""
+def timm_model(
+    name: str, pretrained: bool = False, checkpoint: str | Path | None = None, **kwargs: Any
+) -> nn.Module:
+    """A timm model by name (timm is optional: ``pip install 'erf-lab[timm]'``).
+
+    ``pretrained=True`` loads the weights through timm's own cache (the Hugging Face hub);
+    offline (``HF_HUB_OFFLINE=1``) only a cached file is used, and a missing one is a one-line
+    ``WeightsUnavailable`` naming the file to download. ``checkpoint``: a state dict loaded
+    after construction (``load_checkpoint``). The model records its pretrained_cfg mean/std
+    for ``input_normalization``. Other keyword arguments go to ``timm.create_model``.
+    """
     try:
         import timm
     except ImportError:
         raise ValueError("model=timm needs the timm package: pip install timm") from None
     if not timm.is_model(name):
-        raise ValueError(f"unknown timm model {name!r}; see timm.list_models()")
+        close = difflib.get_close_matches(name, timm.list_models(), n=5)
+        hint = f"; close matches: {', '.join(close)}" if close else "; see timm.list_models()"
+        raise ValueError(f"unknown timm model {name!r}{hint}")
+    if pretrained:
+        model = _pretrained_timm(timm, name, kwargs)
+    else:
+        model = timm.create_model(name, pretrained=False, **kwargs)
+    if checkpoint:
+        load_checkpoint(model, checkpoint)
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    if cfg.get("mean") and cfg.get("std"):
+        normalization = (_floats(cfg["mean"]), _floats(cfg["std"]), f"timm pretrained_cfg ({name})")
+        setattr(model, NORMALIZATION_ATTR, normalization)
+    return model
+
+
+HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # what timm asks the hub for
+
+
+def hf_cache_dir() -> Path:
+    """The Hugging Face hub cache as the environment names it now: ``HF_HUB_CACHE``, else
+    ``HF_HOME``/hub, else ``~/.cache/huggingface/hub``."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / (
+        "huggingface"
+    )
+    return Path(home).expanduser() / "hub"
+
+
+def hf_offline() -> bool:
+    """Whether ``HF_HUB_OFFLINE`` is set now (huggingface_hub reads it only at import)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
+def _pretrained_timm(timm: Any, name: str, kwargs: dict[str, Any]) -> nn.Module:
+    """``timm.create_model(name, pretrained=True)``; offline, from the cached file only."""
+    cfg = timm.models.get_pretrained_cfg(name)
+    hub_id = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
+    url = getattr(cfg, "url", None) if cfg is not None else None
+    cache = hf_cache_dir()
+    if hub_id:
+        where = (
+            f"download {HF_WEIGHT_FILES[0]} from https://huggingface.co/{hub_id} and pass "
+            f"model.checkpoint=<path>, or fill the Hugging Face cache at {cache} "
+            f"(huggingface-cli download {hub_id})"
+        )
+    elif url:
+        where = f"download {url} and pass model.checkpoint=<path>"
+    else:
+        raise WeightsUnavailable(f"timm has no pretrained weights for {name}")
+    if hf_offline():
+        cached = _cached_hub_file(hub_id, cache) if hub_id else None
+        if cached is None:
+            raise WeightsUnavailable(
+                f"no cached pretrained timm weights for {name} (HF_HUB_OFFLINE is set); {where}"
+            )
+        overlay = {**(kwargs.pop("pretrained_cfg_overlay", None) or {}), "file": cached}
+        kwargs["pretrained_cfg_overlay"] = overlay
     try:
-        return timm.create_model(name, pretrained=pretrained, **kwargs)
+        return timm.create_model(name, pretrained=True, **kwargs)
     except Exception as exc:
-        if not pretrained:
-            raise
         raise WeightsUnavailable(
-            f"could not load pretrained timm weights for {name} ({type(exc).__name__}); without "
-            f"internet, fill the Hugging Face cache (HF_HOME) or pass model.checkpoint=<path>"
+            f"could not load pretrained timm weights for {name} ({type(exc).__name__}); "
+            f"without internet, {where}"
         ) from None
+
+
+def _cached_hub_file(hub_id: str, cache: Path) -> str | None:
+    """The path of ``hub_id``'s weights in the hub cache ``cache``, or None."""
+    from huggingface_hub import try_to_load_from_cache
+
+    for filename in HF_WEIGHT_FILES:
+        found = try_to_load_from_cache(hub_id, filename, cache_dir=cache)
+        if isinstance(found, str):
+            return found
+    return None

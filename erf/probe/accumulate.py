@@ -54,6 +54,7 @@ class Accumulator:
         self.position: tuple[int, int] | str | None = None
         self.seed_position: tuple[int, int] | str | None = None
         self.grid: Grid | None = None
+        self.warnings: list[str] = []  # what makes this map suspect (meta["probe_warnings"])
         self.seed_index: tuple | None = None
         self.target_shape: tuple[int, ...] = ()
         self.window: tuple[int, int, int, int] | None = None
@@ -138,6 +139,8 @@ class Accumulator:
         }
         if self.crop_meta is not None:
             meta["crop"] = self.crop_meta
+        if self.warnings:
+            meta["probe_warnings"] = list(self.warnings)
         if self.grid is not None:
             meta.update(self.grid.describe(), grid=list(self.target_shape[1:]))
             where = unit_in_input(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from erf.probe.inputs import input_batches
+from erf.probe.inputs import input_batches, is_seeded
 
 AUTO_BATCH_MAX = 1024  # batch_size="auto" never starts above this (nor above n_samples)
 AUTO_MEMORY_FRACTION = 0.5  # ... and aims at this fraction of the free memory
@@ -29,8 +29,9 @@ def after_out_of_memory(device: torch.device) -> None:
 
 class BatchStream:
     """The probe's input batches; after an out-of-memory error ``shrink`` serves the failed
-    batch again in halves (random sources are regenerated from the failed sample on, at the
-    new size, so the batch boundaries are those of a fixed-size run at that size).
+    batch again in halves (seeded sources, random or photos, are regenerated from the failed
+    sample on, at the new size, so the batch boundaries are those of a fixed-size run at that
+    size).
 
     ``limit``: the batch size (None: an iterable's own batches); ``used``: the largest batch
     that went through; ``retries``: out-of-memory errors recovered from.
@@ -43,7 +44,7 @@ class BatchStream:
             n_samples,
             seed,
         )
-        self.random = isinstance(source, str)
+        self.random = is_seeded(source)  # samples made from (seed, index): regenerable
         self.fixed_iterable = not self.random and not auto  # its batches, as they come
         if self.random:  # "auto" starts at the cap until estimate_batch_size resizes
             self.limit = min(n_samples, AUTO_BATCH_MAX) if batch_size == "auto" else int(batch_size)

@@ -97,7 +97,8 @@ def shard_batches(
 ) -> Iterator[torch.Tensor]:
     """CPU batches of the samples in ``samples``, with the single-process batch boundaries.
 
-    A random source builds only its own samples (each from its (seed, index) generator); an
+    A random source builds only its own samples (each from its (seed, index) generator), and
+    so does a ``SeededSource`` (photos, through ``input_batches`` from ``samples.start``); an
     iterable (e.g. a seeded DataLoader, the same order on every rank) is read from the start
     and the samples before the shard are skipped.
     """
@@ -108,7 +109,9 @@ def shard_batches(
                 [random_sample(inputs, input_shape, seed, i) for i in range(first, stop)]
             )
         return
-    yield from input_batches(inputs, input_shape, samples.stop, batch_size, start=samples.start)
+    yield from input_batches(
+        inputs, input_shape, samples.stop, batch_size, seed=seed, start=samples.start
+    )
 
 
 def _device_for_rank(device: str | torch.device) -> torch.device:

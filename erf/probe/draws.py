@@ -204,7 +204,7 @@ def measure_erf_draws(
                 where = "the model output" if target is None else f"module {target!r}"
                 grid = options.read_grid(
                     y[0] if vectorize else y, x.shape[-2:], where=where,
-                    module=dict(models[0].named_modules()).get(target), model=models[0],
+                    module=dict(models[0].named_modules()).get(target, models[0]), model=models[0],
                 )  # fmt: skip
                 for acc in accs:
                     acc.set_grid(grid)

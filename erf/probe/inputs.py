@@ -1,12 +1,37 @@
-"""Input sources for the probe: seeded random batches, or any iterable of batches."""
+"""Input sources for the probe: seeded random batches, seeded sample sources (objects with a
+``sample(shape, seed, index)`` method, such as ``erf.probe.photos.PhotoSource``), or any
+iterable of batches."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
 RANDOM_SOURCES = ("gaussian", "uniform")
+
+
+@runtime_checkable
+class SeededSource(Protocol):
+    """An input source whose sample ``index`` of ``seed`` is a pure function of the two (like
+    the random sources), so runs can be resumed and sharded by sample index."""
+
+    def sample(self, shape: tuple[int, int, int], seed: int, index: int) -> torch.Tensor:
+        """Sample ``index`` of ``seed``: a float CPU tensor of ``shape`` (C, H, W)."""
+        ...
+
+
+def is_seeded(source: Any) -> bool:
+    """Whether ``source`` makes every sample from (seed, index): a random source name or a
+    ``SeededSource``; an iterable is read in order instead."""
+    return isinstance(source, (str, SeededSource))
+
+
+def sample_generator(seed: int, index: int) -> torch.Generator:
+    """The CPU generator of sample ``index`` of ``seed`` (one per sample, for every seeded
+    source)."""
+    return torch.Generator().manual_seed(int(seed) * 1_000_003 + int(index))
 
 
 def random_sample(kind: str, shape: tuple[int, ...], seed: int, index: int) -> torch.Tensor:
@@ -17,7 +42,7 @@ def random_sample(kind: str, shape: tuple[int, ...], seed: int, index: int) -> t
     sample. "gaussian" is N(0, 1); "uniform" is U[-1, 1) (zero-mean like the Gaussian, so
     ReLU nets see both signs).
     """
-    gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(index))
+    gen = sample_generator(seed, index)
     if kind == "gaussian":
         return torch.randn(shape, generator=gen, dtype=torch.float64)
     if kind == "uniform":
@@ -26,7 +51,7 @@ def random_sample(kind: str, shape: tuple[int, ...], seed: int, index: int) -> t
 
 
 def input_batches(
-    source: str | Iterable,
+    source: str | SeededSource | Iterable,
     input_shape: tuple[int, int, int],
     n_samples: int,
     batch_size: int,
@@ -34,19 +59,22 @@ def input_batches(
     start: int = 0,
 ) -> Iterator[torch.Tensor]:
     """Yield CPU batches ``[B, C, H, W]`` holding samples ``start .. n_samples - 1`` (fewer if
-    an iterable runs out). An iterable may yield tensors or (input, label, ...) tuples, as a
+    an iterable runs out). A random source name or a ``SeededSource`` makes each sample from
+    (seed, index); an iterable may yield tensors or (input, label, ...) tuples, as a
     DataLoader does; each batch must match ``input_shape``. With ``start`` > 0 (a resumed
-    run) the first ``start`` samples are skipped; random batches keep their boundaries at
+    run) the first ``start`` samples are skipped; seeded batches keep their boundaries at
     multiples of ``batch_size`` counted from ``start``.
     """
-    if isinstance(source, str):
-        if source not in RANDOM_SOURCES:
+    if is_seeded(source):
+        if isinstance(source, str) and source not in RANDOM_SOURCES:
             raise ValueError(f"unknown random input {source!r}; allowed: {list(RANDOM_SOURCES)}")
+        make = (
+            (lambda i: random_sample(source, input_shape, seed, i))
+            if isinstance(source, str)
+            else (lambda i: source.sample(tuple(input_shape), seed, i))
+        )
         for first in range(start, n_samples, batch_size):
-            stop = min(first + batch_size, n_samples)
-            yield torch.stack(
-                [random_sample(source, input_shape, seed, i) for i in range(first, stop)]
-            )
+            yield torch.stack([make(i) for i in range(first, min(first + batch_size, n_samples))])
         return
     done, skip = 0, start
     for item in source:
@@ -82,9 +110,12 @@ def image_folder(
     normalize: bool = True,
     seed: int = 0,
     shuffle: bool = True,
+    mean: tuple[float, ...] = IMAGENET_MEAN,
+    std: tuple[float, ...] = IMAGENET_STD,
 ) -> Iterable:
     """A DataLoader over an ``ImageFolder`` (``root/<class>/<image>``), resized so the shorter
-    side is max(size), centre-cropped to ``size`` (H, W), optionally ImageNet-normalised.
+    side is max(size), centre-cropped to ``size`` (H, W), in [0, 1], then (``normalize``)
+    normalised with ``mean``/``std`` (default ImageNet's; the app passes the model's own).
     The order is a seeded shuffle, so ``n_samples`` < dataset size takes a fixed random subset.
     """
     from pathlib import Path
@@ -104,7 +135,7 @@ def image_folder(
         transforms.ToTensor(),
     ]
     if normalize:
-        steps.append(transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD))
+        steps.append(transforms.Normalize(mean, std))
     try:
         dataset = datasets.ImageFolder(str(path), transform=transforms.Compose(steps))
     except (FileNotFoundError, RuntimeError) as exc:

@@ -373,6 +373,52 @@ def resolve_grid(
     return Grid("tokens", shape[1], gh, gw, prefix_tokens=prefix, decided_by=how)
 
 
+def seed_warning(module: nn.Module | None, grid: Grid, channel: int | None) -> str | None:
+    """Why the unit gradient on every channel would measure nothing, or None.
+
+    A LayerNorm over the channels (per position) with uniform weights makes a unit's channels
+    sum to a constant (the normalised values sum to 0), so the gradient of that sum -- the
+    all-channel probe -- is exactly 0 and the map is rounding noise. Trained weights are not
+    uniform, and one channel (``channel``) or the layer before the norm is unaffected."""
+    while isinstance(module, nn.Sequential) and len(module):
+        module = module[-1]
+    if channel is not None or not isinstance(module, nn.LayerNorm):
+        return None
+    if tuple(module.normalized_shape) != (grid.channels,):
+        return None
+    weight = module.weight
+    if weight is not None and not bool((weight == weight.flatten()[0]).all()):
+        return None
+    return (
+        "the target is a LayerNorm over the channels with uniform weights: a unit's channels "
+        "sum to a constant, so the unit gradient on every channel gives a zero map (rounding "
+        "noise); probe one channel (probe.channel) or the layer before the norm"
+    )
+
+
+class NormWatch:
+    """Remembers the outputs of every LayerNorm call of ``model`` until ``close``, so that
+    ``producer(y)`` can tell whether a target's tensor came straight out of a LayerNorm (as
+    the output of timm's PatchEmbed does) -- exact, unlike guessing from module order."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.calls: list[tuple[nn.Module, Any]] = []
+        self.handles = [
+            m.register_forward_hook(lambda mod, _i, out: self.calls.append((mod, out)))
+            for m in model.modules()
+            if isinstance(m, nn.LayerNorm)
+        ]
+
+    def producer(self, y: torch.Tensor) -> nn.Module | None:
+        """The LayerNorm whose output is the tensor ``y`` itself, if any."""
+        return next((m for m, out in self.calls if out is y), None)
+
+    def close(self) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles, self.calls = [], []
+
+
 def unit_in_input(
     position: tuple[int, int] | str, grid_hw: tuple[int, int], input_hw: tuple[int, int]
 ) -> tuple[float, float] | None:
@@ -390,8 +436,10 @@ def unit_in_input(
 __all__ = [
     "LAYOUTS",
     "Grid",
+    "NormWatch",
     "prefix_index",
     "resolve_grid",
+    "seed_warning",
     "select_output",
     "unit_in_input",
 ]

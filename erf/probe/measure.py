@@ -33,7 +33,7 @@ from erf.probe.batches import (
 )
 from erf.probe.crop import CropRefused, plan_crop
 from erf.probe.forward import forward_fn, forward_to, forward_to_many, probing
-from erf.probe.layout import select_output
+from erf.probe.layout import NormWatch, seed_warning, select_output
 from erf.probe.options import ProbeOptions
 from erf.probe.units import Unit, as_unit
 from erf.result import ERFResult
@@ -276,6 +276,7 @@ def probe_units(
         window = _crop_window(model, input_shape, units, crop, accs) if crop != "off" else None
         forward = forward_fn(model, [t for t, _ in units], compile)
         modules = dict(model.named_modules())  # layout evidence: the module that made y
+        norms = NormWatch(model)  # did y come straight out of a LayerNorm (seed_warning)?
         autocast = torch.autocast(dev.type, dtype=FAST_AUTOCAST) if fast else nullcontext()
 
         def step(x: torch.Tensor) -> list[torch.Tensor]:
@@ -293,15 +294,20 @@ def probe_units(
                 where = "the model output" if target is None else f"module {target!r}"
                 y = select_output(outs[target], options.output, where)
                 if acc.grid is None:
-                    acc.set_grid(
-                        options.read_grid(
-                            y, x.shape[2:], where=where, module=modules.get(target), model=model
-                        )
+                    module = model if target is None else modules.get(target)
+                    grid = options.read_grid(
+                        y, x.shape[2:], where=where, module=module, model=model
                     )
+                    acc.set_grid(grid)
+                    warning = seed_warning(norms.producer(y) or module, grid, options.channel)
+                    if warning:
+                        log.warning("%s: %s", where, warning)
+                        acc.warnings.append(warning)
                 (grad,) = torch.autograd.grad(
                     y, x, grad_outputs=acc.seed(y), retain_graph=k < len(units) - 1
                 )
                 maps.append(reduce_gradient(grad, reduce).to(torch.float64))
+            norms.close()  # the first batch decided every unit's grid
             return maps
 
         stream = BatchStream(inputs, input_shape, n_samples, batch_size, seed, seen, auto)

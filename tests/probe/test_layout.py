@@ -345,3 +345,19 @@ def test_a_grid_reports_its_shape_and_its_decision():
     grid = Grid("NHWC", 8, 4, 5, decided_by="x")
     assert grid.shape == (8, 4, 5) and grid.index((1, 2), 3) == (1, 2, 3)
     assert grid.describe() == {"layout": "NHWC", "grid": [4, 5], "layout_decided_by": "x"}
+
+
+def test_the_all_channel_probe_of_a_uniform_layernorm_is_flagged_as_measuring_nothing():
+    torch.manual_seed(0)
+    model = _seeded(TinyViT(patch=4, prefix=1))
+    model.tokens = nn.LayerNorm(6)  # weight 1 at init
+    result = erf.measure_erf(model, (3, 16, 16), target="tokens", n_samples=1, progress=False)
+    assert "sum to a constant" in result.meta["probe_warnings"][0]
+    assert result.map.max() < 1e-5  # what the warning is about: rounding noise
+    one_channel = erf.measure_erf(model, (3, 16, 16), target="tokens", n_samples=1, channel=0)
+    assert "probe_warnings" not in one_channel.meta and one_channel.map.max() > 1e-3
+
+
+def test_an_unflagged_probe_has_no_probe_warnings():
+    result = erf.measure_erf(_seeded(ChannelsLast()), (3, 24, 24), n_samples=1, progress=False)
+    assert "probe_warnings" not in result.meta

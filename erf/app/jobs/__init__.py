@@ -13,7 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from erf.app.build import build_model, input_shape_for, resolve_target
+from erf.app.build import input_shape_for, resolve_target, seeded_model
 from erf.app.jobs.benchmark import run_benchmark
 from erf.app.jobs.draws import run_draws
 from erf.app.jobs.measure import run_measure, run_profile
@@ -53,7 +53,7 @@ def run_job(
         return run_suite(cfg, out_dir)
     if kind == "training":  # the ERF at init and after training
         return run_training(cfg, out_dir, should_stop)
-    model = build_model(cfg.model)
+    model = seeded_model(cfg.model, cfg.seed)  # the same weights on every run of a seed
     input_shape = input_shape_for(cfg, model)
     if kind == "benchmark":
         return run_benchmark(cfg, model, input_shape, out_dir)

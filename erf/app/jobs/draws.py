@@ -31,7 +31,7 @@ def run_draws(
     """``probe.draws`` = M > 1 random networks in one pass: erf.npz and the heatmap hold the
     mean map, metrics.json its metrics plus ``draws`` (per-draw sizes,
     ``erf.analysis.draw_stats``), draws.npz the per-draw maps."""
-    options = probe_options(cfg, build_inputs(cfg, input_shape))
+    options = probe_options(cfg, build_inputs(cfg, input_shape, model))
     options.refuse((*SPEED_KEYS, "batch_size"), "probe.draws > 1", prefix="probe.")
     trf = theoretical_rf(model, input_shape=input_shape, target=target)
     checkpoint = out_dir / "checkpoint_draws.npz"
@@ -49,7 +49,8 @@ def run_draws(
         should_stop=should_stop,
     )
     pooled = pool_draws(results)
-    metrics = job_metrics(cfg, pooled, trf)
+    metrics = job_metrics(cfg, pooled, trf, model)
+    metrics.pop("model_seed")  # draw d was built with seed + d (``draws``)
     metrics["draws"] = draw_metrics(results, trf, r2_min=cfg.fit.r2_min)
     save_results(results, out_dir / "draws.npz")
     save_measurement(out_dir, pooled, metrics, cfg.plot.scale)

@@ -19,6 +19,7 @@ from torch import nn
 from erf.analysis.summary import erf_metrics
 from erf.app.build import (
     build_inputs,
+    inputs_record,
     layer_names,
     model_settings,
     probe_options,
@@ -106,7 +107,7 @@ def probe_many(
     """
     position = probe_position(cfg)
     trfs = [theoretical_rf(model, input_shape=input_shape, target=t) for t in targets]
-    options = probe_options(cfg, build_inputs(cfg, input_shape))
+    options = probe_options(cfg, build_inputs(cfg, input_shape, model))
     if distributed.active():
         return _probe_sharded(cfg, model, input_shape, targets, trfs, options, should_stop)
     resumes = _resumes(cfg, job_dirs)
@@ -156,13 +157,19 @@ def _warnings(metrics: dict[str, Any], result: ERFResult, trf: TheoreticalRF) ->
         warnings.append(f"degenerate ERF map: {metrics['degenerate']}; no size or fit reported")
     if metrics.get("fit_problem") and not metrics["degenerate"]:
         warnings.append(metrics["fit_problem"])
+    warnings.extend(result.meta.get("probe_warnings", []))
     if result.n_nonfinite:
         warnings.append(f"{result.n_nonfinite} sample(s) with NaN/Inf gradients were skipped")
     return warnings
 
 
-def job_metrics(cfg: DictConfig, result: ERFResult, trf: TheoreticalRF) -> dict[str, Any]:
-    """Settings, ERF/TRF metrics, warnings and provenance of one measurement."""
+def job_metrics(
+    cfg: DictConfig, result: ERFResult, trf: TheoreticalRF, model: nn.Module | None = None
+) -> dict[str, Any]:
+    """Settings, ERF/TRF metrics, warnings and provenance of one measurement; with the probed
+    ``model``, also how its inputs were made (``erf.app.build.inputs_record``: the real-image
+    normalisation, the photos) and ``model_seed`` (the torch seed its weights were drawn
+    with)."""
     metrics = {
         **({"label": cfg.label} if cfg.get("label") else {}),
         **model_settings(cfg),
@@ -172,6 +179,9 @@ def job_metrics(cfg: DictConfig, result: ERFResult, trf: TheoreticalRF) -> dict[
     metrics["inputs"] = cfg.inputs.source
     if cfg.inputs.source == "imagefolder":
         metrics["inputs_root"] = cfg.inputs.root
+    if model is not None:
+        metrics.update(inputs_record(cfg, model))
+        metrics["model_seed"] = cfg.seed
     warnings = _warnings(metrics, result, trf)
     for w in warnings:
         log.warning(w)
@@ -215,7 +225,7 @@ def run_measure(
 ) -> dict[str, Any]:
     """One measurement of ``target`` into ``out_dir``. Returns its metrics."""
     result, trf = probe_one(cfg, model, input_shape, target, out_dir, should_stop)
-    metrics = job_metrics(cfg, result, trf)
+    metrics = job_metrics(cfg, result, trf, model)
     save_measurement(out_dir, result, metrics, cfg.plot.scale)
     return metrics
 
@@ -244,7 +254,7 @@ def run_profile(
             should_stop,
         )  # fmt: skip
         for i, (result, trf) in zip(chunk, found):
-            metrics = job_metrics(cfg, result, trf)
+            metrics = job_metrics(cfg, result, trf, model)
             metrics["layer_index"] = i
             save_measurement(dirs[i], result, metrics, cfg.plot.scale)
     if not distributed.is_main_process():

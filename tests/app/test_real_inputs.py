@@ -1,0 +1,40 @@
+"""Real-image inputs (imagefolder, photos) are normalised with the probed model's own mean/std
+(``erf.app.build.build_inputs``); ``inputs.normalize=false`` leaves them in [0, 1]."""
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from PIL import Image
+
+from erf.app.build import build_inputs, inputs_record
+from erf.app.config import CONFIG_DIR
+from erf.nets.zoo import timm_model
+
+timm = pytest.importorskip("timm")
+
+
+def _cfg(*overrides):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def _folder(root):
+    (root / "a").mkdir(parents=True)
+    pixels = np.random.default_rng(0).integers(0, 256, size=(20, 20, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(root / "a" / "0.png")
+    return root
+
+
+def test_imagefolder_batches_use_the_timm_model_mean_and_std(tmp_path):
+    model = timm_model("test_resnet")  # pretrained_cfg mean = std = (0.5, 0.5, 0.5)
+    args = ["inputs=imagefolder", f"inputs.root={_folder(tmp_path)}", "inputs.size=[16,16]"]
+    raw = next(iter(build_inputs(_cfg(*args, "inputs.normalize=false"), (3, 16, 16), model)))[0]
+    normalised = next(iter(build_inputs(_cfg(*args), (3, 16, 16), model)))[0]
+    torch.testing.assert_close(normalised, (raw - 0.5) / 0.5)
+
+
+@pytest.mark.parametrize("source", ["photos", "imagefolder"])
+def test_unnormalised_real_inputs_record_no_normalisation(source):
+    cfg = _cfg(f"inputs={source}", "inputs.normalize=false", "+inputs.root=x")
+    assert inputs_record(cfg, timm_model("test_resnet"))["inputs_normalization"] is None
