@@ -86,8 +86,8 @@ def _cell_text(entry: Mapping[str, Any], metric: str) -> str:
     mean, lo, hi = (entry[f"{metric}_{p}"] for p in ("mean", "lo", "hi"))
     if not entry[f"{metric}_n"]:
         return "n/a"
-    if lo is not None and math.isfinite(lo) and hi - lo == 0:
-        return _num(mean)  # no spread over seeds (e.g. a graph TRF)
+    if lo is None or not math.isfinite(lo) or hi - lo == 0:
+        return _num(mean)  # one seed, or no spread over seeds (e.g. a graph TRF)
     return f"{_num(mean)} [{_num(lo)}, {_num(hi)}]"
 
 
@@ -97,8 +97,9 @@ def cross_arch_markdown(table: Sequence[Mapping[str, Any]], level: float = 0.95)
     lines = [
         f"Mean [{level:.0%} t-interval] over n seeds; area t: RepLKNet's high-contribution "
         "area ratio at threshold t; TRF from the graph, or the measured support (a lower "
-        "bound) where marked *, or global; a value without brackets is the same for every seed; "
-        "n/a: no value (area t: no centred square up to RepLKNet's bound reaches t).",
+        "bound) where marked *, or global; a value without brackets is the same for every "
+        "seed, or from one seed (n = 1); n/a: no value (area t: no centred square up to "
+        "RepLKNet's bound reaches t).",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
