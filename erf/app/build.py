@@ -149,11 +149,16 @@ def probe_options(cfg: DictConfig, inputs: str | Iterable) -> ProbeOptions:
         channels_last=p.channels_last,
         compile=p.compile,
         crop=crop_mode(p.crop),
+        layout=p.get("layout", "auto"),
+        grid=None if p.get("grid") is None else tuple(int(v) for v in p.grid),
+        prefix_tokens=p.get("prefix_tokens"),
+        output=p.get("output"),
     )
 
 
 def probe_position(cfg: DictConfig) -> str | tuple[int, int]:
-    """``probe.position``: "center" or a (row, col) tuple."""
+    """``probe.position``: "center", a prefix token ("cls", "prefix:K") or a (row, col)
+    tuple."""
     position = cfg.probe.position
     return position if isinstance(position, str) else tuple(int(v) for v in position)
 

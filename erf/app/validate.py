@@ -35,6 +35,7 @@ from erf.app.rules import (
 from erf.app.train_rules import training_rules  # trained networks, data/ and train/ groups
 from erf.nets.luo import ACTIVATIONS, DROPOUT_MODES, INITS, POOLS
 from erf.probe.bench import METHODS as BENCH_METHODS
+from erf.probe.layout import LAYOUTS, prefix_index
 from erf.probe.options import CROP_MODES, DTYPES
 from erf.result import REDUCTIONS
 
@@ -42,7 +43,16 @@ GROUPS = ("model", "inputs", "probe", "scale", "variant", "data", "train", "sett
 
 
 def _position(v: Any) -> bool:
-    return v == "center" or pair_of(int_at_least(0))[0](v)
+    if isinstance(v, str):
+        try:
+            return v == "center" or prefix_index(v) >= 0
+        except ValueError:
+            return False
+    return pair_of(int_at_least(0))[0](v)
+
+
+def _output(v: Any) -> bool:
+    return v is None or (isinstance(v, (str, int)) and not isinstance(v, bool))
 
 
 def _batch_size(v: Any) -> bool:
@@ -91,7 +101,11 @@ RULES: dict[str, Rule] = {
     "probe.dtype": choice(tuple(DTYPES)),
     "probe.on_nonfinite": choice(("skip", "raise")),
     "probe.channel": optional(int_at_least(0)),
-    "probe.position": (_position, "center or [row, col] with integers >= 0"),
+    "probe.position": (_position, "center, [row, col] with integers >= 0, cls or prefix:K"),
+    "probe.layout": choice(LAYOUTS),
+    "probe.grid": optional(pair_of(int_at_least(1))),
+    "probe.prefix_tokens": optional(int_at_least(0)),
+    "probe.output": (_output, "null, a key or an index"),
     "probe.target": (lambda v: v is None or isinstance(v, str), "null, auto or a module name"),
     "inputs.source": choice(("gaussian", "uniform", "imagefolder", "dataset")),
     "inputs.size": optional(pair_of(int_at_least(1))),

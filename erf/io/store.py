@@ -104,7 +104,7 @@ def _from_header(header: dict[str, Any], total: np.ndarray, total_sq: np.ndarray
         input_shape=tuple(header["input_shape"]),
         target=header["target"],
         target_shape=tuple(header["target_shape"]),
-        position=tuple(position) if position is not None else None,
+        position=tuple(position) if isinstance(position, list) else position,
         channel=header["channel"],
         reduce=header["reduce"],
         n_nonfinite=int(header["n_nonfinite"]),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from erf.probe.units import check_feature_map, resolve_position
+from erf.probe.layout import Grid, unit_in_input
 from erf.result import ERFResult
 
 # Settings that must match for a checkpoint to be resumed (they decide every sample's map).
@@ -25,9 +25,22 @@ FINGERPRINT_KEYS = (
     "channels_last",
     "compile",
     "crop",
+    "layout",
+    "grid",
+    "prefix_tokens",
+    "output",
 )
 # What a checkpoint written before a key existed meant by it.
-FINGERPRINT_DEFAULTS = {"fast": False, "channels_last": False, "compile": False, "crop": "off"}
+FINGERPRINT_DEFAULTS = {
+    "fast": False,
+    "channels_last": False,
+    "compile": False,
+    "crop": "off",
+    "layout": "auto",
+    "grid": None,
+    "prefix_tokens": None,
+    "output": None,
+}
 
 
 class Accumulator:
@@ -38,8 +51,10 @@ class Accumulator:
         self.fingerprint = fingerprint
         self.total = self.total_sq = None
         self.n_used = self.n_nonfinite = self.seen = 0
-        self.position: tuple[int, int] | None = None
-        self.seed_position: tuple[int, int] | None = None
+        self.position: tuple[int, int] | str | None = None
+        self.seed_position: tuple[int, int] | str | None = None
+        self.grid: Grid | None = None
+        self.seed_index: tuple | None = None
         self.target_shape: tuple[int, ...] = ()
         self.window: tuple[int, int, int, int] | None = None
         self.crop_meta: dict | None = None
@@ -59,19 +74,31 @@ class Accumulator:
         self.total_sq = torch.as_tensor(resume.total_sq, dtype=torch.float64, device=device)
         self.n_used, self.n_nonfinite = resume.n_samples, resume.n_nonfinite
         self.seen = int(resume.meta["samples_seen"])
-        self.position, self.target_shape = tuple(resume.position), tuple(resume.target_shape)
+        position = resume.position
+        self.position = position if isinstance(position, str) else tuple(position)
+        self.target_shape = tuple(resume.target_shape)
         self.seed_position = self.position
 
-    def set_target(self, y: torch.Tensor, where: str) -> None:
-        """First batch without a crop plan: check the target map, resolve the position."""
-        check_feature_map(y, where)
-        self.target_shape = tuple(y.shape[1:])
-        position = self.fingerprint["position"]
-        self.position = resolve_position(position, y.shape[2], y.shape[3])
-        self.seed_position = self.position
-        channel = self.fingerprint["channel"]
-        if channel is not None and not 0 <= channel < y.shape[1]:
-            raise ValueError(f"channel {channel} is outside 0..{y.shape[1] - 1}")
+    def set_grid(self, grid: Grid) -> None:
+        """First batch: the target's layout and grid (``erf.probe.layout``) decide where the
+        unit gradient goes. Without a crop plan or a checkpoint, the position is resolved on
+        the grid; with one, the grid must agree with the planned (or resumed) position."""
+        self.grid = grid
+        grid.check_channel(self.fingerprint["channel"])
+        if self.window is not None and grid.layout != "NCHW":
+            raise ValueError(f"crop needs a [B, C, H, W] target; the target is {grid.layout}")
+        if self.position is None:
+            self.target_shape = grid.shape
+            self.position = self.seed_position = grid.position(self.fingerprint["position"])
+        elif self.window is None and grid.position(self.position) != self.position:
+            raise ValueError(f"the resumed position {self.position} is not on this target grid")
+        self.seed_index = grid.index(self.seed_position, self.fingerprint["channel"])
+
+    def seed(self, y: torch.Tensor) -> torch.Tensor:
+        """The upstream gradient: 1 at the probed unit of every sample of ``y``, else 0."""
+        seed_grad = torch.zeros_like(y)
+        seed_grad[(Ellipsis, *self.seed_index)] = 1
+        return seed_grad
 
     def set_window(self, window: tuple[int, int, int, int]) -> None:
         """Accumulate inside ``window`` (r0, r1, c0, c1) of the input from now on."""
@@ -111,6 +138,12 @@ class Accumulator:
         }
         if self.crop_meta is not None:
             meta["crop"] = self.crop_meta
+        if self.grid is not None:
+            meta.update(self.grid.describe(), grid=list(self.target_shape[1:]))
+            where = unit_in_input(
+                self.position, self.target_shape[1:], tuple(fp["input_shape"][1:])
+            )
+            meta["unit_in_input"] = None if where is None else [round(v, 3) for v in where]
         return ERFResult(
             total=total,
             total_sq=total_sq,

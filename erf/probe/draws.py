@@ -33,9 +33,9 @@ from erf.device import resolve_device
 from erf.probe.accumulate import Accumulator
 from erf.probe.forward import forward_to, probing
 from erf.probe.inputs import input_batches
+from erf.probe.layout import select_output
 from erf.probe.measure import ProbeInterrupted, reduce_gradient
 from erf.probe.options import SPEED_KEYS, ProbeOptions
-from erf.probe.units import check_feature_map, resolve_position
 from erf.result import ERFResult
 
 
@@ -51,13 +51,15 @@ class DrawsInterrupted(ProbeInterrupted):
 class _UpTo(nn.Module):
     """``forward_to(model, x, target)`` as a module, so ``functional_call`` can swap weights."""
 
-    def __init__(self, model: nn.Module, target: str | None) -> None:
+    def __init__(self, model: nn.Module, target: str | None, output: str | int | None) -> None:
         super().__init__()
         self.model = model
         self.target = target
+        self.output = output
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return forward_to(self.model, x, self.target)
+        where = "the model output" if self.target is None else f"module {self.target!r}"
+        return select_output(forward_to(self.model, x, self.target), self.output, where)
 
 
 def _same_architecture(models: Sequence[nn.Module]) -> None:
@@ -141,7 +143,7 @@ def measure_erf_draws(
     options = ProbeOptions.of(options, **settings)
     options.refuse((*SPEED_KEYS, "batch_size"), "the many-draws probe")
     n_samples, batch_size, seed = options.n_samples, int(options.batch_size), options.seed
-    channel, reduce, inputs, dtype = options.channel, options.reduce, options.inputs, options.dtype
+    reduce, inputs, dtype = options.reduce, options.inputs, options.dtype
     input_shape = tuple(int(v) for v in input_shape)
     if len(input_shape) != 3 or min(input_shape) < 1:
         raise ValueError(f"input_shape must be (C, H, W) with positive sizes, got {input_shape}")
@@ -180,7 +182,7 @@ def measure_erf_draws(
             params, buffers = stack_module_state(models)
             params = {f"model.{k}": v for k, v in params.items()}
             buffers = {f"model.{k}": v for k, v in buffers.items()}
-            up_to = _UpTo(models[0], target)
+            up_to = _UpTo(models[0], target, options.output)
             batched = vmap(lambda p, b, x: functional_call(up_to, (p, b), (x,)))
         bar = stack.enter_context(
             tqdm(
@@ -198,18 +200,15 @@ def measure_erf_draws(
 
         def input_gradient(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
             """dx of a unit gradient at the probed unit of y ([..., c, h, w])."""
-            if accs[0].position is None:  # the first output fixes the probed unit
-                first = y[0] if vectorize else y
-                where = "target output" if target is None else f"module {target!r}"
-                check_feature_map(first, where)
-                pos = resolve_position(position, first.shape[2], first.shape[3])
-                if channel is not None and not 0 <= int(channel) < first.shape[1]:
-                    raise ValueError(f"channel {channel} is outside 0..{first.shape[1] - 1}")
+            if accs[0].grid is None:  # the first output fixes the probed unit
+                where = "the model output" if target is None else f"module {target!r}"
+                grid = options.read_grid(
+                    y[0] if vectorize else y, x.shape[-2:], where=where,
+                    module=dict(models[0].named_modules()).get(target), model=models[0],
+                )  # fmt: skip
                 for acc in accs:
-                    acc.target_shape, acc.position = tuple(first.shape[1:]), pos
-            row, col = accs[0].position
-            seed_grad = torch.zeros_like(y)
-            seed_grad[..., slice(None) if channel is None else int(channel), row, col] = 1
+                    acc.set_grid(grid)
+            seed_grad = accs[0].seed(y)
             return torch.autograd.grad(y, x, grad_outputs=seed_grad)[0]
 
         for batch_number, x in enumerate(batches, start=1):
@@ -223,7 +222,9 @@ def measure_erf_draws(
                 maps = []
                 for model, x_m in zip(models, x.unbind(0)):
                     x_m.requires_grad_(True)
-                    grad = input_gradient(forward_to(model, x_m, target), x_m)
+                    where = "the model output" if target is None else f"module {target!r}"
+                    y_m = select_output(forward_to(model, x_m, target), options.output, where)
+                    grad = input_gradient(y_m, x_m)
                     maps.append(reduce_gradient(grad, reduce).to(torch.float64))
                 per_sample = torch.stack(maps)
             for m, acc in enumerate(accs):

@@ -33,6 +33,7 @@ from erf.probe.batches import (
 )
 from erf.probe.crop import CropRefused, plan_crop
 from erf.probe.forward import forward_fn, forward_to, forward_to_many, probing
+from erf.probe.layout import select_output
 from erf.probe.options import ProbeOptions
 from erf.probe.units import Unit, as_unit
 from erf.result import ERFResult
@@ -89,6 +90,10 @@ def measure_erf(
     channels_last: bool | None = None,
     compile: bool = False,
     crop: str = "off",
+    layout: str = "auto",
+    grid: tuple[int, int] | None = None,
+    prefix_tokens: int | None = None,
+    output: str | int | None = None,
 ) -> ERFResult:
     """Measure the ERF of one unit of ``model``.
 
@@ -139,6 +144,20 @@ def measure_erf(
             ``erf.probe.crop.plan_crop`` proves that changes nothing, else log why and probe the
             whole input) or "on" (the same, but raise ``ValueError`` when it does not
             apply). ``meta["crop"]`` says what happened.
+        layout: how to read the target tensor (``erf.probe.layout``): "auto" (a Conv2d
+            output is [B, C, H, W]; otherwise the reading that fits the input's aspect ratio;
+            two readings that both fit are refused, naming this option), "NCHW", "NHWC"
+            (channels-last maps: Swin stages, ...) or "tokens" ([B, N, C]: prefix tokens,
+            then the row-major patch grid). A [B, C] output is a 1 x 1 grid. The result's
+            meta records ``layout``, ``grid``, ``prefix_tokens`` and what decided them.
+        grid: ``(h, w)`` of a token sequence's patch grid (default: from the model's patch
+            size and the input, or the one factorisation that fits the input's aspect ratio).
+        prefix_tokens: class/distillation/register tokens before the patch tokens (default:
+            the model's ``num_prefix_tokens`` or ``class_token``). ``position="cls"`` or
+            ``"prefix:K"`` probes a prefix token.
+        output: the tensor to probe when the target returns a tuple, list, dict or dataclass
+            (a key, field name or index; "a.0" follows a path). Without it such an output
+            is refused with a one-line error listing the choices.
     """
     options = ProbeOptions.among(locals())
     try:
@@ -179,6 +198,10 @@ def measure_erfs(
     channels_last: bool | None = None,
     compile: bool = False,
     crop: str = "off",
+    layout: str = "auto",
+    grid: tuple[int, int] | None = None,
+    prefix_tokens: int | None = None,
+    output: str | int | None = None,
 ) -> list[ERFResult]:
     """ERFs of several units from one forward pass per batch; one ``ERFResult`` per unit.
 
@@ -219,7 +242,7 @@ def probe_units(
     if len(input_shape) != 3 or min(input_shape) < 1:
         raise ValueError(f"input_shape must be (C, H, W) with positive sizes, got {input_shape}")
     n_samples, batch_size, auto = options.n_samples, options.batch_size, options.auto_batch
-    channel, reduce, inputs = options.channel, options.reduce, options.inputs
+    reduce, inputs = options.reduce, options.inputs
     dtype, seed, on_nonfinite = options.dtype, options.seed, options.on_nonfinite
     fast, channels_last, compile, crop = (
         options.fast, options.channels_last, options.compile, options.crop
@@ -252,6 +275,7 @@ def probe_units(
     with probing(model, dev, dtype, channels_last=channels_last):
         window = _crop_window(model, input_shape, units, crop, accs) if crop != "off" else None
         forward = forward_fn(model, [t for t, _ in units], compile)
+        modules = dict(model.named_modules())  # layout evidence: the module that made y
         autocast = torch.autocast(dev.type, dtype=FAST_AUTOCAST) if fast else nullcontext()
 
         def step(x: torch.Tensor) -> list[torch.Tensor]:
@@ -266,14 +290,16 @@ def probe_units(
                 outs = forward(x)
             maps = []
             for k, (acc, (target, _)) in enumerate(zip(accs, units)):
-                y = outs[target]
-                if acc.position is None:
-                    acc.set_target(y, "target output" if target is None else f"module {target!r}")
-                row, col = acc.seed_position
-                seed_grad = torch.zeros_like(y)
-                seed_grad[:, slice(None) if channel is None else int(channel), row, col] = 1
+                where = "the model output" if target is None else f"module {target!r}"
+                y = select_output(outs[target], options.output, where)
+                if acc.grid is None:
+                    acc.set_grid(
+                        options.read_grid(
+                            y, x.shape[2:], where=where, module=modules.get(target), model=model
+                        )
+                    )
                 (grad,) = torch.autograd.grad(
-                    y, x, grad_outputs=seed_grad, retain_graph=k < len(units) - 1
+                    y, x, grad_outputs=acc.seed(y), retain_graph=k < len(units) - 1
                 )
                 maps.append(reduce_gradient(grad, reduce).to(torch.float64))
             return maps

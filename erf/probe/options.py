@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from erf.probe.layout import LAYOUTS, Grid, resolve_grid
 from erf.result import REDUCTIONS
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
@@ -33,6 +34,10 @@ _UNSET: dict[str, tuple[Any, ...]] = {
     "channels_last": (False,),
     "compile": (False,),
     "crop": ("off",),
+    "layout": ("auto",),
+    "grid": (None,),
+    "prefix_tokens": (None,),
+    "output": (None,),
 }
 
 
@@ -47,7 +52,10 @@ class ProbeOptions:
     are a pure function of (seed, sample index)), ``on_nonfinite`` ("skip" or "raise"),
     ``progress`` (None: a bar when there is more than one batch), ``checkpoint_every``
     (batches between partial results), and the speed settings ``fast``, ``channels_last``
-    (None: on with ``fast``; stored resolved), ``compile`` and ``crop`` ("off", "auto", "on").
+    (None: on with ``fast``; stored resolved), ``compile`` and ``crop`` ("off", "auto", "on"),
+    and how to read the target's output (``erf.probe.layout``): ``output`` (key or index of
+    the tensor in a tuple/dict/dataclass output), ``layout`` ("auto", "NCHW", "NHWC",
+    "tokens"), ``grid`` ((h, w) of a token sequence's patch grid) and ``prefix_tokens``.
 
     Construction checks every value and raises one-line ``ValueError``s.
     """
@@ -67,6 +75,10 @@ class ProbeOptions:
     channels_last: bool | None = None
     compile: bool = False
     crop: str = "off"
+    layout: str = "auto"
+    grid: tuple[int, int] | None = None
+    prefix_tokens: int | None = None
+    output: str | int | None = None
 
     def __post_init__(self) -> None:
         if self.reduce not in REDUCTIONS:
@@ -82,6 +94,13 @@ class ProbeOptions:
                 f"n_samples must be >= 1 and batch_size >= 1 or 'auto', got {self.n_samples}, "
                 f"{self.batch_size}"
             )
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {list(LAYOUTS)}, got {self.layout!r}")
+        grid = None if self.grid is None else tuple(int(v) for v in self.grid)
+        if grid is not None and (len(grid) != 2 or min(grid) < 1):
+            raise ValueError(f"grid must be (h, w) with positive sizes, got {self.grid}")
+        if self.prefix_tokens is not None and int(self.prefix_tokens) < 0:
+            raise ValueError(f"prefix_tokens must be >= 0, got {self.prefix_tokens}")
         if self.fast and self.dtype != torch.float32:
             raise ValueError("fast mode autocasts a float32 model to bfloat16; use dtype=float32")
         resolved = {
@@ -93,6 +112,9 @@ class ProbeOptions:
             "fast": bool(self.fast),
             "channels_last": bool(self.fast if self.channels_last is None else self.channels_last),
             "compile": bool(self.compile),
+            "grid": grid,
+            "prefix_tokens": None if self.prefix_tokens is None else int(self.prefix_tokens),
+            "output": self.output if self.output is None else str(self.output),
         }
         for key, value in resolved.items():
             object.__setattr__(self, key, value)
@@ -150,7 +172,19 @@ class ProbeOptions:
             "channels_last": self.channels_last,
             "compile": self.compile,
             "crop": self.crop,
+            "layout": self.layout,
+            "grid": None if self.grid is None else list(self.grid),
+            "prefix_tokens": self.prefix_tokens,
+            "output": self.output,
         }
+
+    def read_grid(self, y: torch.Tensor, input_hw: tuple[int, int], **evidence: Any) -> Grid:
+        """``erf.probe.layout.resolve_grid`` of ``y`` with these options' layout settings;
+        ``evidence``: ``where``, ``module``, ``model``."""
+        return resolve_grid(
+            y, input_hw, layout=self.layout, grid=self.grid, prefix_tokens=self.prefix_tokens,
+            **evidence,
+        )  # fmt: skip
 
     def as_dict(self) -> dict[str, Any]:
         """Every setting by name (for logging and records; values as they are, not copied)."""

@@ -5,19 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 Unit = Any  # a target (module name or None), or a (target, position) pair
-
-
-def check_feature_map(y: torch.Tensor, where: str) -> None:
-    """ValueError unless ``y`` is a [B, C, H, W] tensor (``where`` names it in the message)."""
-    if not isinstance(y, torch.Tensor) or y.dim() != 4:
-        shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-        raise ValueError(
-            f"{where} must be a [B, C, H, W] feature map, got {shape}; "
-            "token/vector outputs are not supported: pick a convolutional layer as target"
-        )
 
 
 def resolve_position(position, h: int, w: int) -> tuple[int, int]:

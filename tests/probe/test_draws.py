@@ -220,10 +220,15 @@ def test_saved_draws_load_back_in_order(tmp_path):
 
 
 @pytest.mark.parametrize("vectorize", [True, False])
-def test_a_vector_output_is_refused_in_one_line(vectorize):
+def test_a_vector_output_is_probed_as_a_one_by_one_grid(vectorize):
+    """Classifier logits [B, 2]: one unit per channel; the global pooling spreads the
+    gradient over the whole input."""
     from helpers.custom_net import TinyNet
 
-    with pytest.raises(ValueError, match=r"target output must be a \[B, C, H, W\] feature map"):
-        measure_erf_draws(
-            lambda seed: TinyNet(), (3, 8, 8), draws=2, n_samples=1, vectorize=vectorize
-        )
+    results = measure_erf_draws(
+        lambda seed: TinyNet(), (3, 8, 8), draws=2, n_samples=1, vectorize=vectorize, channel=1
+    )
+    first = results[0]
+    assert first.meta["layout"] == "vector" and first.position == (0, 0)
+    assert first.target_shape == (2, 1, 1)
+    assert (first.map > 0).all()

@@ -1,0 +1,397 @@
+"""Where the probed unit lives in a target's output.
+
+A target module may return one tensor or a tuple, list, dict or dataclass of them
+(``select_output`` picks one by key or index, ``probe.output``), and that tensor may be laid out
+in several ways. ``resolve_grid`` reads the layout and the spatial grid of the map, so every
+probe engine seeds the unit gradient in the right place:
+
+- ``NCHW`` ``[B, C, H, W]``: PyTorch convolutions;
+- ``NHWC`` ``[B, H, W, C]``: channels-last maps (Swin stages, MetaFormer/ConvNeXt blocks that
+  work channels-last, many user models);
+- ``tokens`` ``[B, N, C]``: ``N = P + h * w`` with ``P`` prefix tokens (class, distillation,
+  register tokens) before the row-major ``h x w`` patch grid (ViT, DeiT);
+- ``vector`` ``[B, C]``: one unit per channel (classifier logits), a 1 x 1 grid.
+
+It never guesses silently: the layout is taken from the option (``layout``), else from the
+module that made the tensor (a Conv2d output is NCHW), else from the shape and the input's
+aspect ratio; when two readings both fit (a square map whose channel count is its side, say)
+it refuses in one line naming the option that decides it. ``Grid.decided_by`` records how the
+layout was decided, and the probe stores it in the result's meta.
+
+Positions on the grid are ``(row, col)``, the centre of an ``h x w`` grid is
+``(h // 2, w // 2)``; a prefix token is named ``"cls"`` (prefix token 0) or ``"prefix:K"``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+LAYOUTS = ("auto", "NCHW", "NHWC", "tokens")
+# Prefix-token counts tried when neither the option nor the model says: none, a class token,
+# class + distillation (DeiT), 4 or 8 registers with or without a class token.
+PREFIX_COUNTS = (0, 1, 2, 4, 5, 8, 9)
+
+# Modules whose outputs are [B, C, H, W] whatever their shape (the layout's best witness).
+NCHW_MODULES = (
+    nn.Conv2d,
+    nn.ConvTranspose2d,
+    nn.BatchNorm2d,
+    nn.InstanceNorm2d,
+    nn.MaxPool2d,
+    nn.AvgPool2d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveMaxPool2d,
+    nn.LPPool2d,
+    nn.Upsample,
+    nn.UpsamplingBilinear2d,
+    nn.UpsamplingNearest2d,
+    nn.PixelShuffle,
+    nn.PixelUnshuffle,
+    nn.Dropout2d,
+    nn.ZeroPad2d,
+    nn.ConstantPad2d,
+    nn.ReflectionPad2d,
+    nn.ReplicationPad2d,
+    nn.LocalResponseNorm,
+)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The probe's view of one target tensor: its layout, its ``channels`` and its
+    ``height x width`` spatial grid (patch grid for tokens; 1 x 1 for vectors), the number of
+    ``prefix_tokens`` before the patch tokens, and what decided the layout (``decided_by``)."""
+
+    layout: str
+    channels: int
+    height: int
+    width: int
+    prefix_tokens: int = 0
+    decided_by: str = ""
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(C, h, w)``: the target map's shape as the result records it."""
+        return self.channels, self.height, self.width
+
+    def position(self, position: Any) -> tuple[int, int] | str:
+        """``"center"`` -> ``(h // 2, w // 2)``; ``(row, col)`` checked against the grid;
+        ``"cls"`` / ``"prefix:K"`` -> ``"prefix:K"`` (tokens with prefix tokens only)."""
+        if isinstance(position, str):
+            if position == "center":
+                return self.height // 2, self.width // 2
+            k = prefix_index(position)
+            if self.layout != "tokens" or self.prefix_tokens == 0:
+                raise ValueError(
+                    f"position {position!r} names a prefix token, but the target is a "
+                    f"{self.layout} map without prefix tokens; use 'center' or [row, col]"
+                )
+            if not 0 <= k < self.prefix_tokens:
+                raise ValueError(
+                    f"position {position!r}: the target has {self.prefix_tokens} prefix "
+                    f"token(s), 0..{self.prefix_tokens - 1}"
+                )
+            return f"prefix:{k}"
+        row, col = (int(v) for v in position)
+        if not (0 <= row < self.height and 0 <= col < self.width):
+            size = f"{self.height}x{self.width}"
+            raise ValueError(f"position {(row, col)} is outside the {size} target feature map")
+        return row, col
+
+    def index(self, position: tuple[int, int] | str, channel: int | None) -> tuple[Any, ...]:
+        """Index of the unit in one sample's tensor (the dims after the batch): set the seed
+        gradient with ``seed[..., *index] = 1`` (``...`` covers the batch and any leading
+        dims such as weight draws)."""
+        ch = slice(None) if channel is None else int(channel)
+        if isinstance(position, str):  # a prefix token
+            return prefix_index(position), ch
+        row, col = position
+        if self.layout == "NCHW":
+            return ch, row, col
+        if self.layout == "NHWC":
+            return row, col, ch
+        if self.layout == "tokens":
+            return self.prefix_tokens + row * self.width + col, ch
+        return (ch,)  # vector: the 1 x 1 grid
+
+    def check_channel(self, channel: int | None) -> None:
+        if channel is not None and not 0 <= channel < self.channels:
+            raise ValueError(f"channel {channel} is outside 0..{self.channels - 1}")
+
+    def describe(self) -> dict[str, Any]:
+        """The layout as plain data for the result's meta."""
+        out = {"layout": self.layout, "grid": [self.height, self.width]}
+        if self.layout == "tokens":
+            out["prefix_tokens"] = self.prefix_tokens
+        out["layout_decided_by"] = self.decided_by
+        return out
+
+
+def prefix_index(position: str) -> int:
+    """``"cls"`` -> 0, ``"prefix:K"`` -> K; anything else is a one-line ValueError."""
+    if position == "cls":
+        return 0
+    head, _, k = position.partition(":")
+    if head == "prefix" and k.isdigit():
+        return int(k)
+    raise ValueError(
+        f"position must be 'center', [row, col], 'cls' or 'prefix:K', got {position!r}"
+    )
+
+
+# --------------------------------------------------------------------------- choosing the tensor
+
+
+def _choices(out: Any) -> dict[str, Any] | None:
+    """The named parts of a container output (dict keys, field names, indices), else None."""
+    if isinstance(out, Mapping):
+        return {str(k): v for k, v in out.items()}
+    if dataclasses.is_dataclass(out) and not isinstance(out, type):
+        return {f.name: getattr(out, f.name) for f in dataclasses.fields(out)}
+    if isinstance(out, (tuple, list)):
+        names = getattr(out, "_fields", None)  # namedtuple: names and indices both work
+        parts = {str(i): v for i, v in enumerate(out)}
+        if names:
+            parts.update(zip(names, out))
+        return parts
+    return None
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return "[" + ", ".join(str(s) for s in value.shape) + "]"
+    return type(value).__name__
+
+
+def select_output(out: Any, output: str | int | None, where: str) -> torch.Tensor:
+    """The tensor to probe in ``out`` (what the target returned).
+
+    ``output``: None for a tensor output; a key, field name or index for a dict, dataclass
+    (Hugging-Face-style model outputs), tuple or list; ``"a.0"`` follows a path. A container
+    without ``output``, or a missing key, is a one-line ValueError listing the choices.
+    """
+    if output is None:
+        if isinstance(out, torch.Tensor):
+            return out
+        parts = _choices(out)
+        if parts is None:
+            raise ValueError(f"{where} returned a {type(out).__name__}, not a tensor")
+        shown = ", ".join(f"{k}: {_describe(v)}" for k, v in parts.items())
+        raise ValueError(
+            f"{where} returns a {type(out).__name__} ({shown}): choose the tensor to probe "
+            "with probe.output=<key or index>"
+        )
+    value = out
+    for step in str(output).split("."):
+        parts = _choices(value)
+        if parts is None:
+            raise ValueError(
+                f"probe.output={output}: {where} gives a {_describe(value)} at {step!r}, "
+                "which has no parts to choose from"
+            )
+        if step not in parts:
+            raise ValueError(
+                f"probe.output={output}: no {step!r} in {where}'s output; choices: "
+                + ", ".join(f"{k}: {_describe(v)}" for k, v in parts.items())
+            )
+        value = parts[step]
+    if not isinstance(value, torch.Tensor):
+        raise ValueError(f"probe.output={output} selects a {type(value).__name__}, not a tensor")
+    return value
+
+
+# --------------------------------------------------------------------------- reading the layout
+
+
+def aspect_error(h: int, w: int, height: int, width: int) -> float:
+    """How far an ``h x w`` grid is from the ``height x width`` input seen at one stride
+    ``s`` (``h = height / s``, ``w = width / s``), in grid units: ``|h * width - w * height|
+    / (height + width)``. 0 is an exact fit; up to 1 is what rounding (odd sizes, padding)
+    gives; more means the two axes have different strides."""
+    return abs(h * width - w * height) / (height + width)
+
+
+def _module_layout(module: nn.Module | None) -> str | None:
+    """NCHW when ``module`` (or the last child of a Sequential) always returns NCHW maps."""
+    while isinstance(module, nn.Sequential) and len(module):
+        module = module[-1]
+    if isinstance(module, NCHW_MODULES):
+        return f"NCHW ({type(module).__name__} output)"
+    return None
+
+
+def _declared_prefix(model: nn.Module | None) -> tuple[int | None, str]:
+    """The prefix-token count a model declares (timm's ``num_prefix_tokens``; torchvision's
+    ViT ``class_token``), with where it came from."""
+    if model is None:
+        return None, ""
+    count = getattr(model, "num_prefix_tokens", None)
+    if isinstance(count, int):
+        return count, "model.num_prefix_tokens"
+    if isinstance(getattr(model, "class_token", None), torch.Tensor):
+        return 1, "model.class_token"
+    return None, ""
+
+
+def _declared_patch(model: nn.Module | None) -> tuple[tuple[int, int] | None, str]:
+    """The patch size a model declares (timm ``patch_embed.patch_size``, torchvision
+    ``patch_size``)."""
+    if model is None:
+        return None, ""
+    embed = getattr(model, "patch_embed", None)
+    size = getattr(embed, "patch_size", None)
+    where = "model.patch_embed.patch_size"
+    if size is None:
+        size, where = getattr(model, "patch_size", None), "model.patch_size"
+    if isinstance(size, int):
+        return (size, size), where
+    if isinstance(size, (tuple, list)) and len(size) == 2:
+        return (int(size[0]), int(size[1])), where
+    return None, ""
+
+
+def _token_grid(
+    n: int,
+    input_hw: tuple[int, int],
+    model: nn.Module | None,
+    grid: tuple[int, int] | None,
+    prefix_tokens: int | None,
+    where: str,
+) -> tuple[int, int, int, str]:
+    """(prefix tokens, h, w, decided by) of an ``N``-token sequence."""
+    height, width = input_hw
+    hint = "set probe.grid=[h,w] and probe.prefix_tokens=P"
+    declared, prefix_from = _declared_prefix(model)
+    if prefix_tokens is not None:
+        declared, prefix_from = int(prefix_tokens), "probe.prefix_tokens"
+    if grid is not None:
+        gh, gw = (int(v) for v in grid)
+        prefix = n - gh * gw if declared is None else declared
+        if prefix < 0 or prefix + gh * gw != n:
+            raise ValueError(
+                f"{where} has {n} tokens, which is not {declared or 0} prefix + "
+                f"{gh}x{gw} grid tokens; {hint}"
+            )
+        return prefix, gh, gw, "probe.grid" + (f" + {prefix_from}" if prefix_from else "")
+    patch, patch_from = _declared_patch(model)
+    if patch is not None:
+        gh, gw = height // patch[0], width // patch[1]
+        if declared is not None and declared + gh * gw == n:
+            return declared, gh, gw, f"{prefix_from} + {patch_from}"
+        if gh * gw == n and prefix_tokens is None:  # before the prefix tokens are added
+            return 0, gh, gw, f"{patch_from}; no prefix tokens yet"
+    counts = [declared] if declared is not None else PREFIX_COUNTS
+    found = []
+    for prefix in counts:
+        m = n - prefix
+        for gh in range(1, m + 1):
+            # a patch grid has one stride on both axes: gh / gw = H / W to within a quarter
+            # of a patch (square inputs: a square grid)
+            if m % gh == 0 and abs(gh * width - (m // gh) * height) * 4 <= height + width:
+                found.append((prefix, gh, m // gh))
+    if len(found) == 1:
+        prefix, gh, gw = found[0]
+        how = f"{prefix_from} + " if declared is not None else ""
+        return prefix, gh, gw, f"{how}N = {prefix} + {gh}x{gw} fits the input's aspect ratio"
+    if not found:
+        raise ValueError(
+            f"{where} has {n} tokens, which no patch grid of the {height}x{width} input "
+            f"explains; {hint}"
+        )
+    shown = ", ".join(f"{p} + {gh}x{gw}" for p, gh, gw in found[:4])
+    raise ValueError(f"{where}: {n} tokens could be {shown} (prefix + grid); {hint}")
+
+
+def resolve_grid(
+    y: torch.Tensor,
+    input_hw: tuple[int, int],
+    *,
+    where: str,
+    module: nn.Module | None = None,
+    model: nn.Module | None = None,
+    layout: str = "auto",
+    grid: Sequence[int] | None = None,
+    prefix_tokens: int | None = None,
+) -> Grid:
+    """The layout and grid of the probed tensor ``y`` (batch first), for an input of
+    ``input_hw`` = (H, W).
+
+    ``layout``: "auto" or one of ``LAYOUTS``; ``grid`` (h, w) and ``prefix_tokens`` decide
+    token sequences; ``module`` (the target module) and ``model`` (for the prefix-token count
+    and patch size it declares) are evidence for "auto". Raises a one-line ValueError when
+    the tensor cannot be read, or two readings fit and nothing decides between them.
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"probe.layout={layout!r}; allowed: {list(LAYOUTS)}")
+    if not isinstance(y, torch.Tensor):
+        raise ValueError(f"{where} returned a {type(y).__name__}, not a tensor")
+    height, width = (int(v) for v in input_hw)
+    shape = tuple(int(s) for s in y.shape[1:])
+    if layout == "auto" and len(shape) == 1:
+        return Grid("vector", shape[0], 1, 1, decided_by="a [B, C] vector: one unit per channel")
+    if layout in ("NCHW", "NHWC") or (layout == "auto" and len(shape) == 3):
+        if len(shape) != 3:
+            raise ValueError(f"probe.layout={layout} needs a 4-D output; {where} is {list(shape)}")
+        if layout == "NCHW":
+            return Grid("NCHW", *shape, decided_by="probe.layout")
+        if layout == "NHWC":
+            return Grid("NHWC", shape[2], shape[0], shape[1], decided_by="probe.layout")
+        witness = _module_layout(module)
+        if witness:
+            return Grid("NCHW", *shape, decided_by=witness)
+        # The reading whose spatial dims fit the input's aspect ratio (to within rounding)
+        # better; equal fits of two different readings are refused.
+        nchw = aspect_error(shape[1], shape[2], height, width)
+        nhwc = aspect_error(shape[0], shape[1], height, width)
+        if nchw <= 1 and nhwc <= 1 and nchw == nhwc:
+            raise ValueError(
+                f"{where} is {list(shape)}: both [C, H, W] and [H, W, C] fit the "
+                f"{height}x{width} input; set probe.layout=NCHW or probe.layout=NHWC"
+            )
+        if nhwc <= 1 and nhwc < nchw:
+            return Grid(
+                "NHWC", shape[2], shape[0], shape[1],
+                decided_by="[H, W, C]: fits the input's aspect ratio better than [C, H, W]",
+            )  # fmt: skip
+        how = "fits the input's aspect ratio" if nchw <= 1 else "PyTorch's convention"
+        return Grid("NCHW", *shape, decided_by=f"[C, H, W]: {how}")
+    if len(shape) != 2:
+        raise ValueError(
+            f"{where} is {list(shape)} per sample; the probe reads [C, H, W], [H, W, C], "
+            "[N tokens, C] or [C] outputs (probe.layout, probe.output)"
+        )
+    prefix, gh, gw, how = _token_grid(
+        shape[0], (height, width), model, None if grid is None else tuple(grid), prefix_tokens,
+        where,
+    )  # fmt: skip
+    return Grid("tokens", shape[1], gh, gw, prefix_tokens=prefix, decided_by=how)
+
+
+def unit_in_input(
+    position: tuple[int, int] | str, grid_hw: tuple[int, int], input_hw: tuple[int, int]
+) -> tuple[float, float] | None:
+    """Where the centre of unit ``position`` of an ``h x w`` grid falls in the ``H x W`` input
+    (row, col in pixels), for a grid that spans the input evenly: ``(row + 0.5) * H / h - 0.5``
+    (a dense output at twice the input's resolution maps unit 2r to r - 0.25). None for a
+    prefix token, which sits on no grid cell."""
+    if isinstance(position, str):
+        return None
+    (h, w), (height, width) = grid_hw, input_hw
+    row, col = position
+    return (row + 0.5) * height / h - 0.5, (col + 0.5) * width / w - 0.5
+
+
+__all__ = [
+    "LAYOUTS",
+    "Grid",
+    "prefix_index",
+    "resolve_grid",
+    "select_output",
+    "unit_in_input",
+]
