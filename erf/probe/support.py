@@ -69,8 +69,9 @@ class SupportResult:
 
 
 def _support_options(options: ProbeOptions | None, n_inputs: int, seed: int) -> ProbeOptions:
-    """``options``' device and dtype, with every setting that shapes the map fixed: abs
-    reduction, all channels, Gaussian inputs, one batch, no speed tricks."""
+    """``options``' device, dtype and output reading (``layout``, ``grid``, ``prefix_tokens``,
+    ``output``), with every setting that shapes the map fixed: abs reduction, all channels,
+    Gaussian inputs, one batch, no speed tricks."""
     base = options or ProbeOptions()
     return ProbeOptions(
         n_samples=n_inputs,
@@ -81,7 +82,20 @@ def _support_options(options: ProbeOptions | None, n_inputs: int, seed: int) -> 
         dtype=base.dtype,
         seed=seed,
         progress=False,
+        layout=base.layout,
+        grid=base.grid,
+        prefix_tokens=base.prefix_tokens,
+        output=base.output,
     )
+
+
+def _layer_options(options: ProbeOptions | None, name: str, target: str | None) -> ProbeOptions:
+    """The target keeps ``options``' output reading; other layers are read with layout "auto"
+    (their own tensor output), keeping only the model-wide ``prefix_tokens`` hint."""
+    base = options or ProbeOptions()
+    if name == target:
+        return base
+    return ProbeOptions.of(base, layout="auto", grid=None, output=None)
 
 
 def measured_support(
@@ -165,40 +179,49 @@ class _Stop(Exception):
     """Ends the order pass once the target module has completed."""
 
 
-def _is_map(output: object) -> bool:
-    """Whether a module output is a feature map the probe can take ([B, C, H, W])."""
-    return isinstance(output, torch.Tensor) and output.dim() == 4 and output.is_floating_point()
-
-
 def completion_order(
     model: nn.Module,
     input_shape: tuple[int, int, int],
     target: str | None = None,
     options: ProbeOptions | None = None,
-    accepts: Callable[[object], bool] = _is_map,
 ) -> list[str]:
     """Module paths in the order their first calls complete in one forward pass (one N(0, 1)
     input), up to and including ``target`` (None: the whole forward), keeping only modules
-    whose output ``accepts`` (default: a floating [B, C, H, W] map). The root is left out."""
+    whose output the probe can read (a tensor that ``erf.probe.layout.resolve_grid`` reads
+    with layout "auto": NCHW/NHWC maps, token sequences, vectors; the target always counts).
+    The root module is left out."""
     modules = dict(model.named_modules())
     if target is not None and target not in modules:
         raise ValueError(f"model has no module named {target!r}")
+    opts = options or ProbeOptions()
+    input_hw = (int(input_shape[1]), int(input_shape[2]))
     order: list[str] = []
     done: set[str] = set()
 
+    def readable(name: str, module: nn.Module, output: object) -> bool:
+        if name == target:
+            return True
+        if not isinstance(output, torch.Tensor) or not output.is_floating_point():
+            return False
+        layer = _layer_options(opts, name, target)
+        try:
+            layer.read_grid(output, input_hw, where=name, module=module, model=model)
+        except ValueError:
+            return False
+        return True
+
     def hook_for(name: str) -> Callable:
-        def hook(_module: nn.Module, _inputs: object, output: object) -> None:
+        def hook(module: nn.Module, _inputs: object, output: object) -> None:
             if name in done:
                 return
             done.add(name)
-            if accepts(output):
+            if readable(name, module, output):
                 order.append(name)
             if name == target:
                 raise _Stop
 
         return hook
 
-    opts = options or ProbeOptions()
     dev = resolve_device(opts.device)
     handles = [m.register_forward_hook(hook_for(n)) for n, m in modules.items() if n]
     try:
@@ -212,8 +235,6 @@ def completion_order(
             h.remove()
     if target is not None and target not in done:
         raise ValueError(f"module {target!r} was not called in the forward pass")
-    if target is not None and target not in order:
-        raise ValueError(f"module {target!r} does not return a feature map the probe can take")
     return order
 
 
@@ -236,13 +257,16 @@ def first_global_layer(
     functions of the global one), and fails when a module that completes later is not
     downstream of the global one: a side branch (e.g. a local branch computed after a global
     one and merged at the end), a module used only on another path, or a support that misses
-    pixels by accident. ``target=None``: the candidates are all modules, and the model output
-    itself is not a candidate.
+    pixels by accident. Also, the candidates' centre units need not sit over the same input
+    position (a strided or cropped map), and a map with a 1 x 1 grid (a vector, a pooled map)
+    is global by construction. ``target=None``: the candidates are all modules, and the model
+    output itself is not a candidate.
     """
 
     def is_global(name: str) -> bool:
+        layer = _layer_options(options, name, target)
         s = measured_support(
-            model, input_shape, name, "center", n_inputs=n_inputs, seed=seed, options=options
+            model, input_shape, name, "center", n_inputs=n_inputs, seed=seed, options=layer
         )
         return s.covers_input
 

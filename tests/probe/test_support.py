@@ -96,12 +96,23 @@ def test_a_global_op_covers_the_input_and_first_global_layer_names_it(mixer, fir
     assert trf.is_global and trf.size == (32, 32) and trf.global_from == first
 
 
-def test_completion_order_lists_feature_maps_up_to_the_target():
-    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Tanh(), nn.Conv2d(2, 2, 3), nn.Flatten())
-    assert completion_order(model, SHAPE, "2") == ["0", "1", "2"]
-    assert completion_order(model, SHAPE) == ["0", "1", "2"]  # Flatten's output is no map
-    with pytest.raises(ValueError, match="does not return a feature map"):
-        completion_order(model, SHAPE, "3")
+class _Pair(nn.Module):
+    def forward(self, x):
+        return x, x.mean()
+
+
+class _First(nn.Module):
+    def forward(self, pair):
+        return pair[0]
+
+
+def test_completion_order_lists_readable_outputs_up_to_the_target():
+    model = nn.Sequential(
+        nn.Conv2d(1, 2, 3), nn.Tanh(), _Pair(), _First(), nn.Conv2d(2, 2, 3), nn.Flatten()
+    )
+    assert completion_order(model, SHAPE, "1") == ["0", "1"]
+    # the tuple output of "2" is not a tensor the probe can read; a [B, C] vector is
+    assert completion_order(model, SHAPE) == ["0", "1", "3", "4", "5"]
 
 
 def test_an_untraceable_net_falls_back_to_the_measured_support_with_the_reason(caplog):
@@ -130,3 +141,37 @@ def test_bad_arguments_are_one_line_value_errors():
         measured_support(_conv_stack(), SHAPE, None, n_inputs=0)
     with pytest.raises(ValueError, match="no module named 'nope'"):
         completion_order(_conv_stack(), SHAPE, "nope")
+
+
+# --------------------------------------------------------------------------- timm (tokens)
+
+
+def test_vit_patch_token_sees_its_patch_and_one_block_of_attention_sees_everything():
+    timm = pytest.importorskip("timm")
+    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=64)
+    shape = (3, 64, 64)
+    s = measured_support(model, shape, "patch_embed", n_inputs=2)
+    assert s.target_shape == (192, 4, 4) and s.position == (2, 2)
+    assert s.box == ((32, 47), (32, 47)) and s.mask.sum() == 16 * 16  # its own 16x16 patch
+    s = measured_support(model, shape, "blocks.0", n_inputs=2)
+    assert s.covers_input
+    first = first_global_layer(model, shape, "blocks.0", n_inputs=2)
+    assert first.startswith("blocks.0.attn.")  # the attention, not the qkv projection
+    assert first not in ("blocks.0.attn.qkv", "blocks.0.attn.q_norm", "blocks.0.attn.k_norm")
+    trf = trf_or_support(model, shape, "blocks.0", n_inputs=2)
+    assert trf.source == "measured_support" and trf.is_global and trf.global_from == first
+    assert "token outputs are not supported" in trf.notes[0]
+
+
+def test_swin_first_stage_is_local_two_shifted_windows_wide():
+    timm = pytest.importorskip("timm")
+    model = timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, img_size=112)
+    shape = (3, 112, 112)
+    # Oracle by window arithmetic on the 28x28 token grid (4x4 patches, 7x7 windows): block 0
+    # keeps token 14 in its window 14..20; block 1 (shift 3) mixes tokens 10..16, which block 0
+    # had mixed with windows 7..13 and 14..20: tokens 7..20 = pixels 28..83.
+    s = measured_support(model, shape, "layers.0.blocks.0", n_inputs=2)
+    assert s.position == (14, 14) and s.box == ((56, 83), (56, 83))
+    s = measured_support(model, shape, "layers.0", n_inputs=2)
+    assert s.box == ((28, 83), (28, 83)) and not s.covers_input
+    assert first_global_layer(model, shape, "layers.0", n_inputs=2) is None
