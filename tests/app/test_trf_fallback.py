@@ -36,6 +36,18 @@ def test_an_untraceable_model_job_writes_the_measured_support_as_its_trf(tmp_pat
     assert (tmp_path / "heatmap.png").exists()
 
 
+def test_a_draws_job_of_an_untraceable_model_uses_the_measured_support(tmp_path):
+    cfg = _cfg(
+        "model=custom", "model._target_=helpers.custom_net.BranchyNet", "inputs.size=[32,32]",
+        "probe.n_samples=2", "probe.batch_size=2", "probe.draws=2",
+    )  # fmt: skip
+    run_job(cfg, tmp_path)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["trf_source"] == "measured_support"
+    assert metrics["trf_interval"] == [[14, 18], [14, 18]]
+    assert len(metrics["draws"]["erf_trf_ratio"]) == 2  # every draw measured against it
+
+
 def test_the_figure_label_says_which_box_it_shows():
     assert trf_label({"trf_source": "graph"}) == "TRF"
     assert trf_label({"trf_source": "measured_support"}) == "measured support (lower bound)"
@@ -69,3 +81,20 @@ def test_a_detector_backbone_layer_is_probed_in_original_input_pixels(tmp_path):
     assert (a, b) == (267, 533)
     lo, hi = math.floor((a + 0.5) * 48 / 800 - 0.5), math.ceil((b + 0.5) * 48 / 800 - 0.5)
     assert metrics["trf_interval"] == [[lo, hi], [lo, hi]] == [[15, 32], [15, 32]]
+
+
+def test_a_vit_job_reports_a_global_measured_support_and_the_layer_it_comes_from(tmp_path):
+    pytest.importorskip("timm")
+    cfg = _cfg(
+        "model=timm", "model.name=vit_tiny_patch16_224", "+model.img_size=64",
+        "probe.target=blocks.0", "inputs.size=[64,64]", "probe.n_samples=1",
+        "probe.batch_size=1",
+    )  # fmt: skip
+    run_job(cfg, tmp_path)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["trf_source"] == "measured_support"
+    assert metrics["trf_global_from"].startswith("blocks.0.attn.")
+    assert metrics["trf_interval"] == [[0, 63], [0, 63]]
+    assert any(
+        w.startswith("the target's TRF is global (from blocks.0.attn.") for w in metrics["warnings"]
+    )
