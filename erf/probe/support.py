@@ -3,7 +3,8 @@
 The support of a unit is the set of input pixels where its input gradient is nonzero, united
 over a few random Gaussian inputs. Every pixel in it provably reaches the unit, so it is a LOWER
 BOUND of the theoretical receptive field (a gradient can vanish by accident: dead ReLUs, zero
-weights, saturated gates); for generic smooth networks it equals the TRF with probability 1.
+weights, saturated gates, or float32 underflow far out in very deep stacks, where the probe also
+flushes denormals on CPU); for generic smooth networks it equals the TRF with probability 1.
 It needs no torch.fx trace, only the probe's own forward (hooks that stop at the target), so it
 works for token mixers (ViT/Swin), detectors with control flow and any other model.
 
