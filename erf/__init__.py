@@ -11,6 +11,7 @@ from erf.analysis.metrics import (
 )
 from erf.nets.luo import ConvStack
 from erf.probe.measure import measure_erf, measure_erfs
+from erf.probe.support import SupportResult, first_global_layer, measured_support, trf_or_support
 from erf.result import ERFResult
 from erf.rf import TheoreticalRF, theoretical_rf
 from erf.version import __version__ as __version__
@@ -19,15 +20,19 @@ __all__ = [
     "ConvStack",
     "ERFResult",
     "GaussianFit",
+    "SupportResult",
     "TheoreticalRF",
     "area_ratios",
     "erf_size",
+    "first_global_layer",
     "fit_gaussian",
     "luo_size",
     "mass_radius",
     "measure_erf",
     "measure_erfs",
+    "measured_support",
     "moment_sigma",
     "radial_mass",
     "theoretical_rf",
+    "trf_or_support",
 ]

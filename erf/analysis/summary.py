@@ -36,7 +36,8 @@ def erf_metrics(
       ``erf_trf_ratio`` = erf_size / trf_size; ``trf_path_sizes``: [rows, cols, number of
       input-to-target paths with that RF] when the graph analysis counted paths.
       ``trf_clipped`` is True when the TRF of the probed unit does not fit inside the input
-      (the ERF is then cut off).
+      (the ERF is then cut off). ``trf_source``: "closed_form", "graph" or "measured_support"
+      (a lower bound, ``erf.probe.support``); ``trf_global_from``: the first global layer.
     - ``area_ratio_20/30/50/99``: RepLKNet's high-contribution area ratios (log10(x+1)
       scaling, centred squares; ``metrics.area_ratios``).
     - ``radial_mass``: fraction of the mass within r = 0, 1, 2, ... pixels of the centre pixel.
@@ -87,6 +88,8 @@ def erf_metrics(
             trf_padding=list(trf.padding),
             trf_interval=[[r0, r1], [c0, c1]],
             trf_clipped=bool(r0 < 0 or c0 < 0 or r1 >= h or c1 >= w),
+            trf_source=trf.source,
+            trf_global_from=trf.global_from,
         )
         if trf.path_sizes:
             out["trf_path_sizes"] = [[int(r), int(c), int(n)] for (r, c), n in trf.path_sizes]

@@ -16,7 +16,23 @@ def heatmap_title(metrics: dict[str, Any]) -> str:
     keys = ("label", "name", "target", "depth", "blocks", "init", "activation")
     head = ", ".join(f"{k}={metrics[k]}" for k in keys if metrics.get(k) is not None)
     trf = metrics.get("trf_size", float("nan"))
-    return f"{head}\nERF size {metrics['erf_size']:.2f}, TRF {trf:.0f}"
+    title = f"{head}\nERF size {metrics['erf_size']:.2f}, TRF {trf:.0f}"
+    if metrics.get("trf_source") == "measured_support":
+        title += " (measured support)"
+    return title
+
+
+def trf_label(metrics: dict[str, Any]) -> str:
+    """The TRF square's label: "TRF" or "measured support (lower bound)", with "TRF global
+    (from <layer>)" when the TRF is the whole input."""
+    label = (
+        "measured support (lower bound)"
+        if metrics.get("trf_source") == "measured_support"
+        else "TRF"
+    )
+    if metrics.get("trf_global_from"):
+        label += f"; TRF global (from {metrics['trf_global_from']})"
+    return label
 
 
 def write_job(out_dir: Path, result: ERFResult, metrics: dict[str, Any], scale: str) -> None:
@@ -32,6 +48,7 @@ def write_job(out_dir: Path, result: ERFResult, metrics: dict[str, Any], scale: 
         title=heatmap_title(metrics),
         scale=scale,
         warning="; ".join(metrics.get("warnings", [])) or None,
+        trf_label=trf_label(metrics),
     )
     save_figure(fig, str(out_dir / "heatmap.png"))
     write_json(metrics, out_dir / "metrics.json")

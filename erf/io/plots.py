@@ -34,8 +34,12 @@ def draw_erf(
     n_sigma: float = 2.0,
     scale: str = "linear",
     warning: str | None = None,
+    trf_label: str = "TRF",
 ) -> None:
     """Draw one ERF map with the TRF square and the fitted n·σ ellipse.
+
+    ``trf_label`` is the square's legend label (e.g. "measured support (lower bound)" when the
+    box is a measured support rather than the exact TRF).
 
     ``scale`` "linear" shows map / peak; "log" shows RepLKNet's log10(map + 1) / max, which
     lifts the faint tails of large maps.
@@ -56,7 +60,7 @@ def draw_erf(
                 edgecolor="white",
                 linestyle="--",
                 linewidth=1.0,
-                label="TRF",
+                label=trf_label,
             )
         )
     if fit is not None and _finite(fit, "center_row", "center_col", "sigma_x", "sigma_y"):

@@ -28,7 +28,7 @@ from torch import nn
 from erf.device import resolve_device
 from erf.probe.inputs import input_batches, random_sample
 from erf.probe.measure import ProbeInterrupted, probe_units
-from erf.probe.options import ProbeOptions
+from erf.probe.options import ProbeOptions, source_name
 from erf.result import ERFResult
 
 
@@ -212,7 +212,7 @@ def measure_erf_sharded(
             ) from None
         fingerprint = part.meta["fingerprint"]
         fingerprint.update(n_samples=int(n_samples), seed=int(seed))
-        fingerprint["inputs"] = inputs if isinstance(inputs, str) else type(inputs).__name__
+        fingerprint["inputs"] = source_name(inputs)
         part.meta["inputs"] = fingerprint["inputs"]
     if world == 1:
         return part

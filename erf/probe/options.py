@@ -9,6 +9,7 @@ in one line (``ProbeOptions.refuse``) instead of dropping it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -159,7 +160,7 @@ class ProbeOptions:
     def fingerprint(self) -> dict[str, Any]:
         """The settings that decide every sample's map (a checkpoint made with other values
         cannot be resumed); the unit's target and position are added by the engine."""
-        inputs = self.inputs if isinstance(self.inputs, str) else type(self.inputs).__name__
+        inputs = source_name(self.inputs)
         return {
             "n_samples": self.n_samples,
             "batch_size": self.batch_size,
@@ -191,8 +192,20 @@ class ProbeOptions:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+def source_name(inputs: Any) -> str:
+    """How an input source is recorded in a fingerprint: a random source by name, a seeded
+    source (a frozen dataclass such as ``PhotoSource``) by its full settings (photos,
+    normalisation), so a checkpoint made with other inputs is refused; other iterables by
+    their type (a DataLoader's order is its own)."""
+    if isinstance(inputs, str):
+        return inputs
+    if dataclasses.is_dataclass(inputs) and not isinstance(inputs, type):
+        return repr(inputs)
+    return type(inputs).__name__
+
+
 def _shown(key: str, value: Any) -> str:
     return key if isinstance(value, bool) else f"{key}={value}"
 
 
-__all__ = ["CROP_MODES", "DTYPES", "ProbeOptions", "SPEED_KEYS"]
+__all__ = ["CROP_MODES", "DTYPES", "ProbeOptions", "SPEED_KEYS", "source_name"]

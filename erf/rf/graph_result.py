@@ -131,6 +131,24 @@ class GraphRF:
             self._cache[name] = self._trf(name, paths=True)
         return self._cache[name]
 
+    def first_global(self, target: str | None) -> str | None:
+        """The first node (fx order) among ``target``'s ancestors, itself included, whose every
+        unit sees the whole input: its module path when it is a module call, else its fx node
+        name; None when ``target`` is not global."""
+        name = self.node_name(target)
+        if self._vals[name].kind != "global":
+            return None
+        seen, stack = {name}, [name]
+        while stack:
+            for arg in self._fx[stack.pop()].all_input_nodes:
+                if arg.name not in seen and arg.name in self._vals:
+                    seen.add(arg.name)
+                    stack.append(arg.name)
+        first = min(
+            (n for n in seen if self._vals[n].kind == "global"), key=self._index.__getitem__
+        )
+        return node_module(self._fx[first]) or first
+
     def unit_interval(self, target: str, unit: tuple[int, int], clipped: bool = False) -> Box:
         """Input box ``((r0, r1), (c0, c1))`` read by ``unit`` (row, col) of ``target``.
 
@@ -191,7 +209,8 @@ class GraphRF:
             return TheoreticalRF(
                 size=hw_in, stride=(0, 0), padding=(0, 0), input_shape=hw_in,
                 out_shape=self._out_hw(name, v), is_global=True, target=name,
-                notes=(GLOBAL_NOTE, v.reason), graph=self,
+                notes=(GLOBAL_NOTE, v.reason), graph=self, source="graph",
+                global_from=self.first_global(name),
             )  # fmt: skip
         ancestors = self._ancestors(name)
         for m in sorted((a for a in ancestors if a in self._merges), key=self._index.get):
@@ -218,6 +237,7 @@ class GraphRF:
             notes=self._collect_notes(ancestors),
             target=name,
             graph=self,
+            source="graph",
             **extra,
         )
 

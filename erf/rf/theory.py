@@ -267,6 +267,7 @@ def _closed_form(specs: list[_Spec], input_shape: Sequence[int] | None) -> Theor
         layers=tuple(layers),
         input_shape=hw,
         out_shape=shape,
+        source="closed_form",
     )
 
 

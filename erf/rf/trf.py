@@ -50,6 +50,16 @@ class TheoreticalRF:
     ``min_path``/``max_path`` (one example path, fx node names from input to target); ``notes``;
     ``target`` (fx node name); ``graph`` (the ``erf.rf.graph.GraphRF`` it came from, used by
     ``interval`` and ``at``).
+
+    Provenance: ``source`` is "closed_form" (a chain), "graph" (the torch.fx analysis),
+    "measured_support" (``erf.probe.support``: the input pixels where the gradient of the probed
+    unit was nonzero, a lower bound of the TRF) or "exact" (built by hand); ``global_from``
+    names the first module (or fx node) whose output is already global, when known.
+
+    A measured record knows one unit only: ``unit`` (row, col) is the probed unit and ``box``
+    its measured inclusive input box ``((r0, r1), (c0, c1))``; ``size`` is the box's span,
+    ``stride`` and ``padding`` are unknown and set to (0, 0) (as for global TRFs), and
+    ``interval`` returns ``box`` for ``unit`` and raises ValueError for any other unit.
     """
 
     size: Pair
@@ -66,6 +76,10 @@ class TheoreticalRF:
     min_path: tuple[str, ...] = ()
     max_path: tuple[str, ...] = ()
     graph: Any = field(default=None, repr=False, compare=False)
+    source: str = "exact"
+    global_from: str | None = None
+    box: tuple[Pair, Pair] | None = None
+    unit: Pair | None = None
 
     def interval(self, unit: Pair, clipped: bool = False) -> tuple[Pair, Pair]:
         """Inclusive input span ``((r_start, r_end), (c_start, c_end))`` seen by output ``unit``.
@@ -74,7 +88,16 @@ class TheoreticalRF:
         ``clipped=True`` clips to ``[0, H-1] x [0, W-1]`` (needs ``input_shape``). Graph results
         back-propagate the unit exactly (spans may vary between units after upsampling) and clip
         every intermediate map: the exact bounding box of the input pixels the unit reads.
+        A measured support (``box`` set) is only valid for its probed ``unit``: it returns that
+        box (already inside the input) and raises ValueError for other units.
         """
+        if self.box is not None:
+            if self.unit is not None and tuple(unit) != tuple(self.unit):
+                raise ValueError(
+                    f"this TRF is a measured support of unit {tuple(self.unit)} only; "
+                    f"unit {tuple(unit)} was not measured"
+                )
+            return self.box
         if self.graph is not None and self.target is not None:
             return self.graph.unit_interval(self.target, unit, clipped=clipped)
         spans = []
@@ -91,7 +114,10 @@ class TheoreticalRF:
 
     @property
     def center_offset(self) -> tuple[float, float]:
-        """Input position of the centre of output unit 0 per axis: ``-P + (r - 1) / 2``."""
+        """Input position of the centre of output unit 0 per axis: ``-P + (r - 1) / 2``; for a
+        measured support, the centre of its box (the only unit it knows)."""
+        if self.box is not None:
+            return ((self.box[0][0] + self.box[0][1]) / 2, (self.box[1][0] + self.box[1][1]) / 2)
         return (
             -self.padding[0] + (self.size[0] - 1) / 2,
             -self.padding[1] + (self.size[1] - 1) / 2,
@@ -131,6 +157,7 @@ class TheoreticalRF:
             layers=self.layers[: i + 1],
             input_shape=self.input_shape,
             out_shape=layer.out_shape,
+            source=self.source,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -108,3 +108,15 @@ def test_among_takes_exactly_the_option_fields_of_a_functions_arguments():
     del arguments["crop"]
     with pytest.raises(KeyError, match="crop"):
         ProbeOptions.among(arguments)
+
+
+def test_a_seeded_source_is_fingerprinted_by_its_settings_so_other_inputs_do_not_resume():
+    from erf.probe.photos import PhotoSource
+
+    plain = ProbeOptions(inputs=PhotoSource(names=("astronaut",)))
+    normalised = ProbeOptions(
+        inputs=PhotoSource(names=("astronaut",), mean=(0.5,) * 3, std=(0.5,) * 3)
+    )
+    assert plain.fingerprint()["inputs"] != normalised.fingerprint()["inputs"]
+    assert "astronaut" in plain.fingerprint()["inputs"]
+    assert ProbeOptions(inputs=[1, 2]).fingerprint()["inputs"] == "list"

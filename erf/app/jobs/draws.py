@@ -17,7 +17,7 @@ from erf.app.resume import load_draws_checkpoint
 from erf.io.store import save_results
 from erf.probe.draws import measure_erf_draws
 from erf.probe.options import SPEED_KEYS
-from erf.rf.theory import theoretical_rf
+from erf.probe.support import trf_or_support
 
 
 def run_draws(
@@ -33,7 +33,8 @@ def run_draws(
     ``erf.analysis.draw_stats``), draws.npz the per-draw maps."""
     options = probe_options(cfg, build_inputs(cfg, input_shape, model))
     options.refuse((*SPEED_KEYS, "batch_size"), "probe.draws > 1", prefix="probe.")
-    trf = theoretical_rf(model, input_shape=input_shape, target=target)
+    position = probe_position(cfg)
+    trf = trf_or_support(model, input_shape, target, position, cfg.seed, options=options)
     checkpoint = out_dir / "checkpoint_draws.npz"
     resume = load_draws_checkpoint(checkpoint) if cfg.resume and checkpoint.exists() else None
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -42,7 +43,7 @@ def run_draws(
         input_shape,
         draws=cfg.probe.draws,
         target=target,
-        position=probe_position(cfg),
+        position=position,
         resume=resume,
         on_checkpoint=lambda partials: save_results(partials, checkpoint),
         options=options,

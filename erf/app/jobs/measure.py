@@ -33,8 +33,9 @@ from erf.io.store import save_result
 from erf.io.sweep import write_profile
 from erf.probe import distributed
 from erf.probe.measure import probe_units
+from erf.probe.support import trf_or_support
 from erf.result import ERFResult
-from erf.rf.theory import TheoreticalRF, theoretical_rf
+from erf.rf.theory import TheoreticalRF
 
 log = logging.getLogger("erf")
 
@@ -106,8 +107,10 @@ def probe_many(
     one layer at a time) run as separate groups, fresh targets as one more group.
     """
     position = probe_position(cfg)
-    trfs = [theoretical_rf(model, input_shape=input_shape, target=t) for t in targets]
     options = probe_options(cfg, build_inputs(cfg, input_shape, model))
+    trfs = [
+        trf_or_support(model, input_shape, t, position, cfg.seed, options=options) for t in targets
+    ]
     if distributed.active():
         return _probe_sharded(cfg, model, input_shape, targets, trfs, options, should_stop)
     resumes = _resumes(cfg, job_dirs)
@@ -141,12 +144,37 @@ def probe_many(
     return [(results[i], trfs[i]) for i in range(len(targets))]
 
 
+def input_transform_note(model: nn.Module | None, input_shape) -> str | None:
+    """A warning when the model resizes its input itself (a torchvision detector's
+    ``GeneralizedRCNNTransform`` at ``model.transform``): the probe's gradient flows back
+    through the resize, so the ERF is in the original input's pixels. None otherwise."""
+    transform = getattr(model, "transform", None)
+    if type(transform).__name__ != "GeneralizedRCNNTransform":
+        return None
+    import torch
+
+    c, h, w = (int(v) for v in input_shape)
+    was_training = transform.training
+    try:
+        with torch.no_grad():
+            images, _ = transform.eval()([torch.zeros(c, h, w)])
+    finally:
+        transform.train(was_training)
+    rh, rw = images.image_sizes[0]
+    ph, pw = images.tensors.shape[-2:]
+    return (
+        f"the model's own transform resizes the input to {rh}x{rw} (padded to {ph}x{pw}) and "
+        f"normalises it: the ERF is mapped back through it, in the original {h}x{w} pixels"
+    )
+
+
 def _warnings(metrics: dict[str, Any], result: ERFResult, trf: TheoreticalRF) -> list[str]:
     warnings = []
-    if getattr(trf, "is_global", False):
-        warnings.append(
-            "the target's TRF is global (adaptive pooling / linear): ERF/TRF is vs the input"
-        )
+    if trf.source == "measured_support":
+        warnings.append(trf.notes[0])
+    if trf.is_global:
+        where = f"from {trf.global_from}" if trf.global_from else "adaptive pooling / linear"
+        warnings.append(f"the target's TRF is global ({where}): ERF/TRF is vs the input")
     if metrics.get("trf_clipped"):
         h, w = result.shape
         warnings.append(
@@ -168,8 +196,8 @@ def job_metrics(
 ) -> dict[str, Any]:
     """Settings, ERF/TRF metrics, warnings and provenance of one measurement; with the probed
     ``model``, also how its inputs were made (``erf.app.build.inputs_record``: the real-image
-    normalisation, the photos) and ``model_seed`` (the torch seed its weights were drawn
-    with)."""
+    normalisation, the photos), ``model_seed`` (the torch seed its weights were drawn with)
+    and a note when the model transforms its input itself (``input_transform_note``)."""
     metrics = {
         **({"label": cfg.label} if cfg.get("label") else {}),
         **model_settings(cfg),
@@ -183,6 +211,9 @@ def job_metrics(
         metrics.update(inputs_record(cfg, model))
         metrics["model_seed"] = cfg.seed
     warnings = _warnings(metrics, result, trf)
+    note = input_transform_note(model, result.input_shape)
+    if note:
+        warnings.append(note)
     for w in warnings:
         log.warning(w)
     metrics["warnings"] = warnings

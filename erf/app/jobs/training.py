@@ -53,8 +53,9 @@ from erf.app.resume import completed_metrics, load_training_state
 from erf.io.store import atomic_write, load_result, save_result, write_json
 from erf.io.trained import final_scores, write_training_figures
 from erf.probe.measure import probe_units
+from erf.probe.support import trf_or_support
 from erf.result import ERFResult
-from erf.rf.theory import TheoreticalRF, theoretical_rf
+from erf.rf.theory import TheoreticalRF
 from erf.training.data import DataBundle
 from erf.training.loop import TrainingInterrupted, fit
 
@@ -82,11 +83,13 @@ class _Prober:
         self.target = resolve_target(
             cfg.probe.target or getattr(model, "ERF_TARGET", None), model, self.shape
         )
-        self.trf = theoretical_rf(model, input_shape=self.shape, target=self.target)
         self.options = probe_options(cfg, probe_inputs(cfg, data, self.shape))
         # Training jobs re-measure an interrupted probe on resume: they keep no probe checkpoint.
         self.options.refuse(("checkpoint_every",), "a training job", prefix="probe.")
         refuse_probe(cfg, ("draws",), "a training job (it trains one network)")
+        self.trf = trf_or_support(
+            model, self.shape, self.target, probe_position(cfg), cfg.seed, options=self.options
+        )
         self.seconds = 0.0
 
     def measure(self, path: Path, reuse: bool) -> ERFResult:
@@ -212,7 +215,10 @@ def _job_metrics(
         "n_samples": init["n_samples"],
         "reduce": init["reduce"],
     }
-    for key in ("trf_size", "trf_rows", "trf_cols", "trf_stride", "trf_clipped"):
+    for key in (
+        "trf_size", "trf_rows", "trf_cols", "trf_stride", "trf_clipped", "trf_source",
+        "trf_global_from",
+    ):  # fmt: skip
         metrics[key] = init.get(key)
     for key in SIZE_KEYS:
         metrics[f"{key}_init"] = init.get(key)
@@ -234,6 +240,8 @@ def _job_metrics(
             warnings.append(f"ERF {when}: {m['fit_problem']}")
         if m.get("n_nonfinite"):
             warnings.append(f"ERF {when}: {m['n_nonfinite']} NaN/Inf sample(s) skipped")
+    if prober.trf.source == "measured_support":
+        warnings.append(prober.trf.notes[0])
     if init.get("trf_clipped"):
         warnings.append(
             f"the TRF ({metrics['trf_rows']}x{metrics['trf_cols']}) is larger than the "

@@ -1,0 +1,334 @@
+"""Measured support: the TRF where the graph analysis cannot say.
+
+The support of a unit is the set of input pixels where its input gradient is nonzero, united
+over a few random Gaussian inputs. Every pixel in it provably reaches the unit, so it is a LOWER
+BOUND of the theoretical receptive field (a gradient can vanish by accident: dead ReLUs, zero
+weights, saturated gates, or float32 underflow far out in very deep stacks, where the probe also
+flushes denormals on CPU); for generic smooth networks it equals the TRF with probability 1.
+It needs no torch.fx trace, only the probe's own forward (hooks that stop at the target), so it
+works for token mixers (ViT/Swin), detectors with control flow and any other model.
+
+``measured_support`` measures it, ``support_trf`` turns it into a ``TheoreticalRF`` record
+(``source="measured_support"``), ``first_global_layer`` names the first module whose centre
+unit already sees the whole input, and ``trf_or_support`` is what the jobs call: the exact TRF
+when the graph analysis can give it, else the measured support with the reason.
+Conventions: (row, col), inclusive boxes ``((r0, r1), (c0, c1))`` in input pixels, the centre
+of an h x w map is (h // 2, w // 2).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from erf.device import resolve_device
+from erf.probe.forward import probing
+from erf.probe.measure import probe_units
+from erf.probe.options import ProbeOptions
+from erf.rf.theory import theoretical_rf
+from erf.rf.trf import Pair, TheoreticalRF
+
+log = logging.getLogger("erf")
+
+Box = tuple[Pair, Pair]
+
+
+@dataclass(frozen=True)
+class SupportResult:
+    """Input pixels where one unit's gradient was nonzero for at least one of ``n_inputs``
+    N(0, 1) inputs (drawn from ``seed``).
+
+    ``mask`` is a boolean ``[H, W]`` array; ``box`` its inclusive bounding box
+    ``((r0, r1), (c0, c1))`` (None when the mask is empty); ``covers_input`` is True when every
+    pixel is in it (then the unit's TRF is global: the lower bound is everything).
+    ``target``/``position`` name the unit (position resolved to (row, col) of the target map,
+    whose shape is ``target_shape``).
+    """
+
+    mask: np.ndarray
+    box: Box | None
+    covers_input: bool
+    n_inputs: int
+    seed: int
+    target: str | None
+    position: Pair
+    target_shape: tuple[int, ...]
+
+    @property
+    def size(self) -> Pair:
+        """Span ``(rows, cols)`` of the box; (0, 0) for an empty support."""
+        if self.box is None:
+            return (0, 0)
+        (r0, r1), (c0, c1) = self.box
+        return (r1 - r0 + 1, c1 - c0 + 1)
+
+
+def _support_options(options: ProbeOptions | None, n_inputs: int, seed: int) -> ProbeOptions:
+    """``options``' device, dtype and output reading (``layout``, ``grid``, ``prefix_tokens``,
+    ``output``), with every setting that shapes the map fixed: abs reduction, all channels,
+    Gaussian inputs, one batch, no speed tricks."""
+    base = options or ProbeOptions()
+    return ProbeOptions(
+        n_samples=n_inputs,
+        batch_size=n_inputs,
+        reduce="abs",
+        inputs="gaussian",
+        device=base.device,
+        dtype=base.dtype,
+        seed=seed,
+        progress=False,
+        layout=base.layout,
+        grid=base.grid,
+        prefix_tokens=base.prefix_tokens,
+        output=base.output,
+    )
+
+
+def _layer_options(options: ProbeOptions | None, name: str, target: str | None) -> ProbeOptions:
+    """The target keeps ``options``' output reading; other layers are read with layout "auto"
+    (their own tensor output), keeping only the model-wide ``prefix_tokens`` hint."""
+    base = options or ProbeOptions()
+    if name == target:
+        return base
+    return ProbeOptions.of(base, layout="auto", grid=None, output=None)
+
+
+def measured_support(
+    model: nn.Module,
+    input_shape: tuple[int, int, int],
+    target: str | None,
+    position: str | tuple[int, int] = "center",
+    *,
+    n_inputs: int = 4,
+    seed: int = 0,
+    options: ProbeOptions | None = None,
+) -> SupportResult:
+    """The union over ``n_inputs`` Gaussian inputs of the input pixels where the gradient of
+    unit ``position`` of ``target`` (module name, None = model output) is nonzero.
+
+    Each sample's map is sum_c |dy/dx| >= 0 (``reduce="abs"``) and the probe sums maps over
+    samples, so ``total > 0`` is exactly the union. A lower bound of the TRF (module
+    docstring). ``options`` only lends its device and dtype.
+    """
+    if int(n_inputs) < 1:
+        raise ValueError(f"n_inputs must be >= 1, got {n_inputs}")
+    opts = _support_options(options, int(n_inputs), int(seed))
+    (result,) = probe_units(model, input_shape, [(target, position)], opts)
+    mask = np.asarray(result.total > 0)
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    box = None
+    if rows.size:
+        box = ((int(rows[0]), int(rows[-1])), (int(cols[0]), int(cols[-1])))
+    return SupportResult(
+        mask=mask,
+        box=box,
+        covers_input=bool(mask.all()),
+        n_inputs=int(n_inputs),
+        seed=int(seed),
+        target=target,
+        position=tuple(int(v) for v in result.position),
+        target_shape=tuple(int(v) for v in result.target_shape),
+    )
+
+
+def support_note(support: SupportResult, why: str | None = None) -> str:
+    """The one-line warning a measured-support TRF carries (its ``notes[0]``)."""
+    head = f"TRF from measured support over {support.n_inputs} random inputs (a lower bound)"
+    return f"{head}: {why}" if why else head
+
+
+def support_trf(
+    support: SupportResult, why: str | None = None, global_from: str | None = None
+) -> TheoreticalRF:
+    """A ``TheoreticalRF`` record of a measured support (``source="measured_support"``).
+
+    ``size`` = the box's span (rows, cols), ``is_global`` = ``covers_input``; stride and padding
+    are unknown and set to (0, 0); ``interval`` returns the box for the probed unit only (see
+    ``TheoreticalRF``). ``notes[0]`` is ``support_note(support, why)``. ValueError when the
+    support is empty (no pixel reaches the unit for these inputs).
+    """
+    if support.box is None:
+        raise ValueError(
+            f"the measured support of unit {support.position} of {support.target!r} is empty: "
+            f"its gradient was zero everywhere for {support.n_inputs} random inputs"
+        )
+    h, w = support.mask.shape
+    out_shape = tuple(support.target_shape[-2:]) if len(support.target_shape) >= 2 else None
+    return TheoreticalRF(
+        size=support.size,
+        stride=(0, 0),
+        padding=(0, 0),
+        input_shape=(int(h), int(w)),
+        out_shape=out_shape,
+        is_global=support.covers_input,
+        notes=(support_note(support, why),),
+        target=support.target,
+        source="measured_support",
+        global_from=global_from,
+        box=support.box,
+        unit=support.position,
+    )
+
+
+class _Stop(Exception):
+    """Ends the order pass once the target module has completed."""
+
+
+def completion_order(
+    model: nn.Module,
+    input_shape: tuple[int, int, int],
+    target: str | None = None,
+    options: ProbeOptions | None = None,
+) -> list[str]:
+    """Module paths in the order their first calls complete in one forward pass (one N(0, 1)
+    input), up to and including ``target`` (None: the whole forward), keeping only modules
+    whose output the probe can read (a tensor that ``erf.probe.layout.resolve_grid`` reads
+    with layout "auto": NCHW/NHWC maps, token sequences, vectors; the target always counts).
+    The root module is left out."""
+    modules = dict(model.named_modules())
+    if target is not None and target not in modules:
+        raise ValueError(f"model has no module named {target!r}")
+    opts = options or ProbeOptions()
+    input_hw = (int(input_shape[1]), int(input_shape[2]))
+    order: list[str] = []
+    done: set[str] = set()
+
+    def readable(name: str, module: nn.Module, output: object) -> bool:
+        if name == target:
+            return True
+        if not isinstance(output, torch.Tensor) or not output.is_floating_point():
+            return False
+        layer = _layer_options(opts, name, target)
+        try:
+            layer.read_grid(output, input_hw, where=name, module=module, model=model)
+        except ValueError:
+            return False
+        return True
+
+    def hook_for(name: str) -> Callable:
+        def hook(module: nn.Module, _inputs: object, output: object) -> None:
+            if name in done:
+                return
+            done.add(name)
+            if readable(name, module, output):
+                order.append(name)
+            if name == target:
+                raise _Stop
+
+        return hook
+
+    dev = resolve_device(opts.device)
+    handles = [m.register_forward_hook(hook_for(n)) for n, m in modules.items() if n]
+    try:
+        with probing(model, dev, opts.dtype), torch.no_grad():
+            gen = torch.Generator().manual_seed(0)
+            x = torch.randn((1, *input_shape), generator=gen).to(device=dev, dtype=opts.dtype)
+            with contextlib.suppress(_Stop):
+                model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    if target is not None and target not in done:
+        raise ValueError(f"module {target!r} was not called in the forward pass")
+    return order
+
+
+def first_global_layer(
+    model: nn.Module,
+    input_shape: tuple[int, int, int],
+    target: str | None,
+    *,
+    n_inputs: int = 4,
+    seed: int = 0,
+    options: ProbeOptions | None = None,
+) -> str | None:
+    """The first module, in forward completion order up to ``target``, whose centre unit's
+    measured support covers the whole input; None when ``target``'s own centre unit does not.
+
+    Because the support is a lower bound of the TRF, "covers the input" proves that module's
+    TRF is global. The search is a binary search over ``completion_order`` (about log2 of the
+    number of modules probes of ``n_inputs`` inputs each); it assumes that once a module's
+    output is global, every later one is too. That holds along a chain (later modules are
+    functions of the global one), and fails when a module that completes later is not
+    downstream of the global one: a side branch (e.g. a local branch computed after a global
+    one and merged at the end), a module used only on another path, or a support that misses
+    pixels by accident. Also, the candidates' centre units need not sit over the same input
+    position (a strided or cropped map), and a map with a 1 x 1 grid (a vector, a pooled map)
+    is global by construction. ``target=None``: the candidates are all modules, and the model
+    output itself is not a candidate.
+    """
+
+    def is_global(name: str) -> bool:
+        layer = _layer_options(options, name, target)
+        s = measured_support(
+            model, input_shape, name, "center", n_inputs=n_inputs, seed=seed, options=layer
+        )
+        return s.covers_input
+
+    order = completion_order(model, input_shape, target, options)
+    if not order:
+        return None
+    if target is not None and not is_global(order[-1]):
+        return None
+    lo, hi = 0, len(order) - 1  # order[hi] is global (or, with target=None, unknown)
+    if target is None and not is_global(order[hi]):
+        return None
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if is_global(order[mid]):
+            hi = mid
+        else:
+            lo = mid + 1
+    return order[lo]
+
+
+def trf_or_support(
+    model: nn.Module,
+    input_shape: tuple[int, int, int],
+    target: str | None,
+    position: str | tuple[int, int] = "center",
+    seed: int = 0,
+    *,
+    n_inputs: int = 4,
+    options: ProbeOptions | None = None,
+) -> TheoreticalRF:
+    """The exact TRF (``erf.rf.theory.theoretical_rf``: closed form or graph analysis) when it
+    can be computed, else the measured support of the probed unit (``support_trf``), with why
+    the analysis could not say in ``notes[0]`` and one log line. A support that covers the input
+    gets ``global_from`` from ``first_global_layer``.
+
+    The analysis fails with ValueError (torch.fx cannot trace the model: control flow as in
+    torchvision detectors; token outputs of ViT/Swin; misaligned branches) or TypeError (an op
+    without a rule).
+    """
+    try:
+        return theoretical_rf(model, input_shape=input_shape, target=target)
+    except (ValueError, TypeError) as exc:
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    support = measured_support(
+        model, input_shape, target, position, n_inputs=n_inputs, seed=seed, options=options
+    )
+    global_from = None
+    if support.covers_input:
+        global_from = first_global_layer(
+            model, input_shape, target, n_inputs=n_inputs, seed=seed, options=options
+        )
+    log.warning("%s", support_note(support, why))
+    return support_trf(support, why, global_from)
+
+
+__all__ = [
+    "SupportResult",
+    "completion_order",
+    "first_global_layer",
+    "measured_support",
+    "support_note",
+    "support_trf",
+    "trf_or_support",
+]
