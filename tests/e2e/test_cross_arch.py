@@ -1,4 +1,5 @@
-"""experiment=cross_arch end to end at scale=tiny (2 archs, 64 px, 1 sample, 2 seeds)."""
+"""experiment=cross_arch end to end at scale=tiny (ResNet-50 and DeiT-S, 64 px, 1 sample, 2
+seeds): a graph TRF and a global measured support in one table."""
 
 import csv
 import math
@@ -18,14 +19,16 @@ def test_the_tiny_cross_arch_sweep_writes_its_figure_and_a_table_with_intervals(
         assert (sweep_dir / name).is_file(), name
     assert len(list(sweep_dir.glob("*/metrics.json"))) == 4
     rows = list(csv.DictReader((sweep_dir / "cross_arch.csv").open()))
-    assert [r["label"] for r in rows] == ["ResNet-50", "EfficientNet-B0"]
+    assert [r["label"] for r in rows] == ["ResNet-50", "DeiT-S"]
     for r in rows:
         assert r["n_seeds"] == "2" and r["seeds"] == "0 1"
         lo, mean, hi = (float(r[f"erf_size_{p}"]) for p in ("lo", "mean", "hi"))
         assert all(math.isfinite(v) for v in (lo, mean, hi)) and lo <= mean <= hi
     md = (sweep_dir / "cross_arch.md").read_text()
     assert "| ResNet-50 | gaussian | 64 | 2 |" in md and "[" in md
+    assert rows[0]["trf_global"] == "False" and rows[1]["trf_global"] == "True"
+    assert rows[1]["trf_source"] == "measured_support" and "| global |" in md
     (sweep_dir / "cross_arch.md").unlink()  # the report rebuilds it from the job folders
     report = run_module("erf.report", str(sweep_dir), "--study", "cross_arch")
-    assert "| EfficientNet-B0 | gaussian | 64 | 2 |" in report.stdout
+    assert "| DeiT-S | gaussian | 64 | 2 |" in report.stdout
     assert (sweep_dir / "cross_arch.md").read_text() == md
