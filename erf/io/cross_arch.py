@@ -49,14 +49,25 @@ def _row_label(inputs: Any, size: Any) -> str:
     return f"{inputs}, {size} px"
 
 
+def job_order(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The rows in sweep order: by the job number that prefixes each folder name (Hydra's
+    ``<num>_...`` subdirs; folder names sort 10 before 2), others after, by name."""
+
+    def key(row: Mapping[str, Any]) -> tuple:
+        head = str(row.get("job", "")).split("_", 1)[0]
+        return (0, int(head), "") if head.isdigit() else (1, 0, str(row.get("job", "")))
+
+    return sorted(rows, key=key)
+
+
 def cross_arch_table(
     rows: Sequence[Mapping[str, Any]], level: float = 0.95
 ) -> list[dict[str, Any]]:
-    """One dict per (model, inputs, size) cell, in job order: the cell keys, ``n_seeds``,
-    ``seeds``, ``trf_source``, ``trf_global`` and ``<metric>_{n,mean,lo,hi}`` per metric
-    (``erf.analysis.cross_arch.cell_stats``)."""
+    """One dict per (model, inputs, size) cell, in sweep order (``job_order``): the cell
+    keys, ``n_seeds``, ``seeds``, ``trf_source``, ``trf_global`` and
+    ``<metric>_{n,mean,lo,hi}`` per metric (``erf.analysis.cross_arch.cell_stats``)."""
     out = []
-    for key, members in group_cells(rows, CELL_KEYS).items():
+    for key, members in group_cells(job_order(rows), CELL_KEYS).items():
         entry: dict[str, Any] = dict(zip(CELL_KEYS, key))
         entry["label"] = _model_label(members[0])
         entry["n_seeds"] = len(members)
@@ -86,7 +97,7 @@ def _cell_text(entry: Mapping[str, Any], metric: str) -> str:
     mean, lo, hi = (entry[f"{metric}_{p}"] for p in ("mean", "lo", "hi"))
     if not entry[f"{metric}_n"]:
         return "n/a"
-    if lo is None or not math.isfinite(lo) or hi - lo == 0:
+    if lo is None or not math.isfinite(lo) or hi - lo <= 1e-9 * max(1.0, abs(mean)):
         return _num(mean)  # one seed, or no spread over seeds (e.g. a graph TRF)
     return f"{_num(mean)} [{_num(lo)}, {_num(hi)}]"
 
@@ -145,7 +156,7 @@ def cross_arch_panels(
 ) -> tuple[list[list[dict[str, Any] | None]], list[str], list[str]]:
     """(panels, row labels, column labels) for ``cross_arch_figure``: columns are models in
     job order, rows (inputs, size) sorted by size then inputs."""
-    cells = group_cells(rows, ("label", "inputs", "input_h"))
+    cells = group_cells(job_order(rows), ("label", "inputs", "input_h"))
     models = list(dict.fromkeys(_model_label(m[0]) for m in cells.values()))
     row_keys = sorted({(k[1], k[2]) for k in cells}, key=lambda k: (k[1], str(k[0])))
     by_model = {(_model_label(m[0]), k[1], k[2]): m for k, m in cells.items()}
