@@ -57,7 +57,7 @@ class SupportResult:
     n_inputs: int
     seed: int
     target: str | None
-    position: Pair
+    position: Pair | str  # (row, col), or a prefix token ("prefix:K")
     target_shape: tuple[int, ...]
 
     @property
@@ -132,7 +132,11 @@ def measured_support(
         n_inputs=int(n_inputs),
         seed=int(seed),
         target=target,
-        position=tuple(int(v) for v in result.position),
+        position=(
+            result.position
+            if isinstance(result.position, str)
+            else tuple(int(v) for v in result.position)
+        ),
         target_shape=tuple(int(v) for v in result.target_shape),
     )
 
