@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +36,22 @@ from erf.rf.theory import theoretical_rf
 from erf.rf.trf import Pair, TheoreticalRF
 
 log = logging.getLogger("erf")
+
+
+@contextmanager
+def _quiet():
+    """Drop the ``erf`` logger's warnings while an internal support probe runs (e.g. the
+    LayerNorm note of every norm that ``first_global_layer`` passes on its search)."""
+
+    def drop(record: logging.LogRecord) -> bool:
+        return record.levelno > logging.WARNING
+
+    log.addFilter(drop)
+    try:
+        yield
+    finally:
+        log.removeFilter(drop)
+
 
 Box = tuple[Pair, Pair]
 
@@ -119,7 +136,8 @@ def measured_support(
     if int(n_inputs) < 1:
         raise ValueError(f"n_inputs must be >= 1, got {n_inputs}")
     opts = _support_options(options, int(n_inputs), int(seed))
-    (result,) = probe_units(model, input_shape, [(target, position)], opts)
+    with _quiet():  # the probe's own warnings are about maps; this probe wants only support
+        (result,) = probe_units(model, input_shape, [(target, position)], opts)
     mask = np.asarray(result.total > 0)
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     box = None
