@@ -23,6 +23,7 @@ import logging
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ from torch import nn
 
 from erf.device import resolve_device
 from erf.probe.forward import probing
+from erf.probe.layout import Grid
 from erf.probe.measure import probe_units
 from erf.probe.options import ProbeOptions
 from erf.rf.theory import theoretical_rf
@@ -213,33 +215,51 @@ def completion_order(
     whose output the probe can read (a tensor that ``erf.probe.layout.resolve_grid`` reads
     with layout "auto": NCHW/NHWC maps, token sequences, vectors; the target always counts).
     The root module is left out."""
+    return [row["name"] for row in readable_layers(model, input_shape, target, options)]
+
+
+def readable_layers(
+    model: nn.Module,
+    input_shape: tuple[int, int, int],
+    target: str | None = None,
+    options: ProbeOptions | None = None,
+) -> list[dict[str, Any]]:
+    """``completion_order``'s modules as rows: ``name``, ``type``, ``layout`` (None for a
+    target the probe cannot read with ``options``), ``out_shape`` ([C, h, w] of the grid) and
+    ``prefix_tokens`` -- what ``erf.layers`` lists where the graph analysis stops."""
     modules = dict(model.named_modules())
     if target is not None and target not in modules:
         raise ValueError(f"model has no module named {target!r}")
     opts = options or ProbeOptions()
     input_hw = (int(input_shape[1]), int(input_shape[2]))
-    order: list[str] = []
+    rows: list[dict[str, Any]] = []
     done: set[str] = set()
 
-    def readable(name: str, module: nn.Module, output: object) -> bool:
-        if name == target:
-            return True
+    def grid_of(name: str, module: nn.Module, output: object) -> Grid | None:
         if not isinstance(output, torch.Tensor) or not output.is_floating_point():
-            return False
+            return None
         layer = _layer_options(opts, name, target)
         try:
-            layer.read_grid(output, input_hw, where=name, module=module, model=model)
+            return layer.read_grid(output, input_hw, where=name, module=module, model=model)
         except ValueError:
-            return False
-        return True
+            return None
 
     def hook_for(name: str) -> Callable:
         def hook(module: nn.Module, _inputs: object, output: object) -> None:
             if name in done:
                 return
             done.add(name)
-            if readable(name, module, output):
-                order.append(name)
+            grid = grid_of(name, module, output)
+            if grid is not None or name == target:
+                rows.append(
+                    {
+                        "name": name,
+                        "type": type(module).__name__,
+                        "layout": None if grid is None else grid.layout,
+                        "out_shape": None if grid is None else list(grid.shape),
+                        "prefix_tokens": None if grid is None else grid.prefix_tokens,
+                    }
+                )
             if name == target:
                 raise _Stop
 
@@ -258,7 +278,7 @@ def completion_order(
             h.remove()
     if target is not None and target not in done:
         raise ValueError(f"module {target!r} was not called in the forward pass")
-    return order
+    return rows
 
 
 def first_global_layer(

@@ -387,3 +387,15 @@ def test_without_an_exact_trf_the_unit_is_placed_by_the_grid_scale_and_a_prefix_
         metrics = erf_metrics(result, trf)
         assert trf.source == "measured_support" and trf.is_global
         assert metrics["unit_in_input"] == expected and metrics["prefix_tokens"] == 1
+
+
+def test_a_tensor_whose_dims_match_no_reading_of_the_input_is_refused():
+    """Attention heads [B, heads, N, head_dim] are no map of a 64 x 64 input."""
+    with pytest.raises(ValueError, match=r"neither \[C, H, W\] nor \[H, W, C\].*probe\.layout"):
+        resolve_grid(torch.zeros(1, 3, 17, 64), (64, 64), where="q_norm")
+
+
+def test_a_valid_convolution_stack_on_a_non_square_input_is_read_as_nchw():
+    """48 x 64 through ten unpadded 3x3 convs is 28 x 44: one margin of 20 on both axes."""
+    grid = resolve_grid(torch.zeros(1, 32, 28, 44), (48, 64), where="m")
+    assert grid.layout == "NCHW" and "valid layers" in grid.decided_by
