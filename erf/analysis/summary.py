@@ -41,6 +41,10 @@ def erf_metrics(
     - ``area_ratio_20/30/50/99``: RepLKNet's high-contribution area ratios (log10(x+1)
       scaling, centred squares; ``metrics.area_ratios``).
     - ``radial_mass``: fraction of the mass within r = 0, 1, 2, ... pixels of the centre pixel.
+    - ``unit_in_input``: (row, col) of the probed unit in input pixels: the centre of its
+      exact local TRF, else the probe's grid-scale estimate (``erf.probe.layout.unit_in_input``;
+      None for a prefix token); ``unit_in_input_from`` says which. ``layout``, ``grid``,
+      ``prefix_tokens``, ``layout_decided_by``: how the probe read the target tensor.
     - ``degenerate``: None, or why no size or fit is reported (e.g. an all-zero map).
     - ``fit_problem``: None, or why the Gaussian parameters should not be read as a size (no
       convergence, degenerate map, or R² below ``r2_min``).
@@ -49,6 +53,8 @@ def erf_metrics(
     center = _input_center(result, trf)
     degenerate = is_degenerate(erf_map)
     out: dict[str, Any] = {
+        **{k: result.meta[k] for k in LAYOUT_KEYS if k in result.meta},
+        **_unit_in_input(result, trf),
         "n_samples": result.n_samples,
         "n_nonfinite": result.n_nonfinite,
         "reduce": result.reduce,
@@ -95,6 +101,23 @@ def erf_metrics(
             out["trf_path_sizes"] = [[int(r), int(c), int(n)] for (r, c), n in trf.path_sizes]
         out["erf_trf_ratio"] = out["erf_size"] / out["trf_size"]
     return out
+
+
+LAYOUT_KEYS = ("layout", "grid", "prefix_tokens", "layout_decided_by")
+
+
+def _unit_in_input(result: ERFResult, trf: TheoreticalRF | None) -> dict[str, Any]:
+    """Where the probed unit sits in the input: the exact TRF's centre when it is local and
+    exact, else the probe's estimate from the grid's scale (``meta["unit_in_input"]``)."""
+    exact = trf is not None and not trf.is_global and trf.source != "measured_support"
+    if exact and not isinstance(result.position, str):
+        (r0, r1), (c0, c1) = trf.interval(result.position)
+        return {"unit_in_input": [(r0 + r1) / 2, (c0 + c1) / 2], "unit_in_input_from": "TRF"}
+    estimate = result.meta.get("unit_in_input")
+    return {
+        "unit_in_input": estimate,
+        "unit_in_input_from": None if estimate is None else "grid scale",
+    }
 
 
 def _poor_fit(r2: float, r2_min: float) -> str | None:

@@ -145,16 +145,24 @@ def resolve_target(target: str | None, model: nn.Module, input_shape) -> str | N
     the patch embedding; that is refused, naming a layer to probe instead."""
     if target != "auto":
         return target
+    if graph_stops_at_tokens(model, input_shape):
+        raise ValueError(
+            "probe.target=auto: the graph analysis stops where the model turns its map into "
+            f"tokens, so it cannot pick the last layer; name it, e.g. "
+            f"probe.target={last_block(model)}"
+        )
+    return auto_target(layer_table(model, input_shape))
+
+
+def graph_stops_at_tokens(model: nn.Module, input_shape) -> str | None:
+    """Why the graph analysis of ``model``'s output stops at a token sequence (ViT, Swin), or
+    None when it does not (it may still succeed, fail otherwise, or find a global TRF)."""
     try:
         theoretical_rf(model, input_shape=input_shape, target=None)
-    except ValueError as exc:
-        if "token" in str(exc):
-            raise ValueError(
-                "probe.target=auto: the graph analysis stops where the model turns its map "
-                f"into tokens, so it cannot pick the last layer; name it, e.g. "
-                f"probe.target={last_block(model)}"
-            ) from None
-    return auto_target(layer_table(model, input_shape))
+    except (ValueError, TypeError) as exc:
+        text = str(exc)
+        return text.split(": ")[0] if "token" in text else None
+    return None
 
 
 def last_block(model: nn.Module) -> str:

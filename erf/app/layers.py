@@ -15,9 +15,10 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 
-from erf.app.build import input_shape_for, seeded_model
+from erf.app.build import graph_stops_at_tokens, input_shape_for, last_block, seeded_model
 from erf.app.config import CONFIG_DIR
 from erf.app.errors import one_line
+from erf.probe.support import readable_layers
 from erf.rf.graph import layer_table
 from erf.rf.targets import auto_target, stage_layers
 
@@ -42,6 +43,20 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def format_probe_table(rows: Sequence[dict[str, Any]], after: set[str]) -> str:
+    """Fixed-width table of ``erf.probe.support.readable_layers`` rows not in ``after`` (the
+    modules the graph table already lists)."""
+    head = f"{'module':<40} {'type':<24} {'layout':<7} {'grid C×h×w':<14} {'prefix':>6}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        if r["name"] in after or r["layout"] is None:
+            continue
+        shape = "×".join(str(v) for v in r["out_shape"])
+        prefix = str(r["prefix_tokens"]) if r["layout"] == "tokens" else "-"
+        lines.append(f"{r['name']:<40} {r['type']:<24} {r['layout']:<7} {shape:<14} {prefix:>6}")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     overrides = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in overrides):
@@ -53,10 +68,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         model = seeded_model(cfg.model, cfg.seed)
         input_shape = input_shape_for(cfg, model)
         rows = layer_table(model, input_shape)
+        tokens = graph_stops_at_tokens(model, input_shape)
+        probe_rows = readable_layers(model, input_shape) if tokens else []
     except (ValueError, TypeError, FileNotFoundError, HydraException) as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     print(format_table(rows))
+    if tokens:
+        print(
+            f"\nThe graph analysis stops at a token sequence ({tokens}). Layers the probe can "
+            "read after it (TRF: the measured support, reported by erf.run):\n"
+        )
+        print(format_probe_table(probe_rows, {r["name"] for r in rows}))
+        print(f"\ninput {input_shape}; name the target, e.g. probe.target={last_block(model)}")
+        return 0
     print(
         f"\ninput {input_shape}; probe.target=auto picks {auto_target(rows)!r}; "
         f"stages: {', '.join(stage_layers(rows))}"

@@ -49,6 +49,7 @@ def write_job(out_dir: Path, result: ERFResult, metrics: dict[str, Any], scale: 
         scale=scale,
         warning="; ".join(metrics.get("warnings", [])) or None,
         trf_label=trf_label(metrics),
+        unit=metrics.get("unit_in_input"),
     )
     save_figure(fig, str(out_dir / "heatmap.png"))
     write_json(metrics, out_dir / "metrics.json")

@@ -35,8 +35,12 @@ def draw_erf(
     scale: str = "linear",
     warning: str | None = None,
     trf_label: str = "TRF",
+    unit: Sequence[float] | None = None,
 ) -> None:
     """Draw one ERF map with the TRF square and the fitted n·σ ellipse.
+
+    ``unit`` (row, col) marks where the probed unit sits in the input (a dense output's
+    centre pixel, a strided map's unit), with a cross.
 
     ``trf_label`` is the square's legend label (e.g. "measured support (lower bound)" when the
     box is a measured support rather than the exact TRF).
@@ -76,6 +80,11 @@ def draw_erf(
                 label=f"{n_sigma:g}σ fit",
             )
         )
+    if unit is not None:
+        ax.plot(
+            [unit[1]], [unit[0]], marker="+", markersize=9, markeredgewidth=1.5, color="white",
+            linestyle="none", label="probed unit",
+        )  # fmt: skip
     h, w = erf_map.shape
     ax.set_xlim(-0.5, w - 0.5)
     ax.set_ylim(h - 0.5, -0.5)
@@ -115,7 +124,7 @@ def erf_figure(erf_map: np.ndarray, **kwargs: Any) -> Figure:  # kwargs: see dra
     """One heatmap with TRF square and fit ellipse (see ``draw_erf``), with a legend."""
     fig, ax = plt.subplots(figsize=(4.2, 4.2), constrained_layout=True)
     draw_erf(ax, erf_map, **kwargs)
-    if ax.patches:
+    if ax.patches or ax.lines:
         ax.legend(loc="lower right", fontsize=7, framealpha=0.6)
     return fig
 

@@ -217,6 +217,19 @@ def aspect_error(h: int, w: int, height: int, width: int) -> float:
     return abs(h * width - w * height) / (height + width)
 
 
+def shrink_fits(h: int, w: int, height: int, width: int) -> bool:
+    """Whether an ``h x w`` map can be the ``height x width`` input shrunk by valid
+    (unpadded) layers at one stride: ``h = (height - a) / s`` and ``w = (width - a) / s`` with
+    the same margin ``a`` in ``[0, min(height, width))`` and ``s > 0`` (up to rounding)."""
+    if aspect_error(h, w, height, width) <= 1:
+        return True
+    if height == width or h == w:
+        return False
+    stride = (height - width) / (h - w)
+    margin = height - h * stride
+    return stride > 0 and -stride <= margin < min(height, width)
+
+
 def _module_layout(module: nn.Module | None) -> str | None:
     """NCHW when ``module`` (or the last child of a Sequential) always returns NCHW maps."""
     while isinstance(module, nn.Sequential) and len(module):
@@ -359,8 +372,14 @@ def resolve_grid(
                 "NHWC", shape[2], shape[0], shape[1],
                 decided_by="[H, W, C]: fits the input's aspect ratio better than [C, H, W]",
             )  # fmt: skip
-        how = "fits the input's aspect ratio" if nchw <= 1 else "PyTorch's convention"
-        return Grid("NCHW", *shape, decided_by=f"[C, H, W]: {how}")
+        if nchw <= 1:
+            return Grid("NCHW", *shape, decided_by="[C, H, W]: fits the input's aspect ratio")
+        if shrink_fits(shape[1], shape[2], height, width):
+            return Grid("NCHW", *shape, decided_by="[C, H, W]: the input shrunk by valid layers")
+        raise ValueError(
+            f"{where} is {list(shape)}: neither [C, H, W] nor [H, W, C] matches the "
+            f"{height}x{width} input at one stride; set probe.layout=NCHW or probe.layout=NHWC"
+        )
     if len(shape) != 2:
         raise ValueError(
             f"{where} is {list(shape)} per sample; the probe reads [C, H, W], [H, W, C], "

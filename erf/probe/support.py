@@ -21,7 +21,9 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,12 +31,29 @@ from torch import nn
 
 from erf.device import resolve_device
 from erf.probe.forward import probing
+from erf.probe.layout import Grid
 from erf.probe.measure import probe_units
 from erf.probe.options import ProbeOptions
 from erf.rf.theory import theoretical_rf
 from erf.rf.trf import Pair, TheoreticalRF
 
 log = logging.getLogger("erf")
+
+
+@contextmanager
+def _quiet():
+    """Drop the ``erf`` logger's warnings while an internal support probe runs (e.g. the
+    LayerNorm note of every norm that ``first_global_layer`` passes on its search)."""
+
+    def drop(record: logging.LogRecord) -> bool:
+        return record.levelno > logging.WARNING
+
+    log.addFilter(drop)
+    try:
+        yield
+    finally:
+        log.removeFilter(drop)
+
 
 Box = tuple[Pair, Pair]
 
@@ -57,7 +76,7 @@ class SupportResult:
     n_inputs: int
     seed: int
     target: str | None
-    position: Pair
+    position: Pair | str  # (row, col), or a prefix token ("prefix:K")
     target_shape: tuple[int, ...]
 
     @property
@@ -119,7 +138,8 @@ def measured_support(
     if int(n_inputs) < 1:
         raise ValueError(f"n_inputs must be >= 1, got {n_inputs}")
     opts = _support_options(options, int(n_inputs), int(seed))
-    (result,) = probe_units(model, input_shape, [(target, position)], opts)
+    with _quiet():  # the probe's own warnings are about maps; this probe wants only support
+        (result,) = probe_units(model, input_shape, [(target, position)], opts)
     mask = np.asarray(result.total > 0)
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     box = None
@@ -132,7 +152,11 @@ def measured_support(
         n_inputs=int(n_inputs),
         seed=int(seed),
         target=target,
-        position=tuple(int(v) for v in result.position),
+        position=(
+            result.position
+            if isinstance(result.position, str)
+            else tuple(int(v) for v in result.position)
+        ),
         target_shape=tuple(int(v) for v in result.target_shape),
     )
 
@@ -191,33 +215,51 @@ def completion_order(
     whose output the probe can read (a tensor that ``erf.probe.layout.resolve_grid`` reads
     with layout "auto": NCHW/NHWC maps, token sequences, vectors; the target always counts).
     The root module is left out."""
+    return [row["name"] for row in readable_layers(model, input_shape, target, options)]
+
+
+def readable_layers(
+    model: nn.Module,
+    input_shape: tuple[int, int, int],
+    target: str | None = None,
+    options: ProbeOptions | None = None,
+) -> list[dict[str, Any]]:
+    """``completion_order``'s modules as rows: ``name``, ``type``, ``layout`` (None for a
+    target the probe cannot read with ``options``), ``out_shape`` ([C, h, w] of the grid) and
+    ``prefix_tokens`` -- what ``erf.layers`` lists where the graph analysis stops."""
     modules = dict(model.named_modules())
     if target is not None and target not in modules:
         raise ValueError(f"model has no module named {target!r}")
     opts = options or ProbeOptions()
     input_hw = (int(input_shape[1]), int(input_shape[2]))
-    order: list[str] = []
+    rows: list[dict[str, Any]] = []
     done: set[str] = set()
 
-    def readable(name: str, module: nn.Module, output: object) -> bool:
-        if name == target:
-            return True
+    def grid_of(name: str, module: nn.Module, output: object) -> Grid | None:
         if not isinstance(output, torch.Tensor) or not output.is_floating_point():
-            return False
+            return None
         layer = _layer_options(opts, name, target)
         try:
-            layer.read_grid(output, input_hw, where=name, module=module, model=model)
+            return layer.read_grid(output, input_hw, where=name, module=module, model=model)
         except ValueError:
-            return False
-        return True
+            return None
 
     def hook_for(name: str) -> Callable:
         def hook(module: nn.Module, _inputs: object, output: object) -> None:
             if name in done:
                 return
             done.add(name)
-            if readable(name, module, output):
-                order.append(name)
+            grid = grid_of(name, module, output)
+            if grid is not None or name == target:
+                rows.append(
+                    {
+                        "name": name,
+                        "type": type(module).__name__,
+                        "layout": None if grid is None else grid.layout,
+                        "out_shape": None if grid is None else list(grid.shape),
+                        "prefix_tokens": None if grid is None else grid.prefix_tokens,
+                    }
+                )
             if name == target:
                 raise _Stop
 
@@ -236,7 +278,7 @@ def completion_order(
             h.remove()
     if target is not None and target not in done:
         raise ValueError(f"module {target!r} was not called in the forward pass")
-    return order
+    return rows
 
 
 def first_global_layer(

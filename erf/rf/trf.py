@@ -79,7 +79,7 @@ class TheoreticalRF:
     source: str = "exact"
     global_from: str | None = None
     box: tuple[Pair, Pair] | None = None
-    unit: Pair | None = None
+    unit: Pair | str | None = None  # a prefix token is "prefix:K"
 
     def interval(self, unit: Pair, clipped: bool = False) -> tuple[Pair, Pair]:
         """Inclusive input span ``((r_start, r_end), (c_start, c_end))`` seen by output ``unit``.
@@ -92,10 +92,10 @@ class TheoreticalRF:
         box (already inside the input) and raises ValueError for other units.
         """
         if self.box is not None:
-            if self.unit is not None and tuple(unit) != tuple(self.unit):
+            if self.unit is not None and _unit_key(unit) != _unit_key(self.unit):
                 raise ValueError(
-                    f"this TRF is a measured support of unit {tuple(self.unit)} only; "
-                    f"unit {tuple(unit)} was not measured"
+                    f"this TRF is a measured support of unit {_unit_key(self.unit)} only; "
+                    f"unit {_unit_key(unit)} was not measured"
                 )
             return self.box
         if self.graph is not None and self.target is not None:
@@ -184,3 +184,8 @@ def _area_key(size: Pair) -> tuple[int, int]:
 
 
 __all__ = ["LayerRF", "Pair", "Stride", "TheoreticalRF"]
+
+
+def _unit_key(unit: Any) -> Any:
+    """A unit as compared: (row, col) as a tuple, a prefix token ("prefix:K") as it is."""
+    return unit if isinstance(unit, str) else tuple(unit)

@@ -271,3 +271,17 @@ def test_layers_command_lists_targets_with_their_trf():
     )
     assert "layer4" in proc.stdout and "global" in proc.stdout
     assert "probe.target=auto picks 'layer4'" in proc.stdout
+
+
+def test_layers_command_lists_the_token_layers_of_a_vit_after_the_graph_stops():
+    pytest.importorskip("timm")
+    proc = run_module(
+        "erf.layers", "model=timm", "model.name=vit_tiny_patch16_224", "+model.img_size=64",
+        "inputs.size=[64,64]",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "The graph analysis stops at a token sequence" in proc.stdout
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("blocks.11 "))
+    assert row.split()[2:] == ["tokens", "192×4×4", "1"]
+    assert "q_norm" not in proc.stdout  # attention heads are no map of the input
+    assert "probe.target=blocks.11" in proc.stdout

@@ -113,6 +113,7 @@ def test_the_wheel_holds_every_module_and_config_and_the_erf_command(installed):
     }
     assert len(configs) > 30
     assert configs <= names, sorted(configs - names)
+    assert "erf/py.typed" in names
     assert modules <= names, sorted(modules - names)
     assert not any(n.startswith("tests/") for n in names)
     (entry_points,) = (n for n in names if n.endswith(".dist-info/entry_points.txt"))

@@ -38,3 +38,16 @@ def test_write_job_writes_the_files_and_removes_checkpoint_and_stale_temps(tmp_p
 def test_the_heatmap_title_names_the_settings_and_sizes():
     title = heatmap_title({"label": "x", "depth": 2, "init": None, "erf_size": 3.456})
     assert title == "label=x, depth=2\nERF size 3.46, TRF nan"
+
+
+def test_the_heatmap_marks_the_probed_unit_with_a_labelled_cross():
+    import matplotlib.pyplot as plt
+
+    from erf.io.plots import draw_erf
+
+    fig, ax = plt.subplots()
+    draw_erf(ax, np.ones((8, 8)), unit=(2.5, 4.0))
+    (line,) = ax.lines
+    assert line.get_label() == "probed unit"
+    assert list(line.get_xdata()) == [4.0] and list(line.get_ydata()) == [2.5]
+    plt.close(fig)

@@ -361,3 +361,41 @@ def test_the_all_channel_probe_of_a_uniform_layernorm_is_flagged_as_measuring_no
 def test_an_unflagged_probe_has_no_probe_warnings():
     result = erf.measure_erf(_seeded(ChannelsLast()), (3, 24, 24), n_samples=1, progress=False)
     assert "probe_warnings" not in result.meta
+
+
+# --------------------------------------------------------------------------- where the unit sits
+
+
+def test_the_metrics_place_a_dense_outputs_centre_unit_at_its_exact_trf_centre():
+    from erf.analysis.summary import erf_metrics
+
+    model = _seeded(nn.Sequential(nn.Conv2d(3, 12, 3, padding=1), nn.PixelShuffle(2)))
+    result = erf.measure_erf(model, (3, 10, 10), n_samples=1, progress=False)
+    metrics = erf_metrics(result, erf.theoretical_rf(model, input_shape=(3, 10, 10)))
+    assert metrics["unit_in_input"] == [5.0, 5.0] and metrics["unit_in_input_from"] == "TRF"
+    assert metrics["layout"] == "NCHW" and metrics["grid"] == [20, 20]
+
+
+def test_without_an_exact_trf_the_unit_is_placed_by_the_grid_scale_and_a_prefix_token_nowhere():
+    from erf.analysis.summary import erf_metrics
+    from erf.probe.support import trf_or_support
+
+    model = _seeded(TinyViT(patch=4, prefix=1, mix=True))
+    for position, expected in [("center", [9.5, 9.5]), ("cls", None)]:
+        result = erf.measure_erf(model, (3, 16, 16), position=position, n_samples=1)
+        trf = trf_or_support(model, (3, 16, 16), None, position, 0)
+        metrics = erf_metrics(result, trf)
+        assert trf.source == "measured_support" and trf.is_global
+        assert metrics["unit_in_input"] == expected and metrics["prefix_tokens"] == 1
+
+
+def test_a_tensor_whose_dims_match_no_reading_of_the_input_is_refused():
+    """Attention heads [B, heads, N, head_dim] are no map of a 64 x 64 input."""
+    with pytest.raises(ValueError, match=r"neither \[C, H, W\] nor \[H, W, C\].*probe\.layout"):
+        resolve_grid(torch.zeros(1, 3, 17, 64), (64, 64), where="q_norm")
+
+
+def test_a_valid_convolution_stack_on_a_non_square_input_is_read_as_nchw():
+    """48 x 64 through ten unpadded 3x3 convs is 28 x 44: one margin of 20 on both axes."""
+    grid = resolve_grid(torch.zeros(1, 32, 28, 44), (48, 64), where="m")
+    assert grid.layout == "NCHW" and "valid layers" in grid.decided_by

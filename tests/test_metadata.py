@@ -1,0 +1,32 @@
+"""The project's own metadata agrees with itself: licence, citation, version, typing marker."""
+
+from __future__ import annotations
+
+import re
+
+from helpers.paths import REPO
+
+import erf
+
+
+def _pyproject() -> str:
+    return (REPO / "pyproject.toml").read_text()
+
+
+def test_the_licence_file_is_the_licence_pyproject_declares():
+    declared = re.search(r'^license = \{ text = "(\w+)" \}', _pyproject(), re.M).group(1)
+    assert declared == "MIT"
+    assert (REPO / "LICENSE").read_text().startswith("MIT License")
+
+
+def test_the_citation_names_the_package_version_and_licence():
+    text = (REPO / "CITATION.cff").read_text()
+    assert re.search(r'^version: "(.+)"$', text, re.M).group(1) == erf.__version__
+    assert re.search(r"^license: (\S+)$", text, re.M).group(1) == "MIT"
+    assert "cff-version: 1.2.0" in text
+
+
+def test_the_package_ships_its_typing_marker():
+    assert (REPO / "erf" / "py.typed").is_file()
+    package_data = re.search(r"^erf = \[(.*)\]$", _pyproject(), re.M).group(1)
+    assert '"py.typed"' in package_data
