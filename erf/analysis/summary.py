@@ -128,10 +128,13 @@ def _poor_fit(r2: float, r2_min: float) -> str | None:
 
 
 def _input_center(result: ERFResult, trf: TheoreticalRF | None) -> tuple[int, int]:
-    """Input pixel under the probed unit: the TRF centre, else the map centre (H//2, W//2)."""
+    """Input pixel under the probed unit (the reference of Luo's size and the mass radii):
+    the centre of its exact local TRF; else (a global or measured TRF, none) the probe's
+    estimate of where the unit sits (``meta["unit_in_input"]``: a ViT's centre token is its
+    patch's centre, not the image's); else the map centre (H // 2, W // 2)."""
     h, w = result.shape
-    if trf is None:
+    unit = _unit_in_input(result, trf)["unit_in_input"]
+    if unit is None:
         return h // 2, w // 2
-    (r0, r1), (c0, c1) = trf.interval(result.position)
-    row, col = (r0 + r1) // 2, (c0 + c1) // 2
+    row, col = (math.floor(v) for v in unit)  # a half-pixel centre: the upper-left pixel
     return min(max(row, 0), h - 1), min(max(col, 0), w - 1)

@@ -399,3 +399,15 @@ def test_a_valid_convolution_stack_on_a_non_square_input_is_read_as_nchw():
     """48 x 64 through ten unpadded 3x3 convs is 28 x 44: one margin of 20 on both axes."""
     grid = resolve_grid(torch.zeros(1, 32, 28, 44), (48, 64), where="m")
     assert grid.layout == "NCHW" and "valid layers" in grid.decided_by
+
+
+def test_luo_size_is_referenced_to_the_centre_tokens_patch_not_the_image_centre():
+    """With a global TRF the reference pixel is where the unit sits: the centre token (2, 2)
+    of a 4 x 4 patch grid covers rows 8..11 of 16, while the image centre (7) lies outside."""
+    from erf.analysis.summary import erf_metrics
+    from erf.probe.support import trf_or_support
+
+    model = _seeded(TinyViT(patch=4, prefix=1, mix=True))
+    result = erf.measure_erf(model, (3, 16, 16), n_samples=2, progress=False)
+    metrics = erf_metrics(result, trf_or_support(model, (3, 16, 16), None, "center", 0))
+    assert (metrics["center_row"], metrics["center_col"]) == (9, 9)
