@@ -33,7 +33,7 @@ from erf.device import resolve_device
 from erf.probe.accumulate import Accumulator
 from erf.probe.forward import forward_to, probing
 from erf.probe.inputs import input_batches
-from erf.probe.layout import select_output
+from erf.probe.layout import graph_spatial_dims, select_output
 from erf.probe.measure import ProbeInterrupted, reduce_gradient
 from erf.probe.options import SPEED_KEYS, ProbeOptions
 from erf.result import ERFResult
@@ -205,6 +205,7 @@ def measure_erf_draws(
                 grid = options.read_grid(
                     y[0] if vectorize else y, x.shape[-2:], where=where,
                     module=dict(models[0].named_modules()).get(target, models[0]), model=models[0],
+                    graph_dims=lambda: graph_spatial_dims(models[0], x.shape[-3:], target),
                 )  # fmt: skip
                 for acc in accs:
                     acc.set_grid(grid)

@@ -25,12 +25,14 @@ Positions on the grid are ``(row, col)``, the centre of an ``h x w`` grid is
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
+
+from erf.rf.graph import graph_rf
 
 LAYOUTS = ("auto", "NCHW", "NHWC", "tokens")
 # Prefix-token counts tried when neither the option nor the model says: none, a class token,
@@ -321,6 +323,17 @@ def _token_grid(
     raise ValueError(f"{where}: {n} tokens could be {shown} (prefix + grid); {hint}")
 
 
+def graph_spatial_dims(
+    model: nn.Module, input_shape: Sequence[int], target: str | None
+) -> tuple[int, int] | None:
+    """The dims of ``target``'s output that the torch.fx analysis followed as image rows and
+    cols (``GraphRF.spatial_dims``), or None when the model cannot be analysed."""
+    try:
+        return graph_rf(model, tuple(int(v) for v in input_shape)).spatial_dims(target)
+    except Exception:  # any trace failure only means no evidence from the graph
+        return None
+
+
 def resolve_grid(
     y: torch.Tensor,
     input_hw: tuple[int, int],
@@ -331,13 +344,16 @@ def resolve_grid(
     layout: str = "auto",
     grid: Sequence[int] | None = None,
     prefix_tokens: int | None = None,
+    graph_dims: Callable[[], tuple[int, int] | None] | None = None,
 ) -> Grid:
     """The layout and grid of the probed tensor ``y`` (batch first), for an input of
     ``input_hw`` = (H, W).
 
     ``layout``: "auto" or one of ``LAYOUTS``; ``grid`` (h, w) and ``prefix_tokens`` decide
     token sequences; ``module`` (the target module) and ``model`` (for the prefix-token count
-    and patch size it declares) are evidence for "auto". Raises a one-line ValueError when
+    and patch size it declares) are evidence for "auto", and so is ``graph_dims`` (called only
+    when the shape alone does not decide: the dims the torch.fx analysis followed as rows and
+    cols, ``erf.rf.graph.GraphRF.spatial_dims``). Raises a one-line ValueError when
     the tensor cannot be read, or two readings fit and nothing decides between them.
     """
     if layout not in LAYOUTS:
@@ -362,6 +378,12 @@ def resolve_grid(
         # better; equal fits of two different readings are refused.
         nchw = aspect_error(shape[1], shape[2], height, width)
         nhwc = aspect_error(shape[0], shape[1], height, width)
+        undecided = (nchw <= 1 and nhwc <= 1 and nchw == nhwc) or (nchw > 1 and nhwc > 1)
+        dims = graph_dims() if undecided and graph_dims is not None else None
+        if dims == (2, 3):
+            return Grid("NCHW", *shape, decided_by="[C, H, W]: the graph analysis")
+        if dims == (1, 2):
+            return Grid("NHWC", shape[2], shape[0], shape[1], decided_by="[H, W, C]: the graph")
         if nchw <= 1 and nhwc <= 1 and nchw == nhwc:
             raise ValueError(
                 f"{where} is {list(shape)}: both [C, H, W] and [H, W, C] fit the "

@@ -33,7 +33,7 @@ from erf.probe.batches import (
 )
 from erf.probe.crop import CropRefused, plan_crop
 from erf.probe.forward import forward_fn, forward_to, forward_to_many, probing
-from erf.probe.layout import NormWatch, seed_warning, select_output
+from erf.probe.layout import NormWatch, graph_spatial_dims, seed_warning, select_output
 from erf.probe.options import ProbeOptions
 from erf.probe.units import Unit, as_unit
 from erf.result import ERFResult
@@ -296,8 +296,9 @@ def probe_units(
                 if acc.grid is None:
                     module = model if target is None else modules.get(target)
                     grid = options.read_grid(
-                        y, x.shape[2:], where=where, module=module, model=model
-                    )
+                        y, x.shape[2:], where=where, module=module, model=model,
+                        graph_dims=lambda t=target, s=x.shape[1:]: graph_spatial_dims(model, s, t),
+                    )  # fmt: skip
                     acc.set_grid(grid)
                     warning = seed_warning(norms.producer(y) or module, grid, options.channel)
                     if warning:

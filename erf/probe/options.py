@@ -181,7 +181,7 @@ class ProbeOptions:
 
     def read_grid(self, y: torch.Tensor, input_hw: tuple[int, int], **evidence: Any) -> Grid:
         """``erf.probe.layout.resolve_grid`` of ``y`` with these options' layout settings;
-        ``evidence``: ``where``, ``module``, ``model``."""
+        ``evidence``: ``where``, ``module``, ``model``, ``graph_dims``."""
         return resolve_grid(
             y, input_hw, layout=self.layout, grid=self.grid, prefix_tokens=self.prefix_tokens,
             **evidence,

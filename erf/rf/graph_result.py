@@ -166,6 +166,15 @@ class GraphRF:
             raise ValueError(f"unit {unit} of {name!r} reads no input pixel")
         return box
 
+    def spatial_dims(self, target: str | None) -> tuple[int, int] | None:
+        """Tensor dims (batch included) of ``target``'s output that hold the image rows and
+        cols, as the analysis followed them through permutes and reshapes: (2, 3) for NCHW,
+        (1, 2) for NHWC; None where it does not know (tokens, constants, tuples, global)."""
+        v = self._vals.get(self.node_name(target))
+        if v is None or v.kind != "local" or v.items is not None:
+            return None
+        return tuple(v.layout) if v.layout is not None else None
+
     def layer_table(self) -> list[dict[str, Any]]:
         """One row per module path (called once) whose output is a spatial [C, H, W] map."""
         rows = []

@@ -99,9 +99,17 @@ def test_a_channel_of_a_channels_last_map_is_its_last_dim():
 
 
 def test_a_square_map_whose_channels_equal_its_side_is_refused_naming_the_option():
-    model = _seeded(ChannelsLast(channels=22))  # output [B, 22, 22, 22]
+    y = torch.zeros(1, 22, 22, 22)  # no module, no graph: nothing decides
     with pytest.raises(ValueError, match=r"both \[C, H, W\] and \[H, W, C\].*probe\.layout=NHWC"):
-        erf.measure_erf(model, (3, 24, 24), n_samples=1, progress=False)
+        resolve_grid(y, (24, 24), where="m", graph_dims=lambda: None)
+
+
+def test_the_graph_analysis_decides_a_square_map_it_followed_through_a_permute():
+    model = _seeded(ChannelsLast(channels=22))  # output [B, 22, 22, 22], channels last
+    nhwc = erf.measure_erf(model, (3, 24, 24), n_samples=1, progress=False)
+    nchw = erf.measure_erf(model, (3, 24, 24), target="body", n_samples=1, progress=False)
+    assert nhwc.meta["layout"] == "NHWC" and "graph" in nhwc.meta["layout_decided_by"]
+    np.testing.assert_array_equal(nhwc.total, nchw.total)
 
 
 def test_the_layout_option_decides_an_ambiguous_map():
