@@ -276,8 +276,9 @@ def fit(
     ``on_checkpoint`` and ``TrainingInterrupted`` is raised; in an epoch's last batch the
     epoch is finished first (the whole-epoch state is saved), and in training's last batch
     nothing is left to stop: the final state is returned (the caller sees the request in its
-    poll, e.g. ``erf.app.signals`` stops the sweep after the job's files). ``resume`` is such a state (from
-    a checkpoint made with the same settings and data sizes); training continues from it.
+    poll, e.g. ``erf.app.signals`` stops the sweep after the job's files). ``resume`` is such
+    a state (from a checkpoint made with the same settings and data sizes); training
+    continues from it.
 
     The state holds ``epoch`` (epochs completed), ``step`` (batches done in the current
     epoch), ``model``/``optimizer``/``scheduler`` state dicts, ``rng`` (global torch RNG),
