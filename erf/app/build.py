@@ -292,8 +292,10 @@ def build_data_from(cfg: DictConfig) -> DataBundle:
 
 
 def build_trained_model(cfg: DictConfig, data: DataBundle) -> nn.Module:
-    """The model config with ``classes`` (when null) and the channels taken from the data;
-    a mismatch with the data is a one-line ValueError."""
+    """The model config with ``classes`` (when null) and the channels taken from the data,
+    built with the global torch RNG seeded to ``seed`` (``seeded_model``: torchvision, timm
+    and user classes draw their init from it); a mismatch with the data is a one-line
+    ValueError."""
     spec = OmegaConf.to_container(cfg.model, resolve=True)
     if "classes" in spec:
         if spec["classes"] is None:
@@ -308,7 +310,7 @@ def build_trained_model(cfg: DictConfig, data: DataBundle) -> nn.Module:
             f"model.in_channels={spec['in_channels']} but {data.name} images have "
             f"{data.in_channels} channels"
         )
-    return build_model(OmegaConf.create(spec))
+    return seeded_model(OmegaConf.create(spec), cfg.seed)
 
 
 def probe_shape(cfg: DictConfig, data: DataBundle) -> tuple[int, int, int]:

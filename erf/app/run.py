@@ -22,7 +22,7 @@ from erf.app import torchrun
 from erf.app.config import CONFIG_DIR
 from erf.app.errors import JobInterrupted, log_traceback, one_line
 from erf.app.jobs import run_job
-from erf.app.signals import stop_requests
+from erf.app.signals import stop_requests, watching_signals
 from erf.app.validate import ConfigError, preflight
 from erf.probe import distributed
 from erf.probe.measure import ProbeInterrupted
@@ -94,9 +94,10 @@ def cli() -> None:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    if distributed.launched():  # torchrun: one output folder for all ranks
-        sys.argv += torchrun.hydra_overrides(overrides)
-    main()
+    with watching_signals():  # a stop request between two jobs of a sweep is kept
+        if distributed.launched():  # torchrun: one output folder for all ranks
+            sys.argv += torchrun.hydra_overrides(overrides)
+        main()
 
 
 if __name__ == "__main__":

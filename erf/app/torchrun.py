@@ -12,19 +12,26 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from erf.app.config import CONFIG_DIR
-from erf.probe.distributed import init_from_env
+from erf.probe.distributed import init_from_env, wait_for_ranks
 
 
 def hydra_overrides(overrides: Sequence[str], config_dir: str = str(CONFIG_DIR)) -> list[str]:
     """Extra command-line overrides that make every rank of a torchrun job use one output
     folder: rank 0 resolves ``hydra.run.dir`` and ``hydra.sweep.dir`` (their ``${now:...}``
     timestamps could differ between ranks) and broadcasts them. Ranks > 0 also write no
-    ``.hydra`` folder, no logs and run no callbacks (the sweep summary is rank 0's)."""
-    init_from_env()
-    resolved: list[Any] = [None]
-    if dist.get_rank() == 0:
-        resolved = [_resolved_hydra(overrides, config_dir)]
-    dist.broadcast_object_list(resolved, src=0, device=torch.device("cpu"))
+    ``.hydra`` folder, no logs and run no callbacks (the sweep summary is rank 0's).
+
+    A bad ``ERF_DIST_TIMEOUT_S``, or ranks that do not all join within it, exit with one line
+    (``error: ...``, exit status 1)."""
+    try:
+        init_from_env()
+        wait_for_ranks("the start of the run")
+        resolved: list[Any] = [None]
+        if dist.get_rank() == 0:
+            resolved = [_resolved_hydra(overrides, config_dir)]
+        dist.broadcast_object_list(resolved, src=0, device=torch.device("cpu"))
+    except (ValueError, RuntimeError) as exc:  # the timeout, a rank that went away
+        raise SystemExit(f"error: {' '.join(str(exc).split())}") from None
     run_dir, sweep_dir, callbacks = resolved[0]
     extra = [f"hydra.run.dir={_quoted(run_dir)}", f"hydra.sweep.dir={_quoted(sweep_dir)}"]
     if dist.get_rank() > 0:

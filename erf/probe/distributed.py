@@ -11,14 +11,25 @@ numbers instead of batch after batch: relative differences of order 1e-16).
 Backends: NCCL for CUDA tensors, gloo for CPU ones (one process group serves both). Only
 rank 0 should write files (``is_main_process``). Knows nothing of files or config; the Hydra glue
 (one output folder for all ranks) is ``erf.app.torchrun``.
+
+A rank that stops answering (stopped, hung, dead) must not hang the others forever: every
+collective waits at most ``ERF_DIST_TIMEOUT_S`` seconds (environment; default 300), and before
+each exchange of results all ranks meet at a gloo ``monitored_barrier``, so that rank 0 fails
+with ``RankTimeout`` naming the ranks that did not arrive (``wait_for_ranks``).
+Test-only: ``ERF_TEST_SIGSTOP_RANK=R`` makes rank R stop itself (SIGSTOP) just before it
+exchanges its results; never set it otherwise.
 """
 
 from __future__ import annotations
 
 import atexit
+import math
 import os
+import re
+import signal
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -37,20 +48,90 @@ def launched() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+TIMEOUT_ENV = "ERF_DIST_TIMEOUT_S"
+DEFAULT_TIMEOUT_S = 300.0
+SIGSTOP_ENV = "ERF_TEST_SIGSTOP_RANK"  # test-only (module docstring)
+_monitor: list[Any] = []  # the gloo group of monitored_barrier, once joined (init_from_env)
+
+
+class RankTimeout(RuntimeError):
+    """Some ranks did not reach a collective within the timeout (``wait_for_ranks``)."""
+
+
+def collective_timeout() -> float:
+    """Seconds a collective waits for the other ranks: ``ERF_DIST_TIMEOUT_S`` (default 300);
+    a value that is not a number of seconds > 0 is a one-line ValueError."""
+    raw = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{TIMEOUT_ENV}={raw} is not allowed: expected a number of seconds > 0")
+    return value
+
+
 def init_from_env() -> None:
     """Join the process group that torchrun's environment variables describe (RANK,
     WORLD_SIZE, MASTER_ADDR, MASTER_PORT): gloo for CPU tensors and, when CUDA is available,
-    NCCL for CUDA tensors, each rank on GPU ``LOCAL_RANK``. A no-op when already joined."""
+    NCCL for CUDA tensors, each rank on GPU ``LOCAL_RANK``; every collective waits at most
+    ``collective_timeout()`` seconds. A no-op when already joined."""
     if dist.is_initialized():
         return
+    timeout = timedelta(seconds=collective_timeout())
     if torch.cuda.is_available():
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         if local_rank < torch.cuda.device_count():
             torch.cuda.set_device(local_rank)
-        dist.init_process_group(backend="cpu:gloo,cuda:nccl")
+        dist.init_process_group(backend="cpu:gloo,cuda:nccl", timeout=timeout)
+        _monitor[:] = [dist.new_group(backend="gloo", timeout=timeout)]
     else:
-        dist.init_process_group(backend="gloo")
+        dist.init_process_group(backend="gloo", timeout=timeout)
+        _monitor[:] = [None]  # the default group is gloo
     atexit.register(_leave)
+
+
+def wait_for_ranks(what: str) -> None:
+    """All ranks meet here before ``what`` (a collective): rank 0 waits at most
+    ``collective_timeout()`` seconds and raises ``RankTimeout`` naming the ranks that did not
+    come (stopped, hung or dead) instead of hanging. Needs a gloo group: in a process group
+    joined elsewhere with another backend, the collective's own timeout applies instead."""
+    if not active():
+        return
+    if not _monitor:
+        if dist.get_backend() != "gloo":
+            return
+        _monitor[:] = [None]
+    seconds = collective_timeout()
+    try:
+        dist.monitored_barrier(
+            group=_monitor[0], timeout=timedelta(seconds=seconds), wait_all_ranks=True
+        )
+    except RuntimeError as exc:
+        raise RankTimeout(_timeout_message(str(exc), what, seconds)) from None
+
+
+def _timeout_message(text: str, what: str, seconds: float) -> str:
+    """One line from a monitored_barrier failure: which ranks did not answer."""
+    found = re.search(r"Ranks? ([\d, ]+?) failed to pass", text)
+    rank = dist.get_rank()
+    if found:
+        late = found.group(1).replace(" ", "").strip(",")
+        who = f"rank {late} did" if "," not in late else f"ranks {late} did"
+    else:  # a rank > 0 learns only that rank 0 (or the barrier) went away
+        who = f"rank {rank}: another rank did"
+    return (
+        f"{who} not answer within {seconds:g} s before {what} (stopped, hung or dead); "
+        f"{TIMEOUT_ENV}={seconds:g} sets the wait"
+    )
+
+
+def _stop_for_test() -> None:
+    """The test-only hook (module docstring): this rank stops itself."""
+    if os.environ.get(SIGSTOP_ENV, "") == str(dist.get_rank()):
+        os.kill(os.getpid(), signal.SIGSTOP)
 
 
 def _leave() -> None:
@@ -135,6 +216,8 @@ def all_reduce_result(
     ``total`` and ``total_sq``, ``n_samples``, ``n_nonfinite`` and samples seen. Target
     shape and position come from rank 0, whose shard is never empty. Every rank gets the sum;
     ``meta`` is this rank's, plus ``world_size``."""
+    _stop_for_test()
+    wait_for_ranks("the exchange of the probe's sums")
     h, w = int(input_shape[1]), int(input_shape[2])
     sums = torch.zeros(2, h, w, dtype=torch.float64, device=device)
     counts = torch.zeros(3, dtype=torch.int64, device=device)

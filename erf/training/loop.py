@@ -273,8 +273,12 @@ def fit(
     joins ``state["history"]`` and ``on_checkpoint(state)`` is called.
 
     ``should_stop`` is polled after every batch: when true, the mid-epoch state goes to
-    ``on_checkpoint`` and ``TrainingInterrupted`` is raised. ``resume`` is such a state (from
-    a checkpoint made with the same settings and data sizes); training continues from it.
+    ``on_checkpoint`` and ``TrainingInterrupted`` is raised; in an epoch's last batch the
+    epoch is finished first (the whole-epoch state is saved), and in training's last batch
+    nothing is left to stop: the final state is returned (the caller sees the request in its
+    poll, e.g. ``erf.app.signals`` stops the sweep after the job's files). ``resume`` is such
+    a state (from a checkpoint made with the same settings and data sizes); training
+    continues from it.
 
     The state holds ``epoch`` (epochs completed), ``step`` (batches done in the current
     epoch), ``model``/``optimizer``/``scheduler`` state dicts, ``rng`` (global torch RNG),

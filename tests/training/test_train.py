@@ -232,3 +232,26 @@ def test_segmentation_training_runs_with_an_ignore_index_and_reports_miou():
     record = final["history"][0]
     assert 0 <= record["val_mean_iou"] <= 1 and len(record["val_iou"]) == 2
     assert math.isfinite(record["train_loss"])
+
+
+def _stop_from(first_poll):
+    """A ``should_stop`` that turns true at its ``first_poll``-th call (0-based) and stays so."""
+    calls = iter(range(1000))
+    return lambda: next(calls) >= first_poll
+
+
+def test_a_stop_in_the_last_batch_of_an_epoch_stops_at_its_end_with_a_whole_epoch_saved():
+    # polls: epoch 1 after each of its 5 batches (0-4) and at its end (5)
+    with pytest.raises(TrainingInterrupted) as info:
+        _run(TrainSettings(**SETTINGS), should_stop=_stop_from(4))
+    assert (info.value.state["epoch"], info.value.state["step"]) == (1, 0)
+
+
+def test_a_stop_in_the_last_batch_of_training_finishes_it_unchanged():
+    """Nothing is left to checkpoint: training returns its final state (the job then writes
+    its files, and ``erf.app.signals`` stops the sweep before the next job)."""
+    model_a, final_a = _run(TrainSettings(**SETTINGS))
+    stop = _stop_from(10)  # epoch 2's polls are 6-10 (batches) and 11 (its end)
+    model_b, final_b = _run(TrainSettings(**SETTINGS), should_stop=stop)
+    _assert_same_states(model_a.state_dict(), model_b.state_dict())
+    assert len(final_b["history"]) == 2 and stop()  # the request is still there

@@ -172,6 +172,7 @@ def run_training(
     metrics = _job_metrics(cfg, data, prober, init_metrics, trained_metrics, history)
     metrics.update(model_settings(cfg))
     metrics["classes"] = data.num_classes
+    metrics["model_seed"] = cfg.seed  # the torch seed the initial weights were drawn with
     metrics["wall_time_s"] = time.perf_counter() - start
     metrics["train_time_s"] = sum(r.get("time_s", 0.0) for r in history)
     metrics["probe_time_s"] = prober.seconds
