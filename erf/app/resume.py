@@ -45,12 +45,14 @@ log = logging.getLogger("erf")
 
 # Config keys that do not change a job's map or metrics (dotted prefixes): whether to resume,
 # the device (a CPU checkpoint may continue on a GPU: the same measurement up to float
-# rounding), figure drawing, how often partial sums are saved, and CPU thread/worker counts.
+# rounding), figure drawing, how often partial sums are saved, whether a layer profile shares
+# its forward passes (bitwise the same maps), and CPU thread counts.
 UNFINGERPRINTED = (
     "resume",
     "device",
     "plot",
     "probe.checkpoint_every",
+    "profile.shared_forward",
     "train.threads",
     "benchmark.threads",
 )
@@ -142,7 +144,8 @@ def check_resume(cfg: DictConfig, out_dir: Path) -> None:
                 config = None  # unreadable: completed_metrics reruns it
             else:
                 _refuse(folder, None if config is None else settings(config), new)
-        for name in CHECKPOINTS:
+        reused = ("erf_init.npz",) if cfg.get("train") is not None else ()
+        for name in (*CHECKPOINTS, *reused):  # a training job reuses its ERF at init
             if (folder / name).exists():
                 _refuse(folder / name, checkpoint_settings(folder / name), new)
 

@@ -27,6 +27,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +109,8 @@ class _Prober:
         unit = (self.target, probe_position(self.cfg))
         (result,) = probe_units(self.model, self.shape, [unit], self.options)
         self.seconds += result.meta["wall_time_s"]
-        save_result(result, path)
+        recorded = {**result.meta, "settings": settings(self.cfg)}  # checked on resume
+        save_result(replace(result, meta=recorded), path)
         return result
 
 

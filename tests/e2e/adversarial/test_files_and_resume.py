@@ -224,6 +224,7 @@ def test_a_full_disk_in_the_sweep_summary_is_recorded_not_swallowed(sweep, tmp_p
 # --------------------------------------------------------------------------- 3: whole files
 
 
+@pytest.mark.slow
 def test_a_corrupt_erf_npz_beside_its_metrics_is_rerun_on_resume(tmp_path):
     job = [*TINY, f"hydra.run.dir={tmp_path}"]
     run_module("erf.run", *job)
@@ -252,6 +253,7 @@ def test_the_report_names_a_corrupt_file_in_one_line(sweep, tmp_path):
 # --------------------------------------------------------------------------- 4: no mixing
 
 
+@pytest.mark.slow
 def test_a_finished_job_is_not_reused_for_another_model(tmp_path):
     run_module("erf.run", *TINY, f"hydra.run.dir={tmp_path}")
     before = (tmp_path / "metrics.json").read_bytes()
