@@ -1,18 +1,40 @@
 """Hydra callbacks that summarise a sweep when its multirun ends (``hydra.callbacks`` in
-``erf/configs/experiment/*.yaml``): they call the ``erf.io`` summary writers and print."""
+``erf/configs/experiment/*.yaml``): they call the ``erf.io`` summary writers and print.
+
+Hydra only warns when a callback raises, so a failed summary is recorded in ``FAILURES``
+(the traceback goes to the log files) and ``erf.app.run.cli`` exits 1 with
+``error: sweep summary failed: ...`` after the sweep."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from erf.app.errors import log_traceback, one_line
 from erf.io.sweep import STUDIES, collect, format_slopes, write_study, write_summary
 from erf.io.tables import format_rows
 from erf.io.trained import format_summary, write_study_summary
+
+FAILURES: list[str] = []  # one line per failed summary of this process's sweeps
+
+
+def recorded(on_end: Callable[..., None]) -> Callable[..., None]:
+    """Run a summary; on failure, log its traceback and record it in ``FAILURES``."""
+
+    @functools.wraps(on_end)
+    def run(self: Callback, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            on_end(self, config, **kwargs)
+        except Exception as exc:
+            log_traceback(exc)
+            FAILURES.append(f"sweep summary failed: {one_line(exc)}")
+
+    return run
 
 
 class SweepSummary(Callback):
@@ -34,6 +56,7 @@ class SweepSummary(Callback):
         self.columns = list(columns) if columns else None
         self.study = study
 
+    @recorded
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         slopes = write_summary(sweep_dir, self.x, self.group_by, self.scale)
@@ -52,6 +75,7 @@ class TrainedSummary(Callback):
     def __init__(self, scale: str = "linear") -> None:
         self.scale = scale
 
+    @recorded
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         rows = write_study_summary(sweep_dir, self.scale)

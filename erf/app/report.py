@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from erf.io.store import CorruptJob
 from erf.io.sweep import STUDIES, format_slopes, write_study, write_summary
 
 
@@ -40,13 +41,17 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m erf.report") 
         return 2
     try:
         slopes = write_summary(args.sweep_dir, args.x, args.group_by, args.scale)
+        study = args.study and write_study(args.sweep_dir, args.study, args.x, args.group_by)
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (CorruptJob, OSError) as exc:  # a job's file is not whole; a full or read-only disk
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
     if slopes:
         print(format_slopes(slopes, args.group_by))
     if args.study:
-        print(write_study(args.sweep_dir, args.study, args.x, args.group_by))
+        print(study)
     print(f"results: {args.sweep_dir}")
     return 0
 

@@ -18,7 +18,7 @@ from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from erf.app import torchrun
+from erf.app import callbacks, torchrun
 from erf.app.config import CONFIG_DIR
 from erf.app.errors import JobInterrupted, log_traceback, one_line
 from erf.app.jobs import run_job
@@ -98,6 +98,9 @@ def cli() -> None:
         if distributed.launched():  # torchrun: one output folder for all ranks
             sys.argv += torchrun.hydra_overrides(overrides)
         main()
+    if callbacks.FAILURES:  # Hydra only warns when a sweep-end callback raises
+        print(f"error: {callbacks.FAILURES[0]}", file=sys.stderr, flush=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

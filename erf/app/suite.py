@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from erf.app.config import EXPERIMENT_DIR
-from erf.io.store import write_json
+from erf.io.store import atomic_write, write_json
 
 log = logging.getLogger("erf")
 
@@ -84,7 +83,7 @@ def collect_figures(out_dir: Path, names: list[str]) -> list[str]:
         for pattern in COLLECTED:
             for path in sorted((out_dir / name).glob(pattern)):
                 target = figures / f"{name}__{path.name}"
-                shutil.copyfile(path, target)
+                atomic_write(target, lambda f, path=path: f.write(path.read_bytes()))
                 copied.append(target.name)
     return copied
 

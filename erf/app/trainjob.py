@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from erf.io.store import CorruptJob
 from erf.io.trained import format_summary, write_study_summary
 
 
@@ -25,6 +26,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m erf.trainjob"
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (CorruptJob, OSError) as exc:  # a job's file is not whole; a full or read-only disk
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
     print(format_summary(rows))
     print(f"results: {args.sweep_dir}")
     return 0

@@ -1,13 +1,15 @@
 """One measurement's files: ``erf.npz``, ``heatmap.png`` and ``metrics.json`` (written last:
-the completion marker), from a result, its metrics dict and the plot scale."""
+the completion marker, with the size and sha256 of every other result file under ``files``),
+from a result, its metrics dict and the plot scale."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from erf.io.plots import erf_figure, save_figure
-from erf.io.store import save_result, write_json
+from erf.io.store import clean_stale_temps, file_record, save_result, write_json
 from erf.result import ERFResult
 
 
@@ -35,10 +37,17 @@ def trf_label(metrics: dict[str, Any]) -> str:
     return label
 
 
-def write_job(out_dir: Path, result: ERFResult, metrics: dict[str, Any], scale: str) -> None:
-    """erf.npz, heatmap.png, then metrics.json (the completion marker), each written
-    atomically; the probe checkpoint (``checkpoint.npz``) and temp files of a run killed
-    mid-write are removed once they are all in place."""
+def write_job(
+    out_dir: Path,
+    result: ERFResult,
+    metrics: dict[str, Any],
+    scale: str,
+    extra_files: Sequence[str] = (),
+) -> None:
+    """erf.npz, heatmap.png, then metrics.json (the completion marker, recording the size and
+    sha256 of those and of ``extra_files`` already in ``out_dir`` under ``files``), each
+    written atomically; the probe checkpoint (``checkpoint.npz``) and temp files of runs that
+    died mid-write are removed once they are all in place."""
     out_dir.mkdir(parents=True, exist_ok=True)
     save_result(result, out_dir / "erf.npz")
     fig = erf_figure(
@@ -52,7 +61,7 @@ def write_job(out_dir: Path, result: ERFResult, metrics: dict[str, Any], scale: 
         unit=metrics.get("unit_in_input"),
     )
     save_figure(fig, str(out_dir / "heatmap.png"))
+    metrics["files"] = file_record(out_dir, ["erf.npz", "heatmap.png", *extra_files])
     write_json(metrics, out_dir / "metrics.json")
     (out_dir / "checkpoint.npz").unlink(missing_ok=True)
-    for stale in out_dir.glob(".*.tmp"):  # temp files of a run killed mid-write
-        stale.unlink(missing_ok=True)
+    clean_stale_temps(out_dir)  # of runs killed mid-write; a live writer's are kept

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -20,6 +21,7 @@ from matplotlib.patches import Ellipse, Rectangle  # noqa: E402
 from matplotlib.ticker import FormatStrFormatter, NullFormatter, ScalarFormatter  # noqa: E402
 
 from erf.analysis.metrics import loglog_slope  # noqa: E402
+from erf.io.store import atomic_write  # noqa: E402
 
 Interval = tuple[tuple[float, float], tuple[float, float]]
 
@@ -364,10 +366,13 @@ def _num(v: Any) -> float:
     return float("nan") if v is None else float(v)
 
 
-def save_figure(fig: Figure, path: str) -> None:
-    """Save as PNG at a modest dpi and close the figure."""
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+def save_figure(fig: Figure, path: str | Path) -> None:
+    """Save as PNG at a modest dpi, atomically (``erf.io.store.atomic_write``: a kill or a
+    full disk mid-write leaves the old file or none, never a truncated PNG), and close it."""
+    try:
+        atomic_write(Path(path), lambda f: fig.savefig(f, dpi=110, format="png"))
+    finally:
+        plt.close(fig)
 
 
 # --------------------------------------------------------------------------- training study

@@ -25,7 +25,7 @@ from erf.io.plots import (
     shape_figure,
     trf_vs_erf_figure,
 )
-from erf.io.store import load_result, read_json, write_json, write_text
+from erf.io.store import load_result, read_job_metrics, write_json, write_text
 from erf.io.tables import csv_text, format_rows
 
 STUDIES = ("growth", "shape", "paths", "cross_arch")
@@ -82,7 +82,7 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
     """Metrics of every job under ``sweep_dir`` (its subfolders holding metrics.json)."""
     rows = []
     for path in sorted(Path(sweep_dir).glob("*/metrics.json")):
-        row = read_json(path)
+        row = read_job_metrics(path)
         row["job"] = path.parent.name
         row["_dir"] = path.parent
         rows.append(row)

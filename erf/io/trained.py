@@ -15,7 +15,7 @@ from erf.io.plots import (
     save_figure,
     training_curves_figure,
 )
-from erf.io.store import load_result, read_json, write_text
+from erf.io.store import load_result, read_job_metrics, write_text
 from erf.io.tables import csv_text
 from erf.result import ERFResult
 
@@ -104,7 +104,7 @@ def collect_jobs(sweep_dir: str | Path) -> list[dict[str, Any]]:
     """Metrics of every finished training job under ``sweep_dir``."""
     rows = []
     for path in sorted(Path(sweep_dir).glob("*/metrics.json")):
-        row = read_json(path)
+        row = read_job_metrics(path)
         if "erf_size_init" in row:
             row["job"], row["_dir"] = path.parent.name, path.parent
             rows.append(row)

@@ -3,7 +3,7 @@
 import numpy as np
 
 from erf.io.job import heatmap_title, write_job
-from erf.io.store import load_result, read_json, save_result
+from erf.io.store import check_files, load_result, read_json, save_result
 from erf.result import ERFResult
 
 
@@ -26,12 +26,14 @@ def _result():
 def test_write_job_writes_the_files_and_removes_checkpoint_and_stale_temps(tmp_path):
     result = _result()
     save_result(result, tmp_path / "checkpoint.npz")
-    (tmp_path / ".erf.npz.abc.tmp").write_bytes(b"partial")
+    (tmp_path / ".erf.npz.abc.tmp").write_bytes(b"partial")  # an older erf's temp name
     metrics = {"erf_size": 3.5, "trf_size": 5.0, "depth": 2, "warnings": ["a", "b"]}
     write_job(tmp_path, result, metrics, "linear")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["erf.npz", "heatmap.png", "metrics.json"]
     assert np.array_equal(load_result(tmp_path / "erf.npz").total, result.total)
     assert read_json(tmp_path / "metrics.json") == metrics
+    assert set(metrics["files"]) == {"erf.npz", "heatmap.png"}  # sizes and sha256s
+    assert check_files(tmp_path, metrics["files"]) is None
     assert (tmp_path / "heatmap.png").stat().st_size > 1000
 
 

@@ -82,3 +82,30 @@ def test_a_failed_write_keeps_the_previous_file_intact(tmp_path):
         write_json({"bad": object()}, tmp_path / "m.json")
     assert read_json(tmp_path / "m.json") == {"done": True}
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_check_files_names_the_first_file_that_is_not_as_recorded(tmp_path):
+    from erf.io.store import CorruptJob, check_files, file_record, read_job_metrics
+
+    (tmp_path / "a.npz").write_bytes(b"abc")
+    (tmp_path / "b.png").write_bytes(b"xyz")
+    record = file_record(tmp_path, ["a.npz", "b.png"])
+    write_json({"files": record}, tmp_path / "metrics.json")
+    assert check_files(tmp_path, record) is None
+    assert read_job_metrics(tmp_path / "metrics.json")["files"] == record
+    (tmp_path / "b.png").write_bytes(b"xyZ")  # same size, other bytes
+    assert "b.png does not match its sha256" in check_files(tmp_path, record)
+    (tmp_path / "a.npz").write_bytes(b"ab")
+    assert "a.npz is 2 bytes, metrics.json recorded 3" in check_files(tmp_path, record)
+    with pytest.raises(CorruptJob, match="a.npz is 2 bytes"):
+        read_job_metrics(tmp_path / "metrics.json")
+
+
+def test_an_unreadable_npz_is_a_one_line_corrupt_job_error(tmp_path):
+    from erf.io.store import CorruptJob
+
+    (tmp_path / "erf.npz").write_bytes(b"garbage")
+    with pytest.raises(CorruptJob, match=r"erf.npz is unreadable \(ValueError\)"):
+        load_result(tmp_path / "erf.npz")
+    with pytest.raises(FileNotFoundError):
+        load_result(tmp_path / "missing.npz")

@@ -18,7 +18,7 @@ from erf.app.jobs.benchmark import run_benchmark
 from erf.app.jobs.draws import run_draws
 from erf.app.jobs.measure import run_measure, run_profile
 from erf.app.jobs.training import run_training
-from erf.app.resume import completed_metrics
+from erf.app.resume import completed_metrics, job_folder
 from erf.app.suite import run_suite
 from erf.app.validate import validate
 from erf.probe import distributed
@@ -46,11 +46,20 @@ def run_job(
     cfg: DictConfig, out_dir: Path, should_stop: Callable[[], bool] | None = None
 ) -> dict[str, Any]:
     """Validate ``cfg``, run the job ``job_kind`` names into ``out_dir`` and return its
-    metrics (or record). ``should_stop`` is polled between batches (``erf.app.signals``)."""
+    metrics (or record). ``should_stop`` is polled between batches (``erf.app.signals``).
+    ``out_dir`` is locked while the job runs, and what resuming would mix is refused first
+    (``erf.app.resume.job_folder``)."""
     validate(cfg)
     kind = job_kind(cfg)
     if kind == "suite":
         return run_suite(cfg, out_dir)
+    with job_folder(cfg, out_dir):
+        return _run_kind(cfg, kind, out_dir, should_stop)
+
+
+def _run_kind(
+    cfg: DictConfig, kind: str, out_dir: Path, should_stop: Callable[[], bool] | None
+) -> dict[str, Any]:
     if kind == "training":  # the ERF at init and after training
         return run_training(cfg, out_dir, should_stop)
     model = seeded_model(cfg.model, cfg.seed)  # the same weights on every run of a seed

@@ -12,8 +12,8 @@ from torch import nn
 
 from erf.analysis.draw_stats import draw_metrics, pool_draws
 from erf.app.build import build_inputs, model_for_seed, probe_options, probe_position
-from erf.app.jobs.measure import job_metrics, save_measurement
-from erf.app.resume import load_draws_checkpoint
+from erf.app.jobs.measure import job_metrics, save_measurement, with_settings
+from erf.app.resume import load_draws_checkpoint, settings
 from erf.io.store import save_results
 from erf.probe.draws import measure_erf_draws
 from erf.probe.options import SPEED_KEYS
@@ -38,6 +38,7 @@ def run_draws(
     checkpoint = out_dir / "checkpoint_draws.npz"
     resume = load_draws_checkpoint(checkpoint) if cfg.resume and checkpoint.exists() else None
     out_dir.mkdir(parents=True, exist_ok=True)
+    recorded = settings(cfg)  # checked on resume (erf.app.resume.check_resume)
     results = measure_erf_draws(
         lambda seed: model_for_seed(cfg, seed),
         input_shape,
@@ -45,7 +46,9 @@ def run_draws(
         target=target,
         position=position,
         resume=resume,
-        on_checkpoint=lambda partials: save_results(partials, checkpoint),
+        on_checkpoint=lambda partials: save_results(
+            [with_settings(p, recorded) for p in partials], checkpoint
+        ),
         options=options,
         should_stop=should_stop,
     )
@@ -54,6 +57,6 @@ def run_draws(
     metrics.pop("model_seed")  # draw d was built with seed + d (``draws``)
     metrics["draws"] = draw_metrics(results, trf, r2_min=cfg.fit.r2_min)
     save_results(results, out_dir / "draws.npz")
-    save_measurement(out_dir, pooled, metrics, cfg.plot.scale)
+    save_measurement(out_dir, pooled, metrics, cfg.plot.scale, extra_files=["draws.npz"])
     checkpoint.unlink(missing_ok=True)
     return metrics

@@ -9,7 +9,8 @@ request, and ``resume=true`` continues them (``erf.app.resume``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from erf.app.build import (
     refuse_probe,
 )
 from erf.app.provenance import provenance
-from erf.app.resume import completed_metrics, load_checkpoint
+from erf.app.resume import completed_metrics, fingerprint, load_checkpoint, settings
 from erf.io.job import write_job
 from erf.io.store import save_result
 from erf.io.sweep import write_profile
@@ -124,12 +125,13 @@ def probe_many(
             "resumed layers stopped at different samples: %d probes, one per group", len(groups)
         )
     results: dict[int, ERFResult] = {}
+    recorded = settings(cfg)  # checked on resume (erf.app.resume.check_resume)
     for members in groups.values():
         dirs = [job_dirs[i] for i in members]
 
         def save(partials: list[ERFResult], dirs: list[Path] = dirs) -> None:
             for partial, job_dir in zip(partials, dirs):
-                save_result(partial, job_dir / "checkpoint.npz")
+                save_result(with_settings(partial, recorded), job_dir / "checkpoint.npz")
 
         found = probe_units(
             model,
@@ -142,6 +144,12 @@ def probe_many(
         )
         results.update(zip(members, found))
     return [(results[i], trfs[i]) for i in range(len(targets))]
+
+
+def with_settings(partial: ERFResult, recorded: dict[str, Any]) -> ERFResult:
+    """``partial`` with the job's settings (``erf.app.resume.settings``) in its meta, as a
+    checkpoint records them."""
+    return replace(partial, meta={**partial.meta, "settings": recorded})
 
 
 def input_transform_note(model: nn.Module | None, input_shape) -> str | None:
@@ -224,15 +232,22 @@ def job_metrics(
             metrics[key] = result.meta[key]
     metrics["provenance"] = provenance(result.meta["device"], result.meta["dtype"])
     metrics["config"] = OmegaConf.to_container(cfg, resolve=True)
+    metrics["settings_fingerprint"] = fingerprint(settings(cfg))
     return metrics
 
 
-def save_measurement(out_dir: Path, result: ERFResult, metrics: dict[str, Any], scale: str) -> None:
-    """The job's files (``erf.io.job.write_job``) and its one log line; under torchrun only
-    rank 0 writes."""
+def save_measurement(
+    out_dir: Path,
+    result: ERFResult,
+    metrics: dict[str, Any],
+    scale: str,
+    extra_files: Sequence[str] = (),
+) -> None:
+    """The job's files (``erf.io.job.write_job``; ``extra_files`` already written are
+    checksummed too) and its one log line; under torchrun only rank 0 writes."""
     if not distributed.is_main_process():
         return
-    write_job(out_dir, result, metrics, scale)
+    write_job(out_dir, result, metrics, scale, extra_files)
     log.info(
         "%sERF size %.2f px, TRF %s, sigma (%.2f, %.2f), fit R2 %.3f, %d samples in %.1fs",
         f"{result.target}: " if result.target else "",

@@ -27,6 +27,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +50,8 @@ from erf.app.build import (
 )
 from erf.app.errors import JobInterrupted
 from erf.app.provenance import provenance
-from erf.app.resume import completed_metrics, load_training_state
-from erf.io.store import atomic_write, load_result, save_result, write_json
+from erf.app.resume import completed_metrics, fingerprint, load_training_state, settings
+from erf.io.store import atomic_write, file_record, load_result, save_result, write_json
 from erf.io.trained import final_scores, write_training_figures
 from erf.probe.measure import probe_units
 from erf.probe.support import trf_or_support
@@ -108,12 +109,20 @@ class _Prober:
         unit = (self.target, probe_position(self.cfg))
         (result,) = probe_units(self.model, self.shape, [unit], self.options)
         self.seconds += result.meta["wall_time_s"]
-        save_result(result, path)
+        recorded = {**result.meta, "settings": settings(self.cfg)}  # checked on resume
+        save_result(replace(result, meta=recorded), path)
         return result
 
 
 def _save_state(state: dict[str, Any], path: Path) -> None:
     atomic_write(path, lambda f: torch.save(state, f))
+
+
+def _result_files(out_dir: Path) -> list[str]:
+    """The files of a finished training job that ``metrics.json`` checksums."""
+    names = ["erf_init.npz", "erf_trained.npz", "model.pt", "before_after.png"]
+    names += [n for n in ("training.png", "erf_epochs.png") if (out_dir / n).exists()]
+    return names + sorted(p.name for p in out_dir.glob("erf_epoch_*.npz"))
 
 
 def run_training(
@@ -145,6 +154,7 @@ def run_training(
         m = erf_summary(result, prober.trf, r2_min)
         return {k: m.get(k) for k in ("erf_size", "erf_diameter", "erf_trf_ratio")}
 
+    recorded = settings(cfg)  # checked on resume (erf.app.resume.check_resume)
     if resume is not None:
         log.info("resuming training from %s (%d epochs done)", checkpoint, resume["epoch"])
     try:
@@ -159,7 +169,7 @@ def run_training(
             settings=training_settings(cfg),
             resume=resume,
             on_epoch_end=on_epoch_end,
-            on_checkpoint=lambda state: _save_state(state, checkpoint),
+            on_checkpoint=lambda state: _save_state({**state, "settings": recorded}, checkpoint),
             should_stop=should_stop,
         )
     except TrainingInterrupted as stop:
@@ -179,7 +189,9 @@ def run_training(
     metrics["provenance"] = provenance(str(erf_trained.meta.get("device", cfg.device)),
                                        cfg.probe.dtype)  # fmt: skip
     metrics["config"] = OmegaConf.to_container(cfg, resolve=True)
+    metrics["settings_fingerprint"] = fingerprint(recorded)
     write_training_figures(out_dir, metrics, erf_init, erf_trained, cfg.plot.scale)
+    metrics["files"] = file_record(out_dir, _result_files(out_dir))
     write_json(metrics, out_dir / "metrics.json")
     checkpoint.unlink(missing_ok=True)
     log.info(

@@ -1,0 +1,30 @@
+"""The settings a resumed job must match (erf.app.resume): what is in, what is out."""
+
+import pytest
+from helpers.paths import REPO
+from hydra import compose, initialize_config_dir
+
+from erf.app.resume import UNFINGERPRINTED, check_resume, fingerprint, settings
+
+
+def _cfg(*overrides):
+    with initialize_config_dir(config_dir=str(REPO / "erf" / "configs"), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def test_settings_hold_what_changes_a_map_and_drop_what_cannot():
+    flat = settings(_cfg())
+    for key in ("model.depth", "inputs.size", "seed", "probe.target", "probe.position"):
+        assert key in flat
+    assert not [k for k in flat if any(k == u or k.startswith(u + ".") for u in UNFINGERPRINTED)]
+    same = ["device=cpu", "resume=true", "plot.scale=log", "probe.checkpoint_every=3"]
+    assert fingerprint(settings(_cfg(*same))) == fingerprint(flat)
+    for other in ("model.depth=3", "seed=1", "inputs.size=[8,8]", "probe.n_samples=3"):
+        assert fingerprint(settings(_cfg(other))) != fingerprint(flat), other
+
+
+def test_a_metrics_json_without_a_config_cannot_be_resumed_into(tmp_path):
+    (tmp_path / "metrics.json").write_text("{}")
+    with pytest.raises(ValueError, match="records no settings .made by an older erf."):
+        check_resume(_cfg("resume=true"), tmp_path)
+    check_resume(_cfg(), tmp_path)  # without resume=true the job simply runs again
