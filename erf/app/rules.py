@@ -32,7 +32,7 @@ def int_at_least(low: int) -> Rule:
 def int_between(low: int, high: int) -> Rule:
     """An integer in [low, high]: ``high`` is one of the documented upper bounds
     (``erf.nets.checks``), beyond which a run would not finish or not fit in memory."""
-    return (lambda v: is_integer(v) and low <= v <= high), f"an integer in [{low}, {high}]"
+    return (lambda v: is_integer(v) and low <= v <= high), f"an integer >= {low} (at most {high})"
 
 
 def positive() -> Rule:

@@ -101,7 +101,7 @@ RULES: dict[str, Rule] = {
         "a number in [0, 1]",
     ),
     "probe.n_samples": int_between(1, MAX_SAMPLES),
-    "probe.batch_size": (_batch_size, f"an integer in [1, {MAX_BATCH}] or auto"),
+    "probe.batch_size": (_batch_size, f"an integer >= 1 or auto (at most {MAX_BATCH})"),
     "probe.fast": boolean(),
     "probe.channels_last": optional(boolean()),
     "probe.compile": boolean(),
@@ -183,11 +183,24 @@ def validate(cfg: DictConfig) -> None:
             f"no model: the model config is required (~model removed it); "
             f"choose one of model={', '.join(_available('model'))}"
         )
-    missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra"))
+    missing = sorted(
+        m
+        for k in cfg
+        if k != "hydra"
+        for m in (OmegaConf.missing_keys(cfg[k]) if OmegaConf.is_config(cfg[k]) else [])
+    )
+    missing += sorted(k for k in cfg if k != "hydra" and OmegaConf.is_missing(cfg, k))
     if missing:
         key = missing[0]
         raise ConfigError(f"{key} is required{_REQUIRED_HINTS.get(key, '')}: set {key}=...")
-    for key, value in _leaves(OmegaConf.to_container(cfg, resolve=True)):
+    plain = {}
+    for k in cfg:
+        if k != "hydra":  # Hydra's node interpolates job values only known when a job runs
+            node = cfg[k]
+            plain[k] = (
+                OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+            )
+    for key, value in _leaves(plain):
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{key}={_show(value)} is not allowed: expected a finite number")
     rules = dict(RULES)
@@ -276,6 +289,7 @@ def preflight(argv: Sequence[str], multirun: bool = False) -> None:
     cheap) to check ``probe.target``; the output folder (``hydra.run.dir``, or
     ``hydra.sweep.dir`` for a multirun) must be creatable. Nothing is written.
     """
+    argv = quote_non_ascii(argv)
     parsed = parse_overrides(argv)
     options: list[list[str]] = []
     for o in parsed:

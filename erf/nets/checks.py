@@ -37,7 +37,9 @@ def is_finite_number(v: Any) -> bool:
 def check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
     """``value`` as an int in [low, high]; else a one-line ValueError naming ``name``."""
     if not is_integer(value) or value < low or (high is not None and value > high):
-        allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
+        allowed = (
+            f"an integer >= {low}" if high is None else f"an integer >= {low} (at most {high})"
+        )
         raise ValueError(f"{name}={value!r} is not allowed: expected {allowed}")
     return int(value)
 
