@@ -176,7 +176,7 @@ def test_cli_exits_non_zero_with_one_line_and_no_traceback_before_any_work(tmp_p
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
-        "error: probe.n_samples=0 is not allowed: expected an integer >= 1"
+        "error: probe.n_samples=0 is not allowed: expected an integer >= 1 (at most 100000000)"
     )
     assert not (tmp_path / "x").exists()
 
