@@ -122,6 +122,11 @@ def fit_gaussian(m, *, with_offset: bool = True) -> GaussianFit:
     if reason is not None:
         return GaussianFit.failed(reason)
 
+    # Fit the map scaled to a peak of 1: a 1e-170 map (a deep float64 sigmoid stack) would
+    # underflow in the squares of R² and a 1e200 map overflow; the fit is scale-free, so
+    # amplitude and offset are scaled back afterwards.
+    scale = float(np.abs(m).max())
+    m = m / scale
     rows, cols = np.indices(m.shape)
     rc = np.stack([rows.ravel(), cols.ravel()]).astype(np.float64)
     z = m.ravel()
@@ -138,7 +143,10 @@ def fit_gaussian(m, *, with_offset: bool = True) -> GaussianFit:
     amplitude, r0, c0, sx, sy, t = (float(v) for v in p[:6])
     offset = float(p[6]) if with_offset else 0.0
     sx, sy, t = _normalise_axes(sx, sy, t)
-    ss_res = float(((z - gaussian2d(rc, *p)) ** 2).sum())
-    ss_tot = float(((z - z.mean()) ** 2).sum())
+    with np.errstate(all="ignore"):
+        ss_res = float(((z - gaussian2d(rc, *p)) ** 2).sum())
+        ss_tot = float(((z - z.mean()) ** 2).sum())
+    if not (np.isfinite(ss_res) and np.isfinite(ss_tot)) or ss_tot <= 0:
+        return GaussianFit.failed("constant map")  # no variance left to explain
     r2 = 1.0 - ss_res / ss_tot
-    return GaussianFit(amplitude, r0, c0, sx, sy, t, offset, r2, True, None)
+    return GaussianFit(amplitude * scale, r0, c0, sx, sy, t, offset * scale, r2, True, None)

@@ -145,8 +145,9 @@ def loglog_slope(x, y) -> tuple[float, float, float]:
 
 
 def is_degenerate(m) -> str | None:
-    """Why the map is unusable ("empty map", "contains NaN/Inf", "all zero", "constant map"),
-    or None if it is usable. A 1-pixel map counts as constant."""
+    """Why the map is unusable ("empty map", "contains NaN/Inf", "all zero", "constant map",
+    "vanishing map": a peak below float64's smallest normal number, where the map has lost its
+    precision), or None if it is usable. A 1-pixel map counts as constant."""
     m = np.asarray(m, dtype=np.float64)
     if m.size == 0:
         return "empty map"
@@ -156,6 +157,9 @@ def is_degenerate(m) -> str | None:
         return "all zero"
     if m.max() == m.min():
         return "constant map"
+    peak = float(np.abs(m).max())
+    if peak < np.finfo(np.float64).tiny:
+        return f"vanishing map (peak {peak:.3g} below the smallest normal float64)"
     return None
 
 

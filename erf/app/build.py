@@ -117,6 +117,7 @@ def build_inputs(
             cfg.probe.batch_size,
             normalize=norm is not None,
             seed=cfg.seed,
+            n_samples=cfg.probe.n_samples,
             **({} if norm is None else {"mean": mean, "std": std}),
         )
     raise ValueError(f"inputs.source={source!r}; allowed: {list(INPUT_SOURCES)}")

@@ -9,6 +9,7 @@ The launchers are Hydra's own plugins (no scheduler here): ``hydra/launcher=para
 from __future__ import annotations
 
 import importlib.util
+import shutil
 
 from erf.app.config import CONFIG_DIR
 
@@ -46,4 +47,9 @@ def launcher_problem(name: str) -> str | None:
         found = False
     if not found:
         return f"hydra/launcher={name} needs the {package} plugin: pip install 'erf[{extra}]'"
+    if OURS.get(name, name) == "submitit_slurm" and not shutil.which("srun"):
+        return (
+            f"hydra/launcher={name} submits to SLURM, but this machine has no srun (not a "
+            "SLURM cluster); use hydra/launcher=parallel or basic here"
+        )
     return None

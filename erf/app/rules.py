@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from erf.nets.checks import is_finite_number, is_integer
+
 Rule = tuple[Callable[[Any], bool], str]
 
 
@@ -18,14 +20,23 @@ class ConfigError(ValueError):
 
 
 def is_number(v: Any) -> bool:
-    """An int or float, not a bool."""
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    """A finite int or float (not a bool, NaN or +-Inf): ``erf.nets.checks.is_finite_number``,
+    the test the Python API applies too."""
+    return is_finite_number(v)
 
 
 def int_at_least(low: int) -> Rule:
-    return (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low), (
-        f"an integer >= {low}"
-    )
+    return (lambda v: is_integer(v) and v >= low), f"an integer >= {low}"
+
+
+def int_between(low: int, high: int) -> Rule:
+    """An integer in [low, high]: ``high`` is one of the documented upper bounds
+    (``erf.nets.checks``), beyond which a run would not finish or not fit in memory."""
+    return (lambda v: is_integer(v) and low <= v <= high), f"an integer >= {low} (at most {high})"
+
+
+def positive() -> Rule:
+    return (lambda v: is_number(v) and v > 0), "a finite number > 0"
 
 
 def choice(options: Sequence[str]) -> Rule:
@@ -44,8 +55,8 @@ def pair_of(check: Rule) -> Rule:
     )
 
 
-def int_or_list(low: int) -> Rule:
-    test, text = int_at_least(low)
+def int_or_list(low: int, high: int | None = None) -> Rule:
+    test, text = int_at_least(low) if high is None else int_between(low, high)
     return (lambda v: test(v) or (isinstance(v, list) and v and all(map(test, v)))), (
         f"{text}, or a list of them (one per layer)"
     )

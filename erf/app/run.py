@@ -1,15 +1,26 @@
 """Hydra entry point: ``python -m erf.run [experiment=NAME] [overrides]``.
 
-``cli`` checks the command-line overrides (one-line errors, exit 2), joins torchrun's ranks
-into one output folder, then runs the Hydra ``main``: one job (``erf.app.jobs.run_job``) in
-Hydra's output folder. Errors are one line on the console (``error: ...``, exit 1) with the
-traceback in the job's log (``run.log``); an interrupted job prints how to resume (exit 130).
+``cli`` checks the command line before Hydra creates any folder (``erf.app.validate.preflight``:
+override syntax, keys, every sweep value, the output folder; one line ``error: ...``, exit 2),
+joins torchrun's ranks into one output folder, then runs the Hydra ``main``: one job
+(``erf.app.jobs.run_job``) in Hydra's output folder.
+
+A job that refuses its config (``ValueError``, ``TypeError``, ``FileNotFoundError``, a
+failed instantiation: what only the built model or data can tell, e.g. an unknown
+``probe.target`` of a timm model) prints one line, exits 2 and removes the folder Hydra made
+for it when the job wrote nothing into it. Other failures (``RuntimeError``, NaN/Inf with
+``probe.on_nonfinite=raise``) print one line, exit 1 and keep the traceback in the job's log
+(``run.log``). ``HYDRA_FULL_ERROR=1`` prints the traceback on the console too. An
+interrupted job prints how to resume (exit 130); a second Ctrl-C stops at once, in one line.
 Sweeps (``experiment=...``) are Hydra multiruns; their summary is ``erf.report``.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import traceback
 from pathlib import Path
 
 import hydra
@@ -23,7 +34,7 @@ from erf.app.config import CONFIG_DIR
 from erf.app.errors import JobInterrupted, log_traceback, one_line
 from erf.app.jobs import run_job
 from erf.app.signals import stop_requests, watching_signals
-from erf.app.validate import ConfigError, preflight
+from erf.app.validate import ConfigError, preflight, quote_non_ascii
 from erf.probe import distributed
 from erf.probe.measure import ProbeInterrupted
 
@@ -57,11 +68,53 @@ def main(cfg: DictConfig) -> None:
         )
         print(_resume_hint(saved, out_dir), file=sys.stderr, flush=True)
         sys.exit(130)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError, InstantiationException) as exc:
+    except REFUSALS as exc:
+        _full_error(exc)
+        removed = _remove_if_unwritten(out_dir, hydra_cfg.mode == RunMode.MULTIRUN)
+        if not removed:
+            log_traceback(exc)
+        print(f"error: {one_line(exc)}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    except FloatingPointError as exc:  # probe.on_nonfinite=raise
+        _full_error(exc)
+        log_traceback(exc)
+        print(f"error: probe.on_nonfinite=raise stopped the run: {one_line(exc)} (of "
+              f"probe.n_samples={cfg.probe.n_samples}; probe.on_nonfinite=skip skips and "
+              "counts them)", file=sys.stderr, flush=True)  # fmt: skip
+        sys.exit(1)
+    except RuntimeError as exc:
+        _full_error(exc)
         log_traceback(exc)  # the whole traceback in the job's log file, not on the console
         raise SystemExit(f"error: {one_line(exc)}") from None
     if hydra_cfg.mode != RunMode.MULTIRUN and distributed.is_main_process():
         print(f"results: {out_dir}", file=sys.stdout, flush=True)
+
+
+# A job's refusals of its config: exit 2, and no folder left behind when nothing was written.
+REFUSALS = (ValueError, TypeError, FileNotFoundError, InstantiationException)
+# What Hydra itself writes into a job folder before the job runs.
+_HYDRA_FILES = {".hydra", "run.log", "main.log", "multirun.yaml"}
+
+
+def _full_error(exc: BaseException) -> None:
+    """With ``HYDRA_FULL_ERROR=1``, the traceback on the console (above the one-line error)."""
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        traceback.print_exception(exc, file=sys.stderr)
+
+
+def _remove_if_unwritten(out_dir: Path, multirun: bool) -> bool:
+    """Remove the job folder when it holds only what Hydra put there (``.hydra/``, the log):
+    a refused job leaves nothing behind. In a sweep, the sweep folder goes too when nothing
+    but Hydra's ``multirun.yaml`` is left in it. True when the job folder was removed."""
+    if not out_dir.is_dir() or not {p.name for p in out_dir.iterdir()} <= _HYDRA_FILES:
+        return False
+    if not distributed.is_main_process():
+        return True  # rank 0 removes the shared folder
+    shutil.rmtree(out_dir, ignore_errors=True)
+    parent = out_dir.parent
+    if multirun and parent.is_dir() and {p.name for p in parent.iterdir()} <= {"multirun.yaml"}:
+        shutil.rmtree(parent, ignore_errors=True)
+    return True
 
 
 # Hydra's flags that take the next argument as their value (``--cfg job``, ``-cn NAME``).
@@ -87,17 +140,30 @@ def command_line_overrides(args: list[str]) -> list[str]:
 
 
 def cli() -> None:
-    """``python -m erf.run``: check the overrides (one-line errors, exit 2), then run Hydra."""
+    """``python -m erf.run``: check the command line before any folder exists (one-line
+    errors, exit 2), then run Hydra. Non-ASCII plain values are quoted for Hydra's grammar
+    (``label=日本語``); a second Ctrl-C ends in one line (exit 130)."""
+    sys.argv[1:] = quote_non_ascii(sys.argv[1:])
     overrides = command_line_overrides(sys.argv[1:])
+    multirun = any(a in ("-m", "--multirun") for a in sys.argv[1:])
     try:
-        preflight(overrides)
+        preflight(overrides, multirun=multirun)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     with watching_signals():  # a stop request between two jobs of a sweep is kept
         if distributed.launched():  # torchrun: one output folder for all ranks
             sys.argv += torchrun.hydra_overrides(overrides)
-        main()
+        try:
+            main()
+        except KeyboardInterrupt:  # only if a Ctrl-C gets past the stop handlers
+            print(
+                "error: interrupted at once (a second Ctrl-C): this batch was not saved; the "
+                "last checkpoint.npz, if any, resumes with resume=true",
+                file=sys.stderr,
+                flush=True,
+            )
+            sys.exit(130)
     if callbacks.FAILURES:  # Hydra only warns when a sweep-end callback raises
         print(f"error: {callbacks.FAILURES[0]}", file=sys.stderr, flush=True)
         sys.exit(1)

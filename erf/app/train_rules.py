@@ -21,9 +21,9 @@ from erf.app.rules import (
 from erf.nets.luo import ACTIVATIONS, INITS
 from erf.training.loop import OPTIMIZERS, SCHEDULES
 
-_NUMBER: Rule = (is_number, "a number")
-_POSITIVE: Rule = (lambda v: is_number(v) and v > 0, "a number > 0")
-_NON_NEGATIVE: Rule = (lambda v: is_number(v) and v >= 0, "a number >= 0")
+_NUMBER: Rule = (is_number, "a finite number")
+_POSITIVE: Rule = (lambda v: is_number(v) and v > 0, "a finite number > 0")
+_NON_NEGATIVE: Rule = (lambda v: is_number(v) and v >= 0, "a finite number >= 0")
 _FRACTION: Rule = (lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1)")
 _GAMMA: Rule = (lambda v: is_number(v) and 0 < v <= 1, "a number in (0, 1]")
 _BOOL: Rule = (lambda v: isinstance(v, bool), "true or false")

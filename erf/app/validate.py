@@ -1,19 +1,27 @@
 """Config validation before any work: unknown keys, wrong types, out-of-range values.
 
 Every problem is one line naming the key, the value and what is allowed. ``preflight`` checks
-the command-line overrides of ``erf.run`` (each value of a sweep too) before Hydra starts a
-job; ``validate`` checks a composed config (also run at the start of every job).
+the command-line overrides of ``erf.run`` before Hydra creates any folder: the override syntax,
+group choices, unknown keys (``+``-added ones too, with a "did you mean"), every value of a
+sweep, the probe target of our own (cheap to build) networks, and the output folder;
+``validate`` checks a composed config (also run at the start of every job): required values
+(``???``), finite numbers, types, bounds (``erf.nets.checks``: the same ones the Python API
+applies).
 """
 
 from __future__ import annotations
 
 import difflib
+import math
+import os
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import HydraException
+from hydra.errors import HydraException, OverrideParseException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -29,13 +37,25 @@ from erf.app.rules import (
     boolean,
     choice,
     int_at_least,
+    int_between,
     int_or_list,
     optional,
     pair_of,
+    positive,
 )
 from erf.app.train_rules import training_rules  # trained networks, data/ and train/ groups
+from erf.nets.checks import (
+    MAX_BATCH,
+    MAX_CHANNELS,
+    MAX_DRAWS,
+    MAX_KERNEL,
+    MAX_LAYERS,
+    MAX_SAMPLES,
+    MAX_SIDE,
+)
 from erf.nets.luo import ACTIVATIONS, DROPOUT_MODES, INITS, POOLS
 from erf.probe.bench import METHODS as BENCH_METHODS
+from erf.probe.forward import unknown_module
 from erf.probe.layout import LAYOUTS, prefix_index
 from erf.probe.options import CROP_MODES, DTYPES
 from erf.result import REDUCTIONS
@@ -68,7 +88,7 @@ def _output(v: Any) -> bool:
 
 
 def _batch_size(v: Any) -> bool:
-    return v == "auto" or int_at_least(1)[0](v)
+    return v == "auto" or int_between(1, MAX_BATCH)[0](v)
 
 
 def _names_or(word: str) -> Rule:
@@ -91,8 +111,8 @@ RULES: dict[str, Rule] = {
         lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1,
         "a number in [0, 1]",
     ),
-    "probe.n_samples": int_at_least(1),
-    "probe.batch_size": (_batch_size, "an integer >= 1 or auto"),
+    "probe.n_samples": int_between(1, MAX_SAMPLES),
+    "probe.batch_size": (_batch_size, f"an integer >= 1 or auto (at most {MAX_BATCH})"),
     "probe.fast": boolean(),
     "probe.channels_last": optional(boolean()),
     "probe.compile": boolean(),
@@ -108,7 +128,7 @@ RULES: dict[str, Rule] = {
     "benchmark.repeats": int_at_least(1),
     "benchmark.threads": optional(int_at_least(1)),
     "probe.checkpoint_every": int_at_least(1),
-    "probe.draws": int_at_least(1),
+    "probe.draws": int_between(1, MAX_DRAWS),
     "probe.reduce": choice(REDUCTIONS),
     "probe.dtype": choice(tuple(DTYPES)),
     "probe.on_nonfinite": choice(("skip", "raise")),
@@ -120,20 +140,24 @@ RULES: dict[str, Rule] = {
     "probe.output": (_output, "null, a key or an index"),
     "probe.target": (lambda v: v is None or isinstance(v, str), "null, auto or a module name"),
     "inputs.source": choice((*INPUT_SOURCES, "dataset")),
-    "inputs.size": optional(pair_of(int_at_least(1))),
-    "inputs.channels": optional(int_at_least(1)),
+    "inputs.size": optional(pair_of(int_between(1, MAX_SIDE))),
+    "inputs.channels": optional(int_between(1, MAX_CHANNELS)),
 }
 
+_CHANNELS = int_between(1, MAX_CHANNELS)
+_KERNEL: Rule = (
+    lambda v: ODD_KERNEL[0](v) and v <= MAX_KERNEL,
+    f"an odd integer in [1, {MAX_KERNEL}]",
+)
+
 CONV_STACK_RULES: dict[str, Rule] = {
-    "model.depth": int_at_least(1),
-    "model.kernel_size": ODD_KERNEL,
-    "model.channels": int_at_least(1),
-    "model.in_channels": optional(int_at_least(1)),
+    "model.depth": int_between(1, MAX_LAYERS),
+    "model.kernel_size": _KERNEL,
+    "model.channels": _CHANNELS,
+    "model.in_channels": optional(_CHANNELS),
     "model.activation": choice(tuple(ACTIVATIONS)),
     "model.init": choice(INITS),
-    "model.weight_std": optional(
-        (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0, "> 0")
-    ),
+    "model.weight_std": optional(positive()),
     "model.dilation": int_or_list(1),
     "model.stride": int_or_list(1),
     "model.pool": choice(tuple(POOLS)),
@@ -143,10 +167,11 @@ CONV_STACK_RULES: dict[str, Rule] = {
 }
 
 RESIDUAL_STACK_RULES: dict[str, Rule] = {
-    "model.blocks": int_at_least(1),
-    "model.kernel_size": CONV_STACK_RULES["model.kernel_size"],
-    "model.channels": int_at_least(1),
-    "model.in_channels": optional(int_at_least(1)),
+    "model.blocks": int_between(1, MAX_LAYERS),
+    "model.kernel_size": _KERNEL,
+    "model.channels": _CHANNELS,
+    "model.in_channels": optional(_CHANNELS),
+    "model.weight_std": optional(positive()),
     "model.activation": choice(tuple(ACTIVATIONS)),
     "model.init": choice(INITS),
     "model.skip": boolean(),
@@ -162,7 +187,33 @@ MODEL_RULES = {
 
 
 def validate(cfg: DictConfig) -> None:
-    """Raise ConfigError (one line) for the first value a rule rejects."""
+    """Raise ConfigError (one line) for a missing model, a required value left at ``???``, a
+    NaN/Inf anywhere, or the first value a rule rejects."""
+    if OmegaConf.select(cfg, "model", default=None) is None:
+        raise ConfigError(
+            f"no model: the model config is required (~model removed it); "
+            f"choose one of model={', '.join(_available('model'))}"
+        )
+    missing = sorted(
+        m
+        for k in cfg
+        if k != "hydra"
+        for m in (OmegaConf.missing_keys(cfg[k]) if OmegaConf.is_config(cfg[k]) else [])
+    )
+    missing += sorted(k for k in cfg if k != "hydra" and OmegaConf.is_missing(cfg, k))
+    if missing:
+        key = missing[0]
+        raise ConfigError(f"{key} is required{_REQUIRED_HINTS.get(key, '')}: set {key}=...")
+    plain = {}
+    for k in cfg:
+        if k != "hydra":  # Hydra's node interpolates job values only known when a job runs
+            node = cfg[k]
+            plain[k] = (
+                OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+            )
+    for key, value in _leaves(plain):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key}={_show(value)} is not allowed: expected a finite number")
     rules = dict(RULES)
     rules.update(MODEL_RULES.get(OmegaConf.select(cfg, "model._target_"), {}))
     rules.update(training_rules(cfg))
@@ -177,6 +228,26 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={_show(value)} is not allowed: expected {allowed}")
 
 
+_REQUIRED_HINTS = {
+    "model._target_": " (model=custom builds your own nn.Module, e.g. model._target_=my_pkg.MyNet)",
+    "inputs.root": " (inputs=imagefolder reads root/<class>/<image>.jpg, e.g. "
+    "inputs.root=/data/imagenet/val)",
+}
+
+
+def _leaves(node: Any, prefix: str = ""):
+    """(dotted key, value) of every leaf of a plain config container."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if prefix or k != "hydra":
+                yield from _leaves(v, f"{prefix}{k}.")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _leaves(v, f"{prefix}{i}.")
+    else:
+        yield prefix.rstrip("."), node
+
+
 def _show(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ",".join(map(_show, value)) + "]"
@@ -187,14 +258,50 @@ def _available(group: str) -> list[str]:
     return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
 
 
-def preflight(argv: Sequence[str]) -> None:
+def parse_overrides(argv: Sequence[str]) -> list:
+    """Hydra's parse of ``argv``; a syntax error is one ConfigError line naming the override."""
+    parser = OverridesParser.create()
+    parsed = []
+    for arg in argv:
+        try:
+            parsed.extend(parser.parse_overrides([arg]))
+        except OverrideParseException as exc:
+            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+            why = next((ln for ln in lines[1:] if not ln.startswith("See ")), "")
+            raise ConfigError(
+                f"cannot parse the override {arg!r}: {why or lines[0]} "
+                "(values with spaces or special characters need quotes: key='...')"
+            ) from None
+    return parsed
+
+
+def quote_non_ascii(args: Sequence[str]) -> list[str]:
+    """``key=value`` arguments whose plain value holds non-ASCII letters (``label=日本語``),
+    which Hydra's grammar accepts only in quotes, with the value quoted; others unchanged.
+    A non-ASCII value is then a text: accepted where a text is (a label), refused in one line
+    by the rules where a number is expected (``model.depth=三``)."""
+    out = []
+    for arg in args:
+        key, eq, value = arg.partition("=")
+        plain = not any(c in value for c in "'\"[]{}(),\\") and not value.startswith(("$", " "))
+        if eq and not arg.startswith("-") and value and not value.isascii() and plain:
+            arg = f"{key}='{value}'"
+        out.append(arg)
+    return out
+
+
+def preflight(argv: Sequence[str], multirun: bool = False) -> None:
     """Check ``erf.run`` command-line overrides against the config; raise ConfigError.
 
-    Group choices must name an existing config; other keys must exist (unless added with
-    ``+``); every value of a sweep (``a,b,c``) is validated with the others at their first
-    value. Hydra's own keys (``hydra.*``) are left to Hydra.
+    Every override must parse; group choices must name an existing config; other keys must
+    exist, ``+``-added ones too (except constructor arguments of a model whose signature we
+    do not know: ``model=custom|timm|torchvision``); every value of a sweep (``a,b,c``) is
+    validated with the others at their first value; our own networks are built (they are
+    cheap) to check ``probe.target``; the output folder (``hydra.run.dir``, or
+    ``hydra.sweep.dir`` for a multirun) must be creatable. Nothing is written.
     """
-    parsed = OverridesParser.create().parse_overrides(list(argv))
+    argv = quote_non_ascii(argv)
+    parsed = parse_overrides(argv)
     options: list[list[str]] = []
     for o in parsed:
         key = o.key_or_group
@@ -202,7 +309,10 @@ def preflight(argv: Sequence[str]) -> None:
             for v in o.sweep_string_iterator() if o.is_sweep_override() else [o.value()]:
                 if problem := launcher_problem(str(v)):
                     raise ConfigError(problem)
-        if key.startswith("hydra") or o.is_delete():
+        if key.startswith("hydra"):
+            continue
+        if o.is_delete():  # ~model: composed, so that validate says what it removed
+            options.append([o.input_line or f"~{key}"])
             continue
         values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.value()]
         if key in GROUPS:
@@ -214,16 +324,118 @@ def preflight(argv: Sequence[str]) -> None:
         prefix = "+" if o.is_add() else "++" if o.is_force_add() else ""
         options.append([f"{prefix}{key}={_override_text(o, v)}" for v in values])
     first = [opts[0] for opts in options]
+    hydra_args = [a for a in argv if a.startswith("hydra.") or a.startswith("hydra/")]
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            base = _compose(compose, [o for o in first if not o.startswith("+")])
+            for o in parsed:
+                if (o.is_add() or o.is_force_add()) and not o.key_or_group.startswith("hydra"):
+                    _check_added_key(o.key_or_group, base)
             for i, opts in enumerate(options):
                 for choice in opts:
                     overrides = [*first[:i], choice, *first[i + 1 :]]
-                    validate(_compose(compose, overrides))
+                    cfg = _compose(compose, overrides)
+                    validate(cfg)
+                    check_cheap_target(cfg)
             if not options:
                 validate(_compose(compose, []))
+            setup = compose("config", overrides=[*first, *hydra_args], return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(_explain(exc, parsed)) from None
+    check_output_folder(setup, multirun)
+
+
+def _check_added_key(key: str, cfg: DictConfig) -> None:
+    """A ``+key`` that is not in the config: refused with the keys that exist (and a "did you
+    mean") when its parent is a fixed part of the config; a model's constructor argument is
+    refused only for our own networks, whose signatures are known."""
+    parent, _, leaf = key.rpartition(".")
+    if OmegaConf.select(cfg, key, default=None, throw_on_missing=False) is not None:
+        return
+    node = cfg if not parent else OmegaConf.select(cfg, parent, default=None)
+    if not isinstance(node, DictConfig):
+        return  # a new group or a new top-level section: nothing to compare with
+    if parent == "model" and OmegaConf.select(cfg, "model._target_") not in _OUR_MODELS:
+        return  # a constructor argument of model=custom|timm|torchvision
+    known = [str(k) for k in node if not str(k).startswith("_")]
+    if leaf in known:
+        return
+    close = difflib.get_close_matches(leaf, known, n=1)
+    hint = f" (did you mean {parent + '.' if parent else ''}{close[0]}?)" if close else ""
+    raise ConfigError(
+        f"unknown key {key}{hint}; {parent or 'the config'} has: {', '.join(known)} "
+        f"(a + adds a key, it does not make an unknown one work)"
+    )
+
+
+_OUR_MODELS = (
+    "erf.nets.luo.ConvStack",
+    "erf.nets.luo.ResidualStack",
+    "erf.nets.luo.ResidualClassifier",
+    "erf.nets.luo.ResidualSegmenter",
+)
+_CHEAP_WEIGHTS = 20_000_000  # our networks up to this many weights are built by the preflight
+
+
+def _luo_weights(cfg: DictConfig) -> int:
+    """Roughly how many conv weights our conv/residual stacks have (layers x C² x k²)."""
+    m = cfg.model
+    layers = int(m.get("depth", None) or 2 * int(m.get("blocks", 1) or 1))
+    c = max(int(m.get("channels", 1) or 1), int(m.get("in_channels", None) or 1))
+    k = int(m.get("kernel_size", 3) or 3)
+    return layers * c * c * k * k
+
+
+def check_cheap_target(cfg: DictConfig) -> None:
+    """For our own networks (``model=conv_stack|residual_stack``): refuse a model too large to
+    build (more than 2^31 weights, 8 GiB) and a ``probe.target`` it has no module for, with
+    the nearest module names; other models are checked when the job builds them."""
+    if OmegaConf.select(cfg, "model._target_") not in MODEL_RULES:
+        return
+    weights = _luo_weights(cfg)
+    if weights > 2**31:
+        raise ConfigError(
+            f"model.channels={cfg.model.channels} with model.kernel_size="
+            f"{cfg.model.kernel_size} makes about {weights:.2e} weights (more than 2^31): "
+            "lower model.channels or the depth"
+        )
+    target = OmegaConf.select(cfg, "probe.target")
+    if target in (None, "auto") or weights > _CHEAP_WEIGHTS or cfg.get("train") is not None:
+        return
+    from erf.app.build import build_model
+
+    try:
+        names = [n for n, _ in build_model(cfg.model).named_modules() if n]
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"model: {' '.join(str(exc).split())}") from None
+    if str(target) not in names:
+        raise ConfigError(f"probe.target={target}: {unknown_module(str(target), names)}")
+
+
+def check_output_folder(setup: DictConfig, multirun: bool) -> None:
+    """The output folder Hydra will create (``hydra.run.dir``, or ``hydra.sweep.dir`` when
+    ``multirun`` or the config's ``hydra.mode`` says so) must be creatable: no file in its
+    way, a writable place. Checked with a temporary folder that is removed at once."""
+    hydra_cfg = setup.hydra
+    multi = multirun or str(OmegaConf.select(hydra_cfg, "mode", default="")) == "MULTIRUN"
+    key = "hydra.sweep.dir" if multi else "hydra.run.dir"
+    try:
+        folder = Path(str(OmegaConf.select(hydra_cfg, key[6:]))).expanduser()
+    except (OmegaConfBaseException, ValueError):
+        return  # interpolates something only known when the job runs
+    path = folder if folder.is_absolute() else Path.cwd() / folder
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():  # a dangling link: mkdir would fail on it
+            raise ConfigError(f"{key}={folder}: {existing} is a broken symbolic link")
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{key}={folder}: {existing} is a file, not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".erf-write-test-", dir=existing))
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise ConfigError(f"{key}={folder}: cannot create a folder in {existing} ({why})") from None
 
 
 def _override_text(o, value: Any) -> str:

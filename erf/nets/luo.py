@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from erf.nets.checks import MAX_CHANNELS, MAX_KERNEL, MAX_LAYERS, check_int, check_positive
+
 ACTIVATIONS = {"none": None, "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 INITS = ("uniform", "random", "kaiming", "rim_heavy")
 DROPOUT_MODES = ("eval", "mask")
@@ -76,8 +78,11 @@ class ConvStack(nn.Sequential):
         dropout_mode: str = "eval",
         seed: int = 0,
     ) -> None:
-        if int(depth) < 1:
-            raise ValueError(f"depth must be >= 1, got {depth}")
+        check_int("depth", depth, 1, MAX_LAYERS)
+        check_int("kernel_size", kernel_size, 1, MAX_KERNEL)
+        check_int("channels", channels, 1, MAX_CHANNELS)
+        if in_channels is not None:
+            check_int("in_channels", in_channels, 1, MAX_CHANNELS)
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(
                 f"kernel_size must be odd and >= 1 for 'same' padding, got {kernel_size}"
@@ -155,6 +160,8 @@ def initialise(
     """
     if init not in INITS:
         raise ValueError(f"unknown init {init!r}; allowed: {list(INITS)}")
+    if weight_std is not None:
+        check_positive("weight_std", weight_std)  # NaN/Inf weights would make every map NaN
     gen = torch.Generator().manual_seed(int(seed))
     with torch.no_grad():
         for conv in (m for m in model.modules() if isinstance(m, nn.Conv2d)):
@@ -297,8 +304,11 @@ class ResidualStack(nn.Sequential):
         weight_std: float | None = None,
         seed: int = 0,
     ) -> None:
-        if int(blocks) < 1:
-            raise ValueError(f"blocks must be >= 1, got {blocks}")
+        check_int("blocks", blocks, 1, MAX_LAYERS)
+        check_int("kernel_size", kernel_size, 1, MAX_KERNEL)
+        check_int("channels", channels, 1, MAX_CHANNELS)
+        if in_channels is not None:
+            check_int("in_channels", in_channels, 1, MAX_CHANNELS)
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd and >= 1, got {kernel_size}")
         if activation not in ACTIVATIONS:

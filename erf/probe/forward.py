@@ -4,6 +4,7 @@ device and dtype (``probing``), hooks that stop the forward once every target wa
 
 from __future__ import annotations
 
+import difflib
 import logging
 import weakref
 from collections.abc import Callable, Sequence
@@ -68,12 +69,19 @@ def probing(
             model.to(device=home[0], dtype=home[1])
 
 
+def unknown_module(target: str, names: Sequence[str]) -> str:
+    """One line for a target no module is named: the nearest names first (difflib, as the
+    config's "did you mean" does), then the first modules of the model."""
+    close = difflib.get_close_matches(target, names, n=3, cutoff=0.5)
+    hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+    shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
+    return f"model has no module named {target!r}{hint}; modules: {shown}"
+
+
 def _module_named(model: nn.Module, target: str) -> nn.Module:
     modules = dict(model.named_modules())
     if target not in modules:
-        names = [n for n in modules if n]
-        shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
-        raise ValueError(f"model has no module named {target!r}; modules: {shown}")
+        raise ValueError(unknown_module(target, [n for n in modules if n]))
     return modules[target]
 
 

@@ -103,6 +103,24 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def _image_loader(root: str):
+    """ImageFolder's loader, with an image PIL cannot decode named in one ValueError."""
+
+    def load(file: str):
+        from PIL import Image
+
+        try:
+            with Image.open(file) as im:
+                return im.convert("RGB")
+        except (OSError, SyntaxError, ValueError) as exc:  # PIL: truncated, corrupt, unknown
+            raise ValueError(
+                f"inputs.root={root}: cannot read image {file} ({' '.join(str(exc).split())}); "
+                "remove or replace it"
+            ) from None
+
+    return load
+
+
 def image_folder(
     root: str,
     size: tuple[int, int],
@@ -112,11 +130,17 @@ def image_folder(
     shuffle: bool = True,
     mean: tuple[float, ...] = IMAGENET_MEAN,
     std: tuple[float, ...] = IMAGENET_STD,
+    n_samples: int | None = None,
 ) -> Iterable:
     """A DataLoader over an ``ImageFolder`` (``root/<class>/<image>``), resized so the shorter
     side is max(size), centre-cropped to ``size`` (H, W), in [0, 1], then (``normalize``)
     normalised with ``mean``/``std`` (default ImageNet's; the app passes the model's own).
     The order is a seeded shuffle, so ``n_samples`` < dataset size takes a fixed random subset.
+
+    Refused in one line (ValueError): a folder with fewer images than ``n_samples`` (the
+    probe would silently average fewer), and, when the loader reaches it, an image that
+    cannot be decoded (corrupt or truncated), named by its path: a bad file fails the run
+    rather than being skipped, so every map averages exactly the images it says.
     """
     from pathlib import Path
 
@@ -137,8 +161,15 @@ def image_folder(
     if normalize:
         steps.append(transforms.Normalize(mean, std))
     try:
-        dataset = datasets.ImageFolder(str(path), transform=transforms.Compose(steps))
+        dataset = datasets.ImageFolder(
+            str(path), transform=transforms.Compose(steps), loader=_image_loader(root)
+        )
     except (FileNotFoundError, RuntimeError) as exc:
         raise FileNotFoundError(f"inputs.root={root}: {exc}") from None
+    if n_samples is not None and len(dataset) < int(n_samples):
+        raise ValueError(
+            f"inputs.root={root} has {len(dataset)} images but probe.n_samples={n_samples}: "
+            f"set probe.n_samples={len(dataset)} or fewer, or add images"
+        )
     gen = torch.Generator().manual_seed(int(seed))
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=gen)

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from erf.nets.checks import MAX_BATCH, MAX_SAMPLES, check_int, is_integer
 from erf.probe.layout import LAYOUTS, Grid, resolve_grid
 from erf.result import REDUCTIONS
 
@@ -89,12 +90,19 @@ class ProbeOptions:
         if self.crop not in CROP_MODES:
             raise ValueError(f"crop must be one of {list(CROP_MODES)}, got {self.crop!r}")
         auto = self.batch_size == "auto"
-        bad_batch = not auto and (isinstance(self.batch_size, str) or int(self.batch_size) < 1)
-        if int(self.n_samples) < 1 or bad_batch:
+        bad_batch = not auto and (not is_integer(self.batch_size) or int(self.batch_size) < 1)
+        if not is_integer(self.n_samples) or int(self.n_samples) < 1 or bad_batch:
             raise ValueError(
                 f"n_samples must be >= 1 and batch_size >= 1 or 'auto', got {self.n_samples}, "
                 f"{self.batch_size}"
             )
+        check_int("n_samples", self.n_samples, 1, MAX_SAMPLES)
+        if not auto:
+            check_int("batch_size", self.batch_size, 1, MAX_BATCH)
+        check_int("checkpoint_every", self.checkpoint_every, 1)
+        check_int("seed", self.seed, 0)
+        if self.channel is not None:
+            check_int("channel", self.channel, 0)
         if self.layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {list(LAYOUTS)}, got {self.layout!r}")
         grid = None if self.grid is None else tuple(int(v) for v in self.grid)

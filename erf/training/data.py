@@ -575,6 +575,12 @@ class CamVid(Dataset):
                     "indices (greyscale or palette PNG), not colours"
                 )
             mask = m.copy()
+        if mask.size != image.size:  # a mask for another image: never resized to fit silently
+            raise ValueError(
+                f"CamVid mask {self.masks[index]} is {mask.size[0]}x{mask.size[1]} but its "
+                f"image is {image.size[0]}x{image.size[1]} (width x height): a mask must "
+                "label its image pixel for pixel"
+            )
         if self.size is not None:
             h, w = self.size
             image = image.resize((w, h), Image.BILINEAR)
@@ -621,6 +627,8 @@ def camvid(
     if len(shapes) != 1:
         raise ValueError(f"CamVid images have different sizes {sorted(shapes)}; set data.size")
     image_size = shapes.pop()
+    for ds, split in ((train, "train"), (val, eval_split)):
+        _refuse_all_void(ds, split)
     subsets = []
     for ds, n, salt in ((train, train_size, 0), (val, val_size, 1)):
         keep = _subset(len(ds), n, seed * 2 + salt).tolist()
@@ -646,6 +654,23 @@ def camvid(
         ),
         augment=crop_flip(crop=crop_t, flip=flip),
         info={"root": str(Path(root).expanduser()), "eval_split": eval_split},
+    )
+
+
+def _refuse_all_void(ds: CamVid, split: str) -> None:
+    """A one-line ValueError when no mask of ``ds`` labels a single pixel with a class (all
+    void): training on it would learn nothing and still exit 0. Stops at the first labelled
+    mask, so real data costs one mask read."""
+    from PIL import Image
+
+    for path in ds.masks:
+        with Image.open(path) as m:
+            y = np.asarray(m)
+        if ((y >= 0) & (y < ds.num_classes)).any():
+            return
+    raise ValueError(
+        f"CamVid {split}: all {len(ds.masks)} masks in {ds.masks[0].parent} are void (no pixel "
+        f"holds a class index 0..{ds.num_classes - 1}): nothing to train or evaluate on"
     )
 
 

@@ -130,3 +130,19 @@ def test_to_dict_is_json_safe_and_frozen():
     json.dumps(GaussianFit.failed("all zero").to_dict())
     with pytest.raises(AttributeError):
         f.sigma_x = 1.0
+
+
+@pytest.mark.parametrize("scale", [1e-170, 1e-300, 1e200])
+def test_a_tiny_or_huge_map_fits_like_the_unit_map_and_never_raises(scale):
+    rows, cols = np.indices((21, 21))
+    g = np.exp(-((rows - 10.0) ** 2 + (cols - 10.0) ** 2) / 20.0)
+    fit = fit_gaussian(g * scale)
+    assert fit.degenerate is None and fit.r_squared > 0.999
+    assert fit.sigma == pytest.approx(fit_gaussian(g).sigma, rel=1e-6)
+    assert fit.amplitude == pytest.approx(scale, rel=1e-6)
+
+
+def test_a_map_below_the_smallest_normal_float_is_degenerate_not_an_error():
+    m = np.zeros((9, 9))
+    m[4, 4] = 1e-310
+    assert "vanishing map" in fit_gaussian(m).degenerate

@@ -29,6 +29,7 @@ def _folder(root):
 def test_imagefolder_batches_use_the_timm_model_mean_and_std(tmp_path):
     model = timm_model("test_resnet")  # pretrained_cfg mean = std = (0.5, 0.5, 0.5)
     args = ["inputs=imagefolder", f"inputs.root={_folder(tmp_path)}", "inputs.size=[16,16]"]
+    args.append("probe.n_samples=1")  # the folder holds one image
     raw = next(iter(build_inputs(_cfg(*args, "inputs.normalize=false"), (3, 16, 16), model)))[0]
     normalised = next(iter(build_inputs(_cfg(*args), (3, 16, 16), model)))[0]
     torch.testing.assert_close(normalised, (raw - 0.5) / 0.5)

@@ -15,7 +15,7 @@ from erf.app.validate import ConfigError, preflight
         (["setting=segmentation", "train.schedule=poly"], "train.schedule=poly is not allowed"),
         (
             ["setting=classification", "train.lr=0"],
-            "train.lr=0 is not allowed: expected a number > 0",
+            "train.lr=0 is not allowed: expected a finite number > 0",
         ),
         (["setting=classification", "train.milestones=[0]"], "train.milestones=[0] is not allowed"),
         (["setting=classification", "train.threads=0"], "train.threads=0 is not allowed"),

@@ -36,6 +36,24 @@ from erf.app.validate import ConfigError, preflight
         ("probe.fast=yes", "probe.fast=yes is not allowed: expected true or false"),
         ("benchmark.methods=[probe,warp]", "benchmark.methods=[probe,warp] is not allowed"),
         ("benchmark.multi_targets=all", "benchmark.multi_targets=all is not allowed: expected"),
+        (
+            "model.depth=三",
+            "model.depth=三 is not allowed: expected an integer >= 1 (at most 10000)",
+        ),
+        ("probe.n_samples=[1,", "cannot parse the override 'probe.n_samples=[1,'"),
+        ("+probe.n_sampels=4", "unknown key probe.n_sampels (did you mean probe.n_samples?)"),
+        ("+model.activatoin=relu", "unknown key model.activatoin (did you mean model.activation"),
+        ("++plot.scal=log", "unknown key plot.scal (did you mean plot.scale?)"),
+        ("model.weight_std=nan", "model.weight_std=nan is not allowed: expected a finite number"),
+        ("fit.r2_min=inf", "fit.r2_min=inf is not allowed: expected a finite number"),
+        ("probe.n_samples=1000000000000", "probe.n_samples=1000000000000 is not allowed"),
+        ("probe.batch_size=10000000", "probe.batch_size=10000000 is not allowed"),
+        ("inputs.size=[100000,100000]", "inputs.size=[100000,100000] is not allowed"),
+        ("model.channels=60000", "model.channels=60000 with model.kernel_size=3 makes about"),
+        ("probe.target=nope", "probe.target=nope: model has no module named 'nope'"),
+        ("model=custom", "model._target_ is required"),
+        ("inputs=imagefolder", "inputs.root is required"),
+        ("~model", "no model: the model config is required (~model removed it)"),
     ],
 )
 def test_bad_override_is_one_line_naming_key_value_and_what_is_allowed(override, message):
@@ -50,10 +68,37 @@ def test_every_value_of_a_sweep_is_checked():
         preflight(["model.depth=5,10,0"])
 
 
+def test_quote_non_ascii_quotes_plain_values_only():
+    from erf.app.validate import quote_non_ascii
+
+    assert quote_non_ascii(["label=日本語", "model.depth=3", "-m", "label='é'"]) == [
+        "label='日本語'",
+        "model.depth=3",
+        "-m",
+        "label='é'",
+    ]
+
+
+def test_a_near_miss_target_of_our_own_net_is_suggested():
+    with pytest.raises(ConfigError, match=r"did you mean 1\.conv2 or 1\.conv1"):
+        preflight(["model=residual_stack", "model.blocks=2", "probe.target=1.conv"])
+
+
+def test_the_output_folder_must_be_creatable(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        preflight([f"hydra.run.dir={tmp_path / 'f' / 'run'}"])
+    with pytest.raises(ConfigError, match="hydra.sweep.dir="):
+        preflight([f"hydra.sweep.dir={tmp_path / 'f'}"], multirun=True)
+    preflight([f"hydra.run.dir={tmp_path / 'new' / 'run'}"])
+    assert not (tmp_path / "new").exists()  # nothing is written
+
+
 def test_good_overrides_and_experiments_pass():
     preflight(["experiment=depth_sweep", "model.depth=2,4", "probe.n_samples=2"])
     preflight(["model=torchvision", "model.name=resnet18", "probe.target=layer3"])
-    preflight(["+model.extra=1", "hydra.run.dir=/tmp/x", "probe.position=[3,4]"])
+    preflight(["model=torchvision", "model.name=resnet18", "+model.extra=1"])
+    preflight(["hydra.run.dir=/tmp/x", "probe.position=[3,4]", "label=日本語"])
     preflight(["probe.batch_size=auto", "probe.crop=off", "probe.fast=true", "probe.compile=true"])
     preflight(["experiment=benchmark", "benchmark.methods=[probe,compile]", "device=cuda"])
 

@@ -176,26 +176,30 @@ def test_cli_exits_non_zero_with_one_line_and_no_traceback_before_any_work(tmp_p
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
-        "error: probe.n_samples=0 is not allowed: expected an integer >= 1"
+        "error: probe.n_samples=0 is not allowed: expected an integer >= 1 (at most 100000000)"
     )
     assert not (tmp_path / "x").exists()
 
 
-def test_a_failed_job_leaves_its_traceback_in_run_log_and_none_on_stderr(tmp_path):
+def test_a_job_that_refuses_its_config_exits_2_and_leaves_no_folder(tmp_path):
+    # the position is checked against the built model's feature map, inside the job: the
+    # job removes the folder Hydra made for it (it wrote nothing); HYDRA_FULL_ERROR=1 shows
+    # the traceback on the console
+    import os
+
     run_dir = tmp_path / "bad"
-    proc = run_module(
-        "erf.run", "model.channels=1", "probe.position=[99,99]", f"hydra.run.dir={run_dir}",
-        check=False, timeout=600,
-    )  # fmt: skip
-    assert proc.returncode == 1
+    args = ["erf.run", "model.channels=1", "probe.position=[99,99]", f"hydra.run.dir={run_dir}"]
+    proc = run_module(*args, check=False, timeout=600)
+    assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
-    last = last_line(proc.stderr)
-    assert last == "error: position (99, 99) is outside the 37x37 target feature map"
-    log = (run_dir / "run.log").read_text()
-    assert "[ERROR] - error: position (99, 99) is outside the 37x37 target feature map" in log
-    assert "Traceback (most recent call last)" in log
-    assert "ValueError: position (99, 99) is outside the 37x37 target feature map" in log
-    assert not (run_dir / "metrics.json").exists()
+    assert last_line(proc.stderr) == (
+        "error: position (99, 99) is outside the 37x37 target feature map"
+    )
+    assert not run_dir.exists()
+    env = {**os.environ, "HYDRA_FULL_ERROR": "1"}
+    proc = run_module(*args, check=False, timeout=600, env=env)
+    assert proc.returncode == 2 and "Traceback (most recent call last)" in proc.stderr
+    assert not run_dir.exists()
 
 
 def test_layer_profile_probes_every_stage_and_draws_the_profile(tmp_path):

@@ -69,7 +69,7 @@ def test_draw_zero_is_the_single_network_job_of_the_same_seed(three_draws, tmp_p
 
 def test_zero_draws_is_a_config_error(tmp_path):
     line = run_erf_expecting_error(tmp_path / "run", "probe.draws=0")
-    assert line == "error: probe.draws=0 is not allowed: expected an integer >= 1"
+    assert line == "error: probe.draws=0 is not allowed: expected an integer >= 1 (at most 100000)"
 
 
 @pytest.mark.slow

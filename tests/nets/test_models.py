@@ -116,3 +116,19 @@ def test_segmentation_models_build_offline_without_backbone_weights(monkeypatch)
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_download)
     model = torchvision_model("fcn_resnet50")
     assert model.eval()(torch.zeros(1, 3, 32, 32))["out"].shape == (1, 21, 32, 32)
+
+
+def test_a_truncated_image_is_named_in_one_line(tmp_path):
+    _write_images(tmp_path)
+    good = next((tmp_path / "cats").iterdir()).read_bytes()
+    (tmp_path / "cats" / "bad.png").write_bytes(good[: len(good) // 3])
+    loader = image_folder(str(tmp_path), (8, 8), batch_size=64)
+    with pytest.raises(ValueError, match=r"cannot read image .*bad\.png") as err:
+        list(loader)
+    assert "\n" not in str(err.value)
+
+
+def test_fewer_images_than_samples_is_refused(tmp_path):
+    _write_images(tmp_path)
+    with pytest.raises(ValueError, match="has 6 images but probe.n_samples=64"):
+        image_folder(str(tmp_path), (8, 8), batch_size=4, n_samples=64)

@@ -194,3 +194,33 @@ def test_mask_dropout_residual_stack_is_analysed_by_the_graph_as_pointwise():
 
     model = ResidualStack(2, channels=2, dropout=0.3, dropout_mode="mask")
     assert theoretical_rf(model, input_shape=(2, 20, 20)).size == (9, 9)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"init": "random", "weight_std": float("nan")}, "weight_std=nan is not allowed"),
+        ({"init": "random", "weight_std": float("inf")}, "weight_std=inf is not allowed"),
+        ({"channels": 100_000}, "channels=100000 is not allowed"),
+        ({"kernel_size": 2.0}, "kernel_size=2.0 is not allowed"),
+    ],
+)
+def test_the_api_refuses_what_the_config_refuses(kwargs, message):
+    from erf.nets.luo import ConvStack, ResidualStack
+
+    with pytest.raises(ValueError, match=message):
+        ConvStack(2, **kwargs)
+    with pytest.raises(ValueError, match=message):
+        ResidualStack(1, **kwargs)
+
+
+def test_a_300_layer_float64_sigmoid_stack_gives_a_fit_not_a_zero_division():
+    from erf.analysis.fit import fit_gaussian
+
+    model = ConvStack(300, channels=2, activation="sigmoid").double()
+    result = measure_erf(
+        model, (2, 24, 24), n_samples=2, batch_size=2, dtype=torch.float64, device="cpu"
+    )
+    assert 0 < result.map.max() < 1e-150  # the map all but vanishes
+    fit = fit_gaussian(result.map)
+    assert fit.degenerate is not None or math.isfinite(fit.r_squared)

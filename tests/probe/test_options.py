@@ -120,3 +120,25 @@ def test_a_seeded_source_is_fingerprinted_by_its_settings_so_other_inputs_do_not
     assert plain.fingerprint()["inputs"] != normalised.fingerprint()["inputs"]
     assert "astronaut" in plain.fingerprint()["inputs"]
     assert ProbeOptions(inputs=[1, 2]).fingerprint()["inputs"] == "list"
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"checkpoint_every": 0}, "checkpoint_every=0 is not allowed"),
+        ({"n_samples": 10**12}, "n_samples=1000000000000 is not allowed"),
+        ({"n_samples": 2.5}, "n_samples must be >= 1"),
+        ({"channel": -1}, "channel=-1 is not allowed"),
+    ],
+)
+def test_the_api_refuses_what_the_cli_refuses(settings, message):
+    with pytest.raises(ValueError, match=message) as err:
+        ProbeOptions(**settings)
+    assert "\n" not in str(err.value)
+
+
+def test_an_unknown_target_names_the_nearest_modules():
+    from erf.probe.forward import unknown_module
+
+    text = unknown_module("layer3.0.conv", ["layer3.0.conv1", "layer3.0.conv2", "fc"])
+    assert "(did you mean layer3.0.conv2 or layer3.0.conv1?)" in text

@@ -272,3 +272,20 @@ def test_images_without_masks_are_named(tmp_path):
     (tmp_path / "trainannot" / "f1.png").unlink()
     with pytest.raises(FileNotFoundError, match="f1.png"):
         build_data("camvid", root=str(tmp_path))
+
+
+def test_a_mask_of_another_size_is_refused_not_resized(tmp_path):
+    _write_camvid(tmp_path)
+    Image.fromarray(np.zeros((6, 8), dtype=np.uint8)).save(tmp_path / "trainannot" / "f0.png")
+    data = build_data("camvid", root=str(tmp_path), size=[6, 8])
+    with pytest.raises(ValueError, match=r"f0.png is 8x6 but its image is 16x12"):
+        data.train[0]
+
+
+def test_all_void_masks_are_refused_in_one_line(tmp_path):
+    _write_camvid(tmp_path)
+    for i in range(2):
+        Image.fromarray(np.full((12, 16), 11, np.uint8)).save(tmp_path / "trainannot" / f"f{i}.png")
+    with pytest.raises(ValueError, match="CamVid train: all 2 masks .* are void") as err:
+        build_data("camvid", root=str(tmp_path), size=None)
+    assert "\n" not in str(err.value)

@@ -1,0 +1,66 @@
+"""Argument checks shared by the Python API and the config rules: the documented upper
+bounds and the finite-number test, so that ``erf.ConvStack(...)``, ``erf.ProbeOptions(...)``
+and ``python -m erf.run key=value`` accept and refuse the same values.
+
+Each check raises a one-line ``ValueError`` naming the argument, the value and what is allowed;
+``erf.app.rules`` builds its config rules from the same predicates and bounds.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+# Upper bounds (README "When things go wrong"): beyond these a run would not finish or not fit
+# in memory on any machine this lab targets; they are refused in one line instead of running
+# until killed.
+MAX_SIDE = 16_384  # pixels per side of a probe input (inputs.size)
+MAX_SAMPLES = 100_000_000  # probe.n_samples
+MAX_BATCH = 1_000_000  # probe.batch_size
+MAX_LAYERS = 10_000  # model.depth / model.blocks
+MAX_CHANNELS = 65_536  # model.channels / in_channels / inputs.channels
+MAX_KERNEL = 1_025  # model.kernel_size
+MAX_DRAWS = 100_000  # probe.draws
+
+
+def is_integer(v: Any) -> bool:
+    """An integer (``int``, numpy's integers), not a bool."""
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def is_finite_number(v: Any) -> bool:
+    """An int or a finite float (not a bool, not NaN or +-Inf)."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
+    """``value`` as an int in [low, high]; else a one-line ValueError naming ``name``."""
+    if not is_integer(value) or value < low or (high is not None and value > high):
+        allowed = (
+            f"an integer >= {low}" if high is None else f"an integer >= {low} (at most {high})"
+        )
+        raise ValueError(f"{name}={value!r} is not allowed: expected {allowed}")
+    return int(value)
+
+
+def check_positive(name: str, value: Any) -> float:
+    """``value`` as a finite float > 0; else a one-line ValueError naming ``name``."""
+    if not is_finite_number(value) or value <= 0:
+        raise ValueError(f"{name}={value!r} is not allowed: expected a finite number > 0")
+    return float(value)
+
+
+__all__ = [
+    "MAX_BATCH",
+    "MAX_CHANNELS",
+    "MAX_DRAWS",
+    "MAX_KERNEL",
+    "MAX_LAYERS",
+    "MAX_SAMPLES",
+    "MAX_SIDE",
+    "check_int",
+    "check_positive",
+    "is_finite_number",
+    "is_integer",
+]
