@@ -69,7 +69,7 @@ SLOW = [
     "model.depth=4",
     "model.channels=4",
     "inputs.size=[32,32]",
-    "probe.n_samples=400",
+    "probe.n_samples=20000",  # long enough that a test stops it, even on a quiet machine
     "probe.batch_size=2",
     "probe.checkpoint_every=1",
 ]
