@@ -41,11 +41,11 @@ CASES = [
     ("sweep summary disk full", "save_figure raises ENOSPC in the callback", "refused 1"),
     ("corrupt erf.npz, intact metrics.json", "resume=true", "rerun"),
     ("corrupt erf.npz in a sweep", "python -m erf.report", "refused 1"),
-    ("finished job, other model", "resume=true model.depth=3 on a depth-2 job", "refused 1"),
-    ("checkpoint, other model", "resume=true model.depth=5 on a depth-4 checkpoint", "refused 1"),
+    ("finished job, other model", "resume=true model.depth=3 on a depth-2 job", "refused 2"),
+    ("checkpoint, other model", "resume=true model.depth=5 on a depth-4 checkpoint", "refused 2"),
     ("finished job, only device named", "resume=true device=cpu", "skipped"),
-    ("sweep folder, other experiment", "resume=true experiment=init_sweep", "refused 1"),
-    ("sweep folder, other overrides", "resume=true model.channels=3", "refused 1"),
+    ("sweep folder, other experiment", "resume=true experiment=init_sweep", "refused 2"),
+    ("sweep folder, other overrides", "resume=true model.channels=3", "refused 2"),
     ("two runs in one job folder", "a second run while the first holds the lock", "refused 1"),
     ("stale temp files", "one of a dead writer, one of a live one", "dead one removed"),
     ("killed and resumed", "SIGKILL mid-probe, resume=true", "bitwise"),
@@ -258,7 +258,7 @@ def test_a_finished_job_is_not_reused_for_another_model(tmp_path):
     run_module("erf.run", *TINY, f"hydra.run.dir={tmp_path}")
     before = (tmp_path / "metrics.json").read_bytes()
     proc = _run(*TINY, "model.depth=3", f"hydra.run.dir={tmp_path}", "resume=true")
-    line = _refused(proc, 1)
+    line = _refused(proc, 2)  # refused before any work: a config problem
     assert line == (
         f"error: resume=true: {tmp_path} was made with model.depth=2, this run has "
         "model.depth=3; use another hydra.run.dir or delete it"
@@ -275,7 +275,7 @@ def test_a_checkpoint_is_not_resumed_with_another_model(tmp_path):
         run_job(_cfg("model.depth=4", *job), tmp_path, should_stop=_stop_after(1))
     checkpoint = (tmp_path / "checkpoint.npz").read_bytes()
     proc = _run("model.depth=5", *job, f"hydra.run.dir={tmp_path}", "resume=true")
-    line = _refused(proc, 1)
+    line = _refused(proc, 2)  # refused before any work
     assert "checkpoint.npz was made with model.depth=4, this run has model.depth=5" in line
     assert (tmp_path / "checkpoint.npz").read_bytes() == checkpoint
     assert not (tmp_path / "metrics.json").exists()
@@ -306,7 +306,7 @@ def test_a_sweep_folder_refuses_another_sweep(sweep, tmp_path, other, key):
     sweep_dir = _copy(sweep, tmp_path)
     summary = (sweep_dir / "summary.csv").read_bytes()
     proc = _run(*other, f"hydra.sweep.dir={sweep_dir}", "resume=true")
-    line = _refused(proc, 1)
+    line = _refused(proc, 2)  # refused before any work
     assert line == (
         f"error: resume=true: {sweep_dir} holds a sweep made with {key}; use another "
         "hydra.sweep.dir or delete it"
