@@ -26,6 +26,16 @@ from erf.io.store import atomic_write  # noqa: E402
 Interval = tuple[tuple[float, float], tuple[float, float]]
 
 
+def trf_box(interval: Interval, linewidth: float = 1.0, label: str | None = None) -> Rectangle:
+    """The dashed white square of a TRF (or measured support) ``interval``: inclusive
+    ((row_start, row_end), (col_start, col_end)) input pixels, drawn on pixel edges."""
+    (r0, r1), (c0, c1) = interval
+    return Rectangle(
+        (c0 - 0.5, r0 - 0.5), c1 - c0 + 1, r1 - r0 + 1, fill=False, edgecolor="white",
+        linestyle="--", linewidth=linewidth, label=label,
+    )  # fmt: skip
+
+
 def draw_erf(
     ax: plt.Axes,
     erf_map: np.ndarray,
@@ -56,19 +66,7 @@ def draw_erf(
     """
     ax.imshow(scaled_map(erf_map, scale), cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
     if trf_interval is not None:
-        (r0, r1), (c0, c1) = trf_interval
-        ax.add_patch(
-            Rectangle(
-                (c0 - 0.5, r0 - 0.5),
-                c1 - c0 + 1,
-                r1 - r0 + 1,
-                fill=False,
-                edgecolor="white",
-                linestyle="--",
-                linewidth=1.0,
-                label=trf_label,
-            )
-        )
+        ax.add_patch(trf_box(trf_interval, linewidth=1.0, label=trf_label))
     if fit is not None and _finite(fit, "center_row", "center_col", "sigma_x", "sigma_y"):
         ax.add_patch(
             Ellipse(
@@ -556,18 +554,7 @@ def _mark_trf(ax: plt.Axes, panel: Mapping[str, Any], shape: tuple[int, int]) ->
     """The TRF box (dashed white) and the TRF note of one panel; axes kept on the image."""
     h, w = shape
     if panel.get("trf_interval") is not None:
-        (r0, r1), (c0, c1) = panel["trf_interval"]
-        ax.add_patch(
-            Rectangle(
-                (c0 - 0.5, r0 - 0.5),
-                c1 - c0 + 1,
-                r1 - r0 + 1,
-                fill=False,
-                edgecolor="white",
-                linestyle="--",
-                linewidth=0.9,
-            )
-        )
+        ax.add_patch(trf_box(panel["trf_interval"], linewidth=0.9))
     if panel.get("trf_note"):
         ax.text(
             0.03,
