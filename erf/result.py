@@ -34,6 +34,15 @@ class ERFResult:
         reduce: one of ``REDUCTIONS``.
         n_nonfinite: samples whose gradient held NaN/Inf and were skipped.
         meta: free-form provenance (device, dtype, seed, wall time, ...).
+        groups: ``[K, H, W]`` float64 sums of the per-sample map over the samples of each
+            bootstrap group (sample ``i``, its index in the whole run, is in group ``i % K``),
+            or None (``bootstrap_groups=0``, or a file written before groups existed).
+            ``groups.sum(0)`` equals ``total`` up to summation order.
+        group_n: ``[K]`` sample counts of the groups (None with ``groups``).
+        n_dead: samples whose per-sample map was exactly zero everywhere (a dead unit for
+            that input, e.g. one seeded ReLU channel that is off). They are counted in
+            ``n_samples`` and added to the sums as zeros, which scales ``map`` by
+            (n - n_dead) / n but leaves the map normalised to unit sum unchanged.
     """
 
     total: np.ndarray
@@ -47,6 +56,9 @@ class ERFResult:
     reduce: str
     n_nonfinite: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
+    groups: np.ndarray | None = None
+    group_n: np.ndarray | None = None
+    n_dead: int = 0
 
     @property
     def mean(self) -> np.ndarray:
@@ -80,7 +92,11 @@ class ERFResult:
         return tuple(self.total.shape)  # type: ignore[return-value]
 
     def merged(self, other: ERFResult) -> ERFResult:
-        """Sum of two measurements of the same probe (e.g. two shards of the samples)."""
+        """Sum of two measurements of the same probe (e.g. two shards of the samples).
+
+        The bootstrap groups add group by group (a shard's samples keep their run-wide
+        indices, so group ``g`` of each part holds the samples ``i % K == g``); they are None
+        when either part has none. Parts with different group counts are a ValueError."""
         if (self.shape, self.target, self.position, self.channel, self.reduce) != (
             other.shape,
             other.target,
@@ -89,6 +105,15 @@ class ERFResult:
             other.reduce,
         ):
             raise ValueError("cannot merge ERF results of different probes")
+        groups = group_n = None
+        if self.groups is not None and other.groups is not None:
+            if self.groups.shape != other.groups.shape:
+                raise ValueError(
+                    f"cannot merge {len(self.groups)} and {len(other.groups)} bootstrap groups: "
+                    "measure both with the same probe.bootstrap_groups"
+                )
+            groups = self.groups + other.groups
+            group_n = self.group_n + other.group_n
         return ERFResult(
             total=self.total + other.total,
             total_sq=self.total_sq + other.total_sq,
@@ -101,4 +126,7 @@ class ERFResult:
             reduce=self.reduce,
             n_nonfinite=self.n_nonfinite + other.n_nonfinite,
             meta=dict(self.meta),
+            groups=groups,
+            group_n=group_n,
+            n_dead=self.n_dead + other.n_dead,
         )

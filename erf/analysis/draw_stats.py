@@ -2,7 +2,9 @@
 
 The per-draw sizes are what confidence intervals over weight draws are built from (e.g. of
 the log-log slope of ERF size against depth), so every list here is in draw order, one
-value per draw, and a draw without a size (degenerate map) is NaN, never dropped.
+value per draw, and a draw without a size (degenerate map) is NaN, never dropped from the
+lists; a dead draw (its map is exactly zero everywhere: every input gave an all-zero map)
+is counted (``n_dead_draws``) and left out of the per-draw statistics (``*_spread``).
 """
 
 from __future__ import annotations
@@ -20,16 +22,34 @@ from erf.result import ERFResult
 from erf.rf import TheoreticalRF
 
 
+def is_dead_draw(result: ERFResult) -> bool:
+    """True when a draw's map is exactly zero everywhere (every input gave an all-zero map)."""
+    return result.n_samples > 0 and not np.any(result.total)
+
+
 def pool_draws(results: Sequence[ERFResult]) -> ERFResult:
     """The sum of all draws' measurements: its map is the mean over every (draw, sample)
     pair, which is the mean of the per-draw maps when all draws used the same number of
-    samples. ``meta`` is draw 0's, with ``seed`` the first seed, ``seeds`` and ``draws``."""
+    samples. ``meta`` is draw 0's, with ``seed`` the first seed, ``seeds``, ``draws``,
+    ``n_dead_draws`` and ``bootstrap_over="draws"``: the pooled result's bootstrap groups
+    are its draws (``groups`` = each draw's ``total``, ``group_n`` = its sample count), so
+    ``erf.analysis.summary.erf_metrics`` gives intervals over weight draws. A dead draw is
+    pooled as the zero map it is: that scales the mean map by (draws - dead) / draws but
+    leaves the map normalised to unit sum, and every scale-free size, unchanged."""
     if not results:
         raise ValueError("no draws to pool")
     pooled = functools.reduce(lambda a, b: a.merged(b), results)
     seeds = [r.meta.get("seed") for r in results]
     pooled.meta = {k: v for k, v in results[0].meta.items() if k not in ("fingerprint", "draw")}
-    pooled.meta.update(seed=seeds[0], seeds=seeds, draws=len(results))
+    pooled.meta.update(
+        seed=seeds[0],
+        seeds=seeds,
+        draws=len(results),
+        n_dead_draws=sum(is_dead_draw(r) for r in results),
+        bootstrap_over="draws",
+    )
+    pooled.groups = np.stack([r.total for r in results])
+    pooled.group_n = np.array([r.n_samples for r in results], dtype=np.int64)
     return pooled
 
 
@@ -54,14 +74,20 @@ def draw_metrics(
     - ``erf_trf_ratio``: erf_size / trf_size (only with ``trf``).
     - ``sigma``: ``{"x": [...], "y": [...]}``, the Gaussian fit's sigma_x / sigma_y.
     - ``fit_r2``, ``degenerate`` (None or the reason a draw has no size).
+    - ``n_dead``: inputs with an all-zero map, per draw; ``dead``: whether the draw's whole
+      map is zero (``is_dead_draw``); ``n_dead_draws``: how many are.
     - ``erf_size_spread``: mean, sample std (ddof 1), standard error and count ``n`` of the
-      finite per-draw ``erf_size`` values.
+      finite per-draw ``erf_size`` values of the draws that are not dead.
     """
-    rows = [erf_metrics(r, trf, r2_min=r2_min) for r in results]
+    rows = [erf_metrics(r, trf, r2_min=r2_min, bootstrap=0) for r in results]
+    dead = [is_dead_draw(r) for r in results]
     out: dict[str, Any] = {
         "seeds": [r.meta.get("seed") for r in results],
         "n_samples": [r.n_samples for r in results],
         "n_nonfinite": [r.n_nonfinite for r in results],
+        "n_dead": [r.n_dead for r in results],
+        "dead": dead,
+        "n_dead_draws": sum(dead),
         "erf_size": [row["erf_size"] for row in rows],
         "luo_size": [luo_size(r.map) for r in results],
     }
@@ -70,5 +96,5 @@ def draw_metrics(
     out["sigma"] = {"x": [row["sigma_x"] for row in rows], "y": [row["sigma_y"] for row in rows]}
     out["fit_r2"] = [row["fit_r2"] for row in rows]
     out["degenerate"] = [row["degenerate"] for row in rows]
-    out["erf_size_spread"] = _spread(out["erf_size"])
+    out["erf_size_spread"] = _spread([v for v, d in zip(out["erf_size"], dead) if not d])
     return out

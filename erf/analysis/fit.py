@@ -106,13 +106,24 @@ def _initial_guess(m: np.ndarray, with_offset: bool) -> list[float]:
     return p0 + [offset] if with_offset else p0
 
 
-def fit_gaussian(m, *, with_offset: bool = True) -> GaussianFit:
+def _warm(start: GaussianFit, scale: float) -> list[float]:
+    """``start``'s parameters as a starting point for a map scaled by 1 / ``scale``."""
+    return [
+        start.amplitude / scale, start.center_row, start.center_col, start.sigma_x,
+        start.sigma_y, start.rotation, start.offset / scale,
+    ]  # fmt: skip
+
+
+def fit_gaussian(m, *, with_offset: bool = True, start: GaussianFit | None = None) -> GaussianFit:
     """Least-squares fit of a rotated elliptical 2-D Gaussian (see module docstring).
 
     ``m`` is an ``[H, W]`` map indexed (row, col). Never raises on bad maps: all-zero, constant,
     NaN/Inf-containing or too-small maps give NaN parameters, ``converged=False`` and
     ``degenerate`` set to the reason; an optimiser failure gives "fit did not converge".
     R² = 1 - SS_res / SS_tot over all pixels. Without offset, ``offset`` is reported as 0.
+    ``start``: a fit of a similar map (a bootstrap replicate's full-map fit) to start from
+    instead of the moments (a warm start: fewer iterations, the same optimum); a failed
+    ``start`` (``degenerate`` set) is ignored.
     """
     m = as_map(m)
     reason = is_degenerate(m)
@@ -134,7 +145,9 @@ def fit_gaussian(m, *, with_offset: bool = True) -> GaussianFit:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", OptimizeWarning)
             warnings.simplefilter("ignore", RuntimeWarning)
-            p, _ = curve_fit(gaussian2d, rc, z, p0=_initial_guess(m, with_offset), maxfev=MAXFEV)
+            warm = start is not None and start.degenerate is None
+            p0 = _warm(start, scale) if warm else _initial_guess(m, with_offset)
+            p, _ = curve_fit(gaussian2d, rc, z, p0=p0[: 7 if with_offset else 6], maxfev=MAXFEV)
     except (RuntimeError, ValueError, TypeError, np.linalg.LinAlgError):
         return GaussianFit.failed("fit did not converge")
     if not np.isfinite(p).all() or p[3] == 0 or p[4] == 0:

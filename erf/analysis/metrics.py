@@ -1,28 +1,65 @@
 """Size metrics of 2-D ERF maps. Pure numpy, no torch.
 
 Conventions: a map is an ``[H, W]`` array, row-major, indexed (row, col); all sizes are in
-pixels. The default centre of an H x W map is the pixel ``(H // 2, W // 2)``.
+pixels. Every metric that needs "the centre" takes it from :func:`erf_center`, the one
+definition: the input pixel under the probed unit when that is known (pass an ``ERFResult``,
+or ``center=``), else ``(H // 2, W // 2)``. Each metric takes a map or an ``ERFResult``.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+from collections.abc import Sequence
+
 import numpy as np
 
+from erf.result import ERFResult
+
 LUO_FRACTION = 0.9545  # Luo et al. 2016: pixels above (1 - 0.9545) * centre value count as ERF
-SIZE_METHODS = ("luo", "moment", "mass")
+SIZE_METHODS = ("luo", "moment", "mass", "robust")
 
 
 def as_map(m) -> np.ndarray:
-    """Return ``m`` as a float64 ``[H, W]`` array; ValueError if it is not 2-D."""
+    """Return ``m`` (an array, or an ``ERFResult``: its ``map``) as a float64 ``[H, W]``
+    array; ValueError if it is not 2-D."""
+    if isinstance(m, ERFResult):
+        m = m.map
     m = np.asarray(m, dtype=np.float64)
     if m.ndim != 2:
         raise ValueError(f"expected a 2-D map [H, W], got shape {m.shape}")
     return m
 
 
-def default_center(m: np.ndarray) -> tuple[int, int]:
-    """The centre pixel (H // 2, W // 2) of an H x W map."""
-    return m.shape[0] // 2, m.shape[1] // 2
+def erf_center(m, unit: Sequence[float] | None = None) -> tuple[int, int]:
+    """THE centre pixel (row, col) of an ERF map: the reference of Luo's size, the mass radii,
+    the radial profile and the area ratios, in the Python API and in ``metrics.json`` alike.
+
+    ``m``: a map, its shape ``(H, W)``, or an ``ERFResult`` (whose ``meta["unit_in_input"]``
+    is used when ``unit`` is not given). ``unit``: where the probed unit sits in the input,
+    (row, col) in pixels, possibly fractional (``erf.analysis.summary`` passes the centre of
+    the exact TRF when it has one). The pixel is ``unit`` rounded half up (a unit centred
+    between two pixels takes the lower/right one) and clipped to the map; without a unit it
+    is ``(H // 2, W // 2)``, which is the same pixel for a unit at the geometric centre
+    ``((H - 1) / 2, (W - 1) / 2)`` of an even or odd map.
+    """
+    if isinstance(m, ERFResult):
+        unit = m.meta.get("unit_in_input") if unit is None else unit
+        shape = m.shape
+    elif isinstance(m, tuple) and len(m) == 2 and all(isinstance(v, int) for v in m):
+        shape = m
+    else:
+        shape = np.shape(m)
+    h, w = int(shape[0]), int(shape[1])
+    if unit is None:
+        return h // 2, w // 2
+    row, col = (math.floor(float(v) + 0.5) for v in unit)
+    return min(max(row, 0), h - 1), min(max(col, 0), w - 1)
+
+
+def _map_and_center(m, center) -> tuple[np.ndarray, tuple]:
+    """The map of ``m`` and the centre to use: ``center`` if given, else ``erf_center(m)``."""
+    return as_map(m), erf_center(m) if center is None else tuple(center)
 
 
 def _mass(m: np.ndarray) -> np.ndarray:
@@ -44,15 +81,32 @@ def luo_size(m, center: tuple[int, int] | None = None) -> float:
     """Luo et al. 2016 ERF size in pixels.
 
     sqrt(number of pixels whose value exceeds (1 - 0.9545) * value at ``center``), with
-    ``center`` = (row, col), default (H // 2, W // 2). NaN if the centre value is <= 0 or not
-    finite.
+    ``center`` = (row, col), default :func:`erf_center`. NaN if the centre value is <= 0 or
+    not finite.
     """
-    m = as_map(m)
-    r, c = default_center(m) if center is None else center
-    v = m[r, c]
-    if not np.isfinite(v) or v <= 0:
+    m, (r, c) = _map_and_center(m, center)
+    return _luo_count(m, m[r, c])
+
+
+def _luo_count(m: np.ndarray, peak: float) -> float:
+    """sqrt(#pixels > (1 - 0.9545) * peak); NaN for a peak that is <= 0 or not finite."""
+    if not np.isfinite(peak) or peak <= 0:
         return float("nan")
-    return float(np.sqrt(np.count_nonzero(m > (1.0 - LUO_FRACTION) * v)))
+    return float(np.sqrt(np.count_nonzero(m > (1.0 - LUO_FRACTION) * peak)))
+
+
+def robust_luo_size(m, center: tuple[int, int] | None = None) -> float:
+    """Luo's size with the threshold relative to a robust peak: (1 - 0.9545) times the
+    *median* of the 3 x 3 neighbourhood of ``center`` (default :func:`erf_center`; clipped at
+    the map's edges) instead of the centre pixel alone. One spiky centre pixel (a unit that
+    sees its own input pixel much more strongly) moves Luo's size a lot and this one little:
+    up to four of the nine values may be outliers. On a smooth peak the median is a little
+    below the centre value, so the size is a little larger than Luo's. NaN as ``luo_size``.
+    """
+    m, (r, c) = _map_and_center(m, center)
+    r, c = int(r), int(c)
+    patch = m[max(r - 1, 0) : r + 2, max(c - 1, 0) : c + 2]
+    return _luo_count(m, float(np.median(patch)))
 
 
 def moment_sigma(m, center: tuple[float, float] | None = None) -> tuple[float, float]:
@@ -74,38 +128,47 @@ def moment_sigma(m, center: tuple[float, float] | None = None) -> tuple[float, f
     return float(np.sqrt(var_r)), float(np.sqrt(var_c))
 
 
+@functools.lru_cache(maxsize=8)
+def _distance_order(shape: tuple[int, int], center: tuple[float, float]):
+    """Pixel distances from ``center`` sorted ascending, and the flat indices in that order
+    (stable); cached, as bootstrap replicates ask for the same map shape and centre."""
+    rows, cols = np.indices(shape)
+    dist = np.hypot(rows - center[0], cols - center[1]).ravel()
+    order = np.argsort(dist, kind="stable")
+    return dist[order], order
+
+
 def mass_radius(m, fraction: float = 0.5, center: tuple[float, float] | None = None) -> float:
     """Radius in pixels of the smallest centred disk holding ``fraction`` of the mass.
 
-    Pixels are sorted by Euclidean distance from ``center`` (default (H // 2, W // 2)); the
-    result is the distance of the pixel at which the cumulative non-negative mass first reaches
-    ``fraction`` * total. NaN if the mass is zero or not finite.
+    Pixels are sorted by Euclidean distance from ``center`` (default :func:`erf_center`); the
+    result is the distance of the pixel at which the cumulative non-negative mass first
+    reaches ``fraction`` * total. NaN if the mass is zero or not finite.
     """
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"fraction must be in [0, 1], got {fraction}")
-    m = as_map(m)
-    w = _mass(m).ravel()
-    r0, c0 = default_center(m) if center is None else center
-    rows, cols = np.indices(m.shape)
-    dist = np.hypot(rows - r0, cols - c0).ravel()
-    order = np.argsort(dist, kind="stable")
-    cum = np.cumsum(w[order])
+    m, (r0, c0) = _map_and_center(m, center)
+    dist, order = _distance_order(m.shape, (float(r0), float(c0)))
+    cum = np.cumsum(_mass(m).ravel()[order])
     total = cum[-1] if cum.size else 0.0
     if not np.isfinite(total) or total <= 0:
         return float("nan")
     i = min(int(np.searchsorted(cum, fraction * total, side="left")), cum.size - 1)
-    return float(dist[order[i]])
+    return float(dist[i])
 
 
 def erf_size(m, method: str = "luo", **kw) -> float:
-    """One ERF size in pixels, by ``method``.
+    """One ERF size in pixels, by ``method``, of a map or an ``ERFResult`` (centred at
+    :func:`erf_center`, as in ``metrics.json``).
 
-    "luo": :func:`luo_size`; "moment": geometric mean sqrt(sigma_row * sigma_col) of
-    :func:`moment_sigma`; "mass": :func:`mass_radius`. Extra keywords go to that function.
+    "luo": :func:`luo_size`; "robust": :func:`robust_luo_size`; "moment": geometric mean
+    sqrt(sigma_row * sigma_col) of :func:`moment_sigma`; "mass": :func:`mass_radius`. Extra
+    keywords go to that function.
     """
-    m = as_map(m)
     if method == "luo":
         return luo_size(m, **kw)
+    if method == "robust":
+        return robust_luo_size(m, **kw)
     if method == "moment":
         sr, sc = moment_sigma(m, **kw)
         return float(np.sqrt(sr * sc))
@@ -166,43 +229,58 @@ def is_degenerate(m) -> str | None:
 REPLKNET_THRESHOLDS = (0.2, 0.3, 0.5, 0.99)
 
 
-def area_ratios(m, thresholds: tuple[float, ...] = REPLKNET_THRESHOLDS) -> dict[float, float]:
-    """RepLKNet's high-contribution area ratios (Ding et al. CVPR 2022, erf/analyze_erf.py).
+def area_ratios(
+    m,
+    thresholds: tuple[float, ...] = REPLKNET_THRESHOLDS,
+    center: tuple[int, int] | None = None,
+) -> dict[float, float]:
+    """RepLKNet's high-contribution area ratios (Ding et al. CVPR 2022, erf/analyze_erf.py),
+    each in [0, 1].
 
-    The map is scaled as log10(x + 1), then divided by its max. For each threshold t the
-    centred square of side 2i + 1 (i = 1, 2, ...; centre (H // 2, W // 2)) grows until the
-    fraction of the total inside it *exceeds* t; the ratio is side² / (H·W). When no square
-    up to i = H // 2 - 1 exceeds t (RepLKNet's loop bound), the ratio is NaN. Note that
+    The map is scaled as log10(x + 1), then divided by its max. For each threshold t a square
+    of side 2i + 1 (i = 1, 2, ...) centred on ``center`` (default :func:`erf_center`) grows
+    until the fraction of the total inside it *exceeds* t; the ratio is the area of the
+    square's part inside the map over the map's area, rows_inside x cols_inside / (H x W).
+    On a square map with the default centre the square never leaves the map, and this is
+    RepLKNet's side² / (H·W) exactly; on a non-square map the square stops growing along the
+    short side, so the ratio stays a fraction of the map (RepLKNet's formula would exceed 1).
+    When no square up to i = max(H, W) // 2 - 1 exceeds t (RepLKNet's loop bound), the ratio
+    is NaN. On a uniform map the ratio is the smallest such area above t. Note that
     log10(x + 1) depends on the map's absolute scale: compare maps made the same way.
     """
-    data = np.log10(_mass(as_map(m)) + 1.0)
+    m, (r0, c0) = _map_and_center(m, center)
+    data = np.log10(_mass(m) + 1.0)
     peak = data.max() if data.size else 0.0
     h, w = data.shape
     out = {float(t): float("nan") for t in thresholds}
     if not np.isfinite(peak) or peak <= 0:
         return out
     data = data / peak
-    total = data.sum()
-    r0, c0 = h // 2, w // 2
+    # Every window's sum from one summed-area table (a bootstrap computes this 200 times).
+    table = np.zeros((h + 1, w + 1))
+    table[1:, 1:] = data.cumsum(0).cumsum(1)
+    i = np.arange(1, max(h, w) // 2)
+    top, bottom = np.maximum(r0 - i, 0), np.minimum(r0 + i + 1, h)
+    left, right = np.maximum(c0 - i, 0), np.minimum(c0 + i + 1, w)
+    inside = table[bottom, right] - table[top, right] - table[bottom, left] + table[top, left]
+    fractions = inside / table[h, w]
+    areas = (bottom - top) * (right - left) / (h * w)
     for t in thresholds:
-        for i in range(1, h // 2):
-            inside = data[max(r0 - i, 0) : r0 + i + 1, max(c0 - i, 0) : c0 + i + 1].sum()
-            if inside / total > t:
-                side = 2 * i + 1
-                out[float(t)] = side * side / (h * w)
-                break
+        above = np.flatnonzero(fractions > t)
+        if above.size:
+            out[float(t)] = float(areas[above[0]])
     return out
 
 
 def radial_mass(m, center: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Radial cumulative mass profile: for r = 0, 1, 2, ... pixels, the fraction of the total
-    (non-negative) mass within Euclidean distance r of ``center`` (default (H // 2, W // 2)).
+    (non-negative) mass within Euclidean distance r of ``center`` (default :func:`erf_center`).
 
     Returns (radii, fraction); fraction is non-decreasing and ends at 1. All-NaN for a map
     without positive mass.
     """
-    w = _mass(as_map(m))
-    cr, cc = default_center(w) if center is None else center
+    m, (cr, cc) = _map_and_center(m, center)
+    w = _mass(m)
     rows, cols = np.indices(w.shape)
     dist = np.hypot(rows - cr, cols - cc)
     radii = np.arange(int(np.ceil(dist.max())) + 1, dtype=np.float64)

@@ -238,6 +238,7 @@ def probe_options(cfg: DictConfig, inputs: str | Iterable) -> ProbeOptions:
         grid=None if p.get("grid") is None else tuple(int(v) for v in p.grid),
         prefix_tokens=p.get("prefix_tokens"),
         output=p.get("output"),
+        bootstrap_groups=p.get("bootstrap_groups", 16),
     )
 
 

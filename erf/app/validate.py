@@ -25,6 +25,7 @@ from hydra.errors import HydraException, OverrideParseException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from erf.analysis.bootstrap import MAX_REPLICATES as MAX_BOOTSTRAP
 from erf.app.build import INPUT_SOURCES
 from erf.app.config import CONFIG_DIR
 from erf.app.launchers import launcher_problem
@@ -57,7 +58,7 @@ from erf.nets.luo import ACTIVATIONS, DROPOUT_MODES, INITS, POOLS
 from erf.probe.bench import METHODS as BENCH_METHODS
 from erf.probe.forward import unknown_module
 from erf.probe.layout import LAYOUTS, prefix_index
-from erf.probe.options import CROP_MODES, DTYPES
+from erf.probe.options import CROP_MODES, DTYPES, MAX_BOOTSTRAP_GROUPS
 from erf.result import REDUCTIONS
 
 GROUPS = (
@@ -111,7 +112,13 @@ RULES: dict[str, Rule] = {
         lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1,
         "a number in [0, 1]",
     ),
+    "fit.bootstrap": int_between(0, MAX_BOOTSTRAP),
+    "fit.ci_level": (
+        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1,
+        "a number in (0, 1)",
+    ),
     "probe.n_samples": int_between(1, MAX_SAMPLES),
+    "probe.bootstrap_groups": int_between(0, MAX_BOOTSTRAP_GROUPS),
     "probe.batch_size": (_batch_size, f"an integer >= 1 or auto (at most {MAX_BATCH})"),
     "probe.fast": boolean(),
     "probe.channels_last": optional(boolean()),

@@ -213,7 +213,8 @@ def read_job_metrics(path: str | Path) -> dict[str, Any]:
 
 
 def save_result(result: ERFResult, path: str | Path) -> None:
-    """Save an ERFResult as ``.npz`` (arrays plus a JSON header), atomically."""
+    """Save an ERFResult as ``.npz`` (arrays plus a JSON header), atomically; the bootstrap
+    ``groups`` ``[K, H, W]`` and ``group_n`` ``[K]`` go in when the result has them."""
     header = _header(result)
     arrays = {
         "map": result.map,
@@ -222,33 +223,53 @@ def save_result(result: ERFResult, path: str | Path) -> None:
         "total_sq": result.total_sq,
         "header": np.array(json.dumps(_jsonable(header))),
     }
+    if result.groups is not None:
+        arrays.update(groups=result.groups, group_n=np.asarray(result.group_n, dtype=np.int64))
     atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))
 
 
 def load_result(path: str | Path) -> ERFResult:
     """Load what ``save_result`` wrote; a missing file is FileNotFoundError, an unreadable one
-    ``CorruptJob`` (one line, naming it)."""
+    ``CorruptJob`` (one line, naming it). Files written before bootstrap groups and dead
+    counts existed load with ``groups=None`` and ``n_dead=0``."""
     try:
         with np.load(Path(path)) as data:
             header = json.loads(str(data["header"]))
             total = data["total"].astype(np.float64)
             total_sq = data["total_sq"].astype(np.float64)
-        return _from_header(header, total, total_sq)
+            groups, group_n = _groups(data)
+        return _from_header(header, total, total_sq, groups, group_n)
     except FileNotFoundError:
         raise
     except Exception as exc:
         raise CorruptJob(f"{path} is unreadable ({type(exc).__name__})") from exc
 
 
+def _groups(data: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The ``groups`` and ``group_n`` arrays of an opened ``.npz``, or (None, None)."""
+    if "groups" not in data.files:
+        return None, None
+    return data["groups"].astype(np.float64), data["group_n"].astype(np.int64)
+
+
 def _header(result: ERFResult) -> dict[str, Any]:
     header = {k: getattr(result, k) for k in _SCALARS}
     header.update(
-        input_shape=result.input_shape, target_shape=result.target_shape, meta=result.meta
+        input_shape=result.input_shape,
+        target_shape=result.target_shape,
+        n_dead=result.n_dead,
+        meta=result.meta,
     )
     return header
 
 
-def _from_header(header: dict[str, Any], total: np.ndarray, total_sq: np.ndarray) -> ERFResult:
+def _from_header(
+    header: dict[str, Any],
+    total: np.ndarray,
+    total_sq: np.ndarray,
+    groups: np.ndarray | None = None,
+    group_n: np.ndarray | None = None,
+) -> ERFResult:
     position = header["position"]
     return ERFResult(
         total=total,
@@ -262,12 +283,16 @@ def _from_header(header: dict[str, Any], total: np.ndarray, total_sq: np.ndarray
         reduce=header["reduce"],
         n_nonfinite=int(header["n_nonfinite"]),
         meta=header["meta"],
+        groups=groups,
+        group_n=group_n,
+        n_dead=int(header.get("n_dead", 0)),
     )
 
 
 def save_results(results: list[ERFResult], path: str | Path) -> None:
     """Save several results of one shape (e.g. one per weight draw) as one ``.npz``,
-    atomically: ``map``, ``stderr``, ``total``, ``total_sq`` stacked to ``[M, H, W]``,
+    atomically: ``map``, ``stderr``, ``total``, ``total_sq`` stacked to ``[M, H, W]``
+    (``groups`` ``[M, K, H, W]`` and ``group_n`` ``[M, K]`` when every result has groups),
     ``seeds`` (``meta["seed"]`` of each, -1 when unset) and a JSON list of headers."""
     if not results:
         raise ValueError("no results to save")
@@ -275,6 +300,9 @@ def save_results(results: list[ERFResult], path: str | Path) -> None:
         name: np.stack([getattr(r, name) for r in results])
         for name in ("map", "stderr", "total", "total_sq")
     }
+    if all(r.groups is not None for r in results):
+        arrays["groups"] = np.stack([r.groups for r in results])
+        arrays["group_n"] = np.stack([np.asarray(r.group_n, dtype=np.int64) for r in results])
     arrays["seeds"] = np.array([r.meta.get("seed", -1) for r in results], dtype=np.int64)
     arrays["header"] = np.array(json.dumps(_jsonable([_header(r) for r in results])))
     atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))
@@ -287,7 +315,10 @@ def load_results(path: str | Path) -> list[ERFResult]:
             headers = json.loads(str(data["header"]))
             total = data["total"].astype(np.float64)
             total_sq = data["total_sq"].astype(np.float64)
-        return [_from_header(h, t, sq) for h, t, sq in zip(headers, total, total_sq)]
+            groups, group_n = _groups(data)
+        if groups is None:
+            groups, group_n = [None] * len(headers), [None] * len(headers)
+        return [_from_header(*parts) for parts in zip(headers, total, total_sq, groups, group_n)]
     except FileNotFoundError:
         raise
     except Exception as exc:

@@ -29,6 +29,7 @@ FINGERPRINT_KEYS = (
     "grid",
     "prefix_tokens",
     "output",
+    "bootstrap_groups",
 )
 # What a checkpoint written before a key existed meant by it.
 FINGERPRINT_DEFAULTS = {
@@ -40,17 +41,46 @@ FINGERPRINT_DEFAULTS = {
     "grid": None,
     "prefix_tokens": None,
     "output": None,
+    "bootstrap_groups": 0,  # no groups were kept
 }
+
+
+def group_count(bootstrap_groups: int, n_samples: int) -> int:
+    """The number of bootstrap groups a run of ``n_samples`` keeps: ``bootstrap_groups``, or
+    ``n_samples`` when there are fewer samples (one sample per group); 0 = none."""
+    return max(0, min(int(bootstrap_groups), int(n_samples)))
+
+
+def dead_warning(n_dead: int, n_used: int) -> str | None:
+    """The probe warning (``meta["probe_warnings"]``) for inputs that gave an all-zero map,
+    or None when there were none."""
+    if not n_dead:
+        return None
+    return (
+        f"{n_dead} of {n_used} inputs gave an all-zero map (a dead unit for those inputs); "
+        "they count as zero maps in the mean"
+    )
 
 
 class Accumulator:
     """Float64 running sums of one unit on the probe's device (inside the crop window, if
-    any), optionally restored from a checkpoint."""
+    any), optionally restored from a checkpoint.
+
+    Besides ``total`` and ``total_sq`` it keeps ``K`` bootstrap group sums (``groups``
+    ``[K, h, w]``, ``group_n`` ``[K]``; ``K = group_count(fingerprint["bootstrap_groups"],
+    fingerprint["n_samples"])``): sample ``i`` (its index in this run's sample stream,
+    counting skipped non-finite samples) goes to group ``i % K``, and ``n_dead`` counts the
+    samples whose map is exactly zero everywhere."""
 
     def __init__(self, fingerprint: dict, device: torch.device, resume: ERFResult | None):
         self.fingerprint = fingerprint
         self.total = self.total_sq = None
-        self.n_used = self.n_nonfinite = self.seen = 0
+        self.n_used = self.n_nonfinite = self.seen = self.n_dead = 0
+        self.n_groups = group_count(
+            fingerprint.get("bootstrap_groups", 0), fingerprint.get("n_samples", 0)
+        )
+        self.groups: torch.Tensor | None = None
+        self.group_n = np.zeros(self.n_groups, dtype=np.int64)
         self.position: tuple[int, int] | str | None = None
         self.seed_position: tuple[int, int] | str | None = None
         self.grid: Grid | None = None
@@ -74,7 +104,16 @@ class Accumulator:
         self.total = torch.as_tensor(resume.total, dtype=torch.float64, device=device)
         self.total_sq = torch.as_tensor(resume.total_sq, dtype=torch.float64, device=device)
         self.n_used, self.n_nonfinite = resume.n_samples, resume.n_nonfinite
+        self.n_dead = int(resume.n_dead)
         self.seen = int(resume.meta["samples_seen"])
+        if self.n_groups:
+            if resume.groups is None or len(resume.groups) != self.n_groups:
+                raise ValueError(
+                    f"the checkpoint holds no {self.n_groups} bootstrap groups; resume with "
+                    "the probe.bootstrap_groups it was made with"
+                )
+            self.groups = torch.as_tensor(resume.groups, dtype=torch.float64, device=device)
+            self.group_n = np.asarray(resume.group_n, dtype=np.int64).copy()
         position = resume.position
         self.position = position if isinstance(position, str) else tuple(position)
         self.target_shape = tuple(resume.target_shape)
@@ -108,26 +147,49 @@ class Accumulator:
         if self.total is not None:  # resumed: keep the window of the sums
             self.total = self.total[r0 : r1 + 1, c0 : c1 + 1]
             self.total_sq = self.total_sq[r0 : r1 + 1, c0 : c1 + 1]
+        if self.groups is not None:
+            self.groups = self.groups[:, r0 : r1 + 1, c0 : c1 + 1]
 
-    def add(self, per_sample: torch.Tensor, n_bad: int, n_seen: int) -> None:
-        batch_sum, batch_sq = per_sample.sum(0), per_sample.square().sum(0)
+    def add(self, per_sample: torch.Tensor, keep: torch.Tensor) -> None:
+        """Add one batch: ``per_sample`` ``[B, h, w]`` float64 maps of the batch's samples in
+        stream order (the next ``B`` sample indices from ``seen`` on), ``keep`` ``[B]`` bool:
+        False for the samples skipped as non-finite (counted, never summed; their indices
+        stay theirs, so the groups of the others do not shift)."""
+        n_seen = per_sample.shape[0]
+        kept = keep.cpu().numpy().astype(bool)
+        maps = per_sample[keep]
+        batch_sum, batch_sq = maps.sum(0), maps.square().sum(0)
         self.total = batch_sum if self.total is None else self.total + batch_sum
         self.total_sq = batch_sq if self.total_sq is None else self.total_sq + batch_sq
-        self.n_used += per_sample.shape[0]
-        self.n_nonfinite += n_bad
+        self.n_used += maps.shape[0]
+        self.n_nonfinite += int(n_seen - kept.sum())
+        if maps.shape[0]:
+            self.n_dead += int((maps == 0).flatten(1).all(1).sum())
+        if self.n_groups:
+            if self.groups is None:
+                self.groups = maps.new_zeros((self.n_groups, *per_sample.shape[1:]))
+            which = (self.seen + np.arange(n_seen))[kept] % self.n_groups
+            for g in np.unique(which):  # in group order: deterministic, no atomics
+                mask = torch.from_numpy(which == g).to(maps.device)
+                self.groups[g] += maps[mask].sum(0)
+            self.group_n += np.bincount(which, minlength=self.n_groups)
         self.seen += n_seen
 
     def _full(self, sums: torch.Tensor) -> np.ndarray:
+        """Sums (``[..., h, w]``, in the crop window) as float64 numpy arrays over the input."""
         arr = sums.cpu().numpy().astype(np.float64)
         if self.window is None:
             return arr
         r0, r1, c0, c1 = self.window
-        full = np.zeros(tuple(self.fingerprint["input_shape"][1:]), dtype=np.float64)
-        full[r0 : r1 + 1, c0 : c1 + 1] = arr
+        full = np.zeros((*arr.shape[:-2], *self.fingerprint["input_shape"][1:]), np.float64)
+        full[..., r0 : r1 + 1, c0 : c1 + 1] = arr
         return full
 
     def result(self, extra: dict | None = None) -> ERFResult:
         total, total_sq = self._full(self.total), self._full(self.total_sq)
+        groups = group_n = None
+        if self.groups is not None:
+            groups, group_n = self._full(self.groups), self.group_n.copy()
         fp = self.fingerprint
         meta = {
             "fingerprint": dict(fp),
@@ -139,8 +201,9 @@ class Accumulator:
         }
         if self.crop_meta is not None:
             meta["crop"] = self.crop_meta
-        if self.warnings:
-            meta["probe_warnings"] = list(self.warnings)
+        warnings = [*self.warnings, *filter(None, [dead_warning(self.n_dead, self.n_used)])]
+        if warnings:
+            meta["probe_warnings"] = warnings
         if self.grid is not None:
             meta.update(self.grid.describe(), grid=list(self.target_shape[1:]))
             where = unit_in_input(
@@ -159,4 +222,7 @@ class Accumulator:
             reduce=fp["reduce"],
             n_nonfinite=self.n_nonfinite,
             meta=meta,
+            groups=groups,
+            group_n=group_n,
+            n_dead=self.n_dead,
         )

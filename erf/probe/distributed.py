@@ -3,8 +3,9 @@
 The samples are split into contiguous shards aligned to batch boundaries, one per process
 (rank); every sample keeps its own seed (``erf.probe.inputs.random_sample(kind, shape, seed, i)``),
 so the union of the shards is exactly the single-process run's set of inputs. Each rank
-probes its shard with ``erf.probe.measure.measure_erf``; the float64 sums, sample counts and
-non-finite counts are then all-reduced, so every rank holds the full result. The map equals
+probes its shard with ``erf.probe.measure.measure_erf``; the float64 sums, the bootstrap group
+sums (keyed by run-wide sample index, ``shard_groups``), sample, dead and non-finite counts are
+then all-reduced, so every rank holds the full result. The map equals
 the single-process one up to float64 summation order (the shard sums are added as whole
 numbers instead of batch after batch: relative differences of order 1e-16).
 
@@ -29,14 +30,17 @@ import re
 import signal
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from erf.device import resolve_device
+from erf.probe.accumulate import dead_warning, group_count
 from erf.probe.inputs import input_batches, random_sample
 from erf.probe.measure import ProbeInterrupted, probe_units
 from erf.probe.options import ProbeOptions, source_name
@@ -209,24 +213,45 @@ def _device_for_rank(device: str | torch.device) -> torch.device:
     return torch.device("cuda", local_rank)
 
 
+def shard_groups(part: ERFResult, start: int, n_groups: int) -> ERFResult:
+    """A shard's result with its bootstrap groups keyed by run-wide sample index: the shard
+    probed its samples ``start, start + 1, ...`` as ``0, 1, ...`` (group ``j % K_shard``);
+    sample ``start + j`` belongs to group ``(start + j) % n_groups`` of the whole run
+    (``n_groups`` = ``group_count(bootstrap_groups, run's n_samples)``), so the shard's groups
+    are padded to ``n_groups`` and rotated by ``start``. No groups: ``part`` unchanged."""
+    if part.groups is None or not n_groups:
+        return part
+    k = len(part.groups)
+    groups = np.zeros((n_groups, *part.groups.shape[1:]), dtype=np.float64)
+    group_n = np.zeros(n_groups, dtype=np.int64)
+    groups[:k], group_n[:k] = part.groups, part.group_n
+    shift = int(start) % n_groups
+    return replace(
+        part, groups=np.roll(groups, shift, axis=0), group_n=np.roll(group_n, shift, axis=0)
+    )
+
+
 def all_reduce_result(
-    part: ERFResult | None, input_shape: Sequence[int], device: torch.device
+    part: ERFResult | None, input_shape: Sequence[int], device: torch.device, n_groups: int = 0
 ) -> ERFResult:
     """Sum the ranks' partial results (a rank with an empty shard passes None): float64
-    ``total`` and ``total_sq``, ``n_samples``, ``n_nonfinite`` and samples seen. Target
+    ``total``, ``total_sq`` and the ``n_groups`` bootstrap groups (run-wide, ``shard_groups``),
+    ``n_samples``, ``n_nonfinite``, ``n_dead``, the group counts and samples seen. Target
     shape and position come from rank 0, whose shard is never empty. Every rank gets the sum;
     ``meta`` is this rank's, plus ``world_size``."""
     _stop_for_test()
     wait_for_ranks("the exchange of the probe's sums")
     h, w = int(input_shape[1]), int(input_shape[2])
-    sums = torch.zeros(2, h, w, dtype=torch.float64, device=device)
-    counts = torch.zeros(3, dtype=torch.int64, device=device)
+    sums = torch.zeros(2 + n_groups, h, w, dtype=torch.float64, device=device)
+    counts = torch.zeros(4 + n_groups, dtype=torch.int64, device=device)
     if part is not None:
         sums[0] = torch.as_tensor(part.total, device=device)
         sums[1] = torch.as_tensor(part.total_sq, device=device)
-        counts[:] = torch.tensor(
-            [part.n_samples, part.n_nonfinite, part.meta["samples_seen"]], device=device
-        )
+        numbers = [part.n_samples, part.n_nonfinite, part.meta["samples_seen"], part.n_dead]
+        if n_groups:
+            sums[2:] = torch.as_tensor(part.groups, device=device)
+            numbers.extend(int(v) for v in part.group_n)
+        counts[:] = torch.tensor(numbers, device=device)
     dist.all_reduce(sums)
     dist.all_reduce(counts)
     fields = ("input_shape", "target", "target_shape", "position", "channel", "reduce")
@@ -234,15 +259,26 @@ def all_reduce_result(
     if dist.get_rank() == 0:
         head = [{k: getattr(part, k) for k in fields}]
     dist.broadcast_object_list(head, src=0, device=torch.device("cpu"))
-    n_used, n_bad, seen = (int(v) for v in counts.cpu())
+    numbers = counts.cpu().numpy()
+    n_used, n_bad, seen, n_dead = (int(v) for v in numbers[:4])
     meta = dict(part.meta) if part is not None else {}
     meta.update(samples_seen=seen, world_size=dist.get_world_size())
+    if part is not None:  # the dead-input warning counts every rank's inputs
+        mine = dead_warning(part.n_dead, part.n_samples)
+        warnings = [w for w in meta.get("probe_warnings", []) if w != mine]
+        warnings.extend(filter(None, [dead_warning(n_dead, n_used)]))
+        meta.pop("probe_warnings", None)
+        if warnings:
+            meta["probe_warnings"] = warnings
     return ERFResult(
         total=sums[0].cpu().numpy(),
         total_sq=sums[1].cpu().numpy(),
         n_samples=n_used,
         n_nonfinite=n_bad,
         meta=meta,
+        groups=sums[2:].cpu().numpy() if n_groups else None,
+        group_n=numbers[4:].astype(np.int64) if n_groups else None,
+        n_dead=n_dead,
         **head[0],
     )
 
@@ -274,6 +310,7 @@ def measure_erf_sharded(
     rank, world = rank_and_size()
     dev = _device_for_rank(options.device)
     samples = shard(n_samples, batch_size, rank, world)
+    n_groups = group_count(options.bootstrap_groups, n_samples)
     start = time.perf_counter()
     part = None
     if len(samples):
@@ -297,9 +334,10 @@ def measure_erf_sharded(
         fingerprint.update(n_samples=int(n_samples), seed=int(seed))
         fingerprint["inputs"] = source_name(inputs)
         part.meta["inputs"] = fingerprint["inputs"]
+        part = shard_groups(part, samples.start, n_groups)
     if world == 1:
         return part
-    result = all_reduce_result(part, input_shape, dev)
+    result = all_reduce_result(part, input_shape, dev, n_groups)
     result.meta.update(
         device=str(dev),
         batch_size=int(batch_size),

@@ -233,7 +233,7 @@ def measure_erf_draws(
                 bad = int((~finite).sum())
                 if bad and options.on_nonfinite == "raise":
                     raise FloatingPointError(f"draw {m}: {bad} sample(s) gave NaN/Inf gradients")
-                acc.add(per_sample[m][finite], bad, x.shape[1])
+                acc.add(per_sample[m], finite)
             bar.update(x.shape[1])
             stop = should_stop is not None and should_stop()
             every = options.checkpoint_every

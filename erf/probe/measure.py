@@ -94,6 +94,7 @@ def measure_erf(
     grid: tuple[int, int] | None = None,
     prefix_tokens: int | None = None,
     output: str | int | None = None,
+    bootstrap_groups: int = 16,
 ) -> ERFResult:
     """Measure the ERF of one unit of ``model``.
 
@@ -158,6 +159,9 @@ def measure_erf(
         output: the tensor to probe when the target returns a tuple, list, dict or dataclass
             (a key, field name or index; "a.0" follows a path). Without it such an output
             is refused with a one-line error listing the choices.
+        bootstrap_groups: K group sums kept beside ``total`` (sample ``i`` of the run in group
+            ``i % K``; fewer samples than K: one group per sample; 0 = none) for bootstrap
+            intervals over inputs (``erf.analysis.bootstrap``).
     """
     options = ProbeOptions.among(locals())
     try:
@@ -202,6 +206,7 @@ def measure_erfs(
     grid: tuple[int, int] | None = None,
     prefix_tokens: int | None = None,
     output: str | int | None = None,
+    bootstrap_groups: int = 16,
 ) -> list[ERFResult]:
     """ERFs of several units from one forward pass per batch; one ``ERFResult`` per unit.
 
@@ -345,7 +350,7 @@ def probe_units(
                     bad = int((~finite).sum())
                     if bad and on_nonfinite == "raise":
                         raise FloatingPointError(f"{bad} sample(s) gave NaN/Inf gradients")
-                    acc.add(per_sample[finite], bad, x.shape[0])
+                    acc.add(per_sample, finite)
                 bar.update(x.shape[0])
                 stop = should_stop is not None and should_stop()
                 extra = {"batch_size": stream.used}

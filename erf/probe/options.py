@@ -41,6 +41,7 @@ _UNSET: dict[str, tuple[Any, ...]] = {
     "prefix_tokens": (None,),
     "output": (None,),
 }
+MAX_BOOTSTRAP_GROUPS = 1024  # each group is one more [H, W] float64 sum on the device
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,9 @@ class ProbeOptions:
     and how to read the target's output (``erf.probe.layout``): ``output`` (key or index of
     the tensor in a tuple/dict/dataclass output), ``layout`` ("auto", "NCHW", "NHWC",
     "tokens"), ``grid`` ((h, w) of a token sequence's patch grid) and ``prefix_tokens``.
+    ``bootstrap_groups``: K sums of the per-sample map, sample ``i`` in group ``i % K``
+    (``erf.analysis.bootstrap`` resamples them for intervals; 0 = none; fewer samples than K:
+    one group per sample).
 
     Construction checks every value and raises one-line ``ValueError``s.
     """
@@ -81,6 +85,7 @@ class ProbeOptions:
     grid: tuple[int, int] | None = None
     prefix_tokens: int | None = None
     output: str | int | None = None
+    bootstrap_groups: int = 16
 
     def __post_init__(self) -> None:
         if self.reduce not in REDUCTIONS:
@@ -101,6 +106,7 @@ class ProbeOptions:
             check_int("batch_size", self.batch_size, 1, MAX_BATCH)
         check_int("checkpoint_every", self.checkpoint_every, 1)
         check_int("seed", self.seed, 0)
+        check_int("bootstrap_groups", self.bootstrap_groups, 0, MAX_BOOTSTRAP_GROUPS)
         if self.channel is not None:
             check_int("channel", self.channel, 0)
         if self.layout not in LAYOUTS:
@@ -124,6 +130,7 @@ class ProbeOptions:
             "grid": grid,
             "prefix_tokens": None if self.prefix_tokens is None else int(self.prefix_tokens),
             "output": self.output if self.output is None else str(self.output),
+            "bootstrap_groups": int(self.bootstrap_groups),
         }
         for key, value in resolved.items():
             object.__setattr__(self, key, value)
@@ -185,6 +192,7 @@ class ProbeOptions:
             "grid": None if self.grid is None else list(self.grid),
             "prefix_tokens": self.prefix_tokens,
             "output": self.output,
+            "bootstrap_groups": self.bootstrap_groups,
         }
 
     def read_grid(self, y: torch.Tensor, input_hw: tuple[int, int], **evidence: Any) -> Grid:

@@ -3,6 +3,7 @@ measured in one pass (``erf.probe.draws``)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from erf.io.store import save_results
 from erf.probe.draws import measure_erf_draws
 from erf.probe.options import SPEED_KEYS
 from erf.probe.support import trf_or_support
+
+log = logging.getLogger("erf")
 
 
 def run_draws(
@@ -56,6 +59,14 @@ def run_draws(
     metrics = job_metrics(cfg, pooled, trf, model)
     metrics.pop("model_seed")  # draw d was built with seed + d (``draws``)
     metrics["draws"] = draw_metrics(results, trf, r2_min=cfg.fit.r2_min)
+    metrics["n_dead_draws"] = metrics["draws"]["n_dead_draws"]
+    if metrics["n_dead_draws"]:
+        note = (
+            f"{metrics['n_dead_draws']} of {cfg.probe.draws} weight draws gave an all-zero map; "
+            "they are left out of the per-draw statistics"
+        )
+        log.warning(note)
+        metrics["warnings"].append(note)
     save_results(results, out_dir / "draws.npz")
     save_measurement(out_dir, pooled, metrics, cfg.plot.scale, extra_files=["draws.npz"])
     checkpoint.unlink(missing_ok=True)

@@ -199,6 +199,16 @@ def _warnings(metrics: dict[str, Any], result: ERFResult, trf: TheoreticalRF) ->
     return warnings
 
 
+def metric_settings(cfg: DictConfig) -> dict[str, Any]:
+    """``erf_metrics``'s settings from ``fit.*``: ``r2_min``, ``bootstrap`` (replicates) and
+    ``ci_level``."""
+    return {
+        "r2_min": cfg.fit.r2_min,
+        "bootstrap": int(cfg.fit.get("bootstrap", 200)),
+        "ci_level": float(cfg.fit.get("ci_level", 0.95)),
+    }
+
+
 def job_metrics(
     cfg: DictConfig, result: ERFResult, trf: TheoreticalRF, model: nn.Module | None = None
 ) -> dict[str, Any]:
@@ -210,7 +220,7 @@ def job_metrics(
         **({"label": cfg.label} if cfg.get("label") else {}),
         **model_settings(cfg),
         "target": result.target,
-        **erf_metrics(result, trf, r2_min=cfg.fit.r2_min),
+        **erf_metrics(result, trf, **metric_settings(cfg)),
     }
     metrics["inputs"] = cfg.inputs.source
     if cfg.inputs.source == "imagefolder":
