@@ -1,8 +1,11 @@
 import numpy as np
 import pytest
+import torch
 
+from erf import ConvStack, measure_erf, theoretical_rf
 from erf.analysis.metrics import (
     area_ratios,
+    erf_center,
     erf_size,
     is_degenerate,
     loglog_slope,
@@ -10,7 +13,10 @@ from erf.analysis.metrics import (
     mass_radius,
     moment_sigma,
     radial_mass,
+    robust_luo_size,
 )
+from erf.analysis.summary import erf_metrics
+from erf.result import ERFResult
 
 
 def uniform_stack_map(n: int, k: int) -> np.ndarray:
@@ -205,3 +211,110 @@ def test_radial_mass_counts_pixels_by_ceiled_distance_and_ends_at_one():
     # sqrt8 -> 3 (4 px)
     np.testing.assert_allclose(frac, np.cumsum([1, 4, 8, 12]) / 25)
     assert radii.tolist() == [0, 1, 2, 3]
+
+
+# --- area ratios on non-square maps, against RepLKNet's get_rectangle on square ones --------
+
+
+def _replknet_ratios(m: np.ndarray, thresholds=(0.2, 0.3, 0.5, 0.99)) -> dict:
+    """Oracle: RepLKNet's erf/analyze_erf.py as they wrote it (square maps): log10(x + 1),
+    divide by the max, then get_rectangle's centred square grown from i = 1 to h // 2 - 1."""
+    data = np.log10(m + 1)
+    data = data / np.max(data)
+    h, w = data.shape
+    out = {}
+    for thresh in thresholds:
+        out[thresh] = float("nan")
+        for i in range(1, h // 2):
+            selected = data[h // 2 - i : h // 2 + 1 + i, w // 2 - i : w // 2 + 1 + i]
+            if np.sum(selected) / np.sum(data) > thresh:
+                out[thresh] = (i * 2 + 1) / h * (i * 2 + 1) / w
+                break
+    return out
+
+
+@pytest.mark.parametrize("side", [31, 32, 64, 97])
+def test_area_ratios_on_square_maps_are_replknets(side):
+    rng = np.random.default_rng(side)
+    rows, cols = np.indices((side, side))
+    blob = np.exp(-((rows - side // 2) ** 2 + (cols - side // 2) ** 2) / (2 * (side / 6) ** 2))
+    for m in (blob * 50, blob * 50 * rng.random((side, side)), rng.random((side, side))):
+        got, want = area_ratios(m), _replknet_ratios(m)
+        assert got.keys() == want.keys()
+        for t in want:
+            assert got[t] == pytest.approx(want[t], rel=1e-12, nan_ok=True), t
+
+
+@pytest.mark.parametrize("shape", [(224, 112), (112, 224), (224, 224), (31, 90), (9, 9)])
+def test_area_ratios_stay_fractions_of_the_map_and_a_uniform_map_gives_its_threshold(shape):
+    """Uniform map: the share of the total inside a window is its share of the area, so the
+    ratio is the smallest window area above t (never above 1: 1.98 before, on 224 x 112)."""
+    h, w = shape
+    ratios = area_ratios(np.ones(shape))
+    side = 2 * (max(h, w) // 2 - 1) + 1  # RepLKNet's largest square
+    largest = min(side, h) * min(side, w) / (h * w)
+    for t, ratio in ratios.items():
+        if largest <= t:  # not even the largest window holds more than t
+            assert np.isnan(ratio)
+            continue
+        assert 0 < ratio <= 1
+        assert t < ratio <= t + 2 * (h + w + 2) / (h * w) + 1e-12  # one growth step above t
+    rng = np.random.default_rng(0)
+    assert all(0 <= v <= 1 for v in area_ratios(rng.random(shape)).values() if not np.isnan(v))
+
+
+# --- one centre -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "shape,unit,want",
+    [
+        ((224, 224), None, (112, 112)),
+        ((224, 224), (111.5, 111.5), (112, 112)),  # the geometric centre of an even map
+        ((97, 96), (48.0, 47.5), (48, 48)),
+        ((30, 30), (14.49, 3.0), (14, 3)),
+        ((16, 16), (-3.0, 40.0), (0, 15)),  # clipped to the map
+    ],
+)
+def test_erf_center_rounds_the_units_place_half_up_else_takes_h_over_2(shape, unit, want):
+    assert erf_center(shape, unit) == want
+    assert erf_center(np.zeros(shape), unit) == want
+
+
+def test_python_api_and_the_cli_metrics_use_the_same_centre_on_the_same_map():
+    """A pooled stack on a 30 x 30 input: the probed unit (7, 7) of the 15 x 15 grid sits at
+    input (14.5, 14.5), between pixels; metrics.json (erf_metrics with the TRF) and the
+    Python API on the result or the bare map must all use pixel (15, 15)."""
+    model = ConvStack(3, 3, channels=2, activation="relu", init="random", pool_at=(0,))
+    result = measure_erf(model, (2, 30, 30), n_samples=8, batch_size=8, device="cpu",
+                         dtype=torch.float64, progress=False)  # fmt: skip
+    cli = erf_metrics(result, theoretical_rf(model, (2, 30, 30)), bootstrap=0)
+    assert cli["unit_in_input"] == [14.5, 14.5]
+    assert (cli["center_row"], cli["center_col"]) == erf_center(result) == (15, 15)
+    for m in (result, result.map):
+        assert erf_size(m) == cli["erf_size"]
+        assert mass_radius(m, 0.5) == cli["mass_radius_50"]
+        assert robust_luo_size(m) == cli["erf_size_robust"]
+        assert area_ratios(m)[0.5] == cli["area_ratio_50"]
+    np.testing.assert_array_equal(radial_mass(result)[1], cli["radial_mass"])
+    # Off-centre units: the result knows where its unit is, the bare map cannot.
+    moved = ERFResult(**{**vars(result), "meta": {**result.meta, "unit_in_input": [9.5, 20.2]}})
+    assert erf_center(moved) == (10, 20)
+    assert luo_size(moved) == luo_size(result.map, center=(10, 20))
+
+
+# --- a size robust to one spiky centre pixel ----------------------------------------------
+
+
+def test_robust_size_barely_moves_when_one_huge_centre_pixel_is_added():
+    rows, cols = np.indices((61, 61))
+    gauss = np.exp(-((rows - 30) ** 2 + (cols - 30) ** 2) / (2 * 6.0**2))
+    spiked = gauss.copy()
+    spiked[30, 30] = 1e3
+    # Oracle for the smooth map: pixels above 4.55 % of the peak, a disk of radius
+    # 6 * sqrt(2 ln(1 / 0.0455)) = 14.9 px, area ~ 700 px, side ~ 26.4.
+    assert luo_size(gauss) == pytest.approx(np.sqrt(np.pi * 2 * 36 * np.log(1 / 0.0455)), rel=0.02)
+    assert luo_size(spiked) == 1.0  # only the spike is above 4.55 % of 1e3
+    assert robust_luo_size(gauss) == pytest.approx(luo_size(gauss), rel=0.02)
+    assert robust_luo_size(spiked) == robust_luo_size(gauss)
+    assert erf_size(spiked, method="robust") == robust_luo_size(spiked)

@@ -97,6 +97,15 @@ def test_two_gloo_processes_give_the_single_process_sums(two_ranks):
         assert got.meta["world_size"] == 2
 
 
+def test_two_gloo_processes_give_the_single_process_bootstrap_groups_and_dead_counts(two_ranks):
+    for (n, b, opts), got in zip(CASES, two_ranks[0]):
+        want = measure_erf(_net(), SHAPE, n_samples=n, batch_size=b, dtype=torch.float64,
+                           device="cpu", **opts)  # fmt: skip
+        np.testing.assert_allclose(got.groups, want.groups, rtol=1e-12, atol=0)
+        np.testing.assert_array_equal(got.group_n, want.group_n)
+        assert got.n_dead == want.n_dead
+
+
 def test_every_rank_holds_the_same_reduced_result(two_ranks):
     for a, b in zip(*two_ranks):
         np.testing.assert_array_equal(a.total, b.total)

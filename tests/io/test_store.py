@@ -5,7 +5,14 @@ import json
 import numpy as np
 import pytest
 
-from erf.io.store import load_result, read_json, save_result, write_json
+from erf.io.store import (
+    load_result,
+    load_results,
+    read_json,
+    save_result,
+    save_results,
+    write_json,
+)
 from erf.result import ERFResult
 
 
@@ -109,3 +116,57 @@ def test_an_unreadable_npz_is_a_one_line_corrupt_job_error(tmp_path):
         load_result(tmp_path / "erf.npz")
     with pytest.raises(FileNotFoundError):
         load_result(tmp_path / "missing.npz")
+
+
+def _grouped(per_sample, k):
+    """A result whose groups hold sample i in group i % k, and one all-zero sample."""
+    stack = np.asarray(per_sample, dtype=np.float64)
+    r = _result(stack)
+    r.groups = np.stack([stack[g::k].sum(0) for g in range(k)])
+    r.group_n = np.array([len(stack[g::k]) for g in range(k)])
+    r.n_dead = int((stack == 0).reshape(len(stack), -1).all(1).sum())
+    return r
+
+
+def test_groups_and_dead_counts_round_trip_and_merge(tmp_path):
+    samples = np.random.default_rng(1).random((7, 3, 4))
+    samples[5] = 0.0
+    r = _grouped(samples, 3)
+    save_result(r, tmp_path / "erf.npz")
+    back = load_result(tmp_path / "erf.npz")
+    np.testing.assert_array_equal(back.groups, r.groups)
+    np.testing.assert_array_equal(back.group_n, [3, 2, 2])
+    assert back.n_dead == 1
+    a, b = _grouped(samples[:3], 3), _grouped(samples[3:], 3)  # 3 % 3 == 0: no rotation
+    merged = a.merged(b)
+    np.testing.assert_allclose(merged.groups, r.groups, rtol=1e-15)
+    np.testing.assert_array_equal(merged.group_n, r.group_n)
+    assert merged.n_dead == 1
+    assert a.merged(_result(samples[3:])).groups is None  # one part without groups: none
+    with pytest.raises(ValueError, match="bootstrap_groups"):
+        a.merged(_grouped(samples[3:], 2))
+
+
+def test_files_written_before_groups_existed_load_with_groups_none(tmp_path):
+    """The old format: map, stderr, total, total_sq and a header without n_dead."""
+    r = _result(np.ones((2, 3, 3)))
+    header = {
+        "n_samples": 2, "target": None, "position": [1, 1], "channel": None, "reduce": "abs",
+        "n_nonfinite": 0, "input_shape": [1, 3, 3], "target_shape": [1, 3, 3], "meta": {},
+    }  # fmt: skip
+    arrays = dict(map=r.map, stderr=r.stderr, total=r.total, total_sq=r.total_sq)
+    np.savez_compressed(tmp_path / "old.npz", header=np.array(json.dumps(header)), **arrays)
+    old = load_result(tmp_path / "old.npz")
+    assert old.groups is None and old.group_n is None and old.n_dead == 0
+    np.testing.assert_array_equal(old.total, r.total)
+    save_results([old, old], tmp_path / "draws.npz")
+    assert [d.groups for d in load_results(tmp_path / "draws.npz")] == [None, None]
+
+
+def test_save_results_keeps_every_draws_groups(tmp_path):
+    rng = np.random.default_rng(2)
+    draws = [_grouped(rng.random((5, 2, 2)), 2) for _ in range(3)]
+    save_results(draws, tmp_path / "draws.npz")
+    for got, want in zip(load_results(tmp_path / "draws.npz"), draws):
+        np.testing.assert_array_equal(got.groups, want.groups)
+        np.testing.assert_array_equal(got.group_n, want.group_n)

@@ -1,0 +1,159 @@
+"""Bootstrap intervals from group sums (erf.analysis.bootstrap) and where they land in a job's
+metrics (erf.analysis.summary.erf_metrics, erf.analysis.draw_stats)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from erf.analysis.bootstrap import (
+    bootstrap_intervals,
+    percentile_interval,
+    replicate_maps,
+    resample_counts,
+)
+from erf.analysis.draw_stats import draw_metrics, pool_draws
+from erf.analysis.summary import CI_KEYS, erf_metrics
+from erf.result import ERFResult
+
+SIDE = 15
+ROWS, COLS = np.indices((SIDE, SIDE))
+SHAPE_MAP = np.exp(-((ROWS - 7) ** 2 + (COLS - 7) ** 2) / (2 * 2.5**2))  # the true mean map
+
+
+def _samples(rng, n: int) -> np.ndarray:
+    """i.i.d. per-sample maps with mean SHAPE_MAP: the shape times Exp(1) pixel noise."""
+    return SHAPE_MAP * rng.exponential(1.0, size=(n, SIDE, SIDE))
+
+
+def _groups(samples: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    groups = np.stack([samples[g::k].sum(0) for g in range(k)])
+    return groups, np.array([len(samples[g::k]) for g in range(k)])
+
+
+def _centre(m: np.ndarray) -> dict[str, float]:
+    return {"centre": float(m[7, 7]), "ring": float(m[7, 10])}
+
+
+def test_replicate_maps_are_the_pooled_means_of_the_drawn_groups():
+    rng = np.random.default_rng(0)
+    groups, counts = _groups(_samples(rng, 10), 4)
+    weights = resample_counts(4, 3, seed=5)
+    assert weights.shape == (3, 4) and (weights.sum(1) == 4).all()
+    for w, got in zip(weights, replicate_maps(groups, counts, weights)):
+        oracle = sum(w[g] * groups[g] for g in range(4)) / sum(w[g] * counts[g] for g in range(4))
+        np.testing.assert_allclose(got, oracle, rtol=1e-13)
+
+
+def test_intervals_cover_the_true_value_at_about_the_nominal_rate():
+    """300 seeded experiments of 16 groups x 4 samples: the 90 % intervals of the centre
+    pixel's mean should cover its true value (1.0) about 90 % of the time; the percentile
+    bootstrap with 16 groups undercovers a little (expected ~0.85-0.88)."""
+    rng = np.random.default_rng(11)
+    hits = []
+    for trial in range(300):
+        groups, counts = _groups(_samples(rng, 64), 16)
+        found = bootstrap_intervals(groups, counts, _centre, replicates=200, level=0.9, seed=trial)
+        low, high = found["centre"]
+        hits.append(low <= SHAPE_MAP[7, 7] <= high)
+    assert 0.80 <= np.mean(hits) <= 0.96
+
+
+def test_intervals_shrink_as_groups_hold_more_samples():
+    rng = np.random.default_rng(3)
+
+    def width(per_group: int) -> float:
+        groups, counts = _groups(_samples(rng, 16 * per_group), 16)
+        low, high = bootstrap_intervals(groups, counts, _centre, seed=0)["centre"]
+        return high - low
+
+    narrow, wide = np.mean([width(32) for _ in range(5)]), np.mean([width(2) for _ in range(5)])
+    assert narrow < wide / 2.5  # sqrt(32 / 2) = 4 in expectation
+
+
+def test_same_seed_gives_identical_intervals_and_another_seed_others():
+    groups, counts = _groups(_samples(np.random.default_rng(1), 40), 8)
+    a = bootstrap_intervals(groups, counts, _centre, seed=7)
+    assert a == bootstrap_intervals(groups, counts, _centre, seed=7)
+    assert a != bootstrap_intervals(groups, counts, _centre, seed=8)
+
+
+def test_empty_groups_are_dropped_and_fewer_than_two_give_no_interval():
+    groups, counts = _groups(_samples(np.random.default_rng(2), 6), 3)
+    padded = np.concatenate([groups, np.zeros((2, SIDE, SIDE))])
+    with_empty = bootstrap_intervals(padded, np.r_[counts, 0, 0], _centre, seed=1)
+    assert with_empty == bootstrap_intervals(groups, counts, _centre, seed=1)
+    assert bootstrap_intervals(groups[:1], counts[:1], _centre) == {}
+
+
+def test_percentile_interval_needs_half_the_replicates_finite():
+    assert percentile_interval([1.0, 2.0, 3.0, math.nan], 0.5) == (1.5, 2.5)  # linear, 25/75 %
+    assert all(math.isnan(v) for v in percentile_interval([1.0, math.nan, math.nan]))
+
+
+@pytest.mark.parametrize(
+    "replicates,level,match",
+    [(-1, 0.95, "fit.bootstrap=-1"), (2.5, 0.95, "fit.bootstrap"), (10, 1.0, "fit.ci_level=1.0")],
+)
+def test_bad_settings_are_one_line_errors_naming_the_option(replicates, level, match):
+    groups, counts = _groups(_samples(np.random.default_rng(0), 8), 4)
+    with pytest.raises(ValueError, match=match):
+        bootstrap_intervals(groups, counts, _centre, replicates=replicates, level=level)
+
+
+def _result(samples: np.ndarray, k: int | None = 8) -> ERFResult:
+    h, w = samples.shape[1:]
+    groups, counts = _groups(samples, k) if k else (None, None)
+    return ERFResult(
+        total=samples.sum(0), total_sq=(samples**2).sum(0), n_samples=len(samples),
+        input_shape=(1, h, w), target=None, target_shape=(1, h, w), position=(h // 2, w // 2),
+        channel=None, reduce="abs", groups=groups, group_n=counts,
+        n_dead=int((samples == 0).reshape(len(samples), -1).all(1).sum()),
+    )  # fmt: skip
+
+
+def test_job_metrics_carry_an_interval_around_every_metric():
+    samples = _samples(np.random.default_rng(4), 32)
+    samples[3] = 0.0  # one dead input
+    metrics = erf_metrics(_result(samples), bootstrap=50)
+    for key in CI_KEYS:
+        if key == "erf_trf_ratio" or math.isnan(metrics[key]):  # no TRF; no 99 % square
+            assert math.isnan(metrics[f"{key}_ci_low"]), key
+            continue
+        low, high = metrics[f"{key}_ci_low"], metrics[f"{key}_ci_high"]
+        assert low <= high, key
+        assert low - 1e-9 <= metrics[key] <= high + 1e-9 or key == "fit_r2", key
+    assert metrics["ci_level"] == 0.95 and metrics["ci_n"] == 8
+    assert metrics["ci_method"].startswith("bootstrap over 8 input groups, 50 replicates, seed 0")
+    assert (metrics["n_dead"], metrics["dead_fraction"]) == (1, 1 / 32)
+
+
+def test_without_groups_or_replicates_the_intervals_are_nan_and_say_why():
+    samples = _samples(np.random.default_rng(5), 8)
+    none = erf_metrics(_result(samples, k=None))
+    off = erf_metrics(_result(samples), bootstrap=0)
+    for metrics, why in ((none, "bootstrap_groups=0"), (off, "fit.bootstrap=0")):
+        assert why in metrics["ci_method"]
+        assert all(math.isnan(metrics[f"{k}_ci_low"]) for k in CI_KEYS)
+
+
+def _draw(seed: int, dead: bool = False) -> ERFResult:
+    samples = _samples(np.random.default_rng(seed), 6) * (0.0 if dead else 1.0)
+    r = _result(samples, k=3)
+    r.meta = {"seed": seed}
+    return r
+
+
+def test_a_many_draws_job_gets_intervals_over_draws_and_dead_draws_are_left_out():
+    draws = [_draw(s) for s in range(5)] + [_draw(9, dead=True)]
+    pooled = pool_draws(draws)
+    metrics = erf_metrics(pooled, bootstrap=40)
+    assert metrics["ci_n"] == 6
+    assert metrics["ci_method"].startswith("bootstrap over 6 weight draws")
+    assert metrics["erf_size_ci_low"] <= metrics["erf_size"] <= metrics["erf_size_ci_high"]
+    per_draw = draw_metrics(draws)
+    assert per_draw["n_dead_draws"] == 1 and per_draw["dead"] == [False] * 5 + [True]
+    assert math.isnan(per_draw["erf_size"][5])  # kept in draw order, as NaN
+    alive = [v for v in per_draw["erf_size"][:5]]
+    assert per_draw["erf_size_spread"]["n"] == 5
+    assert per_draw["erf_size_spread"]["mean"] == pytest.approx(np.mean(alive))
