@@ -27,8 +27,15 @@ Statistic = Callable[[np.ndarray], dict[str, float]]
 
 
 def check_settings(replicates: int, level: float) -> None:
-    """One-line ValueErrors for a replicate count that is not an integer >= 0 or a level
-    outside (0, 1)."""
+    """One-line ValueErrors, naming the config key, for a replicate count that is not an
+    integer in [0, MAX_REPLICATES] or a level outside (0, 1)."""
+    check_replicates(replicates)
+    if not (isinstance(level, (int, float)) and 0 < level < 1):
+        raise ValueError(f"fit.ci_level={level!r} is not allowed: expected a number in (0, 1)")
+
+
+def check_replicates(replicates: int) -> None:
+    """``check_settings`` for the replicate count alone."""
     if isinstance(replicates, bool) or not isinstance(replicates, (int, np.integer)):
         raise ValueError(f"fit.bootstrap={replicates!r} is not allowed: expected an integer >= 0")
     if not 0 <= replicates <= MAX_REPLICATES:
@@ -36,8 +43,6 @@ def check_settings(replicates: int, level: float) -> None:
             f"fit.bootstrap={replicates!r} is not allowed: expected an integer >= 0 "
             f"(at most {MAX_REPLICATES})"
         )
-    if not (isinstance(level, (int, float)) and 0 < level < 1):
-        raise ValueError(f"fit.ci_level={level!r} is not allowed: expected a number in (0, 1)")
 
 
 def resample_counts(n_groups: int, replicates: int, seed: int = DEFAULT_SEED) -> np.ndarray:
@@ -99,10 +104,13 @@ def bootstrap_intervals(
 ) -> dict[str, tuple[float, float]]:
     """Percentile intervals ``{key: (low, high)}`` of every value ``statistic(map)`` returns,
     over ``replicates`` bootstrap replicates of the mean map built from ``groups``
-    (``[K, H, W]`` sums) and ``group_n`` (``[K]`` sample counts). Empty groups are dropped;
+    (``[K, H, W]`` sums) and ``group_n`` (``[K]`` sample counts); ``level`` 1 is the range of
+    the replicate values. Empty groups are dropped;
     with fewer than 2 groups left every interval is (NaN, NaN). Same inputs and ``seed``:
     identical intervals."""
-    check_settings(replicates, level)
+    check_replicates(replicates)
+    if not 0 < level <= 1:  # 1: the whole range (an expanded level for very few groups)
+        raise ValueError(f"level={level!r} is not allowed: expected a number in (0, 1]")
     groups, group_n = nonempty(groups, group_n)
     if len(groups) < 2 or replicates < 1:
         return {}
@@ -120,6 +128,7 @@ __all__ = [
     "DEFAULT_SEED",
     "MAX_REPLICATES",
     "bootstrap_intervals",
+    "check_replicates",
     "check_settings",
     "nonempty",
     "percentile_interval",

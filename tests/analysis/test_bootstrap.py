@@ -108,9 +108,18 @@ def test_percentile_interval_needs_half_the_replicates_finite():
     [(-1, 0.95, "fit.bootstrap=-1"), (2.5, 0.95, "fit.bootstrap"), (10, 1.0, "fit.ci_level=1.0")],
 )
 def test_bad_settings_are_one_line_errors_naming_the_option(replicates, level, match):
-    groups, counts = _groups(_samples(np.random.default_rng(0), 8), 4)
+    result = _result(_samples(np.random.default_rng(0), 8), k=4)
     with pytest.raises(ValueError, match=match):
-        bootstrap_intervals(groups, counts, _centre, replicates=replicates, level=level)
+        erf_metrics(result, bootstrap=replicates, ci_level=level)
+
+
+def test_level_one_is_the_range_of_the_replicates_as_two_groups_get():
+    """Two groups: the expanded 95 % level is ~1.0 (t with 1 degree of freedom), the range."""
+    groups, counts = _groups(_samples(np.random.default_rng(0), 8), 2)
+    assert expanded_level(0.95, 2) > 0.999
+    low, high = bootstrap_intervals(groups, counts, _centre, level=1.0)["centre"]
+    means = [groups[0, 7, 7] / counts[0], groups[1, 7, 7] / counts[1]]  # all-of-one replicates
+    assert (low, high) == pytest.approx((min(means), max(means)))
 
 
 def _result(samples: np.ndarray, k: int | None = 8) -> ERFResult:
