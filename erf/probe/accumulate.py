@@ -169,9 +169,12 @@ class Accumulator:
             if self.groups is None:
                 self.groups = maps.new_zeros((self.n_groups, *per_sample.shape[1:]))
             which = (self.seen + np.arange(n_seen))[kept] % self.n_groups
-            for g in np.unique(which):  # in group order: deterministic, no atomics
-                mask = torch.from_numpy(which == g).to(maps.device)
-                self.groups[g] += maps[mask].sum(0)
+            # One [K, B] @ [B, h*w] product adds every sample to its group (one kernel, no
+            # atomics: the same batches give bitwise the same sums, on resume too).
+            member = np.zeros((self.n_groups, len(which)))
+            member[which, np.arange(len(which))] = 1.0
+            member_t = torch.from_numpy(member).to(device=maps.device, dtype=maps.dtype)
+            self.groups += (member_t @ maps.flatten(1)).view(self.groups.shape)
             self.group_n += np.bincount(which, minlength=self.n_groups)
         self.seen += n_seen
 
