@@ -7,7 +7,8 @@ import numpy as np
 import torch
 
 from erf.probe.layout import Grid, unit_in_input
-from erf.result import ERFResult
+from erf.probe.options import BATCHED_SEEDINGS
+from erf.result import LEGACY_REDUCTIONS, ERFResult
 
 # Settings that must match for a checkpoint to be resumed (they decide every sample's map).
 FINGERPRINT_KEYS = (
@@ -17,6 +18,7 @@ FINGERPRINT_KEYS = (
     "target",
     "position",
     "channel",
+    "seeding",
     "reduce",
     "inputs",
     "dtype",
@@ -43,6 +45,17 @@ FINGERPRINT_DEFAULTS = {
 }
 
 
+def _recorded(old: dict, key: str):
+    """What a checkpoint's fingerprint ``old`` says for ``key``, reading older checkpoints as
+    what they meant (no seeding: one channel when a channel was set, else every channel;
+    reduce="signed_clamp": clamp_after_mean)."""
+    if key == "seeding" and key not in old:
+        return "all_channels" if old.get("channel") is None else "channel"
+    if key == "reduce":
+        return LEGACY_REDUCTIONS.get(old.get(key), old.get(key))
+    return old.get(key, FINGERPRINT_DEFAULTS.get(key))
+
+
 class Accumulator:
     """Float64 running sums of one unit on the probe's device (inside the crop window, if
     any), optionally restored from a checkpoint."""
@@ -59,17 +72,17 @@ class Accumulator:
         self.target_shape: tuple[int, ...] = ()
         self.window: tuple[int, int, int, int] | None = None
         self.crop_meta: dict | None = None
+        self.seeding: str = fingerprint.get("seeding", "all_channels")
+        self.alive: torch.Tensor | None = None  # per_channel_normalised: channels seen alive
+        self.dead_before: list[int] | None = None  # ... and those dead in a resumed checkpoint
         if resume is None:
             return
+        if self.batched:
+            self.dead_before = list(resume.meta.get("dead_channels", []))
         old = resume.meta.get("fingerprint", {})
-        differ = [
-            k for k in FINGERPRINT_KEYS if old.get(k, FINGERPRINT_DEFAULTS.get(k)) != fingerprint[k]
-        ]
+        differ = [k for k in FINGERPRINT_KEYS if _recorded(old, k) != fingerprint[k]]
         if differ:
-            changes = ", ".join(
-                f"{k}: {old.get(k, FINGERPRINT_DEFAULTS.get(k))!r} -> {fingerprint[k]!r}"
-                for k in differ
-            )
+            changes = ", ".join(f"{k}: {_recorded(old, k)!r} -> {fingerprint[k]!r}" for k in differ)
             raise ValueError(f"checkpoint was made with other settings ({changes})")
         self.total = torch.as_tensor(resume.total, dtype=torch.float64, device=device)
         self.total_sq = torch.as_tensor(resume.total_sq, dtype=torch.float64, device=device)
@@ -94,12 +107,72 @@ class Accumulator:
         elif self.window is None and grid.position(self.position) != self.position:
             raise ValueError(f"the resumed position {self.position} is not on this target grid")
         self.seed_index = grid.index(self.seed_position, self.fingerprint["channel"])
+        if self.batched and self.alive is None:
+            self.alive = torch.zeros(grid.channels, dtype=torch.bool)
+            if self.dead_before is not None:  # resumed: alive = every channel not dead so far
+                self.alive[:] = True
+                self.alive[self.dead_before] = False
 
-    def seed(self, y: torch.Tensor) -> torch.Tensor:
-        """The upstream gradient: 1 at the probed unit of every sample of ``y``, else 0."""
+    @property
+    def batched(self) -> bool:
+        """Whether the seeding needs one backward per channel (``seed(y, channels)``)."""
+        return self.seeding in BATCHED_SEEDINGS
+
+    def seed(self, y: torch.Tensor, channels: range | None = None) -> torch.Tensor:
+        """The upstream gradient at the probed position of every sample of ``y`` (0 elsewhere),
+        by ``seeding``: 1 on every channel (``all_channels``) or on the probed one
+        (``channel``); 1/C on every channel (``channel_mean``, OpenERF); 1 on the channels whose
+        value there is > 0, per sample (``relu_gated``, RepLKNet). For
+        ``per_channel_normalised``, a batch of seeds ``[len(channels), *y.shape]``: seed j is 1
+        on channel ``channels[j]`` only (default: every channel), for ``torch.autograd.grad(...,
+        is_grads_batched=True)``. ``y``'s leading dims (batch, weight draws) are kept."""
+        index = (Ellipsis, *self.seed_index)
+        if self.batched:
+            chans = range(self.grid.channels) if channels is None else channels
+            seeds = y.new_zeros((len(chans), *y.shape))
+            one_hot = torch.eye(self.grid.channels, dtype=y.dtype, device=y.device)
+            lead = y.ndim - len(self.seed_index)  # batch dims before the sample's own dims
+            shape = (len(chans), *([1] * lead), self.grid.channels)
+            seeds[(slice(None), *index)] = one_hot[chans.start : chans.stop].view(shape)
+            return seeds
         seed_grad = torch.zeros_like(y)
-        seed_grad[(Ellipsis, *self.seed_index)] = 1
+        if self.seeding == "channel_mean":
+            seed_grad[index] = 1.0 / self.grid.channels
+        elif self.seeding == "relu_gated":
+            seed_grad[index] = (y.detach()[index] > 0).to(y.dtype)
+        else:
+            seed_grad[index] = 1
         return seed_grad
+
+    def note_alive(self, alive: torch.Tensor) -> None:
+        """per_channel_normalised: ``alive`` [C] marks the channels whose map was not all zero
+        in some finite sample of a batch; the others stay counted as dead."""
+        self.alive |= alive.to(self.alive.device)
+
+    def seeding_meta(self, total: np.ndarray) -> tuple[dict, list[str]]:
+        """What the seeding and reduction add to the result's meta, and their warnings: the
+        seeding, the dead channels (``n_dead_channels``, ``dead_channels``) of
+        per_channel_normalised, and a warning when clamp_after_mean's map is 0 at the probed
+        unit's centre pixel (Luo's size is then undefined)."""
+        meta: dict = {"seeding": self.seeding}
+        if self.alive is not None:
+            dead = torch.nonzero(~self.alive).flatten().tolist()
+            meta.update(n_dead_channels=len(dead), dead_channels=dead)
+        warnings = []
+        if self.fingerprint["reduce"] == "clamp_after_mean" and self.n_used:
+            h, w = total.shape
+            where = None
+            if self.grid is not None:
+                where = unit_in_input(self.position, self.target_shape[1:], (h, w))
+            r, c = (h // 2, w // 2) if where is None else (round(where[0]), round(where[1]))
+            if 0 <= r < h and 0 <= c < w and not total[r, c] > 0:
+                warnings.append(
+                    f"reduce=clamp_after_mean: the mean gradient at the probed unit's centre "
+                    f"pixel ({r}, {c}) is <= 0, so the clamped map is 0 there and sizes "
+                    "relative to the centre (Luo's) are undefined; clamp_per_image (OpenERF) "
+                    "clamps each image instead"
+                )
+        return meta, warnings
 
     def set_window(self, window: tuple[int, int, int, int]) -> None:
         """Accumulate inside ``window`` (r0, r1, c0, c1) of the input from now on."""
@@ -139,8 +212,10 @@ class Accumulator:
         }
         if self.crop_meta is not None:
             meta["crop"] = self.crop_meta
-        if self.warnings:
-            meta["probe_warnings"] = list(self.warnings)
+        seeding, seed_warnings = self.seeding_meta(total)  # (seeding owner's hunk)
+        meta.update(seeding)
+        if self.warnings or seed_warnings:
+            meta["probe_warnings"] = [*self.warnings, *seed_warnings]
         if self.grid is not None:
             meta.update(self.grid.describe(), grid=list(self.target_shape[1:]))
             where = unit_in_input(

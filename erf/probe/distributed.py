@@ -39,7 +39,7 @@ from torch import nn
 from erf.device import resolve_device
 from erf.probe.inputs import input_batches, random_sample
 from erf.probe.measure import ProbeInterrupted, probe_units
-from erf.probe.options import ProbeOptions, source_name
+from erf.probe.options import BATCHED_SEEDINGS, ProbeOptions, source_name
 from erf.result import ERFResult
 
 
@@ -268,6 +268,8 @@ def measure_erf_sharded(
     """
     options = ProbeOptions.of(options, **settings)
     options.refuse(("batch_size",), "the sharded (multi-process) probe")
+    if options.seeding in BATCHED_SEEDINGS:  # the dead-channel count is per rank
+        options.refuse(("seeding",), "the sharded (multi-process) probe")
     n_samples, batch_size, inputs, seed = (
         options.n_samples, int(options.batch_size), options.inputs, options.seed
     )  # fmt: skip
