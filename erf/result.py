@@ -66,11 +66,19 @@ class ERFResult:
         For ``clamp_after_mean`` the signed mean is clamped at 0 *after* averaging over
         samples; every other reduction is already non-negative per sample (``clamp_per_image``,
         OpenERF's, clamps each sample's map). Results saved before the rename say
-        ``signed_clamp`` (``LEGACY_REDUCTIONS``) and are read as what it meant.
+        ``signed_clamp`` (``LEGACY_REDUCTIONS``) and are read as what it meant. With
+        ``meta["normalise"] == "sum"`` (``probe.normalise=sum``, OpenERF's) the map is scaled to
+        sum 1 (a map that sums to 0 or NaN is left as it is); ``total``, ``mean`` and
+        ``stderr`` stay unscaled.
         """
         m = self.mean
-        clamped = LEGACY_REDUCTIONS.get(self.reduce, self.reduce) == "clamp_after_mean"
-        return np.clip(m, 0.0, None) if clamped else m
+        if LEGACY_REDUCTIONS.get(self.reduce, self.reduce) == "clamp_after_mean":
+            m = np.clip(m, 0.0, None)
+        if self.meta.get("normalise") == "sum":
+            mass = m.sum()
+            if np.isfinite(mass) and mass > 0:
+                m = m / mass
+        return m
 
     @property
     def stderr(self) -> np.ndarray:

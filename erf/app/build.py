@@ -225,6 +225,7 @@ def probe_options(cfg: DictConfig, inputs: str | Iterable) -> ProbeOptions:
         channel=p.channel,
         reduce=p.reduce,
         seeding=p.get("seeding"),
+        normalise=p.get("normalise", "none"),
         inputs=inputs,
         device=cfg.device,
         dtype=DTYPES[p.dtype],

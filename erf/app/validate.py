@@ -57,7 +57,7 @@ from erf.nets.luo import ACTIVATIONS, DROPOUT_MODES, INITS, POOLS
 from erf.probe.bench import METHODS as BENCH_METHODS
 from erf.probe.forward import unknown_module
 from erf.probe.layout import LAYOUTS, prefix_index
-from erf.probe.options import CROP_MODES, DTYPES, SEEDINGS, seeding_problem
+from erf.probe.options import CROP_MODES, DTYPES, NORMALISE_MODES, SEEDINGS, seeding_problem
 from erf.result import REDUCTIONS
 
 GROUPS = (
@@ -134,6 +134,7 @@ RULES: dict[str, Rule] = {
     "probe.on_nonfinite": choice(("skip", "raise")),
     "probe.channel": optional(int_at_least(0)),
     "probe.seeding": optional(choice(SEEDINGS)),
+    "probe.normalise": choice(NORMALISE_MODES),
     "probe.position": (_position, "center, [row, col] with integers >= 0, cls or prefix:K"),
     "probe.layout": choice(LAYOUTS),
     "probe.grid": optional(pair_of(int_at_least(1))),

@@ -150,11 +150,14 @@ class Accumulator:
         self.alive |= alive.to(self.alive.device)
 
     def seeding_meta(self, total: np.ndarray) -> tuple[dict, list[str]]:
-        """What the seeding and reduction add to the result's meta, and their warnings: the
-        seeding, the dead channels (``n_dead_channels``, ``dead_channels``) of
-        per_channel_normalised, and a warning when clamp_after_mean's map is 0 at the probed
-        unit's centre pixel (Luo's size is then undefined)."""
-        meta: dict = {"seeding": self.seeding}
+        """What the seeding and reduction add to the result's meta, and their warnings: the seeding,
+        the map's normalisation (read by ``ERFResult.map``), the dead channels (``n_dead_channels``,
+        ``dead_channels``) of per_channel_normalised, and a warning when clamp_after_mean's map is 0
+        at the probed unit's centre pixel (Luo's size is then undefined)."""
+        meta: dict = {
+            "seeding": self.seeding,
+            "normalise": self.fingerprint.get("normalise", "none"),
+        }
         if self.alive is not None:
             dead = torch.nonzero(~self.alive).flatten().tolist()
             meta.update(n_dead_channels=len(dead), dead_channels=dead)

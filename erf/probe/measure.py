@@ -147,6 +147,7 @@ def measure_erf(
     channel: int | None = None,
     reduce: str = "abs",
     seeding: str | None = None,
+    normalise: str = "none",
     inputs: str | Iterable = "gaussian",
     device: str | torch.device = "auto",
     dtype: torch.dtype = torch.float32,
@@ -197,6 +198,9 @@ def measure_erf(
             over the channels that are not all zero; ``meta["n_dead_channels"]`` counts the
             channels that were zero in every sample). None: "channel" when ``channel`` is set,
             else "all_channels". ``erf.PRESETS`` holds the peers' settings.
+        normalise: "none" or "sum": ``result.map`` scaled to sum 1 (OpenERF's display and
+            metric normalisation; the sums and ``stderr`` are not scaled). Every metric but
+            RepLKNet's area ratios (log10(x + 1) of the map) is scale-free.
         inputs: "gaussian" (N(0,1)), "uniform" (U[-1,1)) or an iterable of batches
             (tensors or (x, y) tuples, e.g. a DataLoader).
         device: "auto", "cpu", "cuda", ...
@@ -265,6 +269,7 @@ def measure_erfs(
     channel: int | None = None,
     reduce: str = "abs",
     seeding: str | None = None,
+    normalise: str = "none",
     inputs: str | Iterable = "gaussian",
     device: str | torch.device = "auto",
     dtype: torch.dtype = torch.float32,

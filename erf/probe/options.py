@@ -32,6 +32,8 @@ SPEED_KEYS = ("fast", "channels_last", "compile", "crop")  # off unless asked fo
 SEEDINGS = ("all_channels", "channel", "channel_mean", "relu_gated", "per_channel_normalised")
 # Seedings that need one backward pass per channel of the target (engines may refuse them).
 BATCHED_SEEDINGS = ("per_channel_normalised",)
+# How the result's map is scaled (``ERFResult.map``): as measured, or to sum 1 (OpenERF's).
+NORMALISE_MODES = ("none", "sum")
 # Reductions whose per-image map can be negative: a sum-to-1 scaling of it means nothing.
 SIGNED_REDUCTIONS = ("clamp_after_mean",)
 
@@ -40,7 +42,7 @@ SIGNED_REDUCTIONS = ("clamp_after_mean",)
 PRESETS: dict[str, dict[str, Any]] = {
     # OpenERF 0.6.1: d(channel mean at the centre)/dx, averaged over input channels, clamped
     # at 0 per image, summed over images (then scaled to sum 1: our metrics are scale-free).
-    "openerf": {"seeding": "channel_mean", "reduce": "clamp_per_image"},
+    "openerf": {"seeding": "channel_mean", "reduce": "clamp_per_image", "normalise": "sum"},
     # RepLKNet (erf/visualize_erf.py): d(sum of relu(centre))/dx, relu per image, summed over
     # input channels and images; 50 real images resized to 1024 x 1024 (inputs: set by the
     # caller).
@@ -51,6 +53,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 _UNSET: dict[str, tuple[Any, ...]] = {
     "channel": (None,),
     "seeding": ("all_channels",),
+    "normalise": ("none",),
     "inputs": ("gaussian",),
     "dtype": (torch.float32,),
     "on_nonfinite": ("skip",),
@@ -70,19 +73,19 @@ _UNSET: dict[str, tuple[Any, ...]] = {
 class ProbeOptions:
     """Settings of one measurement (``erf.measure_erf`` documents each).
 
-    ``n_samples`` inputs per unit, ``batch_size`` per forward/backward pass (or "auto"),
-    ``channel`` (None: a unit gradient on every channel of the probed position), ``seeding``
-    (``SEEDINGS``; None: "channel" when ``channel`` is set, else "all_channels"; stored
-    resolved), ``reduce`` (``erf.result.REDUCTIONS``), ``inputs`` ("gaussian", "uniform" or
-    an iterable of batches), ``device``, ``dtype`` (compute dtype; sums are float64),
-    ``seed`` (random inputs are a pure function of (seed, sample index)), ``on_nonfinite``
-    ("skip" or "raise"), ``progress`` (None: a bar when there is more than one batch),
-    ``checkpoint_every`` (batches between partial results), and the speed settings
-    ``fast``, ``channels_last`` (None: on with ``fast``; stored resolved), ``compile`` and
-    ``crop`` ("off", "auto", "on"), and how to read the target's output
+    ``n_samples`` inputs per unit, ``batch_size`` per forward/backward pass (or "auto"), ``channel``
+    (None: a unit gradient on every channel of the probed position), ``seeding`` (``SEEDINGS``;
+    None: "channel" when ``channel`` is set, else "all_channels"; stored resolved), ``normalise``
+    ("none", or "sum": the map scaled to sum 1, OpenERF's; only ``ERFResult.map`` changes, not the
+    sums), ``reduce`` (``erf.result.REDUCTIONS``), ``inputs`` ("gaussian", "uniform" or an iterable
+    of batches), ``device``, ``dtype`` (compute dtype; sums are float64), ``seed`` (random inputs
+    are a pure function of (seed, sample index)), ``on_nonfinite`` ("skip" or "raise"), ``progress``
+    (None: a bar when there is more than one batch), ``checkpoint_every`` (batches between partial
+    results), and the speed settings ``fast``, ``channels_last`` (None: on with ``fast``; stored
+    resolved), ``compile`` and ``crop`` ("off", "auto", "on"), and how to read the target's output
     (``erf.probe.layout``): ``output`` (key or index of the tensor in a tuple/dict/dataclass
-    output), ``layout`` ("auto", "NCHW", "NHWC", "tokens"), ``grid`` ((h, w) of a token
-    sequence's patch grid) and ``prefix_tokens``.
+    output), ``layout`` ("auto", "NCHW", "NHWC", "tokens"), ``grid`` ((h, w) of a token sequence's
+    patch grid) and ``prefix_tokens``.
 
     Construction checks every value and raises one-line ``ValueError``s.
     """
@@ -92,6 +95,7 @@ class ProbeOptions:
     channel: int | None = None
     reduce: str = "abs"
     seeding: str | None = None
+    normalise: str = "none"
     inputs: str | Iterable = "gaussian"
     device: str | torch.device = "auto"
     dtype: torch.dtype = torch.float32
@@ -114,6 +118,8 @@ class ProbeOptions:
             raise ValueError(problem)
         if self.reduce not in REDUCTIONS:
             raise ValueError(f"unknown reduction {self.reduce!r}; allowed: {list(REDUCTIONS)}")
+        if self.normalise not in NORMALISE_MODES:
+            raise ValueError(f"normalise must be 'none' or 'sum', got {self.normalise!r}")
         if self.on_nonfinite not in NONFINITE_MODES:
             raise ValueError(f"on_nonfinite must be 'skip' or 'raise', got {self.on_nonfinite!r}")
         if self.crop not in CROP_MODES:
@@ -161,12 +167,17 @@ class ProbeOptions:
     @classmethod
     def of(cls, options: ProbeOptions | None = None, **settings: Any) -> ProbeOptions:
         """``options`` (default: all defaults) with ``settings`` replaced; an unknown setting is
-        a one-line TypeError naming it."""
+        a one-line TypeError naming it. A new ``channel`` without a ``seeding`` re-derives the
+        seeding when it was the channel's default (all_channels or channel)."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(settings) - known)
         if unknown:
             raise TypeError(f"unknown probe option(s) {unknown}; known: {sorted(known)}")
-        return replace(options or cls(), **settings)
+        base = options or cls()
+        rederive = base.seeding in ("all_channels", "channel") and "seeding" not in settings
+        if "channel" in settings and rederive:
+            settings = {**settings, "seeding": None}
+        return replace(base, **settings)
 
     @classmethod
     def among(cls, arguments: dict[str, Any]) -> ProbeOptions:
@@ -204,6 +215,7 @@ class ProbeOptions:
             "batch_size": self.batch_size,
             "channel": self.channel,
             "seeding": self.seeding,
+            "normalise": self.normalise,  # recorded, not compared: it scales the map only
             "reduce": self.reduce,
             "inputs": inputs,
             "dtype": str(self.dtype).replace("torch.", ""),
@@ -281,6 +293,7 @@ __all__ = [
     "BATCHED_SEEDINGS",
     "CROP_MODES",
     "DTYPES",
+    "NORMALISE_MODES",
     "PRESETS",
     "ProbeOptions",
     "SEEDINGS",
