@@ -13,6 +13,7 @@ import torchvision
 from torch import nn
 
 from erf import PRESETS, measure_erf, measure_erfs
+from erf.analysis.summary import erf_metrics
 from erf.probe import ProbeOptions, measure_erf_draws
 from erf.probe import measure as measure_module
 from erf.probe.bench import run_benchmark
@@ -421,3 +422,33 @@ def test_sum_normalisation_scales_the_map_only():
     np.testing.assert_array_equal(plain.total, scaled.total)
     np.testing.assert_allclose(scaled.map, plain.map / plain.map.sum(), rtol=1e-14)
     assert scaled.meta["normalise"] == "sum" and plain.meta["normalise"] == "none"
+
+
+def test_every_metric_but_the_area_ratios_ignores_the_sum_to_one_scaling():
+    # OpenERF's normalisation must not change our numbers; RepLKNet's log10(x + 1) area
+    # ratios are the one exception (why probe.normalise exists).
+    model = resnet18()
+    xs = images(1, 4, (3, 48, 48))
+    kw = dict(seeding="channel_mean", reduce="clamp_per_image")
+    plain = erf_metrics(ours(model, xs, "layer2", **kw))
+    scaled = erf_metrics(ours(model, xs, "layer2", normalise="sum", **kw))
+    assert plain["degenerate"] is None
+    ratios = {k for k in plain if k.startswith("area_ratio")}
+    in_map_units = {"amplitude", "offset"}  # the fit's height and floor scale with the map
+    flat = {k: v for k, v in plain.items() if not isinstance(v, dict)}
+    for key, sub in plain.items():
+        if isinstance(sub, dict):
+            flat.update({f"{key}.{k}": v for k, v in sub.items() if k not in in_map_units})
+    for key in sorted(set(flat) - ratios):
+        a = flat[key]
+        b = scaled[key] if "." not in key else scaled[key.split(".")[0]][key.split(".")[1]]
+        if isinstance(a, float):
+            assert b == pytest.approx(a, rel=1e-6, abs=1e-12, nan_ok=True), key
+        elif isinstance(a, list):
+            np.testing.assert_allclose(b, a, rtol=1e-9, err_msg=key)
+        else:
+            assert a == b, key
+    tiny = erf_metrics(ours(model, xs, "layer2", normalise="none", reduce="relu"))
+    big = ours(model, xs, "layer2", normalise="none", reduce="relu")
+    big.total = big.total * 1e6  # the same map at another scale
+    assert any(erf_metrics(big)[k] != tiny[k] for k in ratios)
