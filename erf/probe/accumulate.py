@@ -3,6 +3,8 @@ to be resumed."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -54,6 +56,40 @@ def _recorded(old: dict, key: str):
     if key == "reduce":
         return LEGACY_REDUCTIONS.get(old.get(key), old.get(key))
     return old.get(key, FINGERPRINT_DEFAULTS.get(key))
+
+
+def _clamp_warning(
+    total: np.ndarray, total_sq: np.ndarray, position, target_shape: tuple[int, ...]
+) -> str | None:
+    """clamp_after_mean: the pixels the unit's gradient reaches (some sample nonzero) whose mean
+    is <= 0, so the clamped map is 0 there; None when there are none. Names the pixel under
+    the unit when it is one of them (the grid-scale estimate of
+    ``erf.probe.layout.unit_in_input``, and for the grid's centre unit also the map centre
+    (H // 2, W // 2), where an exact TRF usually puts it): Luo's size, relative to the centre
+    value, is then NaN while the map is not degenerate."""
+    reached = total_sq > 0
+    zeroed = reached & ~(total > 0)
+    if not zeroed.any():
+        return None
+    h, w = total.shape
+    candidates = []
+    where = None if len(target_shape) < 3 else unit_in_input(position, target_shape[1:], (h, w))
+    if where is not None:
+        candidates.append(tuple(min(max(math.floor(v), 0), n - 1) for v, n in zip(where, (h, w))))
+        if tuple(position) == (target_shape[1] // 2, target_shape[2] // 2):
+            candidates.append((h // 2, w // 2))
+    hit = [f"({r}, {c})" for r, c in dict.fromkeys(candidates) if zeroed[r, c]]
+    centre = ""
+    if hit:
+        centre = (
+            f", the pixel {' or '.join(hit)} under the probed unit among them (a size relative "
+            "to the centre value there, Luo's, is NaN)"
+        )
+    return (
+        f"reduce=clamp_after_mean: the mean gradient is <= 0 on {int(zeroed.sum())} of the "
+        f"{int(reached.sum())} pixels the unit's gradient reaches, so the map is 0 there"
+        f"{centre}; clamp_per_image (OpenERF) clamps each image instead"
+    )
 
 
 class Accumulator:
@@ -149,11 +185,11 @@ class Accumulator:
         in some finite sample of a batch; the others stay counted as dead."""
         self.alive |= alive.to(self.alive.device)
 
-    def seeding_meta(self, total: np.ndarray) -> tuple[dict, list[str]]:
-        """What the seeding and reduction add to the result's meta, and their warnings: the seeding,
-        the map's normalisation (read by ``ERFResult.map``), the dead channels (``n_dead_channels``,
-        ``dead_channels``) of per_channel_normalised, and a warning when clamp_after_mean's map is 0
-        at the probed unit's centre pixel (Luo's size is then undefined)."""
+    def seeding_meta(self, total: np.ndarray, total_sq: np.ndarray) -> tuple[dict, list[str]]:
+        """What the seeding and reduction add to the result's meta (the full-input sums
+        ``total``, ``total_sq``), and their warnings: the seeding, the map's normalisation (read
+        by ``ERFResult.map``), the dead channels (``n_dead_channels``, ``dead_channels``) of
+        per_channel_normalised, and clamp_after_mean's zeroed pixels (``_clamp_warning``)."""
         meta: dict = {
             "seeding": self.seeding,
             "normalise": self.fingerprint.get("normalise", "none"),
@@ -163,18 +199,9 @@ class Accumulator:
             meta.update(n_dead_channels=len(dead), dead_channels=dead)
         warnings = []
         if self.fingerprint["reduce"] == "clamp_after_mean" and self.n_used:
-            h, w = total.shape
-            where = None
-            if self.grid is not None:
-                where = unit_in_input(self.position, self.target_shape[1:], (h, w))
-            r, c = (h // 2, w // 2) if where is None else (round(where[0]), round(where[1]))
-            if 0 <= r < h and 0 <= c < w and not total[r, c] > 0:
-                warnings.append(
-                    f"reduce=clamp_after_mean: the mean gradient at the probed unit's centre "
-                    f"pixel ({r}, {c}) is <= 0, so the clamped map is 0 there and sizes "
-                    "relative to the centre (Luo's) are undefined; clamp_per_image (OpenERF) "
-                    "clamps each image instead"
-                )
+            warning = _clamp_warning(total, total_sq, self.position, self.target_shape)
+            if warning:
+                warnings.append(warning)
         return meta, warnings
 
     def set_window(self, window: tuple[int, int, int, int]) -> None:
@@ -215,7 +242,7 @@ class Accumulator:
         }
         if self.crop_meta is not None:
             meta["crop"] = self.crop_meta
-        seeding, seed_warnings = self.seeding_meta(total)  # (seeding owner's hunk)
+        seeding, seed_warnings = self.seeding_meta(total, total_sq)  # (seeding owner's hunk)
         meta.update(seeding)
         if self.warnings or seed_warnings:
             meta["probe_warnings"] = [*self.warnings, *seed_warnings]

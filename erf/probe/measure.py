@@ -117,9 +117,7 @@ def per_channel_maps(
     for start in tqdm(starts, disable=not show, desc="channels", unit="chunk", leave=False):
         chans = range(start, min(n_channels, start + per_chunk))
         keep = retain_graph or chans.stop < n_channels
-        (grads,) = torch.autograd.grad(
-            y, x, grad_outputs=acc.seed(y, chans), retain_graph=keep, is_grads_batched=True
-        )
+        grads = _batched_input_grads(y, x, acc.seed(y, chans), keep)
         maps = reduce_gradient(grads.flatten(0, 1), reduce).to(torch.float64)
         maps = maps.view(len(chans), batch, *maps.shape[1:])
         mass = maps.sum((-2, -1))  # [k, B]
@@ -134,6 +132,29 @@ def per_channel_maps(
     out[bad] = float("nan")
     acc.note_alive(live[:, ~bad].any(1).cpu())
     return out
+
+
+def _batched_input_grads(
+    y: torch.Tensor, x: torch.Tensor, seeds: torch.Tensor, retain_graph: bool
+) -> torch.Tensor:
+    """dx ``[k, *x.shape]`` for the k seeds ``[k, *y.shape]``: one vmapped backward
+    (``is_grads_batched``; it keeps the graph, which lives until the batch's tensors go, so
+    that a failure can fall back), or, where an op has no batching rule for it, one backward
+    per seed (logged)."""
+    try:
+        (grads,) = torch.autograd.grad(
+            y, x, grad_outputs=seeds, retain_graph=True, is_grads_batched=True
+        )
+    except RuntimeError as why:
+        log.warning("per-channel seeding: one backward per channel (%s)", str(why)[:200])
+        last = len(seeds) - 1
+        grads = torch.stack(
+            [
+                torch.autograd.grad(y, x, grad_outputs=s, retain_graph=retain_graph or j < last)[0]
+                for j, s in enumerate(seeds)
+            ]
+        )
+    return grads
 
 
 def measure_erf(

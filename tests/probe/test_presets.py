@@ -386,13 +386,18 @@ def test_clamp_after_mean_warns_when_the_centre_is_clamped_to_zero():
     clamped = measure_erf(conv, (1, 7, 7), reduce="clamp_after_mean", **kw)
     assert clamped.map[3, 3] == 0 and clamped.map.sum() == pytest.approx(8.0)
     (warning,) = clamped.meta["probe_warnings"]
-    assert "clamp_after_mean" in warning and "(3, 3)" in warning
+    assert "on 1 of the 9 pixels" in warning and "pixel (3, 3) under the probed unit" in warning
     assert "probe_warnings" not in measure_erf(conv, (1, 7, 7), reduce="abs", **kw).meta
     with torch.no_grad():
         conv.weight[0, 0, 1, 1] = 2.0
-    assert (
-        "probe_warnings" not in measure_erf(conv, (1, 7, 7), reduce="clamp_after_mean", **kw).meta
-    )
+        conv.weight[0, 0, 0, 0] = -1.0  # a zeroed rim pixel: warned, but not the centre
+    rim = measure_erf(conv, (1, 7, 7), reduce="clamp_after_mean", **kw)
+    (warning,) = rim.meta["probe_warnings"]
+    assert "on 1 of the 9 pixels" in warning and "under the probed unit" not in warning
+    with torch.no_grad():
+        conv.weight[0, 0, 0, 0] = 1.0
+    clean = measure_erf(conv, (1, 7, 7), reduce="clamp_after_mean", **kw)
+    assert "probe_warnings" not in clean.meta
 
 
 def test_old_checkpoints_resume_as_what_they_meant():
@@ -452,3 +457,18 @@ def test_every_metric_but_the_area_ratios_ignores_the_sum_to_one_scaling():
     big = ours(model, xs, "layer2", normalise="none", reduce="relu")
     big.total = big.total * 1e6  # the same map at another scale
     assert any(erf_metrics(big)[k] != tiny[k] for k in ratios)
+
+
+def test_per_channel_seeding_falls_back_to_one_backward_per_channel(monkeypatch):
+    model, xs = small_net(), images(1, 2, (3, 11, 11))
+    batched = ours(model, xs, seeding="per_channel_normalised")
+    real_grad = torch.autograd.grad
+
+    def no_batching(*args, is_grads_batched=False, **kw):
+        if is_grads_batched:
+            raise RuntimeError("no batching rule (test)")
+        return real_grad(*args, **kw)
+
+    monkeypatch.setattr(measure_module.torch.autograd, "grad", no_batching)
+    looped = ours(model, xs, seeding="per_channel_normalised")
+    np.testing.assert_allclose(looped.map, batched.map, rtol=1e-12, atol=1e-300)
