@@ -52,7 +52,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 # What "not set" means for each setting an engine may refuse (batch_size: only "auto" is).
 _UNSET: dict[str, tuple[Any, ...]] = {
     "channel": (None,),
-    "seeding": ("all_channels",),
+    "seeding": ("all_channels", "channel"),  # "channel" comes with `channel`, refused as such
     "normalise": ("none",),
     "inputs": ("gaussian",),
     "dtype": (torch.float32,),
