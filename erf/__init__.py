@@ -11,6 +11,7 @@ from erf.analysis.metrics import (
 )
 from erf.nets.luo import ConvStack
 from erf.probe.measure import measure_erf, measure_erfs
+from erf.probe.options import PRESETS
 from erf.probe.support import SupportResult, first_global_layer, measured_support, trf_or_support
 from erf.result import ERFResult
 from erf.rf import TheoreticalRF, theoretical_rf
@@ -20,6 +21,7 @@ __all__ = [
     "ConvStack",
     "ERFResult",
     "GaussianFit",
+    "PRESETS",
     "SupportResult",
     "TheoreticalRF",
     "area_ratios",

@@ -11,7 +11,11 @@ from typing import Any
 
 import numpy as np
 
-REDUCTIONS = ("abs", "relu", "signed_clamp", "square")
+# How each image's input gradient becomes its map (README "Reductions"): |g|, max(g, 0) and g²
+# summed over input channels; clamp_after_mean: sum_c g, clamped only after averaging over
+# images (``ERFResult.map``); clamp_per_image: max(mean_c g, 0) per image (OpenERF).
+REDUCTIONS = ("abs", "relu", "clamp_after_mean", "clamp_per_image", "square")
+LEGACY_REDUCTIONS = {"signed_clamp": "clamp_after_mean"}  # old names in saved results
 
 
 @dataclass
@@ -71,11 +75,22 @@ class ERFResult:
     def map(self) -> np.ndarray:
         """The ERF map ``[H, W]`` float64.
 
-        For ``signed_clamp`` (OpenERF's protocol) the signed mean is clamped at 0 *after*
-        averaging; every other reduction is already non-negative per sample.
+        For ``clamp_after_mean`` the signed mean is clamped at 0 *after* averaging over
+        samples; every other reduction is already non-negative per sample (``clamp_per_image``,
+        OpenERF's, clamps each sample's map). Results saved before the rename say
+        ``signed_clamp`` (``LEGACY_REDUCTIONS``) and are read as what it meant. With
+        ``meta["normalise"] == "sum"`` (``probe.normalise=sum``, OpenERF's) the map is scaled to
+        sum 1 (a map that sums to 0 or NaN is left as it is); ``total``, ``mean`` and
+        ``stderr`` stay unscaled.
         """
         m = self.mean
-        return np.clip(m, 0.0, None) if self.reduce == "signed_clamp" else m
+        if LEGACY_REDUCTIONS.get(self.reduce, self.reduce) == "clamp_after_mean":
+            m = np.clip(m, 0.0, None)
+        if self.meta.get("normalise") == "sum":
+            mass = m.sum()
+            if np.isfinite(mass) and mass > 0:
+                m = m / mass
+        return m
 
     @property
     def stderr(self) -> np.ndarray:

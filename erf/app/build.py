@@ -224,6 +224,8 @@ def probe_options(cfg: DictConfig, inputs: str | Iterable) -> ProbeOptions:
         batch_size=p.batch_size if p.batch_size == "auto" else int(p.batch_size),
         channel=p.channel,
         reduce=p.reduce,
+        seeding=p.get("seeding"),
+        normalise=p.get("normalise", "none"),
         inputs=inputs,
         device=cfg.device,
         dtype=DTYPES[p.dtype],

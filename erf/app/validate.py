@@ -58,7 +58,14 @@ from erf.nets.luo import ACTIVATIONS, DROPOUT_MODES, INITS, POOLS
 from erf.probe.bench import METHODS as BENCH_METHODS
 from erf.probe.forward import unknown_module
 from erf.probe.layout import LAYOUTS, prefix_index
-from erf.probe.options import CROP_MODES, DTYPES, MAX_BOOTSTRAP_GROUPS
+from erf.probe.options import (
+    CROP_MODES,
+    DTYPES,
+    MAX_BOOTSTRAP_GROUPS,
+    NORMALISE_MODES,
+    SEEDINGS,
+    seeding_problem,
+)
 from erf.result import REDUCTIONS
 
 GROUPS = (
@@ -140,6 +147,8 @@ RULES: dict[str, Rule] = {
     "probe.dtype": choice(tuple(DTYPES)),
     "probe.on_nonfinite": choice(("skip", "raise")),
     "probe.channel": optional(int_at_least(0)),
+    "probe.seeding": optional(choice(SEEDINGS)),
+    "probe.normalise": choice(NORMALISE_MODES),
     "probe.position": (_position, "center, [row, col] with integers >= 0, cls or prefix:K"),
     "probe.layout": choice(LAYOUTS),
     "probe.grid": optional(pair_of(int_at_least(1))),
@@ -221,6 +230,12 @@ def validate(cfg: DictConfig) -> None:
     for key, value in _leaves(plain):
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{key}={_show(value)} is not allowed: expected a finite number")
+    probe = plain.get("probe") if isinstance(plain.get("probe"), dict) else {}
+    problem = seeding_problem(
+        probe.get("reduce"), probe.get("seeding"), probe.get("channel"), prefix="probe."
+    )
+    if problem:
+        raise ConfigError(problem)
     rules = dict(RULES)
     rules.update(MODEL_RULES.get(OmegaConf.select(cfg, "model._target_"), {}))
     rules.update(training_rules(cfg))

@@ -8,10 +8,11 @@ results leave through callbacks. Modules, bottom up: ``options``, ``units``, ``i
 
 from erf.probe.draws import DrawsInterrupted, measure_erf_draws
 from erf.probe.measure import ProbeInterrupted, measure_erf, measure_erfs, probe_units
-from erf.probe.options import ProbeOptions
+from erf.probe.options import PRESETS, ProbeOptions
 
 __all__ = [
     "DrawsInterrupted",
+    "PRESETS",
     "ProbeInterrupted",
     "ProbeOptions",
     "measure_erf",

@@ -3,11 +3,14 @@ to be resumed."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
 from erf.probe.layout import Grid, unit_in_input
-from erf.result import ERFResult
+from erf.probe.options import BATCHED_SEEDINGS
+from erf.result import LEGACY_REDUCTIONS, ERFResult
 
 # Settings that must match for a checkpoint to be resumed (they decide every sample's map).
 FINGERPRINT_KEYS = (
@@ -17,6 +20,7 @@ FINGERPRINT_KEYS = (
     "target",
     "position",
     "channel",
+    "seeding",
     "reduce",
     "inputs",
     "dtype",
@@ -62,6 +66,51 @@ def dead_warning(n_dead: int, n_used: int) -> str | None:
     )
 
 
+def _recorded(old: dict, key: str):
+    """What a checkpoint's fingerprint ``old`` says for ``key``, reading older checkpoints as
+    what they meant (no seeding: one channel when a channel was set, else every channel;
+    reduce="signed_clamp": clamp_after_mean)."""
+    if key == "seeding" and key not in old:
+        return "all_channels" if old.get("channel") is None else "channel"
+    if key == "reduce":
+        return LEGACY_REDUCTIONS.get(old.get(key), old.get(key))
+    return old.get(key, FINGERPRINT_DEFAULTS.get(key))
+
+
+def _clamp_warning(
+    total: np.ndarray, total_sq: np.ndarray, position, target_shape: tuple[int, ...]
+) -> str | None:
+    """clamp_after_mean: the pixels the unit's gradient reaches (some sample nonzero) whose mean
+    is <= 0, so the clamped map is 0 there; None when there are none. Names the pixel under
+    the unit when it is one of them (the grid-scale estimate of
+    ``erf.probe.layout.unit_in_input``, and for the grid's centre unit also the map centre
+    (H // 2, W // 2), where an exact TRF usually puts it): Luo's size, relative to the centre
+    value, is then NaN while the map is not degenerate."""
+    reached = total_sq > 0
+    zeroed = reached & ~(total > 0)
+    if not zeroed.any():
+        return None
+    h, w = total.shape
+    candidates = []
+    where = None if len(target_shape) < 3 else unit_in_input(position, target_shape[1:], (h, w))
+    if where is not None:
+        candidates.append(tuple(min(max(math.floor(v), 0), n - 1) for v, n in zip(where, (h, w))))
+        if tuple(position) == (target_shape[1] // 2, target_shape[2] // 2):
+            candidates.append((h // 2, w // 2))
+    hit = [f"({r}, {c})" for r, c in dict.fromkeys(candidates) if zeroed[r, c]]
+    centre = ""
+    if hit:
+        centre = (
+            f", the pixel {' or '.join(hit)} under the probed unit among them (a size relative "
+            "to the centre value there, Luo's, is NaN)"
+        )
+    return (
+        f"reduce=clamp_after_mean: the mean gradient is <= 0 on {int(zeroed.sum())} of the "
+        f"{int(reached.sum())} pixels the unit's gradient reaches, so the map is 0 there"
+        f"{centre}; clamp_per_image (OpenERF) clamps each image instead"
+    )
+
+
 class Accumulator:
     """Float64 running sums of one unit on the probe's device (inside the crop window, if
     any), optionally restored from a checkpoint.
@@ -89,17 +138,17 @@ class Accumulator:
         self.target_shape: tuple[int, ...] = ()
         self.window: tuple[int, int, int, int] | None = None
         self.crop_meta: dict | None = None
+        self.seeding: str = fingerprint.get("seeding", "all_channels")
+        self.alive: torch.Tensor | None = None  # per_channel_normalised: channels seen alive
+        self.dead_before: list[int] | None = None  # ... and those dead in a resumed checkpoint
         if resume is None:
             return
+        if self.batched:
+            self.dead_before = list(resume.meta.get("dead_channels", []))
         old = resume.meta.get("fingerprint", {})
-        differ = [
-            k for k in FINGERPRINT_KEYS if old.get(k, FINGERPRINT_DEFAULTS.get(k)) != fingerprint[k]
-        ]
+        differ = [k for k in FINGERPRINT_KEYS if _recorded(old, k) != fingerprint[k]]
         if differ:
-            changes = ", ".join(
-                f"{k}: {old.get(k, FINGERPRINT_DEFAULTS.get(k))!r} -> {fingerprint[k]!r}"
-                for k in differ
-            )
+            changes = ", ".join(f"{k}: {_recorded(old, k)!r} -> {fingerprint[k]!r}" for k in differ)
             raise ValueError(f"checkpoint was made with other settings ({changes})")
         self.total = torch.as_tensor(resume.total, dtype=torch.float64, device=device)
         self.total_sq = torch.as_tensor(resume.total_sq, dtype=torch.float64, device=device)
@@ -133,12 +182,66 @@ class Accumulator:
         elif self.window is None and grid.position(self.position) != self.position:
             raise ValueError(f"the resumed position {self.position} is not on this target grid")
         self.seed_index = grid.index(self.seed_position, self.fingerprint["channel"])
+        if self.batched and self.alive is None:
+            self.alive = torch.zeros(grid.channels, dtype=torch.bool)
+            if self.dead_before is not None:  # resumed: alive = every channel not dead so far
+                self.alive[:] = True
+                self.alive[self.dead_before] = False
 
-    def seed(self, y: torch.Tensor) -> torch.Tensor:
-        """The upstream gradient: 1 at the probed unit of every sample of ``y``, else 0."""
+    @property
+    def batched(self) -> bool:
+        """Whether the seeding needs one backward per channel (``seed(y, channels)``)."""
+        return self.seeding in BATCHED_SEEDINGS
+
+    def seed(self, y: torch.Tensor, channels: range | None = None) -> torch.Tensor:
+        """The upstream gradient at the probed position of every sample of ``y`` (0 elsewhere),
+        by ``seeding``: 1 on every channel (``all_channels``) or on the probed one
+        (``channel``); 1/C on every channel (``channel_mean``, OpenERF); 1 on the channels whose
+        value there is > 0, per sample (``relu_gated``, RepLKNet). For
+        ``per_channel_normalised``, a batch of seeds ``[len(channels), *y.shape]``: seed j is 1
+        on channel ``channels[j]`` only (default: every channel), for ``torch.autograd.grad(...,
+        is_grads_batched=True)``. ``y``'s leading dims (batch, weight draws) are kept."""
+        index = (Ellipsis, *self.seed_index)
+        if self.batched:
+            chans = range(self.grid.channels) if channels is None else channels
+            seeds = y.new_zeros((len(chans), *y.shape))
+            one_hot = torch.eye(self.grid.channels, dtype=y.dtype, device=y.device)
+            lead = y.ndim - len(self.seed_index)  # batch dims before the sample's own dims
+            shape = (len(chans), *([1] * lead), self.grid.channels)
+            seeds[(slice(None), *index)] = one_hot[chans.start : chans.stop].view(shape)
+            return seeds
         seed_grad = torch.zeros_like(y)
-        seed_grad[(Ellipsis, *self.seed_index)] = 1
+        if self.seeding == "channel_mean":
+            seed_grad[index] = 1.0 / self.grid.channels
+        elif self.seeding == "relu_gated":
+            seed_grad[index] = (y.detach()[index] > 0).to(y.dtype)
+        else:
+            seed_grad[index] = 1
         return seed_grad
+
+    def note_alive(self, alive: torch.Tensor) -> None:
+        """per_channel_normalised: ``alive`` [C] marks the channels whose map was not all zero
+        in some finite sample of a batch; the others stay counted as dead."""
+        self.alive |= alive.to(self.alive.device)
+
+    def seeding_meta(self, total: np.ndarray, total_sq: np.ndarray) -> tuple[dict, list[str]]:
+        """What the seeding and reduction add to the result's meta (the full-input sums
+        ``total``, ``total_sq``), and their warnings: the seeding, the map's normalisation (read
+        by ``ERFResult.map``), the dead channels (``n_dead_channels``, ``dead_channels``) of
+        per_channel_normalised, and clamp_after_mean's zeroed pixels (``_clamp_warning``)."""
+        meta: dict = {
+            "seeding": self.seeding,
+            "normalise": self.fingerprint.get("normalise", "none"),
+        }
+        if self.alive is not None:
+            dead = torch.nonzero(~self.alive).flatten().tolist()
+            meta.update(n_dead_channels=len(dead), dead_channels=dead)
+        warnings = []
+        if self.fingerprint["reduce"] == "clamp_after_mean" and self.n_used:
+            warning = _clamp_warning(total, total_sq, self.position, self.target_shape)
+            if warning:
+                warnings.append(warning)
+        return meta, warnings
 
     def set_window(self, window: tuple[int, int, int, int]) -> None:
         """Accumulate inside ``window`` (r0, r1, c0, c1) of the input from now on."""
@@ -204,7 +307,10 @@ class Accumulator:
         }
         if self.crop_meta is not None:
             meta["crop"] = self.crop_meta
-        warnings = [*self.warnings, *filter(None, [dead_warning(self.n_dead, self.n_used)])]
+        seeding, seed_warnings = self.seeding_meta(total, total_sq)
+        meta.update(seeding)
+        dead = dead_warning(self.n_dead, self.n_used)
+        warnings = [*self.warnings, *seed_warnings, *([dead] if dead else [])]
         if warnings:
             meta["probe_warnings"] = warnings
         if self.grid is not None:

@@ -68,8 +68,8 @@ DESCRIPTIONS = {
 
 # Settings the benchmark cannot honour: it makes its own float32 N(0,1) inputs, seeds every
 # channel, keeps no checkpoints, and times the speed settings as methods of their own.
-BENCH_REFUSES = ("batch_size", "channel", "inputs", "dtype", "on_nonfinite", "checkpoint_every",
-                 *SPEED_KEYS)  # fmt: skip
+BENCH_REFUSES = ("batch_size", "channel", "seeding", "normalise", "inputs", "dtype",
+                 "on_nonfinite", "checkpoint_every", *SPEED_KEYS)  # fmt: skip
 
 
 def _sync(device: torch.device) -> None:

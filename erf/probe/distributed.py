@@ -43,7 +43,7 @@ from erf.device import resolve_device
 from erf.probe.accumulate import dead_warning, group_count
 from erf.probe.inputs import input_batches, random_sample
 from erf.probe.measure import ProbeInterrupted, probe_units
-from erf.probe.options import ProbeOptions, source_name
+from erf.probe.options import BATCHED_SEEDINGS, ProbeOptions, source_name
 from erf.result import ERFResult
 
 
@@ -304,6 +304,8 @@ def measure_erf_sharded(
     """
     options = ProbeOptions.of(options, **settings)
     options.refuse(("batch_size",), "the sharded (multi-process) probe")
+    if options.seeding in BATCHED_SEEDINGS:  # the dead-channel count is per rank
+        options.refuse(("seeding",), "the sharded (multi-process) probe")
     n_samples, batch_size, inputs, seed = (
         options.n_samples, int(options.batch_size), options.inputs, options.seed
     )  # fmt: skip

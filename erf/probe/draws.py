@@ -35,7 +35,7 @@ from erf.probe.forward import forward_to, probing
 from erf.probe.inputs import input_batches
 from erf.probe.layout import graph_spatial_dims, select_output
 from erf.probe.measure import ProbeInterrupted, reduce_gradient
-from erf.probe.options import SPEED_KEYS, ProbeOptions
+from erf.probe.options import BATCHED_SEEDINGS, SPEED_KEYS, ProbeOptions
 from erf.result import ERFResult
 
 
@@ -142,6 +142,8 @@ def measure_erf_draws(
         raise ValueError(f"draws must be an integer >= 1, got {draws!r}")
     options = ProbeOptions.of(options, **settings)
     options.refuse((*SPEED_KEYS, "batch_size"), "the many-draws probe")
+    if options.seeding in BATCHED_SEEDINGS:  # one backward per channel and draw: not here
+        options.refuse(("seeding",), "the many-draws probe")
     n_samples, batch_size, seed = options.n_samples, int(options.batch_size), options.seed
     reduce, inputs, dtype = options.reduce, options.inputs, options.dtype
     input_shape = tuple(int(v) for v in input_shape)

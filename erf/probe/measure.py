@@ -36,7 +36,7 @@ from erf.probe.forward import forward_fn, forward_to, forward_to_many, probing
 from erf.probe.layout import NormWatch, graph_spatial_dims, seed_warning, select_output
 from erf.probe.options import ProbeOptions
 from erf.probe.units import Unit, as_unit
-from erf.result import ERFResult
+from erf.result import REDUCTIONS, ERFResult
 
 log = logging.getLogger("erf")
 
@@ -56,14 +56,105 @@ FAST_AUTOCAST = torch.bfloat16  # the fast mode's compute dtype (autocast); sums
 
 
 def reduce_gradient(grad: torch.Tensor, reduce: str) -> torch.Tensor:
-    """Per-sample map ``[B, H, W]``: elementwise reduction of dy/dx, summed over channels."""
+    """Per-sample map ``[B, H, W]`` of dy/dx ``[B, C_in, H, W]`` (``erf.result.REDUCTIONS``):
+    abs, relu and square are elementwise, then summed over input channels; clamp_after_mean
+    is the plain sum (clamped only after averaging over samples, ``ERFResult.map``);
+    clamp_per_image is max(mean over input channels, 0) per sample (OpenERF)."""
     if reduce == "abs":
         return grad.abs().sum(1)
     if reduce == "relu":
         return grad.clamp(min=0).sum(1)
     if reduce == "square":
         return grad.square().sum(1)
-    return grad.sum(1)  # signed_clamp: clamp happens after averaging (ERFResult.map)
+    if reduce == "clamp_per_image":
+        return grad.mean(1).clamp(min=0)
+    if reduce == "clamp_after_mean":
+        return grad.sum(1)
+    raise ValueError(f"unknown reduction {reduce!r}; allowed: {list(REDUCTIONS)}")
+
+
+# per_channel_normalised: input-gradient elements per batched backward (a chunk of channels).
+CHANNEL_CHUNK_ELEMENTS = 2**25
+
+
+def input_maps(
+    acc: Accumulator,
+    y: torch.Tensor,
+    x: torch.Tensor,
+    reduce: str,
+    retain_graph: bool = False,
+    progress: bool | None = None,
+) -> torch.Tensor:
+    """Per-sample maps ``[B, H, W]`` float64 of ``acc``'s unit: the input gradient of the seed
+    ``acc.seed(y)``, reduced (``reduce_gradient``). ``per_channel_normalised`` seeds each
+    channel on its own (``per_channel_maps``)."""
+    if acc.batched:
+        return per_channel_maps(acc, y, x, reduce, retain_graph, progress)
+    (grad,) = torch.autograd.grad(y, x, grad_outputs=acc.seed(y), retain_graph=retain_graph)
+    return reduce_gradient(grad, reduce).to(torch.float64)
+
+
+def per_channel_maps(
+    acc: Accumulator,
+    y: torch.Tensor,
+    x: torch.Tensor,
+    reduce: str,
+    retain_graph: bool = False,
+    progress: bool | None = None,
+) -> torch.Tensor:
+    """``per_channel_normalised``: for every sample, each channel's map (one backward per
+    channel, in chunks batched with ``is_grads_batched``) scaled to sum 1, averaged over the
+    channels whose map is not all zero (dead ones are left out and recorded with
+    ``acc.note_alive``). A sample with a NaN/Inf in any channel's map is all NaN (the engine
+    counts it as non-finite); one whose channels are all dead is all zero."""
+    n_channels, batch = acc.grid.channels, x.shape[0]
+    per_chunk = max(1, min(n_channels, CHANNEL_CHUNK_ELEMENTS // max(x.numel(), y.numel())))
+    starts = range(0, n_channels, per_chunk)
+    total = torch.zeros((batch, *x.shape[2:]), dtype=torch.float64, device=x.device)
+    live = torch.zeros((n_channels, batch), dtype=torch.bool, device=x.device)
+    bad = torch.zeros(batch, dtype=torch.bool, device=x.device)
+    show = len(starts) > 1 if progress is None else progress
+    for start in tqdm(starts, disable=not show, desc="channels", unit="chunk", leave=False):
+        chans = range(start, min(n_channels, start + per_chunk))
+        keep = retain_graph or chans.stop < n_channels
+        grads = _batched_input_grads(y, x, acc.seed(y, chans), keep)
+        maps = reduce_gradient(grads.flatten(0, 1), reduce).to(torch.float64)
+        maps = maps.view(len(chans), batch, *maps.shape[1:])
+        mass = maps.sum((-2, -1))  # [k, B]
+        finite = torch.isfinite(maps).flatten(2).all(2)
+        bad |= ~finite.all(0)
+        alive = finite & (mass > 0)
+        live[start : chans.stop] = alive
+        scale = torch.where(alive, 1.0 / torch.where(alive, mass, 1.0), 0.0)
+        total += (maps.nan_to_num() * scale[..., None, None]).sum(0)
+    n_live = live.sum(0)
+    out = total / n_live.clamp(min=1).to(torch.float64)[:, None, None]
+    out[bad] = float("nan")
+    acc.note_alive(live[:, ~bad].any(1).cpu())
+    return out
+
+
+def _batched_input_grads(
+    y: torch.Tensor, x: torch.Tensor, seeds: torch.Tensor, retain_graph: bool
+) -> torch.Tensor:
+    """dx ``[k, *x.shape]`` for the k seeds ``[k, *y.shape]``: one vmapped backward
+    (``is_grads_batched``; it keeps the graph, which lives until the batch's tensors go, so
+    that a failure can fall back), or, where an op has no batching rule for it, one backward
+    per seed (logged)."""
+    try:
+        (grads,) = torch.autograd.grad(
+            y, x, grad_outputs=seeds, retain_graph=True, is_grads_batched=True
+        )
+    except RuntimeError as why:
+        log.warning("per-channel seeding: one backward per channel (%s)", str(why)[:200])
+        last = len(seeds) - 1
+        grads = torch.stack(
+            [
+                torch.autograd.grad(y, x, grad_outputs=s, retain_graph=retain_graph or j < last)[0]
+                for j, s in enumerate(seeds)
+            ]
+        )
+    return grads
 
 
 def measure_erf(
@@ -76,6 +167,8 @@ def measure_erf(
     position: str | tuple[int, int] = "center",
     channel: int | None = None,
     reduce: str = "abs",
+    seeding: str | None = None,
+    normalise: str = "none",
     inputs: str | Iterable = "gaussian",
     device: str | torch.device = "auto",
     dtype: torch.dtype = torch.float32,
@@ -98,10 +191,11 @@ def measure_erf(
 ) -> ERFResult:
     """Measure the ERF of one unit of ``model``.
 
-    For each input x, the upstream gradient is 1 at ``position`` of the target feature map
-    (every channel, or only ``channel``) and 0 elsewhere; dy/dx is reduced per pixel with
-    ``reduce`` ("abs", "relu", "signed_clamp", "square"; the README's "Reductions"), summed
-    over input channels, and averaged over samples in float64.
+    For each input x, the upstream gradient is set at ``position`` of the target feature map
+    by ``seeding`` (default: 1 on every channel, or only on ``channel``) and 0 elsewhere;
+    dy/dx is reduced per pixel with ``reduce`` ("abs", "relu", "clamp_after_mean",
+    "clamp_per_image", "square"; the README's "Reductions"), combined over input channels,
+    and averaged over samples in float64.
 
     Args:
         model: any module; it is put in eval mode with frozen parameters while probing and
@@ -118,6 +212,17 @@ def measure_erf(
             The forward pass stops at the target.
         position: "center" = (h // 2, w // 2) of the target map, or (row, col).
         channel: target channel, or None for a unit gradient on every channel.
+        seeding: how the probed unit is seeded (README "Unit seeding and peer protocols"):
+            "all_channels" (1 on every channel), "channel" (1 on ``channel``; needs it),
+            "channel_mean" (1/C on every channel: OpenERF), "relu_gated" (1 on the channels
+            whose value is > 0, per sample: RepLKNet) or "per_channel_normalised" (one
+            backward per channel; each channel's per-sample map scaled to sum 1 and averaged
+            over the channels that are not all zero; ``meta["n_dead_channels"]`` counts the
+            channels that were zero in every sample). None: "channel" when ``channel`` is set,
+            else "all_channels". ``erf.PRESETS`` holds the peers' settings.
+        normalise: "none" or "sum": ``result.map`` scaled to sum 1 (OpenERF's display and
+            metric normalisation; the sums and ``stderr`` are not scaled). Every metric but
+            RepLKNet's area ratios (log10(x + 1) of the map) is scale-free.
         inputs: "gaussian" (N(0,1)), "uniform" (U[-1,1)) or an iterable of batches
             (tensors or (x, y) tuples, e.g. a DataLoader).
         device: "auto", "cpu", "cuda", ...
@@ -188,6 +293,8 @@ def measure_erfs(
     batch_size: int | str = 16,
     channel: int | None = None,
     reduce: str = "abs",
+    seeding: str | None = None,
+    normalise: str = "none",
     inputs: str | Iterable = "gaussian",
     device: str | torch.device = "auto",
     dtype: torch.dtype = torch.float32,
@@ -309,10 +416,8 @@ def probe_units(
                     if warning:
                         log.warning("%s: %s", where, warning)
                         acc.warnings.append(warning)
-                (grad,) = torch.autograd.grad(
-                    y, x, grad_outputs=acc.seed(y), retain_graph=k < len(units) - 1
-                )
-                maps.append(reduce_gradient(grad, reduce).to(torch.float64))
+                retain = k < len(units) - 1
+                maps.append(input_maps(acc, y, x, reduce, retain, options.progress))
             norms.close()  # the first batch decided every unit's grid
             return maps
 
@@ -400,8 +505,10 @@ __all__ = [
     "ProbeOptions",
     "forward_to",
     "forward_to_many",
+    "input_maps",
     "measure_erf",
     "measure_erfs",
+    "per_channel_maps",
     "probe_units",
     "probing",
     "reduce_gradient",

@@ -25,9 +25,35 @@ CROP_MODES = ("off", "auto", "on")
 NONFINITE_MODES = ("skip", "raise")
 SPEED_KEYS = ("fast", "channels_last", "compile", "crop")  # off unless asked for
 
+# How the probed unit is seeded (the upstream gradient at the probed position; README "Unit
+# seeding and peer protocols"): 1 on every channel; 1 on ``channel`` only; 1/C on every channel
+# (OpenERF); 1 on the channels whose value is > 0, per image (RepLKNet); one backward per
+# channel, each channel's map scaled to sum 1 and averaged over the live channels.
+SEEDINGS = ("all_channels", "channel", "channel_mean", "relu_gated", "per_channel_normalised")
+# Seedings that need one backward pass per channel of the target (engines may refuse them).
+BATCHED_SEEDINGS = ("per_channel_normalised",)
+# How the result's map is scaled (``ERFResult.map``): as measured, or to sum 1 (OpenERF's).
+NORMALISE_MODES = ("none", "sum")
+# Reductions whose per-image map can be negative: a sum-to-1 scaling of it means nothing.
+SIGNED_REDUCTIONS = ("clamp_after_mean",)
+
+# The peers' protocols as ProbeOptions keywords (``ProbeOptions(**PRESETS["openerf"])``); the
+# config presets ``probe=openerf`` / ``probe=replknet`` set the same values.
+PRESETS: dict[str, dict[str, Any]] = {
+    # OpenERF 0.6.1: d(channel mean at the centre)/dx, averaged over input channels, clamped
+    # at 0 per image, summed over images (then scaled to sum 1: our metrics are scale-free).
+    "openerf": {"seeding": "channel_mean", "reduce": "clamp_per_image", "normalise": "sum"},
+    # RepLKNet (erf/visualize_erf.py): d(sum of relu(centre))/dx, relu per image, summed over
+    # input channels and images; 50 real images resized to 1024 x 1024 (inputs: set by the
+    # caller).
+    "replknet": {"seeding": "relu_gated", "reduce": "relu", "n_samples": 50},
+}
+
 # What "not set" means for each setting an engine may refuse (batch_size: only "auto" is).
 _UNSET: dict[str, tuple[Any, ...]] = {
     "channel": (None,),
+    "seeding": ("all_channels", "channel"),  # "channel" comes with `channel`, refused as such
+    "normalise": ("none",),
     "inputs": ("gaussian",),
     "dtype": (torch.float32,),
     "on_nonfinite": ("skip",),
@@ -48,17 +74,19 @@ MAX_BOOTSTRAP_GROUPS = 1024  # each group is one more [H, W] float64 sum on the 
 class ProbeOptions:
     """Settings of one measurement (``erf.measure_erf`` documents each).
 
-    ``n_samples`` inputs per unit, ``batch_size`` per forward/backward pass (or "auto"),
-    ``channel`` (None: a unit gradient on every channel of the probed position), ``reduce``
-    (``erf.result.REDUCTIONS``), ``inputs`` ("gaussian", "uniform" or an iterable of
-    batches), ``device``, ``dtype`` (compute dtype; sums are float64), ``seed`` (random inputs
-    are a pure function of (seed, sample index)), ``on_nonfinite`` ("skip" or "raise"),
-    ``progress`` (None: a bar when there is more than one batch), ``checkpoint_every``
-    (batches between partial results), and the speed settings ``fast``, ``channels_last``
-    (None: on with ``fast``; stored resolved), ``compile`` and ``crop`` ("off", "auto", "on"),
-    and how to read the target's output (``erf.probe.layout``): ``output`` (key or index of
-    the tensor in a tuple/dict/dataclass output), ``layout`` ("auto", "NCHW", "NHWC",
-    "tokens"), ``grid`` ((h, w) of a token sequence's patch grid) and ``prefix_tokens``.
+    ``n_samples`` inputs per unit, ``batch_size`` per forward/backward pass (or "auto"), ``channel``
+    (None: a unit gradient on every channel of the probed position), ``seeding`` (``SEEDINGS``;
+    None: "channel" when ``channel`` is set, else "all_channels"; stored resolved), ``normalise``
+    ("none", or "sum": the map scaled to sum 1, OpenERF's; only ``ERFResult.map`` changes, not the
+    sums), ``reduce`` (``erf.result.REDUCTIONS``), ``inputs`` ("gaussian", "uniform" or an iterable
+    of batches), ``device``, ``dtype`` (compute dtype; sums are float64), ``seed`` (random inputs
+    are a pure function of (seed, sample index)), ``on_nonfinite`` ("skip" or "raise"), ``progress``
+    (None: a bar when there is more than one batch), ``checkpoint_every`` (batches between partial
+    results), and the speed settings ``fast``, ``channels_last`` (None: on with ``fast``; stored
+    resolved), ``compile`` and ``crop`` ("off", "auto", "on"), and how to read the target's output
+    (``erf.probe.layout``): ``output`` (key or index of the tensor in a tuple/dict/dataclass
+    output), ``layout`` ("auto", "NCHW", "NHWC", "tokens"), ``grid`` ((h, w) of a token sequence's
+    patch grid) and ``prefix_tokens``.
     ``bootstrap_groups``: K sums of the per-sample map, sample ``i`` in group ``i % K``
     (``erf.analysis.bootstrap`` resamples them for intervals; 0 = none; fewer samples than K:
     one group per sample).
@@ -70,6 +98,8 @@ class ProbeOptions:
     batch_size: int | str = 16
     channel: int | None = None
     reduce: str = "abs"
+    seeding: str | None = None
+    normalise: str = "none"
     inputs: str | Iterable = "gaussian"
     device: str | torch.device = "auto"
     dtype: torch.dtype = torch.float32
@@ -88,8 +118,13 @@ class ProbeOptions:
     bootstrap_groups: int = 16
 
     def __post_init__(self) -> None:
+        problem = seeding_problem(self.reduce, self.seeding, self.channel)
+        if problem:
+            raise ValueError(problem)
         if self.reduce not in REDUCTIONS:
             raise ValueError(f"unknown reduction {self.reduce!r}; allowed: {list(REDUCTIONS)}")
+        if self.normalise not in NORMALISE_MODES:
+            raise ValueError(f"normalise must be 'none' or 'sum', got {self.normalise!r}")
         if self.on_nonfinite not in NONFINITE_MODES:
             raise ValueError(f"on_nonfinite must be 'skip' or 'raise', got {self.on_nonfinite!r}")
         if self.crop not in CROP_MODES:
@@ -122,6 +157,7 @@ class ProbeOptions:
             "n_samples": int(self.n_samples),
             "batch_size": "auto" if auto else int(self.batch_size),
             "channel": None if self.channel is None else int(self.channel),
+            "seeding": self.seeding or ("all_channels" if self.channel is None else "channel"),
             "seed": int(self.seed),
             "checkpoint_every": int(self.checkpoint_every),
             "fast": bool(self.fast),
@@ -138,12 +174,17 @@ class ProbeOptions:
     @classmethod
     def of(cls, options: ProbeOptions | None = None, **settings: Any) -> ProbeOptions:
         """``options`` (default: all defaults) with ``settings`` replaced; an unknown setting is
-        a one-line TypeError naming it."""
+        a one-line TypeError naming it. A new ``channel`` without a ``seeding`` re-derives the
+        seeding when it was the channel's default (all_channels or channel)."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(settings) - known)
         if unknown:
             raise TypeError(f"unknown probe option(s) {unknown}; known: {sorted(known)}")
-        return replace(options or cls(), **settings)
+        base = options or cls()
+        rederive = base.seeding in ("all_channels", "channel") and "seeding" not in settings
+        if "channel" in settings and rederive:
+            settings = {**settings, "seeding": None}
+        return replace(base, **settings)
 
     @classmethod
     def among(cls, arguments: dict[str, Any]) -> ProbeOptions:
@@ -180,6 +221,8 @@ class ProbeOptions:
             "n_samples": self.n_samples,
             "batch_size": self.batch_size,
             "channel": self.channel,
+            "seeding": self.seeding,
+            "normalise": self.normalise,  # recorded, not compared: it scales the map only
             "reduce": self.reduce,
             "inputs": inputs,
             "dtype": str(self.dtype).replace("torch.", ""),
@@ -208,6 +251,36 @@ class ProbeOptions:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+def seeding_problem(reduce: Any, seeding: Any, channel: Any, prefix: str = "") -> str | None:
+    """The one-line reason why ``reduce`` / ``seeding`` / ``channel`` do not go together, or
+    None (other bad values are left to the checks of each setting). ``prefix`` names the
+    settings as the caller knows them (``probe.`` for config keys)."""
+    if reduce == "signed_clamp":
+        return (
+            f"{prefix}reduce=signed_clamp was renamed: use {prefix}reduce=clamp_after_mean (its "
+            f"meaning: the signed mean over images, clamped at 0 afterwards) or "
+            f"{prefix}reduce=clamp_per_image (OpenERF: each image's map clamped at 0)"
+        )
+    if seeding is None:
+        return None
+    if seeding not in SEEDINGS:
+        return f"{prefix}seeding={seeding} is not known; choose one of {', '.join(SEEDINGS)}"
+    if seeding == "channel" and channel is None:
+        return f"{prefix}seeding=channel needs {prefix}channel=K (the channel to seed)"
+    if seeding != "channel" and channel is not None:
+        return (
+            f"{prefix}channel={channel} seeds one channel: it needs {prefix}seeding=channel "
+            f"(or null), not {prefix}seeding={seeding}"
+        )
+    if seeding in BATCHED_SEEDINGS and reduce in SIGNED_REDUCTIONS:
+        return (
+            f"{prefix}seeding={seeding} scales each channel's map to sum 1, which needs a "
+            f"non-negative map: {prefix}reduce={reduce} is signed; use abs, relu, square or "
+            "clamp_per_image"
+        )
+    return None
+
+
 def source_name(inputs: Any) -> str:
     """How an input source is recorded in a fingerprint: a random source by name, a seeded
     source (a frozen dataclass such as ``PhotoSource``) by its full settings (photos,
@@ -224,4 +297,15 @@ def _shown(key: str, value: Any) -> str:
     return key if isinstance(value, bool) else f"{key}={value}"
 
 
-__all__ = ["CROP_MODES", "DTYPES", "ProbeOptions", "SPEED_KEYS", "source_name"]
+__all__ = [
+    "BATCHED_SEEDINGS",
+    "CROP_MODES",
+    "DTYPES",
+    "NORMALISE_MODES",
+    "PRESETS",
+    "ProbeOptions",
+    "SEEDINGS",
+    "SPEED_KEYS",
+    "seeding_problem",
+    "source_name",
+]

@@ -39,9 +39,15 @@ def test_map_is_the_mean_and_stderr_the_standard_error():
     np.testing.assert_allclose(r.stderr, samples.std(0, ddof=1) / np.sqrt(6))
 
 
-def test_signed_clamp_clamps_after_averaging():
-    r = _result([[[1.0, -3.0]], [[-2.0, 1.0]]], reduce="signed_clamp")
+def test_clamp_after_mean_clamps_after_averaging():
+    r = _result([[[1.0, -3.0]], [[-2.0, 1.0]]], reduce="clamp_after_mean")
     np.testing.assert_array_equal(r.map, [[0.0, 0.0]])
+    r = _result([[[3.0, -3.0]], [[-2.0, 1.0]]], reduce="clamp_after_mean")
+    np.testing.assert_array_equal(r.map, [[0.5, 0.0]])
+
+
+def test_a_result_saved_as_signed_clamp_reads_as_clamp_after_mean():
+    # Files written before the rename say "signed_clamp"; their map must stay clamped.
     r = _result([[[3.0, -3.0]], [[-2.0, 1.0]]], reduce="signed_clamp")
     np.testing.assert_array_equal(r.map, [[0.5, 0.0]])
 

@@ -116,7 +116,7 @@ def test_residual_net_with_batch_norm_and_an_inner_target_matches_separate_probe
         batch_size=2,
         dtype=torch.float64,
         target="blocks.1",
-        reduce="signed_clamp",
+        reduce="clamp_after_mean",
         channel=1,
         position=(5, 9),
         inputs="uniform",

@@ -146,7 +146,8 @@ def test_single_conv_gives_the_kernel_under_each_named_reduction():
         "abs": np.abs(kernel),
         "relu": np.clip(kernel, 0, None),
         "square": kernel**2,
-        "signed_clamp": np.clip(kernel, 0, None),
+        "clamp_after_mean": np.clip(kernel, 0, None),
+        "clamp_per_image": np.clip(kernel, 0, None),  # one input channel: the mean is the sum
     }
     for reduce, oracle in expected.items():
         result = measure_erf(

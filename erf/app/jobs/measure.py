@@ -237,7 +237,15 @@ def job_metrics(
     metrics["warnings"] = warnings
     metrics["wall_time_s"] = result.meta["wall_time_s"]
     metrics["batch_size"] = result.meta["batch_size"]  # the one used (probe.batch_size=auto)
-    for key in ("fast", "channels_last", "compile", "crop", "n_units"):
+    for key in (
+        "fast",
+        "channels_last",
+        "compile",
+        "crop",
+        "n_units",
+        "seeding",
+        "n_dead_channels",
+    ):
         if key in result.meta:
             metrics[key] = result.meta[key]
     metrics["provenance"] = provenance(result.meta["device"], result.meta["dtype"])
