@@ -409,13 +409,14 @@ def test_a_valid_convolution_stack_on_a_non_square_input_is_read_as_nchw():
     assert grid.layout == "NCHW" and "valid layers" in grid.decided_by
 
 
-def test_luo_size_is_referenced_to_the_centre_tokens_patch_not_the_image_centre():
-    """With a global TRF the reference pixel is where the unit sits: the centre token (2, 2)
-    of a 4 x 4 patch grid covers rows 8..11 of 16, while the image centre (7) lies outside."""
+def test_luo_size_is_referenced_to_the_probed_tokens_patch_not_the_image_centre():
+    """With a global TRF the reference pixel is where the unit sits: token (1, 2) of a 4 x 4
+    patch grid covers rows 4..7 and cols 8..11 of 16, centre (5.5, 9.5), rounded half up to
+    (6, 10) (erf.analysis.metrics.erf_center), while the image centre (8, 8) lies outside."""
     from erf.analysis.summary import erf_metrics
     from erf.probe.support import trf_or_support
 
     model = _seeded(TinyViT(patch=4, prefix=1, mix=True))
-    result = erf.measure_erf(model, (3, 16, 16), n_samples=2, progress=False)
-    metrics = erf_metrics(result, trf_or_support(model, (3, 16, 16), None, "center", 0))
-    assert (metrics["center_row"], metrics["center_col"]) == (9, 9)
+    result = erf.measure_erf(model, (3, 16, 16), n_samples=2, position=(1, 2), progress=False)
+    metrics = erf_metrics(result, trf_or_support(model, (3, 16, 16), None, (1, 2), 0))
+    assert (metrics["center_row"], metrics["center_col"]) == (6, 10)
