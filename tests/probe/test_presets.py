@@ -447,8 +447,11 @@ def test_every_metric_but_the_area_ratios_ignores_the_sum_to_one_scaling():
     for key in sorted(set(flat) - ratios):
         a = flat[key]
         b = scaled[key] if "." not in key else scaled[key.split(".")[0]][key.split(".")[1]]
+        # bootstrap intervals of the Gaussian fit: curve_fit stops at a scale-dependent
+        # tolerance, so their replicates agree to ~1e-4 only
+        fit_ci = "_ci_" in key and key.split("_ci_")[0] in {"sigma_x", "sigma_y", "fit_r2"}
         if isinstance(a, float):
-            assert b == pytest.approx(a, rel=1e-6, abs=1e-12, nan_ok=True), key
+            assert b == pytest.approx(a, rel=1e-3 if fit_ci else 1e-6, abs=1e-12, nan_ok=True), key
         elif isinstance(a, list):
             np.testing.assert_allclose(b, a, rtol=1e-9, err_msg=key)
         else:
