@@ -66,7 +66,7 @@ def test_erf_experiments_lists_every_experiment_with_a_description():
     assert all(text and not text.startswith("@") for text in listed.values()), listed
     lines = format_listing(experiments()).splitlines()
     assert [line.split()[0] for line in lines] == EXPERIMENTS
-    assert listed["depth_sweep"].startswith("Luo et al. 2016, Fig. 1: ERF vs depth")
+    assert listed["depth_sweep"].startswith("Luo et al. 2016, §3.1: ERF vs depth")
 
 
 def test_a_description_is_the_first_sentence_of_the_header_comment(tmp_path):
