@@ -168,3 +168,18 @@ def test_the_resnet50_layer_profile_table_is_its_summary():
         quoted = _find(pattern, text, f"layer profile {row['target']}")
         for q, key in zip(quoted, ("trf_size", "erf_size", "erf_trf_ratio", "fit_r2")):
             _check(q, float(row[key]), f"layer profile {row['target']} {key}")
+
+
+def test_the_rim_heavy_enlargement_is_quoted_with_its_interval_over_draws():
+    section = _section(_text(LUO / "README.md"), "init_sweep")
+    ratios = json.loads(_text(LUO / "init_sweep" / "per_draw.json"))["rim_heavy_over_random"]
+    quoted = _find(
+        rf"\*\*{NUMBER} \[{NUMBER}, {NUMBER}\]\*\* \(linear\) and \*\*{NUMBER} \[{NUMBER}, "
+        rf"{NUMBER}\]\*\* \(ReLU\)",
+        section,
+        "init_sweep per-draw ratios",
+    )
+    for q, (act, key) in zip(
+        quoted, [(a, k) for a in ("none", "relu") for k in ("mean", "low", "high")]
+    ):
+        _check(q, ratios[act][key], f"init_sweep rim_heavy / random {act} {key}")

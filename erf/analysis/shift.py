@@ -38,6 +38,7 @@ SIZE_KEYS = ("luo_size", "moment_sigma", "mass_radius_50")
 SHIFT_KEYS = ("shift_row", "shift_col", "shift_norm")
 KEYS = SHIFT_KEYS + tuple(f"{k}_{ref}" for ref in ("own", "unit") for k in SIZE_KEYS)
 PHASES = ("before", "after", "change")
+VANISHED_RATIO = 1e-4  # a map whose peak fell below this fraction of the other's peak
 
 
 def _pixel(m: np.ndarray, point: tuple[float, float], how: str) -> tuple[int, int]:
@@ -78,6 +79,24 @@ def shift_growth(erf_map: np.ndarray, unit: Sequence[float]) -> dict[str, float]
     out.update({f"{k}_own": v for k, v in own.items()})
     out.update({f"{k}_unit": v for k, v in at_unit.items()})
     return out
+
+
+def vanished(before: np.ndarray, after: np.ndarray, ratio: float = VANISHED_RATIO) -> str | None:
+    """Why ``after`` cannot be compared with ``before`` (None if it can): no positive mass, or
+    a peak below ``ratio`` times ``before``'s, i.e. the probed unit went (almost) dead on the
+    probe inputs; its centre of mass would then be that of numerical dust."""
+    if not 0.0 < ratio < 1.0:
+        raise ValueError(f"ratio must be in (0, 1), got {ratio}")
+    peak_before = float(np.max(np.clip(as_map(before), 0.0, None)))
+    peak_after = float(np.max(np.clip(as_map(after), 0.0, None)))
+    if not (math.isfinite(peak_after) and peak_after > 0):
+        return "the map has no positive mass"
+    if peak_after < ratio * peak_before:
+        return (
+            f"the map's peak fell to {peak_after / peak_before:.1e} of its value before: the "
+            "probed unit is (almost) dead on the probe inputs"
+        )
+    return None
 
 
 def shift_growth_change(

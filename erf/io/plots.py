@@ -606,8 +606,11 @@ def shift_growth_figure(
         for i, (seed, colour) in enumerate(zip(seeds, colours)):
             r0, r1 = (group["shift_row"][p]["values"][i] for p in ("before", "after"))
             c0, c1 = (group["shift_col"][p]["values"][i] for p in ("before", "after"))
-            ax_s.annotate("", (c1, r1), (c0, r0), arrowprops={"arrowstyle": "->", "color": colour})
             ax_s.plot([c0], [r0], "o", mfc="none", color=colour)
+            if not all(math.isfinite(v) for v in (r1, c1)):  # left out: a vanished map
+                ax_s.plot([], [], "o", mfc="none", color=colour, label=f"seed {seed} (left out)")
+                continue
+            ax_s.annotate("", (c1, r1), (c0, r0), arrowprops={"arrowstyle": "->", "color": colour})
             ax_s.plot([c1], [r1], "o", color=colour, label=f"seed {seed}")
         ax_s.plot([0], [0], "k+", markersize=10, label="probed unit")
         ax_s.set_aspect("equal", adjustable="datalim")
@@ -636,7 +639,7 @@ def shift_growth_figure(
         ax_g.grid(True, axis="y", alpha=0.3)
         ax_g.set_title(
             f"{group[group_by]}: change per seed (dots), mean with {level:.0%} t-interval "
-            f"over {len(seeds)} seeds (black)",
+            f"over the seeds (black; n = {group['shift_norm']['change']['n']})",
             fontsize=8,
         )
     return fig

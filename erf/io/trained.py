@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from erf.analysis.shift import KEYS as SHIFT_GROWTH_KEYS
-from erf.analysis.shift import PHASES, shift_growth, shift_growth_stats
+from erf.analysis.shift import PHASES, shift_growth, shift_growth_stats, vanished
 from erf.io.plots import (
     before_after_figure,
     erf_epochs_figure,
@@ -55,6 +55,7 @@ SUMMARY_COLUMNS = (
     "val_mean_iou",
     "wall_time_s",
     *(f"{k}_{when}" for k in SHIFT_GROWTH_KEYS for when in ("init", "trained")),
+    "shift_growth_excluded",
 )
 LEVEL = 0.95  # the confidence level of the intervals over seeds
 
@@ -138,9 +139,15 @@ def unit_in_input(erf_metrics: dict[str, Any]) -> tuple[float, float]:
 def add_shift_growth(row: dict[str, Any], erf_init: ERFResult, erf_trained: ERFResult) -> None:
     """Put the shift and sizes (``erf.analysis.shift.shift_growth``) of both maps into a
     job's row: ``row["shift_growth"]`` = {"before", "after"} and flat ``<key>_init`` /
-    ``<key>_trained`` columns."""
+    ``<key>_trained`` columns. A trained map that vanished (``erf.analysis.shift.vanished``:
+    a dead unit) gets NaN after-values, so the statistics over seeds leave it out, and the
+    reason in ``shift_growth_excluded``."""
     unit = unit_in_input(row["erf_init"])
     before, after = shift_growth(erf_init.map, unit), shift_growth(erf_trained.map, unit)
+    reason = vanished(erf_init.map, erf_trained.map)
+    if reason:
+        after = {k: float("nan") for k in after}
+    row["shift_growth_excluded"] = reason
     row["shift_growth"] = {"before": before, "after": after}
     for key in SHIFT_GROWTH_KEYS:
         row[f"{key}_init"], row[f"{key}_trained"] = before[key], after[key]
@@ -163,12 +170,19 @@ def setting_names(rows: Sequence[dict[str, Any]]) -> list[str]:
 def study_stats(rows: Sequence[dict[str, Any]], level: float = LEVEL) -> list[dict[str, Any]]:
     """Per setting (``setting_names``): shift and growth over seeds (``shift_growth_stats``)
     of rows that went through ``add_shift_growth``."""
-    named = zip(setting_names(rows), rows)
-    return shift_growth_stats(
-        [{"setting": n, "seed": r.get("seed"), **r["shift_growth"]} for n, r in named],
+    names = setting_names(rows)
+    stats = shift_growth_stats(
+        [{"setting": n, "seed": r.get("seed"), **r["shift_growth"]} for n, r in zip(names, rows)],
         group_by="setting",
         level=level,
     )
+    for group in stats:
+        group["excluded"] = {
+            str(r.get("seed")): r["shift_growth_excluded"]
+            for n, r in zip(names, rows)
+            if n == group["setting"] and r.get("shift_growth_excluded")
+        }
+    return stats
 
 
 def stats_table(stats: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -227,6 +241,8 @@ def format_stats(stats: Sequence[dict[str, Any]], level: float = LEVEL) -> str:
     lines = [f"shift vs growth, mean over seeds (change: {level:.0%} t-interval), px"]
     for group in stats:
         lines.append(f"{group['setting']} (seeds {', '.join(str(s) for s in group['seeds'])})")
+        for seed, reason in group.get("excluded", {}).items():
+            lines.append(f"  seed {seed} left out after training: {reason}")
         for key in SHIFT_GROWTH_KEYS:
             e = group[key]
             lines.append(

@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from erf.analysis.shift import KEYS, shift_growth, shift_growth_change, shift_growth_stats
+from erf.analysis.shift import (
+    KEYS,
+    shift_growth,
+    shift_growth_change,
+    shift_growth_stats,
+    vanished,
+)
 
 N = 121  # odd grid, unit at (60, 60); Gaussians with sigma <= 6 are far from the border
 
@@ -113,3 +119,12 @@ def test_stats_refuse_a_seed_twice_in_one_group_and_a_bad_level():
         shift_growth_stats(rows)
     with pytest.raises(ValueError, match="level"):
         shift_growth_stats(rows[:1], level=1.5)
+
+
+def test_a_map_that_vanished_after_training_is_named_and_a_smaller_one_is_not():
+    before = gaussian(3.0)
+    assert vanished(before, 0.5 * gaussian(6.0)) is None  # half the peak: a real map
+    assert "dead" in vanished(before, 1e-7 * gaussian(3.0, 60, 20))  # numerical dust
+    assert "no positive mass" in vanished(before, np.zeros_like(before))
+    with pytest.raises(ValueError, match="ratio"):
+        vanished(before, before, ratio=0.0)

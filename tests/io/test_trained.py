@@ -5,6 +5,7 @@ The maps are Gaussians with a known offset and width, so the numbers have exact 
 import csv
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -27,11 +28,13 @@ def _gaussian_result(sigma: float, d_col: float) -> ERFResult:
     )  # fmt: skip
 
 
-def _job(sweep, name, task, seed, trained_sigma, trained_shift, init="kaiming"):
+def _job(sweep, name, task, seed, trained_sigma, trained_shift, init="kaiming", scale=1.0):
     folder = sweep / name
     folder.mkdir(parents=True)
     save_result(_gaussian_result(2.0, 0.0), folder / "erf_init.npz")
-    save_result(_gaussian_result(trained_sigma, trained_shift), folder / "erf_trained.npz")
+    trained = _gaussian_result(trained_sigma, trained_shift)
+    trained = replace(trained, total=scale * trained.total, total_sq=scale**2 * trained.total_sq)
+    save_result(trained, folder / "erf_trained.npz")
     erf = {"center_row": UNIT[0], "center_col": UNIT[1], "unit_in_input": list(UNIT)}
     write_json(
         {
@@ -107,3 +110,17 @@ def test_settings_that_differ_beyond_the_seed_are_summarised_apart(tmp_path):
     assert setting_names(rows) == ["classification, init=kaiming", "classification, init=rim_heavy"]
     with open(tmp_path / "shift_growth.csv") as f:
         assert {r["setting"] for r in csv.DictReader(f)} == set(setting_names(rows))
+
+
+def test_a_seed_whose_trained_map_vanished_is_left_out_of_the_intervals_and_named(tmp_path):
+    for i, (seed, shift) in enumerate(zip((0, 1, 2), (4.0, 8.0, 12.0))):
+        _job(tmp_path, f"{i}_seg_seed{seed}", "segmentation", seed, 2.0, shift)
+    _job(tmp_path, "3_seg_seed3", "segmentation", 3, 2.0, 30.0, scale=1e-8)  # a dead unit
+    rows = write_study_summary(tmp_path)
+    assert "dead" in rows[3]["shift_growth_excluded"] and rows[0]["shift_growth_excluded"] is None
+    with open(tmp_path / "shift_growth.csv") as f:
+        long = {(r["quantity"], r["phase"]): r for r in csv.DictReader(f)}
+    assert long["shift_norm", "before"]["n"] == "4"  # the map at init is fine
+    change = long["shift_norm", "change"]
+    assert change["n"] == "3" and float(change["mean"]) == pytest.approx(8.0, abs=1e-6)
+    assert "seed 3 left out after training" in format_summary(rows)
