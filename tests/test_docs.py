@@ -183,3 +183,42 @@ def test_the_rim_heavy_enlargement_is_quoted_with_its_interval_over_draws():
         quoted, [(a, k) for a in ("none", "relu") for k in ("mean", "low", "high")]
     ):
         _check(q, ratios[act][key], f"init_sweep rim_heavy / random {act} {key}")
+
+
+TRAINED_LABELS = {
+    "shift \\|COM − unit\\|": "shift_norm",
+    "shift, rows": "shift_row",
+    "shift, columns": "shift_col",
+    "Luo size about own centre": "luo_size_own",
+    "moment σ about own centre": "moment_sigma_own",
+    "mass radius 50 about own centre": "mass_radius_50_own",
+    "Luo size about the unit": "luo_size_unit",
+    "moment σ about the unit": "moment_sigma_unit",
+    "mass radius 50 about the unit": "mass_radius_50_unit",
+}
+CELL = rf"{NUMBER}(?: \[{NUMBER}, {NUMBER}\])? \(n = (\d+)\)"
+
+
+def test_the_trained_vs_untrained_tables_are_its_shift_growth_summary():
+    folder = LUO / "trained_vs_untrained"
+    text = _text(folder / "README.md")
+    table = {
+        (r["setting"], r["quantity"], r["phase"]): r for r in _csv(folder / "shift_growth.csv")
+    }
+    for setting in ("classification", "segmentation"):
+        section = text[text.index(f"\n### {setting}") :]
+        section = section[: section.find("\n## ")]
+        for label, key in TRAINED_LABELS.items():
+            row = rf"\| {re.escape(label)} \| [^|]+ \| {CELL} \| {CELL} \| {CELL} \|"
+            cells = _find(row, section, f"trained_vs_untrained {setting} {key}")
+            for phase, (mean, low, high, n) in zip(
+                ("before", "after", "change"), (cells[i : i + 4] for i in (0, 4, 8))
+            ):
+                entry = table[setting, key, phase]
+                what = f"trained_vs_untrained {setting} {key} {phase}"
+                assert int(n) == int(entry["n"]), f"{what}: n {n} vs {entry['n']}"
+                _check(mean, float(entry["mean"]), what)
+                if low is not None:
+                    _check(low, float(entry["low"]), f"{what} low")
+                    _check(high, float(entry["high"]), f"{what} high")
+    assert len(_csv(folder / "summary.csv")) == 10  # 3 classification + 7 segmentation seeds
