@@ -99,7 +99,7 @@ def test_the_experiment_runs_both_settings_over_seeds_and_summarises_them(tmp_pa
         "train.epochs=1",
         "data.size=32",
         "inputs.size=null",
-        "scale.trained_vs_untrained.seeds=0,1",
+        "seed=0,1",  # the command line replaces the sweep's seeds
         f"hydra.sweep.dir={sweep}",
     )
     assert last_line(proc.stdout) == f"results: {sweep}"
