@@ -569,3 +569,77 @@ def _mark_trf(ax: plt.Axes, panel: Mapping[str, Any], shape: tuple[int, int]) ->
         )
     ax.set_xlim(-0.5, w - 0.5)
     ax.set_ylim(h - 0.5, -0.5)
+
+
+# --------------------------------------------------------------------------- shift vs growth
+
+_GROWTH_LABELS = {
+    "shift_norm": "shift |COM − unit|",
+    "luo_size_own": "Luo size\n(own centre)",
+    "moment_sigma_own": "moment σ\n(own centre)",
+    "mass_radius_50_own": "mass r50\n(own centre)",
+    "luo_size_unit": "Luo size\n(unit)",
+    "moment_sigma_unit": "moment σ\n(unit)",
+    "mass_radius_50_unit": "mass r50\n(unit)",
+}
+
+
+def shift_growth_figure(
+    groups: Sequence[Mapping[str, Any]], group_by: str = "setting", level: float = 0.95
+) -> Figure:
+    """Off-centre shift vs growth of the ERF through training, one row per group (setting).
+
+    Left: the map's centre of mass relative to the probed unit (at 0, 0), in input pixels,
+    before (open circle) and after training (filled), one arrow per seed. Right: the change
+    after − before (px) of the shift and of each size about the map's own centre and about
+    the unit, one dot per seed, with the mean and its ``level`` t-interval.
+    ``groups`` are ``erf.analysis.shift.shift_growth_stats`` entries.
+    """
+    n = max(len(groups), 1)
+    fig, axes = plt.subplots(
+        n, 2, figsize=(11, 3.6 * n), squeeze=False, constrained_layout=True,
+        gridspec_kw={"width_ratios": [1, 2.2]},
+    )  # fmt: skip
+    for (ax_s, ax_g), group in zip(axes, groups):
+        seeds = group["seeds"]
+        colours = plt.cm.tab10(np.arange(len(seeds)) % 10)
+        for i, (seed, colour) in enumerate(zip(seeds, colours)):
+            r0, r1 = (group["shift_row"][p]["values"][i] for p in ("before", "after"))
+            c0, c1 = (group["shift_col"][p]["values"][i] for p in ("before", "after"))
+            ax_s.plot([c0], [r0], "o", mfc="none", color=colour)
+            if not all(math.isfinite(v) for v in (r1, c1)):  # left out: a vanished map
+                ax_s.plot([], [], "o", mfc="none", color=colour, label=f"seed {seed} (left out)")
+                continue
+            ax_s.annotate("", (c1, r1), (c0, r0), arrowprops={"arrowstyle": "->", "color": colour})
+            ax_s.plot([c1], [r1], "o", color=colour, label=f"seed {seed}")
+        ax_s.plot([0], [0], "k+", markersize=10, label="probed unit")
+        ax_s.set_aspect("equal", adjustable="datalim")
+        ax_s.invert_yaxis()
+        ax_s.set_xlabel("COM − unit, columns (px)")
+        ax_s.set_ylabel("COM − unit, rows (px)")
+        ax_s.grid(True, alpha=0.3)
+        ax_s.legend(fontsize=6)
+        ax_s.set_title(f"{group[group_by]}: centre of mass, init (open) → trained", fontsize=8)
+        keys = list(_GROWTH_LABELS)
+        for x, key in enumerate(keys):
+            change = group[key]["change"]
+            ax_g.scatter(
+                x + np.linspace(-0.12, 0.12, len(seeds)), change["values"], c=colours, s=14
+            )
+            if math.isfinite(change["low"]):
+                err = [[change["mean"] - change["low"]], [change["high"] - change["mean"]]]
+                ax_g.errorbar([x + 0.25], [change["mean"]], yerr=err, fmt="ks", ms=4, capsize=3)
+            else:
+                ax_g.plot([x + 0.25], [change["mean"]], "ks", ms=4)
+        ax_g.axhline(0.0, color="grey", linewidth=0.8)
+        ax_g.axvline(0.5, color="grey", linewidth=0.5, linestyle=":")
+        ax_g.axvline(3.5, color="grey", linewidth=0.5, linestyle=":")
+        ax_g.set_xticks(range(len(keys)), [_GROWTH_LABELS[k] for k in keys], fontsize=7)
+        ax_g.set_ylabel("after − before (px)")
+        ax_g.grid(True, axis="y", alpha=0.3)
+        ax_g.set_title(
+            f"{group[group_by]}: change per seed (dots), mean with {level:.0%} t-interval "
+            f"over the seeds (black; n = {group['shift_norm']['change']['n']})",
+            fontsize=8,
+        )
+    return fig

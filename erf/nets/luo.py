@@ -135,10 +135,11 @@ class ConvStack(nn.Sequential):
 def rim_heavy_profile(kernel_size: int) -> torch.Tensor:
     """Per-position weight variance of the "rim_heavy" init, ``[k, k]``, mean 1.
 
-    Luo et al. 2016 (§5) suggest lighter weights at the kernel centre and heavier ones at the
-    rim to enlarge the ERF at initialisation. The variance grows with the squared distance
-    from the centre: ``v(i, j) ∝ 1 + ((i - c)² + (j - c)²) / c²`` with ``c = (k - 1) / 2``
-    (centre 1, edge midpoints 2, corners 3 before normalising), scaled to mean 1 so a layer's
+    Luo et al. 2016 (§4.1) propose lighter weights at the kernel centre and heavier ones at
+    the rim to enlarge the ERF at initialisation, and try it on CIFAR-10. The variance grows
+    with the squared distance from the centre: ``v(i, j) ∝ 1 + ((i - c)² + (j - c)²) / c²``
+    with ``c = (k - 1) / 2`` (centre 1, edge midpoints 2, corners 3 before normalising),
+    scaled to mean 1 so a layer's
     total variance (and hence the forward signal scale) equals the "random" init's.
     """
     k = int(kernel_size)
@@ -190,7 +191,7 @@ class MaskDropout(nn.Dropout):
     1 / (1 - p), as at training time.
 
     The probe puts models in eval mode, where ``nn.Dropout`` is the identity; this module is
-    how an ERF is measured *through* dropout masks (Luo et al. 2016, §4.2). Masks come from a
+    how an ERF is measured *through* dropout masks (Luo et al. 2016, §2.5). Masks come from a
     private generator per device seeded with ``seed``, so a run is reproducible for a given
     batch size (masks are drawn per batch, in call order).
     """
@@ -268,7 +269,7 @@ class ResidualBlock(nn.Module):
 
 class ResidualStack(nn.Sequential):
     """``blocks`` residual blocks (``ResidualBlock``) of k×k "same" convolutions: Luo et al.
-    2016's skip-connection study (§4.2) and the body of the trained networks.
+    2016's skip-connection study (§2.6) and the body of the trained networks.
 
     With ``skip=True`` the stack has 2^blocks input-to-output paths whose RFs follow a
     binomial distribution (a path through j branches spans 1 + 2j(k - 1) pixels); the TRF

@@ -66,7 +66,7 @@ def test_erf_experiments_lists_every_experiment_with_a_description():
     assert all(text and not text.startswith("@") for text in listed.values()), listed
     lines = format_listing(experiments()).splitlines()
     assert [line.split()[0] for line in lines] == EXPERIMENTS
-    assert listed["depth_sweep"].startswith("Luo et al. 2016, Fig. 1: ERF vs depth")
+    assert listed["depth_sweep"].startswith("Luo et al. 2016, §3.1: ERF vs depth")
 
 
 def test_a_description_is_the_first_sentence_of_the_header_comment(tmp_path):
@@ -134,3 +134,13 @@ def test_the_cross_arch_sweep_covers_every_arch_and_three_seeds_at_224_on_the_cp
     assert cfg.plot.scale == "log" and list(cfg.inputs.size) == [224, 224]
     assert _sweep(gpu)["scale.cross_arch.size"] == [224, 1024]
     assert gpu.probe.n_samples > cfg.probe.n_samples
+
+
+@pytest.mark.parametrize("scale", ["cpu", "paper"])
+def test_the_trained_vs_untrained_sweep_repeats_both_settings_over_three_seeds(scale):
+    overrides = ["experiment=trained_vs_untrained", f"scale={scale}"]
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=overrides, return_hydra_config=True)
+    sweep = _sweep(cfg)
+    assert sorted(sweep["setting"]) == ["classification", "segmentation"]
+    assert len(set(sweep["seed"])) >= 3

@@ -50,7 +50,7 @@ def test_experiments_lists_each_experiment_with_its_description():
     proc = run_erf("experiments")
     rows = dict(line.split(None, 1) for line in proc.stdout.splitlines())
     assert {"depth_sweep", "growth", "paper_figures", "trained_vs_untrained"} <= set(rows)
-    assert rows["depth_sweep"].startswith("Luo et al. 2016, Fig. 1")
+    assert rows["depth_sweep"].startswith("Luo et al. 2016, §3.1")
 
 
 def test_an_unknown_command_is_one_line_with_the_choices_and_exit_2():

@@ -88,7 +88,7 @@ def test_the_saved_weights_load_into_the_same_model(classification_job):
 
 
 @pytest.mark.slow
-def test_the_experiment_runs_both_settings_and_summarises_them(tmp_path):
+def test_the_experiment_runs_both_settings_over_seeds_and_summarises_them(tmp_path):
     sweep = tmp_path / "sweep"
     sizes = [a for a in TINY if not a.startswith("model.blocks")]  # the settings' own depths
     proc = run_module(
@@ -99,16 +99,24 @@ def test_the_experiment_runs_both_settings_and_summarises_them(tmp_path):
         "train.epochs=1",
         "data.size=32",
         "inputs.size=null",
+        "seed=0,1",  # the command line replaces the sweep's seeds
         f"hydra.sweep.dir={sweep}",
     )
     assert last_line(proc.stdout) == f"results: {sweep}"
+    assert "segmentation (seeds 0, 1)" in proc.stdout  # the shift-vs-growth table
     with open(sweep / "summary.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [r["task"] for r in rows] == ["classification", "segmentation"]
+    tasks = ["classification", "classification", "segmentation", "segmentation"]
+    assert [(r["task"], r["seed"]) for r in rows] == list(zip(tasks, ["0", "1", "0", "1"]))
     assert {r["dataset_generated"] for r in rows} == {"True"}
-    assert [float(r["trf_size"]) for r in rows] == [71, 453]  # as derived in test_trained_nets
-    assert rows[1]["val_mean_iou"] and not rows[0]["val_mean_iou"]
-    assert (sweep / "before_after.png").stat().st_size > 10_000
+    assert [float(r["trf_size"]) for r in rows] == [71, 71, 453, 453]  # see test_trained_nets
+    assert rows[2]["val_mean_iou"] and not rows[0]["val_mean_iou"]
+    with open(sweep / "shift_growth.csv") as f:
+        table = list(csv.DictReader(f))
+    assert {r["setting"] for r in table} == {"classification", "segmentation"}
+    assert {r["n"] for r in table} == {"2"}
+    for name in ("before_after.png", "shift_growth.png"):
+        assert (sweep / name).stat().st_size > 10_000
 
 
 def test_missing_cifar10_is_one_line_saying_where_to_put_it(tmp_path):
