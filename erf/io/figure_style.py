@@ -106,6 +106,13 @@ def human(key: str) -> str:
     return LABELS.get(key, str(key).replace("_", " "))
 
 
+def setting(key: str, value: Any) -> str:
+    """A key and its value in words, the unit after the value: ("input_h", 224) -> "input
+    224 px", ("depth", 5) -> "depth 5 layers", ("init", "random") -> "weights random"."""
+    match = re.fullmatch(r"(.*) \((.*)\)", human(key))
+    return f"{match.group(1)} {value} {match.group(2)}" if match else f"{human(key)} {value}"
+
+
 # --------------------------------------------------------------------------- output
 
 

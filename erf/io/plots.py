@@ -34,6 +34,7 @@ from erf.io.figure_style import (  # noqa: E402
     integer_ticks,
     log_axis,
     natural_key,
+    setting,
     style,
     styled,
     wrap,
@@ -63,7 +64,7 @@ LINESTYLES = ("-", "--", "-.", ":")
 
 
 def _group_label(key: Sequence[Any], group_by: Sequence[str]) -> str:
-    return ", ".join(f"{human(k)} {v}" for k, v in zip(group_by, key)) or "all jobs"
+    return ", ".join(setting(k, v) for k, v in zip(group_by, key)) or "all jobs"
 
 
 def _interval(rows: Sequence[Mapping[str, Any]], y: str) -> tuple[np.ndarray, np.ndarray] | None:

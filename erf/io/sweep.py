@@ -16,7 +16,7 @@ from typing import Any
 from erf.analysis.metrics import loglog_slope
 from erf.analysis.studies import centre_profile, growth_stats, per_draw_rows
 from erf.io.cross_arch import write_cross_arch
-from erf.io.figure_style import caption, caption_text, human, natural_key
+from erf.io.figure_style import caption, caption_text, natural_key, setting
 from erf.io.plots import (
     erf_grid_figure,
     growth_figure,
@@ -155,8 +155,8 @@ def _write_table_and_grid(
         fig = erf_grid_figure(
             [_panel(cells[(g, v)]) if (g, v) in cells else None for g in groups for v in xs],
             scale=scale,
-            row_labels=[", ".join(f"{human(k)} {v}" for k, v in zip(group_by, g)) for g in groups],
-            col_labels=[f"{human(x)} {v}" for v in xs],
+            row_labels=[", ".join(setting(k, v) for k, v in zip(group_by, g)) for g in groups],
+            col_labels=[setting(x, v) for v in xs],
             caption_text=caption_text(rows),
         )
     else:
@@ -190,7 +190,7 @@ def write_summary(
         )
     labels = [
         r.get("label")
-        or f"{human(x)} {r.get(x)}; " + ", ".join(f"{r[k]}" for k in group_by if k in r)
+        or ", ".join([setting(x, r.get(x)), *(setting(k, r[k]) for k in group_by if k in r)])
         for r in rows
     ]
     ncols = n_x if n_x > 1 else min(4, len(rows))
