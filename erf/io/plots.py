@@ -150,8 +150,11 @@ def _loglog_axes(ax: plt.Axes, xs: np.ndarray, x: str, ylabel: str, legend: bool
     ax.set_xlabel(human(x))
     ax.set_ylabel(ylabel)
     ax.grid(True, which="both", alpha=0.3)
-    if legend:
-        ax.legend(fontsize=6.5, loc="best")
+    if legend:  # labels wrapped to the axes, so the legend stays inside them
+        handles, labels = ax.get_legend_handles_labels()
+        width_in = ax.get_position().width * ax.figure.get_figwidth()
+        ax.legend(handles, [wrap(t, 0.75 * width_in, 6.5) for t in labels], fontsize=6.5,
+                  loc="best")  # fmt: skip
 
 
 @styled
