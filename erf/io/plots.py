@@ -33,6 +33,7 @@ from erf.io.figure_style import (  # noqa: E402
     human,
     integer_ticks,
     log_axis,
+    model_name,
     natural_key,
     setting,
     style,
@@ -337,13 +338,13 @@ def profile_figure(
     ax.set_ylabel("size (input px)")
     ax_r.set_ylabel("ERF / TRF")
     ax_r.set_ylim(bottom=0)
-    ax_r.set_xticks(xs, [str(r.get("target")) for r in rows], rotation=90, fontsize=6.5)
+    ax_r.set_xticks(xs, [str(r.get("target") or "output") for r in rows], rotation=90, fontsize=6.5)
     ax_r.set_xlabel(human("target"))
     for a in (ax, ax_r):
         a.grid(True, which="both", alpha=0.3)
     ax.legend(loc="best", fontsize=6.5)
     if title is None:
-        models = sorted({str(r.get("label") or r.get("name") or "model") for r in rows})
+        models = sorted({model_name(r) for r in rows}, key=natural_key)
         sizes = sorted({f"{r.get('input_h')}×{r.get('input_w')}" for r in rows})
         title = f"{', '.join(models)} at {', '.join(sizes)} px: ERF and TRF through the network"
     fig.suptitle(wrap(title, fig.get_figwidth() - 0.3, 9))
