@@ -16,6 +16,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from erf.app.errors import log_traceback, one_line
+from erf.app.figures import output_of
+from erf.io.figure_style import figure_output
 from erf.io.sweep import STUDIES, collect, format_slopes, write_study, write_summary
 from erf.io.tables import format_rows
 from erf.io.trained import format_summary, write_study_summary
@@ -29,7 +31,8 @@ def recorded(on_end: Callable[..., None]) -> Callable[..., None]:
     @functools.wraps(on_end)
     def run(self: Callback, config: DictConfig, **kwargs: Any) -> None:
         try:
-            on_end(self, config, **kwargs)
+            with figure_output(output_of(config.get("plot"))):  # plot.format, plot.dpi
+                on_end(self, config, **kwargs)
         except Exception as exc:
             log_traceback(exc)
             FAILURES.append(f"sweep summary failed: {one_line(exc)}")

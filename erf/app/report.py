@@ -3,6 +3,9 @@
 Reads every job's ``metrics.json`` and ``erf.npz`` under SWEEP_DIR and writes
 ``summary.csv`` (one row per job), ``slopes.json`` (log-log slopes per group),
 ``erf_grid.png`` (all heatmaps) and ``trf_vs_erf.png`` (sizes against depth, log-log).
+Figures are drawn from those saved results only, so ``plot.format=pdf`` (or
+``plot.format=[png,pdf,svg]``) and ``plot.dpi=300`` after SWEEP_DIR re-render any sweep in
+other formats (``erf.app.figures``).
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from erf.app.figures import output_of, parse_overrides
+from erf.io.figure_style import figure_output
 from erf.io.store import CorruptJob
 from erf.io.sweep import STUDIES, format_slopes, write_study, write_summary
 
@@ -21,6 +26,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m erf.report") 
         prog=prog,
         description="Sweep summary: ``python -m erf.report SWEEP_DIR`` (also run by Hydra at "
         "the end of a sweep).",
+        epilog="Figure output, anywhere on the line: plot.format=png|pdf|svg or [png,pdf] (one "
+        "file per format), plot.dpi=N (raster formats; default 200), plot.scale=linear|log.",
     )
     parser.add_argument("sweep_dir", type=Path)
     parser.add_argument("--x", default="depth", help="setting on the x axis (default: depth)")
@@ -35,13 +42,26 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m erf.report") 
         choices=STUDIES,
         help="also write a study's outputs: Luo et al.'s growth, shape, paths; cross_arch",
     )
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    plot_args = [a for a in argv if a.lstrip("+").startswith("plot.")]
+    args = parser.parse_args([a for a in argv if a not in plot_args])
+    try:
+        plot = parse_overrides(plot_args)
+        output = output_of(plot)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    args.scale = plot.get("scale", args.scale)
+    if args.scale not in ("linear", "log"):
+        print(f"error: plot.scale {args.scale!r}; allowed: linear, log", file=sys.stderr)
+        return 2
     if not args.sweep_dir.is_dir():
         print(f"error: {args.sweep_dir} is not a directory", file=sys.stderr)
         return 2
     try:
-        slopes = write_summary(args.sweep_dir, args.x, args.group_by, args.scale)
-        study = args.study and write_study(args.sweep_dir, args.study, args.x, args.group_by)
+        with figure_output(output):
+            slopes = write_summary(args.sweep_dir, args.x, args.group_by, args.scale)
+            study = args.study and write_study(args.sweep_dir, args.study, args.x, args.group_by)
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -32,9 +32,11 @@ from omegaconf import DictConfig
 from erf.app import callbacks, torchrun
 from erf.app.config import CONFIG_DIR
 from erf.app.errors import JobInterrupted, log_traceback, one_line
+from erf.app.figures import output_of
 from erf.app.jobs import run_job
 from erf.app.signals import stop_requests, watching_signals
 from erf.app.validate import ConfigError, preflight, quote_non_ascii
+from erf.io.figure_style import figure_output
 from erf.probe import distributed
 from erf.probe.measure import ProbeInterrupted
 
@@ -57,7 +59,7 @@ def main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
     try:
-        with stop_requests() as should_stop:
+        with stop_requests() as should_stop, figure_output(output_of(cfg.get("plot"))):
             run_job(cfg, out_dir, should_stop)
     except (ProbeInterrupted, JobInterrupted) as stop:
         saved = (

@@ -30,7 +30,7 @@ from erf.io.store import atomic_write, write_json
 
 log = logging.getLogger("erf")
 
-COLLECTED = ("*.png", "summary.csv", "growth.json", "slopes.json")
+COLLECTED = ("*.png", "*.pdf", "*.svg", "summary.csv", "growth.json", "slopes.json")
 RELATIVE_TO = "the folder holding this suite.json (run the commands there)"
 
 

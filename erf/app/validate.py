@@ -45,6 +45,7 @@ from erf.app.rules import (
     positive,
 )
 from erf.app.train_rules import training_rules  # trained networks, data/ and train/ groups
+from erf.io.figure_style import FORMATS, MAX_DPI
 from erf.nets.checks import (
     MAX_BATCH,
     MAX_CHANNELS,
@@ -105,6 +106,11 @@ def _names_or(word: str) -> Rule:
     ), f"{word} or a list of module names"
 
 
+def _plot_formats(v: Any) -> bool:
+    values = [v] if isinstance(v, str) else v if isinstance(v, list) else None
+    return bool(values) and all(isinstance(f, str) and f in FORMATS for f in values)
+
+
 def _device(v: Any) -> bool:
     return isinstance(v, str) and (v in ("cpu", "cuda", "auto") or v.startswith("cuda:"))
 
@@ -115,6 +121,8 @@ RULES: dict[str, Rule] = {
     "resume": boolean(),
     "label": (lambda v: v is None or isinstance(v, str), "null or a text"),
     "plot.scale": choice(("linear", "log")),
+    "plot.format": (_plot_formats, "png, pdf, svg or a list of them, e.g. [png,pdf]"),
+    "plot.dpi": int_between(10, MAX_DPI),
     "fit.r2_min": (
         lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1,
         "a number in [0, 1]",

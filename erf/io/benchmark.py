@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from erf.io.figure_style import human
 from erf.io.plots import benchmark_figure, save_figure
 from erf.io.store import write_json, write_text
 from erf.io.tables import csv_text, format_rows
@@ -21,7 +22,9 @@ def write_benchmark(out_dir: Path, record: dict[str, Any], title: str) -> None:
     columns = list(dict.fromkeys(k for r in rows for k in r))
     write_text(csv_text(rows, columns), out_dir / "benchmark.csv")
     write_json(record, out_dir / "benchmark.json")
-    save_figure(benchmark_figure(rows, title), str(out_dir / "benchmark.png"))
+    keys = ("model", "input_h", "input_w", "target", "device", "threads", "n_samples")
+    text = ", ".join(f"{human(k)} {record[k]}" for k in keys if record.get(k) is not None)
+    save_figure(benchmark_figure(rows, title, caption_text=text or None), out_dir / "benchmark.png")
 
 
 def format_benchmark(rows: list[dict[str, Any]], ratios: dict[str, float]) -> str:

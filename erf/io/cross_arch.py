@@ -25,6 +25,7 @@ from erf.analysis.cross_arch import (
     mean_map,
     trf_is_global,
 )
+from erf.io.figure_style import caption_text, natural_key
 from erf.io.plots import cross_arch_figure, save_figure
 from erf.io.store import load_result, write_text
 from erf.io.tables import csv_text
@@ -170,6 +171,16 @@ def cross_arch_panels(
     return panels, [_row_label(*k) for k in row_keys], models
 
 
+def _layers(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The probed layer of each model, "model: layer; ..." (one entry when all share it)."""
+    by_model = {_model_label(r): str(r.get("target") or "output") for r in job_order(rows)}
+    if len(set(by_model.values())) == 1:
+        return next(iter(by_model.values()))
+    return "; ".join(
+        f"{m}: {t}" for m, t in sorted(by_model.items(), key=lambda kv: natural_key(kv[0]))
+    )
+
+
 def write_cross_arch(
     sweep_dir: str | Path, rows: Sequence[Mapping[str, Any]], scale: str = "log"
 ) -> str:
@@ -186,7 +197,10 @@ def write_cross_arch(
     markdown = cross_arch_markdown(table)
     write_text(markdown, sweep_dir / "cross_arch.md")
     panels, row_labels, col_labels = cross_arch_panels(rows)
+    text = caption_text(rows, model="per column", layer=_layers(rows))
     for norm, name in (("row", "cross_arch.png"), ("cell", "cross_arch_per_map.png")):
-        fig = cross_arch_figure(panels, row_labels, col_labels, scale=scale, norm=norm)
-        save_figure(fig, str(sweep_dir / name))
+        fig = cross_arch_figure(
+            panels, row_labels, col_labels, scale=scale, norm=norm, caption_text=text
+        )
+        save_figure(fig, sweep_dir / name)
     return markdown

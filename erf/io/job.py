@@ -8,20 +8,26 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from erf.io.figure_style import caption_text
 from erf.io.plots import erf_figure, save_figure
 from erf.io.store import clean_stale_temps, file_record, save_result, write_json
 from erf.result import ERFResult
 
 
 def heatmap_title(metrics: dict[str, Any]) -> str:
-    """The heatmap's title: the job's main settings, its ERF and TRF sizes."""
-    keys = ("label", "name", "target", "depth", "blocks", "init", "activation")
-    head = ", ".join(f"{k}={metrics[k]}" for k in keys if metrics.get(k) is not None)
-    trf = metrics.get("trf_size", float("nan"))
-    title = f"{head}\nERF size {metrics['erf_size']:.2f}, TRF {trf:.0f}"
+    """The heatmap's title: the job's main settings in words, its ERF and TRF sizes."""
+    words = {
+        "label": "{}", "name": "{}", "target": "layer {}", "depth": "depth {}",
+        "blocks": "{} blocks", "init": "{} weights", "activation": "activation {}",
+    }  # fmt: skip
+    head = ", ".join(w.format(metrics[k]) for k, w in words.items() if metrics.get(k) is not None)
+    erf = metrics.get("erf_size")
+    trf = metrics.get("trf_size")
+    sizes = f"ERF size {erf:.2f} px" if erf is not None else "ERF size n/a"
+    sizes += f", TRF {trf:.0f} px" if trf is not None else ", TRF n/a"
     if metrics.get("trf_source") == "measured_support":
-        title += " (measured support)"
-    return title
+        sizes += " (measured support)"
+    return f"{head}\n{sizes}" if head else sizes
 
 
 def trf_label(metrics: dict[str, Any]) -> str:
@@ -44,8 +50,9 @@ def write_job(
     scale: str,
     extra_files: Sequence[str] = (),
 ) -> None:
-    """erf.npz, heatmap.png, then metrics.json (the completion marker, recording the size and
-    sha256 of those and of ``extra_files`` already in ``out_dir`` under ``files``), each
+    """erf.npz, heatmap.png (in the formats of ``figure_style.current_output()``), then
+    metrics.json (the completion marker, recording the size and sha256 of those and of
+    ``extra_files`` already in ``out_dir`` under ``files``), each
     written atomically; the probe checkpoint (``checkpoint.npz``) and temp files of runs that
     died mid-write are removed once they are all in place."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -59,9 +66,10 @@ def write_job(
         warning="; ".join(metrics.get("warnings", [])) or None,
         trf_label=trf_label(metrics),
         unit=metrics.get("unit_in_input"),
+        caption_text=caption_text([metrics]),
     )
-    save_figure(fig, str(out_dir / "heatmap.png"))
-    metrics["files"] = file_record(out_dir, ["erf.npz", "heatmap.png", *extra_files])
+    figures = [p.name for p in save_figure(fig, out_dir / "heatmap.png")]
+    metrics["files"] = file_record(out_dir, ["erf.npz", *figures, *extra_files])
     write_json(metrics, out_dir / "metrics.json")
     (out_dir / "checkpoint.npz").unlink(missing_ok=True)
     clean_stale_temps(out_dir)  # of runs killed mid-write; a live writer's are kept

@@ -16,6 +16,7 @@ from typing import Any
 from erf.analysis.metrics import loglog_slope
 from erf.analysis.studies import centre_profile, growth_stats, per_draw_rows
 from erf.io.cross_arch import write_cross_arch
+from erf.io.figure_style import caption, caption_text, natural_key, setting
 from erf.io.plots import (
     erf_grid_figure,
     growth_figure,
@@ -115,7 +116,8 @@ COLUMNS = (
 def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
     """Metrics of every job under ``sweep_dir`` (its subfolders holding metrics.json)."""
     rows = []
-    for path in sorted(Path(sweep_dir).glob("*/metrics.json")):
+    paths = Path(sweep_dir).glob("*/metrics.json")
+    for path in sorted(paths, key=lambda p: natural_key(p.parent.name)):  # 2_... before 10_...
         row = read_job_metrics(path)
         row["job"] = path.parent.name
         row["_dir"] = path.parent
@@ -150,22 +152,55 @@ def _collect_or_fail(folder: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _panel(row: dict[str, Any], title: str | None = None) -> dict[str, Any]:
+    """One grid panel of a job row: its map, TRF box, fit, flags and sizes."""
+    return {
+        "map": load_result(row["_dir"] / "erf.npz").map,
+        "trf_interval": row.get("trf_interval"),
+        "fit": row.get("fit"),
+        "warning": _flags(row),
+        "title": title,
+        "note": f"ERF {_fmt(row.get('erf_size'))} / TRF {_fmt(row.get('trf_size'), 0)} px",
+        "unit": row.get("unit_in_input"),
+    }
+
+
 def _write_table_and_grid(
-    folder: Path, rows: Sequence[dict[str, Any]], labels: Sequence[str], ncols: int, scale: str
+    folder: Path,
+    rows: Sequence[dict[str, Any]],
+    labels: Sequence[str],
+    ncols: int,
+    scale: str,
+    matrix: tuple[str, Sequence[str]] | None = None,
 ) -> None:
-    """summary.csv (one row per job) and erf_grid.png (one heatmap per job)."""
+    """summary.csv (one row per job) and erf_grid.png (one heatmap per job). With ``matrix``
+    (x, group_by) and one job per (group, x), the grid has one row per group and one column
+    per value of x, with row and column headers; else one titled panel per job."""
     write_text(csv_text(rows, COLUMNS), folder / "summary.csv")
-    panels = [
-        {
-            "map": load_result(r["_dir"] / "erf.npz").map,
-            "trf_interval": r.get("trf_interval"),
-            "fit": r.get("fit"),
-            "warning": _flags(r),
-            "title": f"{label}\nERF {_fmt(r.get('erf_size'))} / TRF {_fmt(r.get('trf_size'))}",
-        }
-        for r, label in zip(rows, labels)
-    ]
-    save_figure(erf_grid_figure(panels, ncols=ncols, scale=scale), str(folder / "erf_grid.png"))
+    cells = None
+    if matrix is not None:
+        x, group_by = matrix
+        keys = [tuple(r.get(k) for k in group_by) for r in rows]
+        xs = sorted({r[x] for r in rows}, key=natural_key)
+        groups = sorted(set(keys), key=natural_key)
+        if len(set(zip(keys, (r[x] for r in rows)))) == len(rows) and len(groups) > 1:
+            cells = {(k, r[x]): r for k, r in zip(keys, rows)}
+    if cells is not None:
+        fig = erf_grid_figure(
+            [_panel(cells[(g, v)]) if (g, v) in cells else None for g in groups for v in xs],
+            scale=scale,
+            row_labels=[", ".join(setting(k, v) for k, v in zip(group_by, g)) for g in groups],
+            col_labels=[setting(x, v) for v in xs],
+            caption_text=caption_text(rows),
+        )
+    else:
+        fig = erf_grid_figure(
+            [_panel(r, label) for r, label in zip(rows, labels)],
+            ncols=ncols,
+            scale=scale,
+            caption_text=caption_text(rows),
+        )
+    save_figure(fig, folder / "erf_grid.png")
 
 
 def write_summary(
@@ -179,8 +214,8 @@ def write_summary(
     sweep_dir = Path(sweep_dir)
     rows = _collect_or_fail(sweep_dir)
     numeric_x = all(_is_number(r.get(x)) for r in rows)
-    if numeric_x:  # else (e.g. x = label) keep the job order
-        rows.sort(key=lambda r: (tuple(str(r.get(k)) for k in group_by), r[x]))
+    if numeric_x:  # else (e.g. x = label) keep the job order; resnet18 < resnet50 < resnet101
+        rows.sort(key=lambda r: (natural_key(tuple(r.get(k) for k in group_by)), r[x]))
     n_x = len({str(r.get(x)) for r in rows})
     slopes = group_slopes(rows, x, group_by) if numeric_x and n_x > 1 else []
     if slopes:
@@ -188,14 +223,16 @@ def write_summary(
             {"x": x, "group_by": list(group_by), "groups": slopes}, sweep_dir / "slopes.json"
         )
     labels = [
-        r.get("label") or f"{x}={r.get(x)} " + ", ".join(f"{r[k]}" for k in group_by if k in r)
+        r.get("label")
+        or ", ".join([setting(x, r.get(x)), *(setting(k, r[k]) for k in group_by if k in r)])
         for r in rows
     ]
-    _write_table_and_grid(sweep_dir, rows, labels, n_x if n_x > 1 else min(4, len(rows)), scale)
+    ncols = n_x if n_x > 1 else min(4, len(rows))
+    matrix = (x, group_by) if numeric_x and group_by else None
+    _write_table_and_grid(sweep_dir, rows, labels, min(ncols, 6), scale, matrix)
     if slopes:
-        save_figure(
-            trf_vs_erf_figure(rows, x=x, group_by=group_by), str(sweep_dir / "trf_vs_erf.png")
-        )
+        fig = trf_vs_erf_figure(rows, x=x, group_by=group_by, caption_text=caption_text(rows))
+        save_figure(fig, sweep_dir / "trf_vs_erf.png")
     return slopes
 
 
@@ -219,7 +256,9 @@ def write_study(sweep_dir: str | Path, study: str, x: str, group_by: Sequence[st
         write_json(
             {"x": x, "group_by": list(group_by), "groups": groups}, sweep_dir / "growth.json"
         )
-        save_figure(growth_figure(groups), str(sweep_dir / "growth.png"))
+        fig = growth_figure(groups)
+        caption(fig, caption_text(rows))
+        save_figure(fig, sweep_dir / "growth.png")
         return format_growth(groups, group_by)
     if study == "cross_arch":
         return write_cross_arch(sweep_dir, rows, scale="log")
@@ -232,7 +271,8 @@ def write_study(sweep_dir: str | Path, study: str, x: str, group_by: Sequence[st
             )
             for r in rows
         ]
-        save_figure(shape_figure(profiles), str(sweep_dir / "shape.png"))
+        fig = shape_figure(profiles, caption_text=caption_text(rows))
+        save_figure(fig, sweep_dir / "shape.png")
         return format_rows(rows, [*group_by, "erf_size", "sigma_x", "fit_r2"])
     if study == "paths":
         lines = []
@@ -246,8 +286,9 @@ def write_study(sweep_dir: str | Path, study: str, x: str, group_by: Sequence[st
                 erf_size=r.get("erf_size"),
                 trf_size=r.get("trf_size"),
                 title=f"path RFs: {_label(r, group_by)} ({sum(n for _, n in spans)} paths)",
+                caption_text=caption_text([r]),
             )
-            save_figure(fig, str(sweep_dir / f"path_rf_{r['job']}.png"))
+            save_figure(fig, sweep_dir / f"path_rf_{r['job']}.png")
             mean = sum(s * n for s, n in spans) / sum(n for _, n in spans)
             lines.append(f"{r['job']}: mean path RF {mean:.1f} px, TRF {r.get('trf_size'):g} px")
         return "\n".join(lines)
@@ -283,7 +324,8 @@ def write_profile(profile_dir: str | Path, scale: str = "linear") -> list[dict[s
     rows = sorted(_collect_or_fail(profile_dir), key=lambda r: r.get("layer_index", 0))
     labels = [str(r.get("target")) for r in rows]
     _write_table_and_grid(profile_dir, rows, labels, min(4, len(rows)), scale)
-    save_figure(profile_figure(rows), str(profile_dir / "profile.png"))
+    fig = profile_figure(rows, caption_text=caption_text(rows))
+    save_figure(fig, profile_dir / "profile.png")
     return rows
 
 
@@ -302,8 +344,8 @@ def _flags(row: dict[str, Any]) -> str | None:
     return ", ".join(flags) or None
 
 
-def _fmt(v: Any) -> str:
-    return "n/a" if v is None else f"{v:.1f}"
+def _fmt(v: Any, digits: int = 1) -> str:
+    return "n/a" if v is None else f"{v:.{digits}f}"
 
 
 def format_slopes(slopes: Sequence[dict[str, Any]], group_by: Sequence[str]) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 
 from erf.analysis.shift import KEYS as SHIFT_GROWTH_KEYS
 from erf.analysis.shift import PHASES, shift_growth, shift_growth_stats, vanished
+from erf.io.figure_style import caption_text, human
 from erf.io.plots import (
     before_after_figure,
     erf_epochs_figure,
@@ -93,25 +94,46 @@ def _label(metrics: dict[str, Any]) -> str:
     return f"{metrics['task']} ({kind}), init={metrics.get('init')}"
 
 
+def _caption(metrics: dict[str, Any]) -> str:
+    """Caption of a training job's figures: the probe's reduction, samples, model, layer."""
+    erf = metrics.get("erf_init") or {}
+    row = {
+        "reduce": metrics.get("reduce", erf.get("reduce")),
+        "n_samples": metrics.get("n_samples", erf.get("n_samples")),
+        "target": metrics.get("target", erf.get("target")),
+    }
+    model = f"{metrics.get('task')} net, {metrics.get('blocks')} blocks, init {metrics.get('init')}"
+    return caption_text([row], model=model)
+
+
 def write_training_figures(
     out_dir: Path, metrics: dict[str, Any], erf_init: ERFResult, erf_trained: ERFResult, scale
-) -> None:
+) -> list[str]:
     """One job's ``before_after.png``, ``training.png`` (with a history) and
-    ``erf_epochs.png`` (with ERFs after several epochs)."""
+    ``erf_epochs.png`` (with ERFs after several epochs), in the formats of
+    ``figure_style.current_output()``; returns the names of the files written."""
+    label, text = _label(metrics), _caption(metrics)
     fig = before_after_figure(
-        [_panel(metrics, erf_init, erf_trained, _label(metrics))],
+        [_panel(metrics, erf_init, erf_trained, label)],
         scale=scale,
         suptitle=metrics["dataset_description"],
+        caption_text=text,
     )
-    save_figure(fig, str(out_dir / "before_after.png"))
+    written = save_figure(fig, out_dir / "before_after.png")
     if metrics["history"]:
-        save_figure(training_curves_figure(metrics["history"]), str(out_dir / "training.png"))
+        fig = training_curves_figure(metrics["history"], title=label, caption_text=text)
+        written += save_figure(fig, out_dir / "training.png")
     if len(metrics["erf_per_epoch"]) > 1:
         rows = [dict(r) for r in metrics["erf_per_epoch"]]
         score = "val_mean_iou" if metrics["task"] == "segmentation" else "val_accuracy"
         for row, record in zip(rows[1:], metrics["history"]):
             row[score] = record.get(score)
-        save_figure(erf_epochs_figure(rows, metric=score), str(out_dir / "erf_epochs.png"))
+        fig = erf_epochs_figure(
+            rows, metric=score, title=f"ERF size and {human(score)} during training: {label}",
+            caption_text=text,
+        )  # fmt: skip
+        written += save_figure(fig, out_dir / "erf_epochs.png")
+    return [p.name for p in written]
 
 
 def collect_jobs(sweep_dir: str | Path) -> list[dict[str, Any]]:
@@ -221,11 +243,16 @@ def write_study_summary(sweep_dir: str | Path, scale: str = "linear") -> list[di
     write_json({"level": LEVEL, "unit": "px", "settings": stats}, sweep_dir / "shift_growth.json")
     generated = sorted({r["dataset"] for r in rows if r.get("dataset_generated")})
     note = f"GENERATED data: {', '.join(generated)}" if generated else "real data"
-    fig = before_after_figure(panels, scale=scale, suptitle=f"ERF before / after training ({note})")
-    save_figure(fig, str(sweep_dir / "before_after.png"))
+    fig = before_after_figure(
+        panels,
+        scale=scale,
+        suptitle=f"ERF before / after training ({note})",
+        caption_text=caption_text([{**(r.get("erf_init") or {}), **r} for r in rows]),
+    )
+    save_figure(fig, sweep_dir / "before_after.png")
     fig = shift_growth_figure(stats, group_by="setting", level=LEVEL)
     fig.suptitle(f"ERF shift vs growth through training ({note})", fontsize=9)
-    save_figure(fig, str(sweep_dir / "shift_growth.png"))
+    save_figure(fig, sweep_dir / "shift_growth.png")
     return rows
 
 

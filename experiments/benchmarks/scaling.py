@@ -16,11 +16,15 @@ import csv
 import time
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torchvision
+from matplotlib.ticker import NullFormatter
 from torch.utils.flop_counter import FlopCounterMode
 
+from erf.io.figure_style import caption, log_axis, style
+from erf.io.plots import save_figure
 from erf.probe.bench import agreement, make_inputs
 from erf.probe.crop import plan_crop
 from erf.probe.measure import forward_to, measure_erf
@@ -219,61 +223,58 @@ def main() -> None:
 
 
 def figure(size_rows, depth_rows, sample_rows, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), constrained_layout=True)
-    ax = axes[0]
-    for i, target in enumerate(("layer1", "layer2", "layer3", "layer4")):
-        for crop, style in (("off", "-o"), ("auto", "--s")):
-            rows = [r for r in size_rows if r["target"] == target and r["crop"] == crop]
-            ax.plot(
-                [r["side"] for r in rows],
-                [r["s_per_image"] for r in rows],
-                style,
-                color=f"C{i}",
-                label=f"{target}" + (" crop" if crop == "auto" else ""),
-            )
-    ax.set(
-        xscale="log",
-        yscale="log",
-        xlabel="input side (px)",
-        ylabel="s per image",
-        title="ResNet-18 on CPU: cost vs input side",
-    )
-    ax.legend(fontsize=6, ncol=2)
-    ax.grid(True, which="both", alpha=0.3)
-    ax = axes[1]
-    ax.plot([r["total_gflop"] for r in depth_rows], [r["s_per_image"] for r in depth_rows], "o-")
-    for r in depth_rows:
-        ax.annotate(r["model"], (r["total_gflop"], r["s_per_image"]), fontsize=7)
-    ax.set(
-        xlabel="GFLOP per image (forward to layer4 + input-gradient backward)",
-        ylabel="s per image",
-        title="cost vs depth (224 px, layer4)",
-    )
-    ax.grid(True, alpha=0.3)
-    ax = axes[2]
-    rows = [r for r in sample_rows if r["n_samples"] < 256]
-    ns = [r["n_samples"] for r in rows]
-    ax.plot(ns, [1 - r["corr_vs_256"] for r in rows], "o-", label="1 - corr(map_n, map_256)")
-    ax.plot(
-        ns,
-        [1 - r["corr_two_independent"] for r in rows],
-        "s--",
-        label="1 - corr of two independent n-sample maps",
-    )
-    ax.set(
-        xscale="log",
-        yscale="log",
-        xlabel="n_samples",
-        title="ResNet-18 layer4, 112 px: convergence",
-    )
-    ax.legend(fontsize=7)
-    ax.grid(True, which="both", alpha=0.3)
-    fig.savefig(path, dpi=110)
+    """scaling.png (and the other formats of ``--format``) in erf's figure style: plain log
+    ticks, labels beside the points (not on them), legends off the data, a caption."""
+    with style():
+        fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.9), layout="constrained")
+        ax = axes[0]
+        for i, target in enumerate(("layer1", "layer2", "layer3", "layer4")):
+            for crop, style_ in (("off", "-o"), ("auto", "--s")):
+                rows = [r for r in size_rows if r["target"] == target and r["crop"] == crop]
+                face = "none" if crop == "auto" else f"C{i}"
+                label = f"{target}" + (", TRF crop" if crop == "auto" else "")
+                xs, ys = [r["side"] for r in rows], [r["s_per_image"] for r in rows]
+                ax.plot(xs, ys, style_, color=f"C{i}", ms=3.5, mfc=face, label=label)
+        sides = sorted({r["side"] for r in size_rows})
+        ax.set_xscale("log")
+        ax.set_xticks(sides, [str(v) for v in sides])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        log_axis(ax, "y")
+        ax.set(xlabel="input side (px)", ylabel="seconds per image")
+        ax.set_title("cost vs input side (ResNet-18)")
+        ax.legend(fontsize=6, ncol=2, loc="upper left")
+        ax.grid(True, which="both", alpha=0.3)
+        ax = axes[1]
+        gflop = [r["total_gflop"] for r in depth_rows]
+        ax.plot(gflop, [r["s_per_image"] for r in depth_rows], "o-", markersize=4)
+        for k, r in enumerate(depth_rows):  # beside the marker, alternating above / below
+            ax.annotate(r["model"], (r["total_gflop"], r["s_per_image"]), fontsize=6.5,
+                        textcoords="offset points", xytext=(5, -9 if k % 2 else 4))  # fmt: skip
+        ax.set_xlim(0, max(gflop) * 1.3)
+        ax.set_ylim(0, max(r["s_per_image"] for r in depth_rows) * 1.2)
+        ax.set(xlabel="GFLOP per image (forward + input-gradient backward)",
+               ylabel="seconds per image")  # fmt: skip
+        ax.set_title("cost vs depth (224 px, layer4)")
+        ax.grid(True, alpha=0.3)
+        ax = axes[2]
+        rows = [r for r in sample_rows if r["n_samples"] < 256]
+        ns = [r["n_samples"] for r in rows]
+        ax.plot(ns, [1 - r["corr_vs_256"] for r in rows], "o-", markersize=4,
+                label="1 − corr(map_n, map_256)")  # fmt: skip
+        ax.plot(ns, [1 - r["corr_two_independent"] for r in rows], "s--", markersize=4,
+                label="1 − corr of two independent\nn-sample maps")  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_xticks(ns, [str(n) for n in ns])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        log_axis(ax, "y")
+        ax.set(xlabel="samples per map", ylabel="1 − correlation")
+        ax.set_title("convergence (ResNet-18 layer4, 112 px)")
+        ax.legend(fontsize=6.5, loc="lower left")
+        ax.grid(True, which="both", alpha=0.3)
+        caption(fig, "reduction: mean |∂y/∂x| (abs); samples: 16 per probe (left), 4 (middle), "
+                "n (right); models: torchvision ResNets, random init; layers: as marked; CPU, "
+                "best of the repeats")  # fmt: skip
+    save_figure(fig, path)
     print(f"wrote {path}", flush=True)
 
 

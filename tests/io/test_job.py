@@ -39,7 +39,7 @@ def test_write_job_writes_the_files_and_removes_checkpoint_and_stale_temps(tmp_p
 
 def test_the_heatmap_title_names_the_settings_and_sizes():
     title = heatmap_title({"label": "x", "depth": 2, "init": None, "erf_size": 3.456})
-    assert title == "label=x, depth=2\nERF size 3.46, TRF nan"
+    assert title == "x, depth 2\nERF size 3.46 px, TRF n/a"
 
 
 def test_the_heatmap_marks_the_probed_unit_with_a_labelled_cross():

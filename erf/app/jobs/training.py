@@ -51,6 +51,7 @@ from erf.app.build import (
 from erf.app.errors import JobInterrupted
 from erf.app.provenance import provenance
 from erf.app.resume import completed_metrics, fingerprint, load_training_state, settings
+from erf.io.figure_style import FORMATS
 from erf.io.store import atomic_write, file_record, load_result, save_result, write_json
 from erf.io.trained import final_scores, write_training_figures
 from erf.probe.measure import probe_units
@@ -120,8 +121,9 @@ def _save_state(state: dict[str, Any], path: Path) -> None:
 
 def _result_files(out_dir: Path) -> list[str]:
     """The files of a finished training job that ``metrics.json`` checksums."""
-    names = ["erf_init.npz", "erf_trained.npz", "model.pt", "before_after.png"]
-    names += [n for n in ("training.png", "erf_epochs.png") if (out_dir / n).exists()]
+    names = ["erf_init.npz", "erf_trained.npz", "model.pt"]
+    names += [f"{stem}.{fmt}" for stem in ("before_after", "training", "erf_epochs")
+              for fmt in FORMATS if (out_dir / f"{stem}.{fmt}").exists()]  # fmt: skip
     return names + sorted(p.name for p in out_dir.glob("erf_epoch_*.npz"))
 
 
