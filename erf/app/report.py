@@ -2,7 +2,8 @@
 
 Reads every job's ``metrics.json`` and ``erf.npz`` under SWEEP_DIR and writes
 ``summary.csv`` (one row per job), ``slopes.json`` (log-log slopes per group),
-``erf_grid.png`` (all heatmaps) and ``trf_vs_erf.png`` (sizes against depth, log-log).
+``erf_grid.png`` (all heatmaps), ``trf_vs_erf.png`` (sizes against depth, log-log), and the
+report page (``report.html``, ``report.md``; ``erf.io.report_page``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from erf.app.callbacks import write_report
 from erf.io.store import CorruptJob
 from erf.io.sweep import STUDIES, format_slopes, write_study, write_summary
 
@@ -42,6 +44,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m erf.report") 
     try:
         slopes = write_summary(args.sweep_dir, args.x, args.group_by, args.scale)
         study = args.study and write_study(args.sweep_dir, args.study, args.x, args.group_by)
+        write_report(args.sweep_dir)  # report.html, report.md
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -16,7 +16,7 @@ from erf.io.plots import (
     training_curves_figure,
 )
 from erf.io.store import load_result, read_job_metrics, write_text
-from erf.io.tables import csv_text
+from erf.io.tables import csv_text, write_paper_tables
 from erf.result import ERFResult
 
 SUMMARY_COLUMNS = (
@@ -114,11 +114,13 @@ def collect_jobs(sweep_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def write_study_summary(sweep_dir: str | Path, scale: str = "linear") -> list[dict[str, Any]]:
-    """``summary.csv`` (one row per job) and ``before_after.png`` (one row of panels per
+    """``summary.csv`` (one row per job; key columns also as ``summary.md``, ``summary.tex``)
+    and ``before_after.png`` (one row of panels per
     job) in ``sweep_dir``; returns the rows."""
     sweep_dir = Path(sweep_dir)
     rows = collect_jobs(sweep_dir)
     write_text(csv_text(rows, SUMMARY_COLUMNS, every_column=True), sweep_dir / "summary.csv")
+    write_paper_tables(sweep_dir, rows, SUMMARY_COLUMNS)
     panels = [
         _panel(
             r,
