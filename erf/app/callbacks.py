@@ -13,16 +13,46 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from erf.app.errors import log_traceback, one_line
 from erf.app.figures import output_of
 from erf.io.figure_style import figure_output
+from erf.app.suite import hardware
+from erf.io.report_page import write_report_page
 from erf.io.sweep import STUDIES, collect, format_slopes, write_study, write_summary
 from erf.io.tables import format_rows
 from erf.io.trained import format_summary, write_study_summary
 
 FAILURES: list[str] = []  # one line per failed summary of this process's sweeps
+
+
+def sweep_context(sweep_dir: Path, config: DictConfig | None = None) -> dict[str, Any]:
+    """What the report page shows that the job folders do not record: the command line, the
+    experiment and the swept values, from the multirun's ``config`` (or the ``multirun.yaml``
+    Hydra wrote into ``sweep_dir``; nothing when there is none), and this machine."""
+    context: dict[str, Any] = {"machine": hardware("cpu")}
+    path = Path(sweep_dir) / "multirun.yaml"
+    if config is None and not path.is_file():
+        return context
+    config = config if config is not None else OmegaConf.load(path)
+    hydra = config.get("hydra") or {}
+    overrides = hydra.get("overrides") or {}
+    argv = [*(overrides.get("task") or []), *(overrides.get("hydra") or [])]
+    context["command"] = " ".join(["python -m erf.run", *map(str, argv)])
+    context["experiment"] = (hydra.get("runtime") or {}).get("choices", {}).get("experiment")
+    params = (hydra.get("sweeper") or {}).get("params")
+    if isinstance(params, DictConfig):
+        try:
+            context["sweeper_params"] = OmegaConf.to_container(params, resolve=True)
+        except Exception:  # an interpolation only the sweep could resolve: show it as written
+            context["sweeper_params"] = OmegaConf.to_container(params, resolve=False)
+    return context
+
+
+def write_report(sweep_dir: Path, config: DictConfig | None = None) -> list[str]:
+    """The sweep's ``report.html`` and ``report.md`` (``erf.io.report_page``)."""
+    return write_report_page(sweep_dir, sweep_context(sweep_dir, config))
 
 
 def recorded(on_end: Callable[..., None]) -> Callable[..., None]:
@@ -69,6 +99,7 @@ class SweepSummary(Callback):
             print(format_slopes(slopes, self.group_by), flush=True)
         if self.study:
             print(write_study(sweep_dir, self.study, self.x, self.group_by), flush=True)
+        write_report(sweep_dir, config)
         print(f"results: {sweep_dir}", flush=True)
 
 
@@ -83,4 +114,5 @@ class TrainedSummary(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         rows = write_study_summary(sweep_dir, self.scale)
         print(format_summary(rows), flush=True)
+        write_report(sweep_dir, config)
         print(f"results: {sweep_dir}", flush=True)

@@ -1,4 +1,5 @@
-"""Where a result came from: versions, the git commit of the checkout, device and dtype."""
+"""Where a result came from: versions, the git commit of the checkout, the machine, device and
+dtype."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from typing import Any
 
 import torch
 
+from erf.app.suite import hardware
 from erf.version import __version__
 
 
 def provenance(device: str, dtype: str) -> dict[str, Any]:
-    """Versions, git commit (when run from a checkout), device and dtype of a run."""
+    """Versions, git commit (when run from a checkout), machine (``erf.app.suite.hardware``:
+    the GPU, or the CPU and its cores), device and dtype of a run."""
     try:
         commit = (
             subprocess.run(
@@ -32,6 +35,7 @@ def provenance(device: str, dtype: str) -> dict[str, Any]:
         "git_commit": commit,
         "torch_version": torch.__version__,
         "python": platform.python_version(),
+        "machine": hardware(device),
         "device": device,
         "dtype": dtype,
     }

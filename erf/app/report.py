@@ -6,6 +6,7 @@ Reads every job's ``metrics.json`` and ``erf.npz`` under SWEEP_DIR and writes
 Figures are drawn from those saved results only, so ``plot.format=pdf`` (or
 ``plot.format=[png,pdf,svg]``) and ``plot.dpi=300`` after SWEEP_DIR re-render any sweep in
 other formats (``erf.app.figures``).
+The report page (``report.html``, ``report.md``; ``erf.io.report_page``) is rebuilt too.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from erf.app.figures import output_of, parse_overrides
 from erf.io.figure_style import figure_output
+from erf.app.callbacks import write_report
 from erf.io.store import CorruptJob
 from erf.io.sweep import STUDIES, format_slopes, write_study, write_summary
 
@@ -62,6 +64,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m erf.report") 
         with figure_output(output):
             slopes = write_summary(args.sweep_dir, args.x, args.group_by, args.scale)
             study = args.study and write_study(args.sweep_dir, args.study, args.x, args.group_by)
+            write_report(args.sweep_dir)  # report.html, report.md
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -27,7 +27,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from erf.app import callbacks, torchrun
 from erf.app.config import CONFIG_DIR
@@ -89,6 +89,8 @@ def main(cfg: DictConfig) -> None:
         log_traceback(exc)  # the whole traceback in the job's log file, not on the console
         raise SystemExit(f"error: {one_line(exc)}") from None
     if hydra_cfg.mode != RunMode.MULTIRUN and distributed.is_main_process():
+        if (out_dir / "metrics.json").is_file() or (out_dir / "summary.csv").is_file():
+            callbacks.write_report(out_dir, OmegaConf.create({"hydra": hydra_cfg}))
         print(f"results: {out_dir}", file=sys.stdout, flush=True)
 
 

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from erf.app.callbacks import write_report
 from erf.io.store import CorruptJob
 from erf.io.trained import format_summary, write_study_summary
 
@@ -23,6 +24,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m erf.trainjob"
     args = parser.parse_args(argv)
     try:
         rows = write_study_summary(args.sweep_dir, args.scale)
+        write_report(args.sweep_dir)  # report.html, report.md
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -2,7 +2,8 @@
 ``SweepSummary`` Hydra callback at the end of a sweep).
 
 Reads every job's ``metrics.json`` and ``erf.npz`` under SWEEP_DIR and writes
-``summary.csv`` (one row per job), ``slopes.json`` (log-log slopes per group),
+``summary.csv`` (one row per job; its key columns also as ``summary.md`` and ``summary.tex``),
+``slopes.json`` (log-log slopes per group),
 ``erf_grid.png`` (all heatmaps) and ``trf_vs_erf.png`` (sizes against depth, log-log).
 """
 
@@ -27,7 +28,7 @@ from erf.io.plots import (
     trf_vs_erf_figure,
 )
 from erf.io.store import load_result, read_job_metrics, write_json, write_text
-from erf.io.tables import csv_text, format_rows
+from erf.io.tables import csv_text, format_rows, write_paper_tables
 
 STUDIES = ("growth", "shape", "paths", "cross_arch")
 
@@ -175,8 +176,10 @@ def _write_table_and_grid(
 ) -> None:
     """summary.csv (one row per job) and erf_grid.png (one heatmap per job). With ``matrix``
     (x, group_by) and one job per (group, x), the grid has one row per group and one column
-    per value of x, with row and column headers; else one titled panel per job."""
+    per value of x, with row and column headers; else one titled panel per job. The key
+    columns also go to summary.md and summary.tex (``erf.io.tables.write_paper_tables``)."""
     write_text(csv_text(rows, COLUMNS), folder / "summary.csv")
+    write_paper_tables(folder, rows, COLUMNS)
     cells = None
     if matrix is not None:
         x, group_by = matrix

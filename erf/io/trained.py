@@ -27,7 +27,7 @@ from erf.io.plots import (
     training_curves_figure,
 )
 from erf.io.store import load_result, read_job_metrics, write_json, write_text
-from erf.io.tables import csv_text
+from erf.io.tables import csv_text, write_paper_tables
 from erf.result import ERFResult
 
 SUMMARY_COLUMNS = (
@@ -223,9 +223,10 @@ def stats_table(stats: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def write_study_summary(sweep_dir: str | Path, scale: str = "linear") -> list[dict[str, Any]]:
-    """``summary.csv`` (one row per job), ``shift_growth.csv`` / ``.json`` (per setting, over
-    seeds), ``before_after.png`` (one row of panels per job) and ``shift_growth.png`` in
-    ``sweep_dir``; returns the rows, each with its ``shift_growth`` (``format_summary``)."""
+    """``summary.csv`` (one row per job; key columns also as ``summary.md``, ``summary.tex``),
+    ``shift_growth.csv`` / ``.json`` (per setting, over seeds), ``before_after.png`` (one row
+    of panels per job) and ``shift_growth.png`` in ``sweep_dir``; returns the rows, each with
+    its ``shift_growth`` (``format_summary``)."""
     sweep_dir = Path(sweep_dir)
     rows = collect_jobs(sweep_dir)
     panels = []
@@ -241,6 +242,7 @@ def write_study_summary(sweep_dir: str | Path, scale: str = "linear") -> list[di
     columns = ["setting", "quantity", "phase", "n", "mean", "low", "high", *seed_columns]
     write_text(csv_text(table, columns, every_column=True), sweep_dir / "shift_growth.csv")
     write_json({"level": LEVEL, "unit": "px", "settings": stats}, sweep_dir / "shift_growth.json")
+    write_paper_tables(sweep_dir, rows, SUMMARY_COLUMNS)
     generated = sorted({r["dataset"] for r in rows if r.get("dataset_generated")})
     note = f"GENERATED data: {', '.join(generated)}" if generated else "real data"
     fig = before_after_figure(

@@ -1,0 +1,127 @@
+"""A tiny real sweep's report.html in headless Chromium: it loads without script errors, every
+<img> decodes (naturalWidth > 0), and a screenshot of it is not blank; ``python -m
+erf.report`` rebuilds it. Skipped without a browser, except in CI (``CI`` set), where
+``.ci/run`` installs Chromium and a missing one fails the test."""
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+from helpers.cli import last_line, run_module
+
+pytestmark = pytest.mark.slow  # a sweep, a rebuild, three browser starts: ~75 s on 2 shared cores
+
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _browser() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None and Path("/usr/bin/chromium").exists():
+        found = "/usr/bin/chromium"
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("no chromium in CI: .ci/run installs it with apt-get (Debian: chromium)")
+        pytest.skip("no chromium (apt-get install chromium); CI runs this test")
+    return found
+
+
+def _chromium(tmp_path: Path, page: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run headless Chromium on ``page`` with a fresh profile; return its output."""
+    profile = tempfile.mkdtemp(prefix="chromium-", dir=tmp_path)
+    argv = [_browser(), *FLAGS, f"--user-data-dir={profile}", *args, page.as_uri()]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"{argv} exited {proc.returncode}:\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def _body(dom: str) -> dict[str, str]:
+    """The attributes of the dumped DOM's <body> (what the page's script recorded)."""
+    match = re.search(r"<body([^>]*)>", dom)
+    assert match, dom[:2000]
+    return dict(re.findall(r'([\w-]+)="([^"]*)"', match.group(1)))
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    sweep_dir = tmp_path_factory.mktemp("report") / "depth_sweep"
+    proc = run_module(
+        "erf.run", "experiment=depth_sweep", "scale=tiny", f"hydra.sweep.dir={sweep_dir}"
+    )
+    assert last_line(proc.stdout) == f"results: {sweep_dir}"
+    return sweep_dir
+
+
+def test_the_sweep_writes_the_report_page_and_the_paper_tables(sweep):
+    for name in ("report.html", "report.md", "summary.md", "summary.tex"):
+        assert (sweep / name).stat().st_size > 0, name
+    text = (sweep / "report.html").read_text()
+    assert "python -m erf.run experiment=depth_sweep scale=tiny" in text
+    assert text.count("<img ") == 2 + 8  # erf_grid, trf_vs_erf and the 8 jobs' heatmaps
+
+
+def test_report_loads_without_errors_and_every_image_decodes(sweep, tmp_path):
+    n_images = (sweep / "report.html").read_text().count("<img ")
+    proc = _chromium(
+        tmp_path, sweep / "report.html", "--dump-dom", "--enable-logging=stderr", "--v=0"
+    )
+    body = _body(proc.stdout)
+    assert body.get("data-images-decoded") == f"{n_images}/{n_images}", body
+    assert body.get("data-script-errors") == "", body
+    console = [ln for ln in proc.stderr.splitlines() if "CONSOLE" in ln]
+    assert not console, console
+
+
+def test_the_checks_catch_a_broken_image_and_a_script_error(sweep, tmp_path):
+    """The negative control: the same page with an undecodable image and a throwing script."""
+    n_images = (sweep / "report.html").read_text().count("<img ")
+    broken = tmp_path / "broken.html"
+    broken.write_text(
+        (sweep / "report.html")
+        .read_text()
+        .replace(
+            "</body>",
+            '<img src="data:image/png;base64,AAAA" alt="broken">'
+            '<script>throw new Error("boom")</script></body>',
+        )
+    )
+    proc = _chromium(tmp_path, broken, "--dump-dom", "--enable-logging=stderr", "--v=0")
+    body = _body(proc.stdout)
+    assert body.get("data-images-decoded") == f"{n_images}/{n_images + 1}", body
+    assert "boom" in body.get("data-script-errors", ""), body
+    assert "this image did not load: broken" in proc.stdout
+    assert any("CONSOLE" in ln and "boom" in ln for ln in proc.stderr.splitlines())
+
+
+def test_a_screenshot_of_the_report_is_not_blank(sweep, tmp_path):
+    shot = tmp_path / "report.png"
+    _chromium(tmp_path, sweep / "report.html", f"--screenshot={shot}", "--window-size=1200,2000")
+    pixels = matplotlib.image.imread(shot)[..., :3]
+    assert pixels.shape[:2] == (2000, 1200)
+    assert pixels.std() > 0.05  # a blank page is one colour (std 0)
+    not_white = (pixels.min(axis=-1) < 0.9).mean()
+    assert not_white > 0.05, not_white  # figures and text, not an empty white page
+
+
+def test_erf_report_rebuilds_the_page(sweep):
+    (sweep / "report.html").unlink()
+    (sweep / "summary.tex").unlink()
+    proc = run_module("erf.report", str(sweep))
+    assert last_line(proc.stdout) == f"results: {sweep}"
+    text = (sweep / "report.html").read_text()
+    assert "experiment=depth_sweep scale=tiny" in text  # the command, from multirun.yaml
+    assert text.count("<img ") == 10
+    assert "\\toprule" in (sweep / "summary.tex").read_text()
