@@ -17,8 +17,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from erf.app.errors import log_traceback, one_line
 from erf.app.figures import output_of
-from erf.io.figure_style import figure_output
 from erf.app.suite import hardware
+from erf.io.figure_style import figure_output
 from erf.io.report_page import write_report_page
 from erf.io.sweep import STUDIES, collect, format_slopes, write_study, write_summary
 from erf.io.tables import format_rows

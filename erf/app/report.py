@@ -16,9 +16,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from erf.app.callbacks import write_report
 from erf.app.figures import output_of, parse_overrides
 from erf.io.figure_style import figure_output
-from erf.app.callbacks import write_report
 from erf.io.store import CorruptJob
 from erf.io.sweep import STUDIES, format_slopes, write_study, write_summary
 
