@@ -2,8 +2,10 @@
 shape (activations, saturation), growth with its null models, and the skip-scale curve.
 
 Every number that compares jobs carries an interval over weight draws: fit R² a delete-a-group
-jackknife of the mean map over draws (``erf.analysis.studies.fit_r2_interval``), sizes and
-slopes Student-t intervals over the per-draw values (``t_interval``, ``growth_stats``).
+jackknife of the mean map over draws (``erf.analysis.studies.fit_r2_interval``),
+sizes a jackknife over draws of the pooled map's size (``jackknife``), growth slopes both
+ways: t-intervals over per-draw slopes (``growth_stats``) and a jackknife of the pooled curve's
+slope (``pooled_growth``, the only one that applies to ``probe.protocol=luo``).
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from erf.analysis.metrics import luo_size
 from erf.analysis.null_models import null_curves
 from erf.analysis.studies import (
     centre_profile,
     fit_r2_interval,
     growth_stats,
+    jackknife,
     per_draw_rows,
-    t_interval,
+    pooled_growth,
 )
 from erf.io.plots import growth_figure, save_figure, shape_figure
 from erf.io.store import load_result, load_results, write_json, write_text
@@ -53,6 +57,12 @@ SLOPE_COLUMNS = (
     "erf_trf_ratio_slope",
     "erf_trf_ratio_slope_low",
     "erf_trf_ratio_slope_high",
+    "pooled_erf_size_slope",
+    "pooled_erf_size_slope_low",
+    "pooled_erf_size_slope_high",
+    "pooled_erf_trf_ratio_slope",
+    "pooled_erf_trf_ratio_slope_low",
+    "pooled_erf_trf_ratio_slope_high",
     "n_draws",
 )
 
@@ -69,12 +79,6 @@ def _per_draw_maps(row: Mapping[str, Any]) -> np.ndarray:
     return load_result(folder / "erf.npz").map[None]
 
 
-def _size_interval(row: Mapping[str, Any]) -> dict[str, float]:
-    draws = row.get("draws") or {}
-    values = draws.get("erf_size") or [row.get("erf_size")]
-    return t_interval([float("nan") if v is None else v for v in values])
-
-
 def shape_entries(
     rows: Sequence[Mapping[str, Any]], group_by: Sequence[str]
 ) -> list[dict[str, Any]]:
@@ -83,8 +87,9 @@ def shape_entries(
     ERF size with its t-interval over draws."""
     out = []
     for row in rows:
-        r2 = fit_r2_interval(_per_draw_maps(row))
-        size = _size_interval(row)
+        maps = _per_draw_maps(row)
+        r2 = fit_r2_interval(maps)
+        size = jackknife(lambda ms: luo_size(ms[0]), [maps])
         out.append(
             {
                 "job": row.get("job"),
@@ -99,7 +104,7 @@ def shape_entries(
                 "fit_r2_low": r2["low"],
                 "fit_r2_high": r2["high"],
                 "erf_size": row.get("erf_size"),
-                "erf_size_low": size["low"],
+                "erf_size_low": size["low"],  # jackknife over draws of the pooled map's size
                 "erf_size_high": size["high"],
                 "sigma_x": row.get("sigma_x"),
                 "trf_size": row.get("trf_size"),
@@ -117,7 +122,8 @@ def write_shape_study(
     shape.png (``erf.io.plots.shape_figure`` of the profiles cut to the TRF)."""
     entries = shape_entries(rows, group_by)
     write_json({"group_by": list(group_by), "jobs": entries}, sweep_dir / "shape.json")
-    write_text(csv_text(entries, [*group_by, *SHAPE_COLUMNS]), sweep_dir / "shape.csv")
+    columns = list(dict.fromkeys([*group_by, *SHAPE_COLUMNS]))
+    write_text(csv_text(entries, columns), sweep_dir / "shape.csv")
     profiles = []
     for row in rows:
         p = _cut_to_trf(centre_profile(load_result(Path(row["_dir"]) / "erf.npz").map), row)
@@ -215,6 +221,14 @@ def write_growth_study(
     per group and null model) and growth.png (``erf.io.plots.growth_figure`` with the null
     models as reference lines). Returns the groups."""
     groups = growth_stats(per_draw_rows(rows), x=x, group_by=group_by)
+    for g in groups:  # Luo's reading: sizes of the maps pooled over draws, jackknife intervals
+        members = sorted(
+            (r for r in rows if all(r.get(k) == g[k] for k in group_by)), key=lambda r: r[x]
+        )
+        if len(members) == len(g["xs"]):
+            stacks = [_per_draw_maps(r) for r in members]
+            if len({s.shape[0] for s in stacks}) == 1:
+                g["pooled"] = pooled_growth(stacks, g["xs"], g["trf_size"])
     kernels = {r.get("kernel_size") for r in rows}
     nulls: list[dict[str, Any]] = []
     if x == "depth" and len(kernels) == 1 and isinstance(next(iter(kernels)), int):
@@ -225,7 +239,12 @@ def write_growth_study(
         sweep_dir / "growth.json",
     )
     table = [
-        {"group": "/".join(str(g[k]) for k in group_by), **g, "n_draws": g["n_draws"][0]}
+        {
+            "group": "/".join(str(g[k]) for k in group_by),
+            **g,
+            **{f"pooled_{k}": v for k, v in (g.get("pooled") or {}).items() if "slope" in k},
+            "n_draws": g["n_draws"][0],
+        }
         for g in groups
     ] + [{"group": f"null model: {n['model']}", **n, "n_draws": None} for n in nulls]
     write_text(csv_text(table, SLOPE_COLUMNS), sweep_dir / "growth_slopes.csv")
@@ -239,7 +258,7 @@ def write_skip_study(sweep_dir: Path, rows: Sequence[Mapping[str, Any]]) -> str:
     branch scale α, one line per batch_norm, TRF dashed). Returns a text table."""
     entries = []
     for row in rows:
-        size = _size_interval(row)
+        size = jackknife(lambda ms: luo_size(ms[0]), [_per_draw_maps(row)])
         entries.append(
             {
                 "job": row.get("job"),
