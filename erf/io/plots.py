@@ -246,9 +246,12 @@ def growth_figure(
     if groups:
         trf = np.array([_num(v) for v in groups[0]["trf_size"]])
         ax_size.plot(xs, trf, "k-", lw=0.8, label="TRF")
-    for ax, ylabel in ((ax_size, "size (pixels)"), (ax_ratio, "ERF size / TRF size")):
+    for ax, ylabel, where in (
+        (ax_size, "size (pixels)", "upper left"),
+        (ax_ratio, "ERF size / TRF size", "lower left"),
+    ):
         _loglog_axes(ax, xs, "depth", ylabel)
-        ax.legend(fontsize=6.5)
+        ax.legend(fontsize=6.5, loc=where)
     ax_size.set_title(f"ERF size vs depth: slope, {pct} CI over draws", fontsize=10)
     ax_ratio.set_title(f"ERF / TRF vs depth: slope, {pct} CI over draws", fontsize=10)
     return fig
@@ -257,6 +260,7 @@ def growth_figure(
 _GROWTH_FIELDS = {
     "x",
     "xs",
+    "pooled",
     "trf_size",
     "n_draws",
     *(
