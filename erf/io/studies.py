@@ -186,9 +186,12 @@ def fit_r2_figure(entries: Sequence[Mapping[str, Any]], group_by: Sequence[str])
     """1 − R² (log scale, lower = more Gaussian) with its jackknife interval over draws: x =
     the values of ``group_by[-1]`` in job order, one line per combination of the other keys."""
     x_key, line_keys = group_by[-1], list(group_by[:-1])
-    xs = list(dict.fromkeys(str(e.get(x_key)) for e in entries))
+    values = list(dict.fromkeys(e.get(x_key) for e in entries))
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        values.sort()  # numeric x (a gain, a depth): in order, not in job order
+    xs = [str(v) for v in values]
     lines: dict[str, list[Mapping[str, Any]]] = {}
-    for e in entries:
+    for e in sorted(entries, key=lambda e: xs.index(str(e.get(x_key)))):
         lines.setdefault("/".join(str(e.get(k)) for k in line_keys) or "all", []).append(e)
     fig, ax = plt.subplots(figsize=(6.5, 4), constrained_layout=True)
     width = 0.6 / max(len(lines), 1)
