@@ -9,13 +9,14 @@ alike.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
-from erf.analysis.metrics import loglog_slope
+from erf.analysis.fit import fit_gaussian
+from erf.analysis.metrics import loglog_slope, luo_size
 
 PER_DRAW_KEYS = ("erf_size", "erf_trf_ratio")
 
@@ -126,3 +127,103 @@ def centre_profile(erf_map: np.ndarray, center: tuple[int, int] | None = None) -
     r, c = (m.shape[0] // 2, m.shape[1] // 2) if center is None else center
     peak = m[r, c]
     return m[r] / peak if peak > 0 else np.full(m.shape[1], np.nan)
+
+
+def fit_r2_interval(
+    maps: np.ndarray | Sequence[np.ndarray], groups: int = 16, level: float = 0.95
+) -> dict[str, Any]:
+    """Gaussian-fit R² of the mean of per-draw ``maps`` ([M, H, W]) with a delete-a-group
+    jackknife interval over weight draws.
+
+    The M draws are split into G = min(M, ``groups``) contiguous groups; R²_(g) is the fit
+    R² (``erf.analysis.fit.fit_gaussian``) of the mean map without group g, the standard error
+    ``sqrt((G - 1) / G · Σ (R²_(g) - mean)²)`` and the interval R² ± t_{G-1} · SE, capped at 1.
+    (A percentile bootstrap is biased here: resampling draws with replacement makes the mean
+    map noisier, so its R² is lower than the estimate's.) The interval is over weight draws:
+    for a protocol whose draws each average many inputs it includes their input noise. With
+    one draw ``low``/``high`` are NaN."""
+    stack = np.asarray(maps, dtype=np.float64)
+    if stack.ndim != 3 or stack.shape[0] < 1:
+        raise ValueError(f"maps must be [draws, H, W] with draws >= 1, got shape {stack.shape}")
+    if groups < 2:
+        raise ValueError(f"groups must be >= 2, got {groups}")
+    m = stack.shape[0]
+    r2 = float(fit_gaussian(stack.mean(axis=0)).r_squared)
+    nan = float("nan")
+    out: dict[str, Any] = {"fit_r2": r2, "low": nan, "high": nan, "se": nan, "n_draws": m}
+    g = min(m, int(groups))
+    if g < 2:
+        return out
+    total = stack.sum(axis=0)
+    loo = []
+    for part in np.array_split(np.arange(m), g):
+        rest = (total - stack[part].sum(axis=0)) / (m - part.size)
+        loo.append(float(fit_gaussian(rest).r_squared))
+    vals = np.array(loo)
+    if not np.all(np.isfinite(vals)):
+        return out
+    se = float(math.sqrt((g - 1) / g * np.sum((vals - vals.mean()) ** 2)))
+    half = float(stats.t.ppf(0.5 + level / 2, g - 1)) * se
+    out.update(se=se, low=r2 - half, high=min(1.0, r2 + half), groups=g)
+    return out
+
+
+def jackknife(
+    statistic: Callable[[Sequence[np.ndarray]], float],
+    stacks: Sequence[np.ndarray],
+    groups: int = 16,
+    level: float = 0.95,
+) -> dict[str, float]:
+    """A statistic of the mean maps of draw ``stacks`` (each [M, H, W], the same M draws in
+    the same order, e.g. one stack per depth) with a delete-a-group jackknife interval over
+    draws: draws are split into G = min(M, ``groups``) contiguous groups, the statistic is
+    recomputed on the mean maps without group g (the same draws left out of every stack), and
+    the interval is estimate ± t_{G-1} · sqrt((G - 1) / G · Σ (θ_(g) - mean)²). ``low``/``high``
+    are NaN with one draw or a non-finite leave-out value."""
+    arrays = [np.asarray(s, dtype=np.float64) for s in stacks]
+    m = arrays[0].shape[0]
+    if any(a.ndim != 3 or a.shape[0] != m for a in arrays):
+        raise ValueError("every stack must be [draws, H, W] with the same number of draws")
+    totals = [a.sum(axis=0) for a in arrays]
+    estimate = float(statistic([t / m for t in totals]))
+    nan = float("nan")
+    out = {"estimate": estimate, "low": nan, "high": nan, "se": nan, "n_draws": m, "groups": 0}
+    g = min(m, int(groups))
+    if g < 2:
+        return out
+    vals = []
+    for part in np.array_split(np.arange(m), g):
+        rest = [(t - a[part].sum(axis=0)) / (m - part.size) for t, a in zip(totals, arrays)]
+        vals.append(float(statistic(rest)))
+    v = np.array(vals)
+    if not np.all(np.isfinite(v)):
+        return out
+    se = float(math.sqrt((g - 1) / g * np.sum((v - v.mean()) ** 2)))
+    half = float(stats.t.ppf(0.5 + level / 2, g - 1)) * se
+    out.update(se=se, low=estimate - half, high=estimate + half, groups=g)
+    return out
+
+
+def pooled_growth(
+    stacks: Sequence[np.ndarray], xs: Sequence[float], trf: Sequence[float], groups: int = 16
+) -> dict[str, Any]:
+    """Luo's reading of a growth curve: the ERF size of the map averaged over all draws (and
+    inputs) at each ``xs`` (one [M, H, W] stack of per-draw maps per x, the same draws at
+    every x), its log-log slope, and the same for ERF/TRF, each with a jackknife interval over
+    draws (``jackknife``). Unlike ``growth_stats``, no per-draw size is taken, so it also
+    applies when each draw holds one input (``probe.protocol=luo``), whose single-gradient
+    maps have no meaningful size of their own."""
+    _size = luo_size
+    xs = [float(x) for x in xs]
+    trf = [float(t) for t in trf]
+    out: dict[str, Any] = {"xs": xs}
+    out["erf_size"] = [_size(np.asarray(s, dtype=np.float64).mean(axis=0)) for s in stacks]
+    for name, fn in (
+        ("erf_size", lambda ms: loglog_slope(xs, [_size(m) for m in ms])[0]),
+        ("erf_trf_ratio", lambda ms: loglog_slope(xs, [_size(m) / t for m, t in zip(ms, trf)])[0]),
+    ):
+        j = jackknife(fn, stacks, groups)
+        out[f"{name}_slope"] = j["estimate"]
+        out[f"{name}_slope_low"], out[f"{name}_slope_high"] = j["low"], j["high"]
+        out[f"{name}_slope_groups"] = j["groups"]
+    return out

@@ -29,6 +29,7 @@ from erf.analysis.bootstrap import MAX_REPLICATES as MAX_BOOTSTRAP
 from erf.app.build import INPUT_SOURCES
 from erf.app.config import CONFIG_DIR
 from erf.app.launchers import launcher_problem
+from erf.app.protocol import check_protocol
 from erf.app.rules import (
     BLOCK_INDICES,
     DROPOUT,
@@ -40,6 +41,7 @@ from erf.app.rules import (
     int_at_least,
     int_between,
     int_or_list,
+    is_number,
     optional,
     pair_of,
     positive,
@@ -182,6 +184,7 @@ CONV_STACK_RULES: dict[str, Rule] = {
     "model.activation": choice(tuple(ACTIVATIONS)),
     "model.init": choice(INITS),
     "model.weight_std": optional(positive()),
+    "model.weight_scale": optional(positive()),
     "model.dilation": int_or_list(1),
     "model.stride": int_or_list(1),
     "model.pool": choice(tuple(POOLS)),
@@ -199,6 +202,10 @@ RESIDUAL_STACK_RULES: dict[str, Rule] = {
     "model.activation": choice(tuple(ACTIVATIONS)),
     "model.init": choice(INITS),
     "model.skip": boolean(),
+    "model.branch_scale": optional(
+        (lambda v: is_number(v) and v >= 0, "a finite number >= 0 (0: identity only)")
+    ),
+    "model.batch_norm": optional(boolean()),
     "model.subsample_at": BLOCK_INDICES,
     "model.dropout": DROPOUT,
     "model.dropout_mode": choice(DROPOUT_MODES),
@@ -256,6 +263,7 @@ def validate(cfg: DictConfig) -> None:
         )
         if not test(value):
             raise ConfigError(f"{key}={_show(value)} is not allowed: expected {allowed}")
+    check_protocol(cfg)  # probe.protocol / probe.runs (erf.app.protocol)
 
 
 _REQUIRED_HINTS = {

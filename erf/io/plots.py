@@ -159,12 +159,18 @@ def _loglog_axes(ax: plt.Axes, xs: np.ndarray, x: str, ylabel: str, legend: bool
 
 
 @styled
-def growth_figure(groups: Sequence[Mapping[str, Any]], level: float = 0.95) -> Figure:
-    """ERF size (left, with the TRF and a sqrt(x) guide) and ERF/TRF (right) against depth,
-    log-log: mean over weight draws with a ``level`` t-interval band per group; the legend
-    gives the slope of the mean curve and the t-interval of the per-draw slopes.
-    ``groups`` are ``erf.analysis.studies.growth_stats`` entries."""
-    fig, (ax_size, ax_ratio) = plt.subplots(1, 2, figsize=(10, 4.2), constrained_layout=True)
+def growth_figure(
+    groups: Sequence[Mapping[str, Any]],
+    level: float = 0.95,
+    null_models: Sequence[Mapping[str, Any]] = (),
+) -> Figure:
+    """ERF size (left, with the TRF) and ERF/TRF (right) against depth, log-log: mean over
+    weight draws with a ``level`` t-interval band per group; the legend gives the slope of the
+    mean curve and the t-interval of the per-draw slopes. ``groups`` are
+    ``erf.analysis.studies.growth_stats`` entries; ``null_models`` are
+    ``erf.analysis.null_models.null_curves`` entries, drawn as grey reference lines with
+    their slopes (box: uniform weights, no activation; √box: random signed weights)."""
+    fig, (ax_size, ax_ratio) = plt.subplots(1, 2, figsize=(10.5, 4.4), constrained_layout=True)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     pct = f"{level:.0%}"
     xs = np.array([], dtype=float)
@@ -180,14 +186,26 @@ def growth_figure(groups: Sequence[Mapping[str, Any]], level: float = 0.95) -> F
             ax.plot(xs, mean, "o-", color=color, label=f"{label}: {g[f'{y}_slope']:.2f} {ci}")
             if np.isfinite(low).any():
                 ax.fill_between(xs, low, high, color=color, alpha=0.2, linewidth=0)
+    styles = {
+        "box": ("--", "null: box (uniform, linear)"),
+        "sqrt_box": (":", "null: √box (random)"),
+    }
+    for n in null_models:
+        ls, name = styles.get(str(n["model"]), ("-.", f"null: {n['model']}"))
+        nx = np.array(n["depths"], dtype=float)
+        for ax, y in ((ax_size, "erf_size"), (ax_ratio, "erf_trf_ratio")):
+            ax.plot(nx, [_num(v) for v in n[y]], ls, color="grey", lw=1.5,
+                    label=f"{name}: {_num(n[f'{y}_slope']):.2f}")  # fmt: skip
+        xs = nx if not xs.size else xs
     if groups:
         trf = np.array([_num(v) for v in groups[0]["trf_size"]])
-        ax_size.plot(xs, trf, "k--", label="TRF")
-        guide = math.sqrt(xs[0]) if xs.size else 1.0
-        first = np.array([_num(v) for v in groups[0]["erf_size"]])
-        ax_size.plot(xs, first[0] * np.sqrt(xs) / guide, ":", color="grey", label="∝ √depth")
-    for ax, ylabel in ((ax_size, "size (pixels)"), (ax_ratio, "ERF size / TRF size")):
-        _loglog_axes(ax, xs, "depth", ylabel)
+        ax_size.plot(xs, trf, "k-", lw=0.8, label="TRF")
+    for ax, ylabel, where in (
+        (ax_size, "size (pixels)", "upper left"),
+        (ax_ratio, "ERF size / TRF size", "lower left"),
+    ):
+        _loglog_axes(ax, xs, "depth", ylabel, legend=False)
+        ax.legend(fontsize=6.5, loc=where)
     ax_size.set_title(f"ERF size vs depth: slope, {pct} CI over draws", fontsize=10)
     ax_ratio.set_title(f"ERF / TRF vs depth: slope, {pct} CI over draws", fontsize=10)
     return fig
@@ -196,6 +214,7 @@ def growth_figure(groups: Sequence[Mapping[str, Any]], level: float = 0.95) -> F
 _GROWTH_FIELDS = {
     "x",
     "xs",
+    "pooled",
     "trf_size",
     "n_draws",
     *(

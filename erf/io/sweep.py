@@ -15,22 +15,20 @@ from pathlib import Path
 from typing import Any
 
 from erf.analysis.metrics import loglog_slope
-from erf.analysis.studies import centre_profile, growth_stats, per_draw_rows
 from erf.io.cross_arch import write_cross_arch
-from erf.io.figure_style import caption, caption_text, natural_key, setting
+from erf.io.figure_style import caption_text, natural_key, setting
 from erf.io.plots import (
     erf_grid_figure,
-    growth_figure,
     path_rf_figure,
     profile_figure,
     save_figure,
-    shape_figure,
     trf_vs_erf_figure,
 )
 from erf.io.store import load_result, read_job_metrics, write_json, write_text
+from erf.io.studies import write_growth_study, write_shape_study, write_skip_study
 from erf.io.tables import csv_text, format_rows, write_paper_tables
 
-STUDIES = ("growth", "shape", "paths", "cross_arch")
+STUDIES = ("growth", "shape", "paths", "cross_arch", "skip_scale")
 
 COLUMNS = (
     "job",
@@ -54,6 +52,11 @@ COLUMNS = (
     "dilation",
     "stride",
     "pool_at",
+    "weight_scale",
+    "branch_scale",
+    "batch_norm",
+    "protocol",
+    "channel",
     "reduce",
     "n_samples",
     "n_draws",
@@ -242,10 +245,13 @@ def write_summary(
 def write_study(sweep_dir: str | Path, study: str, x: str, group_by: Sequence[str]) -> str:
     """The extra outputs of one Luo et al. 2016 study; returns a text summary to print.
 
-    - "growth": ``growth.json`` and ``growth.png``: ERF size and ERF/TRF vs ``x`` per group,
-      averaged over weight draws, with t-intervals of the per-draw log-log slopes.
-    - "shape": ``shape.png``: the centre-row profile of every job's map against its fitted
-      Gaussian (how far each activation is from Gaussian; R² in summary.csv).
+    - "growth": ``growth.json``, ``growth_slopes.csv`` and ``growth.png``: ERF size and ERF/TRF
+      vs ``x`` per group, averaged over weight draws, with t-intervals of the per-draw log-log
+      slopes, beside the closed-form null models (``erf.io.studies.write_growth_study``).
+    - "shape": ``shape.json``/``.csv`` (fit R² with a jackknife interval over draws),
+      ``fit_r2.png``, ``shape_panels.png`` and ``shape.png`` (``erf.io.studies``).
+    - "skip_scale": ``skip_scale.json``/``.csv``/``.png``: ERF size against the residual
+      branch scale, with and without batch-norm.
     - "paths": ``path_rf_<job>.png`` for every job whose graph has several paths: the
       distribution of path RFs (binomial for residual stacks) with TRF and ERF marked.
     - "cross_arch": ``cross_arch.png``, ``cross_arch_per_map.png``, ``cross_arch.csv`` and
@@ -254,29 +260,15 @@ def write_study(sweep_dir: str | Path, study: str, x: str, group_by: Sequence[st
     """
     sweep_dir = Path(sweep_dir)
     rows = _collect_or_fail(sweep_dir)
-    if study == "growth":
-        groups = growth_stats(per_draw_rows(rows), x=x, group_by=group_by)
-        write_json(
-            {"x": x, "group_by": list(group_by), "groups": groups}, sweep_dir / "growth.json"
-        )
-        fig = growth_figure(groups)
-        caption(fig, caption_text(rows))
-        save_figure(fig, sweep_dir / "growth.png")
-        return format_growth(groups, group_by)
+    if study == "growth":  # with the closed-form null models (erf.io.studies)
+        return format_growth(write_growth_study(sweep_dir, rows, x, group_by), group_by)
+    if study == "skip_scale":
+        return write_skip_study(sweep_dir, rows)
     if study == "cross_arch":
         return write_cross_arch(sweep_dir, rows, scale="log")
-    if study == "shape":
-        profiles = [
-            (
-                _label(r, group_by),
-                centre_profile(load_result(r["_dir"] / "erf.npz").map),
-                r.get("sigma_x"),
-            )
-            for r in rows
-        ]
-        fig = shape_figure(profiles, caption_text=caption_text(rows))
-        save_figure(fig, sweep_dir / "shape.png")
-        return format_rows(rows, [*group_by, "erf_size", "sigma_x", "fit_r2"])
+    if study == "shape":  # R² with jackknife intervals over draws (erf.io.studies)
+        entries = write_shape_study(sweep_dir, rows, group_by)
+        return format_rows(entries, [*group_by, "erf_size", "fit_r2", "fit_r2_low", "fit_r2_high"])
     if study == "paths":
         lines = []
         for r in rows:

@@ -51,6 +51,10 @@ class ConvStack(nn.Sequential):
         pool: "avg" or "max".
         pool_size: pooling window and stride.
         weight_std: std of the "random" and "rim_heavy" inits (default 1/sqrt(fan_in)).
+        weight_scale: factor (> 0) on every conv weight after the init: the gain of the
+            init, e.g. 4 for N(0, 16/fan_in) "random" weights. In a stack without bias it
+            only scales the gradient of linear and ReLU stacks; tanh and sigmoid saturate
+            at large gains (``experiment=activation_saturation``).
         bias: whether convs have a (zero-initialised) bias.
         dropout: dropout probability after every activation (0 = none).
         dropout_mode: "eval" (nn.Dropout: identity while probing, active in training) or
@@ -77,8 +81,10 @@ class ConvStack(nn.Sequential):
         dropout: float = 0.0,
         dropout_mode: str = "eval",
         seed: int = 0,
+        weight_scale: float = 1.0,
     ) -> None:
         check_int("depth", depth, 1, MAX_LAYERS)
+        check_positive("weight_scale", weight_scale)
         check_int("kernel_size", kernel_size, 1, MAX_KERNEL)
         check_int("channels", channels, 1, MAX_CHANNELS)
         if in_channels is not None:
@@ -129,7 +135,18 @@ class ConvStack(nn.Sequential):
         self.depth = depth
         self.init = init
         self.activation = activation
+        self.weight_scale = float(weight_scale)
         initialise(self, init, weight_std=weight_std, seed=seed)
+        _scale_weights(self, weight_scale)
+
+
+def _scale_weights(model: nn.Module, factor: float) -> None:
+    """Multiply every Conv2d weight of ``model`` by ``factor`` in place (no-op at 1)."""
+    if factor == 1:
+        return
+    with torch.no_grad():
+        for conv in (m for m in model.modules() if isinstance(m, nn.Conv2d)):
+            conv.weight.mul_(float(factor))
 
 
 def rim_heavy_profile(kernel_size: int) -> torch.Tensor:
@@ -225,8 +242,10 @@ def _dropout(p: float, mode: str, seed: int) -> nn.Module | None:
 
 
 class ResidualBlock(nn.Module):
-    """``out = act(x + branch(x))`` with ``branch = conv, act, [dropout], conv`` ("basic
-    block", post-activation); ``skip=False`` drops the identity (a plain 2-conv stage).
+    """``out = act(x + α·branch(x))`` with ``branch = conv, [bn], act, [dropout], conv, [bn]``
+    ("basic block", post-activation); ``skip=False`` drops the identity (a plain 2-conv
+    stage). ``branch_scale`` is α (>= 0; 1 is the usual block, 0 leaves only the identity);
+    ``batch_norm`` adds a BatchNorm2d after each conv of the branch (before α).
 
     With ``stride`` 2 the first conv subsamples and the identity becomes a 1×1 stride-2
     average pool (it keeps pixel 2u, the centre of the conv's window [2u-1, 2u+1], so both
@@ -242,16 +261,27 @@ class ResidualBlock(nn.Module):
         skip: bool = True,
         dropout: nn.Module | None = None,
         in_channels: int | None = None,
+        branch_scale: float = 1.0,
+        batch_norm: bool = False,
     ) -> None:
         super().__init__()
+        if not (isinstance(branch_scale, (int, float)) and math.isfinite(branch_scale)) or (
+            branch_scale < 0
+        ):
+            raise ValueError(
+                f"branch_scale={branch_scale!r} is not allowed: expected a number >= 0"
+            )
         pad = (kernel_size - 1) // 2
         c_in = channels if in_channels is None else in_channels
         act = ACTIVATIONS[activation]
         self.conv1 = nn.Conv2d(c_in, channels, kernel_size, stride=stride, padding=pad, bias=False)
+        self.bn1: nn.Module = nn.BatchNorm2d(channels) if batch_norm else nn.Identity()
         self.act1 = act() if act is not None else nn.Identity()
         self.dropout = dropout if dropout is not None else nn.Identity()
         self.conv2 = nn.Conv2d(channels, channels, kernel_size, padding=pad, bias=False)
+        self.bn2: nn.Module = nn.BatchNorm2d(channels) if batch_norm else nn.Identity()
         self.act2 = act() if act is not None else nn.Identity()
+        self.branch_scale = float(branch_scale)
         self.skip = skip
         self.shortcut: nn.Module = nn.Identity()
         if skip and (stride != 1 or c_in != channels):
@@ -261,7 +291,9 @@ class ResidualBlock(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv2(self.dropout(self.act1(self.conv1(x))))
+        out = self.bn2(self.conv2(self.dropout(self.act1(self.bn1(self.conv1(x))))))
+        if self.branch_scale != 1:
+            out = out * self.branch_scale
         if self.skip:
             out = out + self.shortcut(x)
         return self.act2(out)
@@ -288,6 +320,12 @@ class ResidualStack(nn.Sequential):
         dropout, dropout_mode: dropout between the two convs of each block: "eval" is
             nn.Dropout (identity while probing), "mask" keeps drawing masks in eval mode.
         weight_std, seed: as in ConvStack.
+        branch_scale: α of every block, ``act(x + α·branch(x))`` (>= 0; 1 = the usual block).
+        batch_norm: a BatchNorm2d after each branch conv. Its statistics are those of the
+            network's own inputs: right after the init, ``calibrate_batch_norm`` runs 4
+            batches of 16 N(0, 1) 32×32 inputs (seeded by ``seed``) through it in training
+            mode, then the stack is left in eval mode, so a probe sees a fixed normalisation,
+            as in a trained network (at default statistics a BN would be the identity).
     """
 
     def __init__(
@@ -304,6 +342,8 @@ class ResidualStack(nn.Sequential):
         dropout_mode: str = "eval",
         weight_std: float | None = None,
         seed: int = 0,
+        branch_scale: float = 1.0,
+        batch_norm: bool = False,
     ) -> None:
         check_int("blocks", blocks, 1, MAX_LAYERS)
         check_int("kernel_size", kernel_size, 1, MAX_KERNEL)
@@ -327,12 +367,39 @@ class ResidualStack(nn.Sequential):
                 skip=skip,
                 dropout=_dropout(dropout, dropout_mode, seed + 7919 * (i + 1)),
                 in_channels=in_channels if i == 0 else None,
+                branch_scale=branch_scale,
+                batch_norm=bool(batch_norm),
             )
             for i in range(int(blocks))
         ]
         super().__init__(*layers)
         self.blocks = int(blocks)
+        self.batch_norm = bool(batch_norm)
         initialise(self, init, weight_std=weight_std, seed=seed)
+        if batch_norm:
+            calibrate_batch_norm(self, channels if in_channels is None else in_channels, seed)
+
+
+def calibrate_batch_norm(
+    model: nn.Module, in_channels: int, seed: int, batches: int = 4, side: int = 32
+) -> None:
+    """Set every BatchNorm2d's running statistics to their average over ``batches`` batches
+    of 16 N(0, 1) ``in_channels`` × ``side`` × ``side`` inputs (a private generator seeded
+    with ``seed``), then put ``model`` in eval mode. The statistics are per channel, so any
+    input size the probe uses later sees the same normalisation."""
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    gen = torch.Generator().manual_seed(int(seed) + 15_485_863)
+    dtype = next(model.parameters()).dtype
+    for bn in norms:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average over the calibration batches
+    model.train()
+    with torch.no_grad():
+        for _ in range(int(batches)):
+            model(torch.randn(16, int(in_channels), side, side, generator=gen).to(dtype))
+    for bn in norms:
+        bn.momentum = 0.1
+    model.eval()
 
 
 # --------------------------------------------------------------------------- trained networks

@@ -87,3 +87,50 @@ def test_binomial_path_counts_sum_to_two_to_the_blocks():
 def test_centre_profile_is_the_centre_row_scaled_to_one_at_the_centre():
     m = np.outer([1, 2, 1], [1, 4, 2, 1]).astype(float)
     np.testing.assert_allclose(centre_profile(m), [0.5, 2, 1, 0.5])
+
+
+def test_fit_r2_interval_is_the_mean_map_fit_with_a_jackknife_interval_over_draws():
+    from erf.analysis.fit import fit_gaussian
+    from erf.analysis.studies import fit_r2_interval
+
+    rng = np.random.default_rng(0)
+    rows, cols = np.mgrid[0:21, 0:21]
+    g = np.exp(-((rows - 10) ** 2 + (cols - 10) ** 2) / (2 * 3.0**2))
+    maps = g + 0.05 * rng.standard_normal((12, 21, 21))
+    out = fit_r2_interval(maps, groups=4)
+    assert out["fit_r2"] == fit_gaussian(maps.mean(axis=0)).r_squared
+    assert out["low"] < out["fit_r2"] < out["high"] <= 1 and out["groups"] == 4
+    # jackknife by hand: leave out 3 draws at a time
+    loo = [fit_gaussian(np.delete(maps, range(3 * i, 3 * i + 3), axis=0).mean(0)).r_squared
+           for i in range(4)]  # fmt: skip
+    se = np.sqrt(3 / 4 * np.sum((np.array(loo) - np.mean(loo)) ** 2))
+    assert out["se"] == pytest.approx(se, rel=1e-12)
+    noisier = fit_r2_interval(g + 0.2 * rng.standard_normal((12, 21, 21)), groups=4)
+    assert noisier["fit_r2"] < out["fit_r2"]
+    single = fit_r2_interval(maps[:1])
+    assert np.isnan(single["low"]) and single["n_draws"] == 1
+
+
+def test_pooled_growth_sizes_the_pooled_maps_and_jackknifes_the_slope_over_draws():
+    from erf.analysis.metrics import loglog_slope, luo_size
+    from erf.analysis.null_models import null_map
+    from erf.analysis.studies import jackknife, pooled_growth
+
+    rng = np.random.default_rng(1)
+    xs, stacks, trf = [2, 4, 8], [], []
+    for n in xs:
+        m = np.pad(null_map(n, 3, "sqrt_box"), 4)
+        stacks.append(m * rng.uniform(0.5, 1.5, size=(6, *m.shape)))  # per-draw noise
+        trf.append(1 + 2 * n)
+    out = pooled_growth(stacks, xs, trf, groups=3)
+    sizes = [luo_size(s.mean(axis=0)) for s in stacks]
+    assert out["erf_size"] == sizes
+    assert out["erf_size_slope"] == pytest.approx(loglog_slope(xs, sizes)[0])
+    assert out["erf_size_slope_low"] <= out["erf_size_slope"] <= out["erf_size_slope_high"]
+    assert out["erf_size_slope_groups"] == 3
+    # jackknife by hand for a scalar statistic: delete one of 3 groups of 2 draws
+    j = jackknife(lambda ms: float(ms[0].sum()), [stacks[0]], groups=3)
+    loo = [np.delete(stacks[0], [2 * i, 2 * i + 1], axis=0).mean(0).sum() for i in range(3)]
+    assert j["se"] == pytest.approx(np.sqrt(2 / 3 * np.sum((loo - np.mean(loo)) ** 2)))
+    with pytest.raises(ValueError, match="same number of draws"):
+        jackknife(lambda ms: 0.0, [stacks[0], stacks[1][:3]])

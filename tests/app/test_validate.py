@@ -26,7 +26,8 @@ from erf.app.validate import ConfigError, preflight
         ("model=resnet", "model=resnet is not a known model; available: conv_stack, custom"),
         (
             "experiment=nope",
-            "experiment=nope is not a known experiment; available: activation_sweep, benchmark",
+            "experiment=nope is not a known experiment; available: activation_saturation, "
+            "activation_settings, activation_sweep, benchmark",
         ),
         (
             "probe.batch_size=big",

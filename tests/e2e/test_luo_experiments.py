@@ -30,9 +30,20 @@ def _jobs(out):
 def test_activation_sweep_reports_a_fit_r2_per_activation_and_the_shape_figure(tmp_path):
     proc = _experiment("activation_sweep", tmp_path)
     jobs = _jobs(tmp_path)
-    assert sorted(m["activation"] for m in jobs.values()) == ["none", "relu", "sigmoid", "tanh"]
-    assert all(0 < m["fit_r2"] <= 1 for m in jobs.values())
-    assert (tmp_path / "shape.png").stat().st_size > 0
+    for protocol in ("ours", "luo"):
+        acts = sorted(m["activation"] for m in jobs.values() if m["protocol"] == protocol)
+        assert acts == ["none", "relu", "sigmoid", "tanh"]
+    # the same draws x inputs budget: tiny has 2 draws x 2 inputs; luo 4 draws x 1 input
+    assert {(m["protocol"], m["n_draws"], m["n_samples"]) for m in jobs.values()} == {
+        ("ours", 2, 4),
+        ("luo", 4, 4),
+    }
+    assert all(set(m["draws"]["n_samples"]) == {1} for m in jobs.values() if m["protocol"] == "luo")
+    assert all(0 < m["fit_r2"] <= 1 for m in jobs.values() if m["fit_r2"] is not None)
+    shape = read_json(tmp_path / "shape.json")["jobs"]
+    assert len(shape) == 8 and all("fit_r2_low" in e and "protocol" in e for e in shape)
+    for name in ("shape.png", "shape_panels.png", "fit_r2.png"):
+        assert (tmp_path / name).stat().st_size > 0
     assert "fit_r2" in proc.stdout
 
 
@@ -64,20 +75,23 @@ def test_dropout_skip_keeps_the_map_in_eval_mode_and_plots_the_residual_path_rfs
 def test_growth_reports_slopes_with_intervals_over_the_weight_draws(tmp_path):
     proc = _experiment("growth", tmp_path)
     growth = read_json(tmp_path / "growth.json")
-    groups = {(g["init"], g["activation"]): g for g in growth["groups"]}
+    groups = {(g["init"], g["activation"], g["protocol"]): g for g in growth["groups"]}
     assert set(groups) == {
-        ("uniform", "none"),
-        ("uniform", "relu"),
-        ("random", "none"),
-        ("random", "relu"),
+        (init, act, protocol)
+        for init in ("uniform", "random")
+        for act in ("none", "relu")
+        for protocol in ("ours", "luo")
     }
-    for g in groups.values():
+    for (_, _, protocol), g in groups.items():
         assert g["xs"] == [2, 4]
-        assert all(1 <= n <= 3 for n in g["n_draws"])  # a dead ReLU draw has no size
+        # tiny: 3 draws x 2 inputs (ours), 6 one-input draws (luo); a dead ReLU draw has no size
+        assert all(1 <= n <= (3 if protocol == "ours" else 6) for n in g["n_draws"])
         assert g["erf_size_slope_low"] <= g["erf_size_slope"] or np.isnan(g["erf_size_slope_low"])
     jobs = _jobs(tmp_path).values()
-    assert all(len(m["draws"]["seeds"]) == 3 for m in jobs)
-    uniform = groups[("uniform", "none")]
+    assert all(len(m["draws"]["seeds"]) == (3 if m["protocol"] == "ours" else 6) for m in jobs)
+    assert {n["model"] for n in growth["null_models"]} == {"box", "sqrt_box"}
+    assert (tmp_path / "growth_slopes.csv").exists()
+    uniform = groups[("uniform", "none", "ours")]
     assert uniform["n_draws"] == [3, 3]
     assert uniform["erf_size_slope_low"] == pytest.approx(uniform["erf_size_slope_high"])
     assert (tmp_path / "growth.png").exists()

@@ -18,6 +18,7 @@ from erf.app.jobs.benchmark import run_benchmark
 from erf.app.jobs.draws import run_draws
 from erf.app.jobs.measure import run_measure, run_profile
 from erf.app.jobs.training import run_training
+from erf.app.protocol import apply_protocol
 from erf.app.resume import completed_metrics, job_folder
 from erf.app.suite import run_suite
 from erf.app.validate import validate
@@ -49,6 +50,7 @@ def run_job(
     metrics (or record). ``should_stop`` is polled between batches (``erf.app.signals``).
     ``out_dir`` is locked while the job runs, and what resuming would mix is refused first
     (``erf.app.resume.job_folder``)."""
+    cfg = apply_protocol(cfg)  # probe.protocol=luo: R fresh draws x one input (erf.app.protocol)
     validate(cfg)
     kind = job_kind(cfg)
     if kind == "suite":

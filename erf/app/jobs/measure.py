@@ -27,6 +27,7 @@ from erf.app.build import (
     probe_position,
     refuse_probe,
 )
+from erf.app.protocol import protocol_of
 from erf.app.provenance import provenance
 from erf.app.resume import completed_metrics, fingerprint, load_checkpoint, settings
 from erf.io.job import write_job
@@ -223,6 +224,9 @@ def job_metrics(
         **erf_metrics(result, trf, **metric_settings(cfg)),
     }
     metrics["inputs"] = cfg.inputs.source
+    metrics["protocol"] = protocol_of(cfg)  # probe.protocol (erf.app.protocol)
+    metrics["channel"] = cfg.probe.get("channel")  # unit seeding: None = every channel
+    metrics["n_draws"] = int(cfg.probe.get("draws", 1))
     if cfg.inputs.source == "imagefolder":
         metrics["inputs_root"] = cfg.inputs.root
     if model is not None:
