@@ -59,7 +59,7 @@ def replicate_maps(
     groups: np.ndarray, group_n: np.ndarray, counts: np.ndarray, clamp: bool = False
 ) -> Iterator[np.ndarray]:
     """The mean map ``[H, W]`` of each replicate: sum(count_g * groups[g]) / sum(count_g *
-    group_n[g]); ``clamp`` clips it at 0 (the ``signed_clamp`` reduction's map)."""
+    group_n[g]); ``clamp`` clips it at 0 (the ``clamp_after_mean`` reduction's map)."""
     k, h, w = groups.shape
     flat = groups.reshape(k, h * w)
     n = np.asarray(group_n, dtype=np.float64)

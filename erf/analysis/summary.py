@@ -31,7 +31,7 @@ from erf.analysis.metrics import (
     radial_mass,
     robust_luo_size,
 )
-from erf.result import ERFResult
+from erf.result import LEGACY_REDUCTIONS, ERFResult
 from erf.rf import TheoreticalRF
 
 # Metrics that get ``<key>_ci_low`` / ``<key>_ci_high`` (fixed names: error bars read them).
@@ -229,7 +229,7 @@ def _intervals(
     elif fit is None:
         method = "none: degenerate map"
     else:
-        clamp = result.reduce == "signed_clamp"
+        clamp = LEGACY_REDUCTIONS.get(result.reduce, result.reduce) == "clamp_after_mean"
         percentiles = expanded_level(level, n)
         found = bootstrap_intervals(
             groups, group_n, lambda m: size_metrics(m, center),

@@ -95,7 +95,9 @@ LABELS = {
 REDUCTIONS = {
     "abs": "mean |∂y/∂x|",
     "relu": "mean max(∂y/∂x, 0)",
-    "signed_clamp": "max(mean ∂y/∂x, 0)",
+    "clamp_after_mean": "max(mean ∂y/∂x, 0)",
+    "clamp_per_image": "mean max(Σ_c ∂y/∂x_c / C, 0)",
+    "signed_clamp": "max(mean ∂y/∂x, 0)",  # results saved before the rename
     "square": "mean (∂y/∂x)²",
 }
 

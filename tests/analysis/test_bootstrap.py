@@ -178,3 +178,27 @@ def test_a_many_draws_job_gets_intervals_over_draws_and_dead_draws_are_left_out(
     alive = [v for v in per_draw["erf_size"][:5]]
     assert per_draw["erf_size_spread"]["n"] == 5
     assert per_draw["erf_size_spread"]["mean"] == pytest.approx(np.mean(alive))
+
+
+def test_clamp_after_mean_replicates_are_clamped_like_the_map(monkeypatch):
+    """Signed per-sample maps whose mean is negative on a ring: the reported map is 0 there,
+    and every bootstrap replicate handed to the metrics must be clamped the same way, or the
+    interval describes another map than the one reported."""
+    import erf.analysis.summary as summary
+
+    rng = np.random.default_rng(7)
+    ring = np.hypot(ROWS - 7, COLS - 7)
+    signed = SHAPE_MAP - 2.0 * np.exp(-((ring - 5) ** 2) / 2)
+    samples = signed * rng.exponential(1.0, size=(32, SIDE, SIDE))
+    seen = []
+    real = summary.size_metrics
+    monkeypatch.setattr(
+        summary, "size_metrics", lambda m, *a, **k: (seen.append(m.min()), real(m, *a, **k))[1]
+    )
+    for reduce, clamped in (("clamp_after_mean", True), ("signed_clamp", True), ("abs", False)):
+        seen.clear()
+        result = _result(samples)
+        result.reduce = reduce
+        erf_metrics(result, bootstrap=20)
+        assert len(seen) > 20, reduce  # the map itself and its replicates
+        assert (min(seen) >= 0.0) == clamped, reduce
