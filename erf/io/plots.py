@@ -436,11 +436,8 @@ def save_figure(fig: Figure, path: str | Path, output: FigureOutput | None = Non
         with style():
             for fmt in output.formats:
                 target = path.with_suffix(f".{fmt}")
-                atomic_write(
-                    target,
-                    lambda f, fmt=fmt: fig.savefig(f, dpi=output.dpi, format=fmt,
-                                                   metadata=_metadata(fmt)),
-                )  # fmt: skip
+                meta = _metadata(fmt)
+                atomic_write(target, lambda f, fmt=fmt, meta=meta: fig.savefig(f, dpi=output.dpi, format=fmt, metadata=meta))  # noqa: E501  # fmt: skip
                 written.append(target)
     finally:
         plt.close(fig)
