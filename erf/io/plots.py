@@ -648,7 +648,9 @@ def shift_growth_figure(
         ax_s.set_ylabel("COM − unit, rows (px)")
         ax_s.grid(True, alpha=0.3)
         ax_s.legend(fontsize=6)
-        ax_s.set_title(f"{group[group_by]}: centre of mass, init (open) → trained", fontsize=8)
+        ax_s.set_title(
+            wrap(f"{group[group_by]}: centre of mass, init (open) → trained", 2.6, 8), fontsize=8
+        )
         keys = list(_GROWTH_LABELS)
         for x, key in enumerate(keys):
             change = group[key]["change"]
@@ -667,8 +669,12 @@ def shift_growth_figure(
         ax_g.set_ylabel("after − before (px)")
         ax_g.grid(True, axis="y", alpha=0.3)
         ax_g.set_title(
-            f"{group[group_by]}: change per seed (dots), mean with {level:.0%} t-interval "
-            f"over the seeds (black; n = {group['shift_norm']['change']['n']})",
+            wrap(
+                f"{group[group_by]}: change per seed (dots), mean with {level:.0%} t-interval "
+                f"over the seeds (black; n = {group['shift_norm']['change']['n']})",
+                5.6,
+                8,
+            ),
             fontsize=8,
         )
     return fig

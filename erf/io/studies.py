@@ -29,6 +29,7 @@ from erf.analysis.studies import (
     per_draw_rows,
     pooled_growth,
 )
+from erf.io.figure_style import caption, caption_text, human, styled, wrap
 from erf.io.plots import growth_figure, save_figure, shape_figure
 from erf.io.store import load_result, load_results, write_json, write_text
 from erf.io.tables import csv_text
@@ -128,9 +129,14 @@ def write_shape_study(
     for row in rows:
         p = _cut_to_trf(centre_profile(load_result(Path(row["_dir"]) / "erf.npz").map), row)
         profiles.append((_label(row, group_by), p, row.get("sigma_x")))
-    save_figure(shape_figure(profiles), str(sweep_dir / "shape.png"))
-    save_figure(shape_panels_figure(profiles, entries), str(sweep_dir / "shape_panels.png"))
-    save_figure(fit_r2_figure(entries, group_by), str(sweep_dir / "fit_r2.png"))
+    text = caption_text(rows)
+    save_figure(shape_figure(profiles, caption_text=text), str(sweep_dir / "shape.png"))
+    for fig, name in (
+        (shape_panels_figure(profiles, entries), "shape_panels.png"),
+        (fit_r2_figure(entries, group_by), "fit_r2.png"),
+    ):
+        caption(fig, text)
+        save_figure(fig, str(sweep_dir / name))
     return entries
 
 
@@ -144,6 +150,10 @@ def _cut_to_trf(profile: np.ndarray, row: Mapping[str, Any]) -> np.ndarray:
     return profile[c - half : c + half + 1]
 
 
+PROFILE_FLOOR = 1e-6  # lowest value a profile panel shows (the peak is 1)
+
+
+@styled
 def shape_panels_figure(
     profiles: Sequence[tuple[str, np.ndarray, float | None]], entries: Sequence[Mapping[str, Any]]
 ) -> Figure:
@@ -163,11 +173,15 @@ def shape_panels_figure(
         if sigma is not None and math.isfinite(sigma) and sigma > 0:
             ax.plot(x, np.exp(-0.5 * (x / sigma) ** 2), "-", color="C3", lw=1)
         ax.set_yscale("log")
+        ax.set_ylim(bottom=PROFILE_FLOOR)  # six decades below the peak: the tails that matter
         ax.set_xlim(x[0] - 0.5, x[-1] + 0.5)
-        ax.set_title(f"{label}\nR² {_r2_text(e)}", fontsize=8)
+        ax.set_title(wrap(f"{label}\nR² {_r2_text(e)}", 2.3, 8), fontsize=8)
         ax.tick_params(labelsize=7)
+        ax.set_xlabel("offset from the centre (px)", fontsize=7)
+        ax.set_ylabel("|∂y/∂x| / peak", fontsize=7)
         ax.grid(True, which="both", alpha=0.3)
-    fig.suptitle("centre-row profile (dots) vs fitted Gaussian (line), x = offset over the TRF")
+    title = "centre-row profile (dots) vs fitted Gaussian (line), x = offset over the TRF"
+    fig.suptitle(wrap(title, 3.1 * ncols - 0.2, 10), fontsize=10)
     return fig
 
 
@@ -182,6 +196,7 @@ def _num(v: Any) -> float:
     return float("nan") if v is None else float(v)
 
 
+@styled
 def fit_r2_figure(entries: Sequence[Mapping[str, Any]], group_by: Sequence[str]) -> Figure:
     """1 − R² (log scale, lower = more Gaussian) with its jackknife interval over draws: x =
     the values of ``group_by[-1]`` in job order, one line per combination of the other keys."""
@@ -208,7 +223,7 @@ def fit_r2_figure(entries: Sequence[Mapping[str, Any]], group_by: Sequence[str])
         ax.errorbar(pos, y, yerr=np.clip(err, 0, None), fmt="o-", ms=4, capsize=2, label=name)
     ax.set_yscale("log")
     ax.set_xticks(range(len(xs)), xs)
-    ax.set_xlabel(x_key)
+    ax.set_xlabel(human(x_key))
     ax.set_ylabel("1 − Gaussian-fit R² (lower: more Gaussian)")
     ax.set_title("fit R², 95 % jackknife interval over weight draws", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
@@ -251,7 +266,9 @@ def write_growth_study(
         for g in groups
     ] + [{"group": f"null model: {n['model']}", **n, "n_draws": None} for n in nulls]
     write_text(csv_text(table, SLOPE_COLUMNS), sweep_dir / "growth_slopes.csv")
-    save_figure(growth_figure(groups, null_models=nulls), str(sweep_dir / "growth.png"))
+    fig = growth_figure(groups, null_models=nulls)
+    caption(fig, caption_text(rows))
+    save_figure(fig, str(sweep_dir / "growth.png"))
     return groups
 
 
@@ -282,7 +299,9 @@ def write_skip_study(sweep_dir: Path, rows: Sequence[Mapping[str, Any]]) -> str:
     write_json({"jobs": entries}, sweep_dir / "skip_scale.json")
     columns = list(entries[0]) if entries else []
     write_text(csv_text(entries, columns), sweep_dir / "skip_scale.csv")
-    save_figure(skip_scale_figure(entries), str(sweep_dir / "skip_scale.png"))
+    fig = skip_scale_figure(entries)
+    caption(fig, caption_text(rows))
+    save_figure(fig, str(sweep_dir / "skip_scale.png"))
     lines = [f"{'batch_norm':>10} {'alpha':>6} {'ERF size [95% CI]':>26} {'TRF':>5}"]
     for e in entries:
         lines.append(
@@ -292,6 +311,7 @@ def write_skip_study(sweep_dir: Path, rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+@styled
 def skip_scale_figure(entries: Sequence[Mapping[str, Any]]) -> Figure:
     """ERF size (95 % t-interval over draws) against the residual branch scale α, one line
     with and one without batch-norm; the TRF (the same for every α) dashed."""

@@ -18,7 +18,7 @@ import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
-from erf.io import plots  # noqa: E402
+from erf.io import plots, studies  # noqa: E402
 from erf.io.figure_style import FigureOutput, caption, caption_text  # noqa: E402
 
 CASES = ("long_warnings", "one_panel", "many_panels", "long_labels", "nan", "tiny_erf")
@@ -228,11 +228,66 @@ def _growth(case: str) -> Figure:
     return fig
 
 
+def _shape_panels(case: str) -> Figure:
+    n = _n(case)
+    profiles = [
+        (_label(case, i), _map(case, i)[_map(case, i).shape[0] // 2], 2.0) for i in range(n)
+    ]
+    entries = [{"fit_r2": 0.99, "fit_r2_low": 0.98, "fit_r2_high": 0.995} for _ in range(n)]
+    fig = studies.shape_panels_figure(profiles, entries)
+    caption(fig, _caption(case))
+    return fig
+
+
+def _fit_r2(case: str) -> Figure:
+    entries = [
+        {"activation": _label(case, i % 3), "depth": 5 * (1 + i // 3), "fit_r2": 0.99,
+         "fit_r2_low": 0.985 if case != "nan" else float("nan"), "fit_r2_high": 0.995}
+        for i in range(max(_n(case), 1))
+    ]  # fmt: skip
+    fig = studies.fit_r2_figure(entries, ["activation", "depth"])
+    caption(fig, _caption(case))
+    return fig
+
+
+def _skip_scale(case: str) -> Figure:
+    entries = [
+        {"batch_norm": bn, "branch_scale": a, "erf_size": 5.0 + a, "erf_size_low": 4.5 + a,
+         "erf_size_high": 5.5 + a, "trf_size": 33.0}
+        for bn in (False, True) for a in [0.25 * 2**k for k in range(max(_n(case) // 2, 1))]
+    ]  # fmt: skip
+    fig = studies.skip_scale_figure(entries)
+    caption(fig, _caption(case))
+    return fig
+
+
+def _shift_growth(case: str) -> Figure:
+    seeds = list(range(max(_n(case), 1)))
+    nan = float("nan")
+
+    def entry(v: float) -> dict:
+        values = [v + 0.1 * s for s in seeds]
+        if case == "nan":
+            values[0] = nan
+        return {"values": values, "mean": v, "low": v - 1, "high": v + 1, "n": len(seeds)}
+
+    keys = ["shift_row", "shift_col", "shift_norm", "luo_size_own", "moment_sigma_own",
+            "mass_radius_50_own", "luo_size_unit", "moment_sigma_unit",
+            "mass_radius_50_unit"]  # fmt: skip
+    group = {"setting": _label(case, 0), "seeds": seeds}
+    group.update({k: {p: entry(1.0) for p in ("before", "after", "change")} for k in keys})
+    fig = plots.shift_growth_figure([group])
+    caption(fig, _caption(case))
+    return fig
+
+
 FIGURES: dict[str, Callable[[str], Figure]] = {
     "heatmap": _heatmap, "erf_grid": _grid, "erf_grid_matrix": _grid_matrix,
     "trf_vs_erf": _trf_vs_erf, "shape": _shape, "profile": _profile, "benchmark": _benchmark,
     "path_rf": _path_rf, "before_after": _before_after, "erf_epochs": _epochs,
     "training": _training, "cross_arch": _cross_arch, "growth": _growth,
+    "shape_panels": _shape_panels, "fit_r2": _fit_r2, "skip_scale": _skip_scale,
+    "shift_growth": _shift_growth,
 }  # fmt: skip
 
 
