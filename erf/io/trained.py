@@ -18,7 +18,7 @@ from typing import Any
 
 from erf.analysis.shift import KEYS as SHIFT_GROWTH_KEYS
 from erf.analysis.shift import PHASES, shift_growth, shift_growth_stats, vanished
-from erf.io.figure_style import caption_text, human
+from erf.io.figure_style import caption, caption_text, human
 from erf.io.plots import (
     before_after_figure,
     erf_epochs_figure,
@@ -254,6 +254,7 @@ def write_study_summary(sweep_dir: str | Path, scale: str = "linear") -> list[di
     save_figure(fig, sweep_dir / "before_after.png")
     fig = shift_growth_figure(stats, group_by="setting", level=LEVEL)
     fig.suptitle(f"ERF shift vs growth through training ({note})", fontsize=9)
+    caption(fig, caption_text([{**(r.get("erf_init") or {}), **r} for r in rows]))
     save_figure(fig, sweep_dir / "shift_growth.png")
     return rows
 
