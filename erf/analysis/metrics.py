@@ -57,6 +57,25 @@ def erf_center(m, unit: Sequence[float] | None = None) -> tuple[int, int]:
     return min(max(row, 0), h - 1), min(max(col, 0), w - 1)
 
 
+def unit_location(result: ERFResult, trf=None) -> tuple[list[float] | None, str | None]:
+    """Where the probed unit of ``result`` sits in the input, (row, col) in pixels, and how
+    that is known: the centre of ``trf`` (an ``erf.TheoreticalRF`` of the same model and
+    input) when it is local and exact ("TRF"), else the probe's estimate from the grid's
+    scale, ``meta["unit_in_input"]`` ("grid scale"), else ``(None, None)``. The two differ
+    on strided "same"-padded networks, whose TRF is not centred on the grid-scale point."""
+    exact = (
+        trf is not None
+        and not trf.is_global
+        and getattr(trf, "source", None) != "measured_support"
+        and not isinstance(result.position, str)
+    )
+    if exact:
+        (r0, r1), (c0, c1) = trf.interval(result.position)
+        return [(r0 + r1) / 2, (c0 + c1) / 2], "TRF"
+    estimate = result.meta.get("unit_in_input")
+    return estimate, None if estimate is None else "grid scale"
+
+
 def _map_and_center(m, center) -> tuple[np.ndarray, tuple]:
     """The map of ``m`` and the centre to use: ``center`` if given, else ``erf_center(m)``."""
     return as_map(m), erf_center(m) if center is None else tuple(center)
@@ -157,14 +176,22 @@ def mass_radius(m, fraction: float = 0.5, center: tuple[float, float] | None = N
     return float(dist[i])
 
 
-def erf_size(m, method: str = "luo", **kw) -> float:
-    """One ERF size in pixels, by ``method``, of a map or an ``ERFResult`` (centred at
-    :func:`erf_center`, as in ``metrics.json``).
+def erf_size(m, method: str = "luo", *, trf=None, **kw) -> float:
+    """One ERF size in pixels, by ``method``, of a map or an ``ERFResult``, centred at
+    :func:`erf_center`. With ``trf`` (the result's ``erf.TheoreticalRF``) the centre is the
+    exact TRF centre (:func:`unit_location`), the pixel ``metrics.json`` uses; without it an
+    ``ERFResult`` is centred at the probe's grid-scale estimate, which can be a pixel off on
+    strided networks.
 
     "luo": :func:`luo_size`; "robust": :func:`robust_luo_size`; "moment": geometric mean
-    sqrt(sigma_row * sigma_col) of :func:`moment_sigma`; "mass": :func:`mass_radius`. Extra
-    keywords go to that function.
+    sqrt(sigma_row * sigma_col) of :func:`moment_sigma` (about the centre of mass); "mass":
+    :func:`mass_radius`. Extra keywords go to that function.
     """
+    if trf is not None:
+        if not isinstance(m, ERFResult):
+            raise ValueError("erf_size(trf=...) needs the ERFResult (its probed position)")
+        if method != "moment" and "center" not in kw:
+            kw["center"] = erf_center(m, unit_location(m, trf)[0])
     if method == "luo":
         return luo_size(m, **kw)
     if method == "robust":

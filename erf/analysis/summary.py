@@ -30,6 +30,7 @@ from erf.analysis.metrics import (
     moment_sigma,
     radial_mass,
     robust_luo_size,
+    unit_location,
 )
 from erf.result import LEGACY_REDUCTIONS, ERFResult
 from erf.rf import TheoreticalRF
@@ -269,17 +270,9 @@ LAYOUT_KEYS = ("layout", "grid", "prefix_tokens", "layout_decided_by")
 
 
 def _unit_in_input(result: ERFResult, trf: TheoreticalRF | None) -> dict[str, Any]:
-    """Where the probed unit sits in the input: the exact TRF's centre when it is local and
-    exact, else the probe's estimate from the grid's scale (``meta["unit_in_input"]``)."""
-    exact = trf is not None and not trf.is_global and trf.source != "measured_support"
-    if exact and not isinstance(result.position, str):
-        (r0, r1), (c0, c1) = trf.interval(result.position)
-        return {"unit_in_input": [(r0 + r1) / 2, (c0 + c1) / 2], "unit_in_input_from": "TRF"}
-    estimate = result.meta.get("unit_in_input")
-    return {
-        "unit_in_input": estimate,
-        "unit_in_input_from": None if estimate is None else "grid scale",
-    }
+    """``unit_in_input`` and ``unit_in_input_from`` (``erf.analysis.metrics.unit_location``)."""
+    unit, source = unit_location(result, trf)
+    return {"unit_in_input": unit, "unit_in_input_from": source}
 
 
 def _poor_fit(r2: float, r2_min: float) -> str | None:

@@ -420,3 +420,31 @@ def test_luo_size_is_referenced_to_the_probed_tokens_patch_not_the_image_centre(
     result = erf.measure_erf(model, (3, 16, 16), n_samples=2, position=(1, 2), progress=False)
     metrics = erf_metrics(result, trf_or_support(model, (3, 16, 16), None, (1, 2), 0))
     assert (metrics["center_row"], metrics["center_col"]) == (6, 10)
+
+
+def test_erf_size_with_the_trf_uses_the_pixel_metrics_json_uses_on_a_strided_net():
+    """Two stride-2 "same"-padded convs: the exact TRF of the centre unit is not centred on the
+    grid-scale point, so the Python API needs ``trf=`` to match ``metrics.json``."""
+    from erf.analysis.metrics import erf_center, unit_location
+    from erf.analysis.summary import erf_metrics
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, stride=2, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(4, 4, 3, stride=2, padding=1),
+    )
+    result = erf.measure_erf(model, (1, 16, 16), n_samples=8, progress=False)
+    trf = erf.theoretical_rf(model, (1, 16, 16))
+    (r0, r1), (c0, c1) = trf.interval(result.position)
+    assert unit_location(result, trf) == ([(r0 + r1) / 2, (c0 + c1) / 2], "TRF")
+    metrics = erf_metrics(result, trf, bootstrap=0)
+    assert erf_center(result, unit_location(result, trf)[0]) == (
+        metrics["center_row"],
+        metrics["center_col"],
+    )
+    assert erf_center(result) != (metrics["center_row"], metrics["center_col"])  # grid scale
+    assert erf.erf_size(result, trf=trf) == metrics["erf_size"]
+    assert erf.erf_size(result, "mass", trf=trf, fraction=0.5) == metrics["mass_radius_50"]
+    with pytest.raises(ValueError, match="needs the ERFResult"):
+        erf.erf_size(result.map, trf=trf)
