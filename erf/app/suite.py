@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from erf.app.config import EXPERIMENT_DIR
@@ -52,8 +52,19 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def sweeps_seed(name: str) -> bool:
+    """Whether experiment ``name`` sweeps ``seed`` itself (e.g. trained_vs_untrained repeats
+    every setting over ``scale.<study>.seeds``): a suite's ``seed=N`` would replace that sweep
+    by the one seed N, so the suite leaves the experiment its own seeds."""
+    text = (EXPERIMENT_DIR / f"{name}.yaml").read_text()
+    params = OmegaConf.create(text).get("hydra", {}).get("sweeper", {}).get("params", {}) or {}
+    return "seed" in params
+
+
 def experiment_command(cfg: DictConfig, name: str, out_dir: Path) -> list[str]:
-    """The ``erf.run`` command of one suite member, writing into ``out_dir / name``."""
+    """The ``erf.run`` command of one suite member, writing into ``out_dir / name``; the
+    suite's seed is passed on unless the experiment sweeps its own seeds (``sweeps_seed``)."""
+    seed = [] if sweeps_seed(name) else [f"seed={cfg.seed}"]
     return [
         sys.executable,
         "-m",
@@ -61,7 +72,7 @@ def experiment_command(cfg: DictConfig, name: str, out_dir: Path) -> list[str]:
         f"experiment={name}",
         f"scale={cfg.scale.name}",
         f"device={cfg.device}",
-        f"seed={cfg.seed}",
+        *seed,
         f"resume={str(bool(cfg.resume)).lower()}",
         f"hydra.sweep.dir={out_dir / name}",
     ]
