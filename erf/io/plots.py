@@ -140,7 +140,9 @@ def trf_vs_erf_figure(
     return fig
 
 
-def _loglog_axes(ax: plt.Axes, xs: np.ndarray, x: str, ylabel: str, legend: bool = True) -> None:
+def _loglog_axes(
+    ax: plt.Axes, xs: np.ndarray, x: str, ylabel: str, legend: bool = True, loc: str = "best"
+) -> None:
     """Log-log axes with plain-number ticks at ``xs`` (1-2-5 ticks on y), a grid and, with
     ``legend``, a legend where it covers the least data."""
     ax.set_xscale("log")
@@ -155,7 +157,7 @@ def _loglog_axes(ax: plt.Axes, xs: np.ndarray, x: str, ylabel: str, legend: bool
         handles, labels = ax.get_legend_handles_labels()
         width_in = ax.get_position().width * ax.figure.get_figwidth()
         ax.legend(handles, [wrap(t, 0.75 * width_in, 6.5) for t in labels], fontsize=6.5,
-                  loc="best")  # fmt: skip
+                  loc=loc)  # fmt: skip
 
 
 @styled
@@ -204,8 +206,7 @@ def growth_figure(
         (ax_size, "size (pixels)", "upper left"),
         (ax_ratio, "ERF size / TRF size", "lower left"),
     ):
-        _loglog_axes(ax, xs, "depth", ylabel, legend=False)
-        ax.legend(fontsize=6.5, loc=where)
+        _loglog_axes(ax, xs, "depth", ylabel, loc=where)
     ax_size.set_title(f"ERF size vs depth: slope, {pct} CI over draws", fontsize=10)
     ax_ratio.set_title(f"ERF / TRF vs depth: slope, {pct} CI over draws", fontsize=10)
     return fig
