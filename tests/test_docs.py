@@ -115,12 +115,14 @@ def test_the_depth_sweep_write_ups_quote_their_slopes():
 
 def test_the_subsample_dilation_table_is_its_summary():
     section = _section(_text(LUO / "README.md"), "subsample_dilation")
+    ci = rf"{NUMBER} \[{NUMBER}, {NUMBER}\]"  # value [low, high]
     for row in _csv(LUO / "subsample_dilation" / "summary.csv"):
-        pattern = rf"\| {row['label']} \| {NUMBER} \| {NUMBER} \| {NUMBER} \| {NUMBER} \|"
-        trf, size, ratio, r2 = _find(pattern, section, f"subsample_dilation {row['label']}")
-        for quoted, key in ((trf, "trf_size"), (size, "erf_size"), (ratio, "erf_trf_ratio")):
+        pattern = rf"\| {row['label']} \| {NUMBER} \| {ci} \| {NUMBER} \| {ci} \|"
+        found = _find(pattern, section, f"subsample_dilation {row['label']}")
+        keys = ("trf_size", "erf_size", "erf_size_ci_low", "erf_size_ci_high", "erf_trf_ratio",
+                "fit_r2", "fit_r2_ci_low", "fit_r2_ci_high")  # fmt: skip
+        for quoted, key in zip(found, keys):
             _check(quoted, float(row[key]), f"subsample_dilation {row['label']} {key}")
-        _check(r2, float(row["fit_r2"]), f"subsample_dilation {row['label']} fit R²")
 
 
 def test_the_init_sweep_table_is_its_summary():
