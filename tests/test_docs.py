@@ -164,11 +164,12 @@ def test_the_resnet50_layer_profile_table_is_its_summary():
         ROOT / "experiments" / "real_models" / "layer_profile_resnet50" / "summary.csv"
     ):
         name = re.escape(row["target"])
-        pattern = (
-            rf"\| {name}(?: \([a-z0-9]+\))? \| {NUMBER} \| {NUMBER} \| {NUMBER} \| {NUMBER} \|"
-        )
+        ci = rf"{NUMBER} \[{NUMBER}, {NUMBER}\]"  # value [low, high]
+        pattern = rf"\| {name}(?: \([a-z0-9]+\))? \| {NUMBER} \| {ci} \| {NUMBER} \| {ci} \|"
         quoted = _find(pattern, text, f"layer profile {row['target']}")
-        for q, key in zip(quoted, ("trf_size", "erf_size", "erf_trf_ratio", "fit_r2")):
+        keys = ("trf_size", "erf_size", "erf_size_ci_low", "erf_size_ci_high", "erf_trf_ratio",
+                "fit_r2", "fit_r2_ci_low", "fit_r2_ci_high")  # fmt: skip
+        for q, key in zip(quoted, keys):
             _check(q, float(row[key]), f"layer profile {row['target']} {key}")
 
 
