@@ -38,6 +38,21 @@ def _find(pattern: str, text: str, what: str) -> tuple[str, ...]:
     return match.groups()
 
 
+INTERVAL_ROW_KEYS = (
+    "trf_size", "erf_size", "erf_size_ci_low", "erf_size_ci_high", "erf_trf_ratio",
+    "fit_r2", "fit_r2_ci_low", "fit_r2_ci_high",
+)  # fmt: skip
+
+
+def _check_interval_row(text: str, name: str, row: dict[str, str], what: str) -> None:
+    """A table row ``| name | TRF | ERF [low, high] | ERF/TRF | R² [low, high] |`` of ``text``
+    quotes ``row`` of a summary.csv, intervals included."""
+    ci = rf"{NUMBER} \[{NUMBER}, {NUMBER}\]"  # value [low, high]
+    found = _find(rf"\| {name} \| {NUMBER} \| {ci} \| {NUMBER} \| {ci} \|", text, f"{what} {name}")
+    for quoted, key in zip(found, INTERVAL_ROW_KEYS):
+        _check(quoted, float(row[key]), f"{what} {name} {key}")
+
+
 def _csv(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
@@ -115,14 +130,8 @@ def test_the_depth_sweep_write_ups_quote_their_slopes():
 
 def test_the_subsample_dilation_table_is_its_summary():
     section = _section(_text(LUO / "README.md"), "subsample_dilation")
-    ci = rf"{NUMBER} \[{NUMBER}, {NUMBER}\]"  # value [low, high]
     for row in _csv(LUO / "subsample_dilation" / "summary.csv"):
-        pattern = rf"\| {row['label']} \| {NUMBER} \| {ci} \| {NUMBER} \| {ci} \|"
-        found = _find(pattern, section, f"subsample_dilation {row['label']}")
-        keys = ("trf_size", "erf_size", "erf_size_ci_low", "erf_size_ci_high", "erf_trf_ratio",
-                "fit_r2", "fit_r2_ci_low", "fit_r2_ci_high")  # fmt: skip
-        for quoted, key in zip(found, keys):
-            _check(quoted, float(row[key]), f"subsample_dilation {row['label']} {key}")
+        _check_interval_row(section, re.escape(row["label"]), row, "subsample_dilation")
 
 
 def test_the_init_sweep_table_is_its_summary():
@@ -164,13 +173,7 @@ def test_the_resnet50_layer_profile_table_is_its_summary():
         ROOT / "experiments" / "real_models" / "layer_profile_resnet50" / "summary.csv"
     ):
         name = re.escape(row["target"])
-        ci = rf"{NUMBER} \[{NUMBER}, {NUMBER}\]"  # value [low, high]
-        pattern = rf"\| {name}(?: \([a-z0-9]+\))? \| {NUMBER} \| {ci} \| {NUMBER} \| {ci} \|"
-        quoted = _find(pattern, text, f"layer profile {row['target']}")
-        keys = ("trf_size", "erf_size", "erf_size_ci_low", "erf_size_ci_high", "erf_trf_ratio",
-                "fit_r2", "fit_r2_ci_low", "fit_r2_ci_high")  # fmt: skip
-        for q, key in zip(quoted, keys):
-            _check(q, float(row[key]), f"layer profile {row['target']} {key}")
+        _check_interval_row(text, rf"{name}(?: \([a-z0-9]+\))?", row, "layer profile")
 
 
 def test_the_rim_heavy_enlargement_is_quoted_with_its_interval_over_draws():
