@@ -154,17 +154,20 @@ def test_the_real_models_table_is_its_summary():
     text = _text(ROOT / "experiments" / "real_models" / "README.md")
     rows = _csv(ROOT / "experiments" / "real_models" / "summary.csv")
     assert len(rows) == 12
+    cell = rf"(—|{NUMBER[1:-1]})"  # a number, or "—" where the summary has none (NaN)
     for row in rows:
         pattern = (
-            rf"\| {row['name']} \| {NUMBER} \| {row['input_h']} \| {NUMBER} \| {NUMBER} \| "
-            rf"{NUMBER} \| {NUMBER} \| {NUMBER} \| {NUMBER} \|"
+            rf"\| {row['name']} \| {NUMBER} \| {row['input_h']} \| {NUMBER} \[{NUMBER}, "
+            rf"{NUMBER}\] \| {NUMBER} \| {cell} \| {cell} \| {cell} \| {cell} \|"
         )
         quoted = _find(pattern, text, f"real_models {row['job']}")
-        keys = ("trf_size", "erf_size", "erf_trf_ratio") + tuple(
-            f"area_ratio_{t}" for t in (20, 30, 50, 99)
-        )
+        keys = ("trf_size", "erf_size", "erf_size_ci_low", "erf_size_ci_high", "erf_trf_ratio")
+        keys += tuple(f"area_ratio_{t}" for t in (20, 30, 50, 99))
         for q, key in zip(quoted, keys):
-            _check(q, float(row[key]), f"real_models {row['job']} {key}")
+            if q == "—":
+                assert row[key] == "", f"real_models {row['job']} {key}: '—' but {row[key]}"
+            else:
+                _check(q, float(row[key]), f"real_models {row['job']} {key}")
 
 
 def test_the_resnet50_layer_profile_table_is_its_summary():
