@@ -18,7 +18,7 @@ from torch import fx, nn
 from erf.rf.boxes import Box, box_hull, clip_box
 from erf.rf.builder import GraphBuilder
 from erf.rf.node_values import NodeValue, common_period, flat_nodes, node_module, spatial_hw
-from erf.rf.trf import TheoreticalRF
+from erf.rf.trf import LOCAL_CONVENTION, TheoreticalRF
 
 GLOBAL_NOTE = "global: every output unit sees the whole input (adaptive pooling / linear)"
 
@@ -243,6 +243,7 @@ class GraphRF:
             input_shape=hw_in,
             out_shape=(h, w),
             global_context=v.context,
+            convention=LOCAL_CONVENTION if v.context else "",
             notes=self._collect_notes(ancestors),
             target=name,
             graph=self,

@@ -9,6 +9,12 @@ from fractions import Fraction
 from typing import Any
 
 Pair = tuple[int, int]
+
+LOCAL_CONVENTION = (
+    "local box: per-sample scalars computed from the whole map (squeeze-excitation gates, "
+    "GroupNorm/InstanceNorm/LayerNorm statistics) are held constant; the unit depends on every "
+    "input pixel through them"
+)
 Stride = tuple["int | Fraction", "int | Fraction"]
 
 
@@ -56,6 +62,10 @@ class TheoreticalRF:
     unit was nonzero, a lower bound of the TRF) or "exact" (built by hand); ``global_from``
     names the first module (or fx node) whose output is already global, when known.
 
+    ``convention`` says what the box counts as "read" when that is a choice: empty when every
+    dependence is in the box; ``LOCAL_CONVENTION`` when per-sample scalars computed from the whole
+    map (gates, normalisation statistics) are held constant (``global_context`` is then set).
+
     A measured record knows one unit only: ``unit`` (row, col) is the probed unit and ``box``
     its measured inclusive input box ``((r0, r1), (c0, c1))``; ``size`` is the box's span,
     ``stride`` and ``padding`` are unknown and set to (0, 0) (as for global TRFs), and
@@ -80,6 +90,7 @@ class TheoreticalRF:
     global_from: str | None = None
     box: tuple[Pair, Pair] | None = None
     unit: Pair | str | None = None  # a prefix token is "prefix:K"
+    convention: str = ""
 
     def interval(self, unit: Pair, clipped: bool = False) -> tuple[Pair, Pair]:
         """Inclusive input span ``((r_start, r_end), (c_start, c_end))`` seen by output ``unit``.
@@ -183,7 +194,7 @@ def _area_key(size: Pair) -> tuple[int, int]:
     return (size[0] * size[1], size[0])
 
 
-__all__ = ["LayerRF", "Pair", "Stride", "TheoreticalRF"]
+__all__ = ["LOCAL_CONVENTION", "LayerRF", "Pair", "Stride", "TheoreticalRF"]
 
 
 def _unit_key(unit: Any) -> Any:
