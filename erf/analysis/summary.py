@@ -72,6 +72,14 @@ def expanded_level(level: float, n: int) -> float:
     return float(2 * stats.norm.cdf(z) - 1)
 
 
+def trf_bound(trf: TheoreticalRF) -> str:
+    """What ``trf``'s size is: "lower" for a measured support that does not cover the input
+    (pixels whose gradient vanished for the probed weights and inputs, or lying past the
+    input's border, are missing: ``erf.probe.support``), else "exact" (the closed form, the
+    graph analysis, or a measured support that covers the whole input: a global TRF)."""
+    return "lower" if trf.source == "measured_support" and not trf.is_global else "exact"
+
+
 def size_metrics(erf_map: np.ndarray, center: tuple[int, int]) -> dict[str, float]:
     """The size metrics of one map about ``center`` (pixels; area ratios are fractions):
     ``erf_size`` (Luo), ``erf_size_robust``, the moment sigmas, the mass radii and RepLKNet's
@@ -134,7 +142,9 @@ def erf_metrics(
       input-to-target paths with that RF] when the graph analysis counted paths.
       ``trf_clipped`` is True when the TRF of the probed unit does not fit inside the input
       (the ERF is then cut off). ``trf_source``: "closed_form", "graph" or "measured_support"
-      (a lower bound, ``erf.probe.support``); ``trf_global_from``: the first global layer.
+      (a lower bound, ``erf.probe.support``); ``trf_bound``: ``trf_bound(trf)``, "lower" when
+      ``trf_size`` is only a lower bound of the TRF, else "exact"; ``trf_global_from``: the
+      first global layer.
     - ``area_ratio_20/30/50/99``: RepLKNet's high-contribution area ratios (log10(x+1)
       scaling, centred squares; ``metrics.area_ratios``).
     - ``radial_mass``: fraction of the mass within r = 0, 1, 2, ... pixels of the centre pixel.
@@ -194,6 +204,7 @@ def erf_metrics(
             trf_interval=[[r0, r1], [c0, c1]],
             trf_clipped=bool(r0 < 0 or c0 < 0 or r1 >= h or c1 >= w),
             trf_source=trf.source,
+            trf_bound=trf_bound(trf),
             trf_global_from=trf.global_from,
         )
         if trf.path_sizes:

@@ -15,7 +15,8 @@ from erf.result import ERFResult
 
 
 def heatmap_title(metrics: dict[str, Any]) -> str:
-    """The heatmap's title: the job's main settings in words, its ERF and TRF sizes."""
+    """The heatmap's title: the job's main settings in words, its ERF and TRF sizes; a TRF
+    that is a measured support says so, and "lower bound" when ``trf_bound`` is "lower"."""
     words = {
         "label": "{}", "name": "{}", "target": "layer {}", "depth": "depth {}",
         "blocks": "{} blocks", "init": "{} weights", "activation": "activation {}",
@@ -26,7 +27,8 @@ def heatmap_title(metrics: dict[str, Any]) -> str:
     sizes = f"ERF size {erf:.2f} px" if erf is not None else "ERF size n/a"
     sizes += f", TRF {trf:.0f} px" if trf is not None else ", TRF n/a"
     if metrics.get("trf_source") == "measured_support":
-        sizes += " (measured support)"
+        lower = metrics.get("trf_bound") == "lower"
+        sizes += " (measured support, lower bound)" if lower else " (measured support)"
     return f"{head}\n{sizes}" if head else sizes
 
 

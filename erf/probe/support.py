@@ -8,6 +8,16 @@ flushes denormals on CPU); for generic smooth networks it equals the TRF with pr
 It needs no torch.fx trace, only the probe's own forward (hooks that stop at the target), so it
 works for token mixers (ViT/Swin), detectors with control flow and any other model.
 
+The support is meant to bound the architecture's TRF, not the function a random init happens
+to compute: timm zero-initialises the last norm of every residual branch (``zero_init_last``),
+LeViT its attention/MLP norms, others their layer-scale gammas or last convs, so at init those
+branches pass no gradient and the support of the raw model is several times too small (timm
+``resnet10t`` ``layer4`` at 224: 43 px instead of 199). It is therefore measured on
+``support_copy(model, seed)``: a float64 deep copy (the model itself is never touched) whose
+norm affines are redrawn, BatchNorm statistics reset, and all-zero parameter tensors redrawn
+(``SUPPORT_CONVENTION``, recorded as the result's ``convention``). ``redraw=False`` measures the
+model's own weights instead.
+
 ``measured_support`` measures it, ``support_trf`` turns it into a ``TheoreticalRF`` record
 (``source="measured_support"``), ``first_global_layer`` names the first module whose centre
 unit already sees the whole input, and ``trf_or_support`` is what the jobs call: the exact TRF
@@ -19,6 +29,7 @@ of an h x w map is (h // 2, w // 2).
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -57,6 +68,91 @@ def _quiet():
 
 Box = tuple[Pair, Pair]
 
+SUPPORT_CONVENTION = (
+    "measured support of a float64 copy with redrawn norm affines and zero-initialised weights; "
+    "every dependence counts, gates included"
+)
+OWN_WEIGHTS_CONVENTION = (
+    "measured support of the model's own weights; every dependence counts, gates included"
+)
+# Redraws of ``support_copy``: norm weight ~ U(NORM_WEIGHT), norm bias ~ N(0, NORM_BIAS_STD),
+# an all-zero parameter ~ N(0, ZERO_PARAM_STD).
+NORM_WEIGHT = (0.5, 1.5)
+NORM_BIAS_STD = 0.1
+ZERO_PARAM_STD = 0.02
+# torch's norm layers (timm's BatchNormAct2d, GroupNormAct, LayerNorm2d are subclasses).
+_NORM_TYPES = tuple(
+    t
+    for t in (
+        nn.modules.batchnorm._NormBase,  # BatchNorm*, SyncBatchNorm, InstanceNorm*
+        nn.GroupNorm,
+        nn.LayerNorm,
+        getattr(nn, "RMSNorm", None),
+    )
+    if t is not None
+)
+
+
+def is_norm(module: nn.Module) -> bool:
+    """A normalisation layer: one of torch's, or a class whose name says "norm" (timm's
+    RmsNorm, torchvision's FrozenBatchNorm2d, ...). Only its own ``weight``/``bias`` count as
+    its affine, so a container named so (LeViT's ConvNorm) changes nothing."""
+    return isinstance(module, _NORM_TYPES) or "norm" in type(module).__name__.lower()
+
+
+def _own_tensor(module: nn.Module, name: str) -> torch.Tensor | None:
+    """``module``'s own (not a child's) floating parameter or buffer ``name``, else None."""
+    t = module._parameters.get(name, module._buffers.get(name))
+    return t if isinstance(t, torch.Tensor) and t.is_floating_point() else None
+
+
+def support_copy(model: nn.Module, seed: int = 0) -> nn.Module:
+    """A float64 deep copy of ``model`` whose function has no dead branch: what the measured
+    support probes (``SUPPORT_CONVENTION``). ``model`` itself is not touched.
+
+    In the copy, every norm layer (``is_norm``) gets weight ~ U(0.5, 1.5) and bias ~
+    N(0, 0.1) (parameters or buffers, as FrozenBatchNorm2d keeps them) and running mean 0,
+    variance 1; then every parameter tensor that is entirely zero (zero-initialised convs,
+    layer-scale gammas, biases) gets N(0, 0.02). Drawn on the CPU from ``seed``, in module
+    and parameter order. Zero-initialised branch norms (timm's ``zero_init_last``, LeViT)
+    would otherwise pass no gradient, and an unscaled norm output has a constant channel sum.
+    Any parameter values are a point of the architecture's weight space, so the copy's
+    support is still a lower bound of the TRF, only no longer an accidentally small one.
+    """
+    dup = copy.deepcopy(model).to(torch.float64)
+    gen = torch.Generator().manual_seed(int(seed))
+
+    def put(t: torch.Tensor, value: torch.Tensor) -> None:
+        t.copy_(value.to(t.device))
+
+    def cpu(t: torch.Tensor) -> torch.Tensor:
+        return torch.empty(t.shape, dtype=torch.float64)
+
+    with torch.no_grad():
+        for module in dup.modules():
+            if not is_norm(module):
+                continue
+            weight, bias = _own_tensor(module, "weight"), _own_tensor(module, "bias")
+            if weight is not None:
+                put(weight, cpu(weight).uniform_(*NORM_WEIGHT, generator=gen))
+            if bias is not None:
+                put(bias, cpu(bias).normal_(0.0, NORM_BIAS_STD, generator=gen))
+            mean, var = _own_tensor(module, "running_mean"), _own_tensor(module, "running_var")
+            if mean is not None:
+                mean.zero_()
+            if var is not None:
+                var.fill_(1.0)
+        for p in dup.parameters():
+            if p.is_floating_point() and p.numel() and not bool(p.any()):
+                put(p, cpu(p).normal_(0.0, ZERO_PARAM_STD, generator=gen))
+    return dup
+
+
+def _support_dtype(options: ProbeOptions | None) -> torch.dtype:
+    """float64 for the support copy, except on MPS (no float64 there): float32."""
+    device = resolve_device((options or ProbeOptions()).device)
+    return torch.float32 if device.type == "mps" else torch.float64
+
 
 @dataclass(frozen=True)
 class SupportResult:
@@ -67,7 +163,8 @@ class SupportResult:
     ``((r0, r1), (c0, c1))`` (None when the mask is empty); ``covers_input`` is True when every
     pixel is in it (then the unit's TRF is global: the lower bound is everything).
     ``target``/``position`` name the unit (position resolved to (row, col) of the target map,
-    whose shape is ``target_shape``).
+    whose shape is ``target_shape``). ``convention``: what was measured
+    (``SUPPORT_CONVENTION``: the ``support_copy``; ``OWN_WEIGHTS_CONVENTION``: the model as is).
     """
 
     mask: np.ndarray
@@ -78,6 +175,7 @@ class SupportResult:
     target: str | None
     position: Pair | str  # (row, col), or a prefix token ("prefix:K")
     target_shape: tuple[int, ...]
+    convention: str = SUPPORT_CONVENTION
 
     @property
     def size(self) -> Pair:
@@ -88,10 +186,12 @@ class SupportResult:
         return (r1 - r0 + 1, c1 - c0 + 1)
 
 
-def _support_options(options: ProbeOptions | None, n_inputs: int, seed: int) -> ProbeOptions:
-    """``options``' device, dtype and output reading (``layout``, ``grid``, ``prefix_tokens``,
-    ``output``), with every setting that shapes the map fixed: abs reduction, all channels,
-    Gaussian inputs, one batch, no speed tricks."""
+def _support_options(
+    options: ProbeOptions | None, n_inputs: int, seed: int, dtype: torch.dtype | None = None
+) -> ProbeOptions:
+    """``options``' device, dtype (unless ``dtype`` is given) and output reading (``layout``,
+    ``grid``, ``prefix_tokens``, ``output``), with every setting that shapes the map fixed: abs
+    reduction, all channels, Gaussian inputs, one batch, no speed tricks."""
     base = options or ProbeOptions()
     return ProbeOptions(
         n_samples=n_inputs,
@@ -99,7 +199,7 @@ def _support_options(options: ProbeOptions | None, n_inputs: int, seed: int) -> 
         reduce="abs",
         inputs="gaussian",
         device=base.device,
-        dtype=base.dtype,
+        dtype=base.dtype if dtype is None else dtype,
         seed=seed,
         progress=False,
         layout=base.layout,
@@ -127,19 +227,54 @@ def measured_support(
     n_inputs: int = 4,
     seed: int = 0,
     options: ProbeOptions | None = None,
+    redraw: bool = True,
 ) -> SupportResult:
     """The union over ``n_inputs`` Gaussian inputs of the input pixels where the gradient of
     unit ``position`` of ``target`` (module name, None = model output) is nonzero.
 
     Each sample's map is sum_c |dy/dx| >= 0 (``reduce="abs"``) and the probe sums maps over
     samples, so ``total > 0`` is exactly the union. A lower bound of the TRF (module
-    docstring). ``options`` only lends its device and dtype.
+    docstring). ``options`` only lends its device, its output reading and (``redraw=False``)
+    its dtype. ``redraw`` (default): measured on ``support_copy(model, seed)`` in float64;
+    False: on ``model``'s own weights (its function as it is).
     """
     if int(n_inputs) < 1:
         raise ValueError(f"n_inputs must be >= 1, got {n_inputs}")
-    opts = _support_options(options, int(n_inputs), int(seed))
+    probed = _Probed.of(model, seed, options, redraw)
+    return _measure(probed, input_shape, target, position, int(n_inputs), int(seed), options)
+
+
+@dataclass(frozen=True)
+class _Probed:
+    """The model a support is measured on, the dtype to probe it in and what it is."""
+
+    model: nn.Module
+    dtype: torch.dtype | None  # None: the options' own
+    convention: str
+
+    @classmethod
+    def of(cls, model: nn.Module, seed: int, options: ProbeOptions | None, redraw: bool) -> _Probed:
+        if not redraw:
+            return cls(model, None, OWN_WEIGHTS_CONVENTION)
+        return cls(support_copy(model, int(seed)), _support_dtype(options), SUPPORT_CONVENTION)
+
+    def options(self, options: ProbeOptions | None) -> ProbeOptions | None:
+        """``options`` with this probe's dtype (for the forward passes outside the probe)."""
+        return options if self.dtype is None else ProbeOptions.of(options, dtype=self.dtype)
+
+
+def _measure(
+    probed: _Probed,
+    input_shape: tuple[int, int, int],
+    target: str | None,
+    position: str | tuple[int, int],
+    n_inputs: int,
+    seed: int,
+    options: ProbeOptions | None,
+) -> SupportResult:
+    opts = _support_options(options, n_inputs, seed, probed.dtype)
     with _quiet():  # the probe's own warnings are about maps; this probe wants only support
-        (result,) = probe_units(model, input_shape, [(target, position)], opts)
+        (result,) = probe_units(probed.model, input_shape, [(target, position)], opts)
     mask = np.asarray(result.total > 0)
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     box = None
@@ -149,8 +284,8 @@ def measured_support(
         mask=mask,
         box=box,
         covers_input=bool(mask.all()),
-        n_inputs=int(n_inputs),
-        seed=int(seed),
+        n_inputs=n_inputs,
+        seed=seed,
         target=target,
         position=(
             result.position
@@ -158,6 +293,7 @@ def measured_support(
             else tuple(int(v) for v in result.position)
         ),
         target_shape=tuple(int(v) for v in result.target_shape),
+        convention=probed.convention,
     )
 
 
@@ -174,7 +310,8 @@ def support_trf(
 
     ``size`` = the box's span (rows, cols), ``is_global`` = ``covers_input``; stride and padding
     are unknown and set to (0, 0); ``interval`` returns the box for the probed unit only (see
-    ``TheoreticalRF``). ``notes[0]`` is ``support_note(support, why)``. ValueError when the
+    ``TheoreticalRF``); ``convention`` is the support's. ``notes[0]`` is
+    ``support_note(support, why)``. ValueError when the
     support is empty (no pixel reaches the unit for these inputs).
     """
     if support.box is None:
@@ -197,6 +334,7 @@ def support_trf(
         global_from=global_from,
         box=support.box,
         unit=support.position,
+        convention=support.convention,
     )
 
 
@@ -289,6 +427,7 @@ def first_global_layer(
     n_inputs: int = 4,
     seed: int = 0,
     options: ProbeOptions | None = None,
+    redraw: bool = True,
 ) -> str | None:
     """The first module, in forward completion order up to ``target``, whose centre unit's
     measured support covers the whole input; None when ``target``'s own centre unit does not.
@@ -303,17 +442,27 @@ def first_global_layer(
     pixels by accident. Also, the candidates' centre units need not sit over the same input
     position (a strided or cropped map), and a map with a 1 x 1 grid (a vector, a pooled map)
     is global by construction. ``target=None``: the candidates are all modules, and the model
-    output itself is not a candidate.
+    output itself is not a candidate. ``redraw``: as ``measured_support``'s (one
+    ``support_copy`` serves every probe of the search).
     """
+    probed = _Probed.of(model, seed, options, redraw)
+    return _first_global(probed, input_shape, target, int(n_inputs), int(seed), options)
 
+
+def _first_global(
+    probed: _Probed,
+    input_shape: tuple[int, int, int],
+    target: str | None,
+    n_inputs: int,
+    seed: int,
+    options: ProbeOptions | None,
+) -> str | None:
     def is_global(name: str) -> bool:
         layer = _layer_options(options, name, target)
-        s = measured_support(
-            model, input_shape, name, "center", n_inputs=n_inputs, seed=seed, options=layer
-        )
+        s = _measure(probed, input_shape, name, "center", n_inputs, seed, layer)
         return s.covers_input
 
-    order = completion_order(model, input_shape, target, options)
+    order = completion_order(probed.model, input_shape, target, probed.options(options))
     if not order:
         return None
     if target is not None and not is_global(order[-1]):
@@ -343,7 +492,8 @@ def trf_or_support(
     """The exact TRF (``erf.rf.theory.theoretical_rf``: closed form or graph analysis) when it
     can be computed, else the measured support of the probed unit (``support_trf``), with why
     the analysis could not say in ``notes[0]`` and one log line. A support that covers the input
-    gets ``global_from`` from ``first_global_layer``.
+    gets ``global_from`` from ``first_global_layer``. The support is measured on one
+    ``support_copy`` of ``model`` (``convention`` says so); ``model`` is left as it was.
 
     The analysis fails with ValueError (torch.fx cannot trace the model: control flow as in
     torchvision detectors; token outputs of ViT/Swin; misaligned branches) or TypeError (an op
@@ -353,23 +503,27 @@ def trf_or_support(
         return theoretical_rf(model, input_shape=input_shape, target=target)
     except (ValueError, TypeError) as exc:
         why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    support = measured_support(
-        model, input_shape, target, position, n_inputs=n_inputs, seed=seed, options=options
-    )
+    if int(n_inputs) < 1:
+        raise ValueError(f"n_inputs must be >= 1, got {n_inputs}")
+    n_inputs, seed = int(n_inputs), int(seed)
+    probed = _Probed.of(model, seed, options, redraw=True)
+    support = _measure(probed, input_shape, target, position, n_inputs, seed, options)
     global_from = None
     if support.covers_input:
-        global_from = first_global_layer(
-            model, input_shape, target, n_inputs=n_inputs, seed=seed, options=options
-        )
+        global_from = _first_global(probed, input_shape, target, n_inputs, seed, options)
     log.warning("%s", support_note(support, why))
     return support_trf(support, why, global_from)
 
 
 __all__ = [
+    "OWN_WEIGHTS_CONVENTION",
+    "SUPPORT_CONVENTION",
     "SupportResult",
     "completion_order",
     "first_global_layer",
+    "is_norm",
     "measured_support",
+    "support_copy",
     "support_note",
     "support_trf",
     "trf_or_support",

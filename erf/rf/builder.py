@@ -212,6 +212,8 @@ _NAME_RULES: dict[str, Callable[[GraphBuilder, NodeOp], None]] = {
     "split": GraphBuilder.split,
     "unbind": GraphBuilder.split,
     "pad": GraphBuilder.f_pad,
+    "roll": GraphBuilder.roll,
+    "flip": GraphBuilder.flip,
     "interpolate": GraphBuilder.f_interpolate,
     "conv2d": GraphBuilder.f_conv,
     "conv_transpose2d": GraphBuilder.f_conv_transpose,

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+import numpy as np
 from torch import fx, nn
 
-from erf.rf.boxes import Box, box_hull, clip_box
+from erf.rf.boxes import Box, BoxRule, box_hull, clip_box, mask_box
 from erf.rf.builder import GraphBuilder
 from erf.rf.node_values import NodeValue, common_period, flat_nodes, node_module, spatial_hw
 from erf.rf.trf import LOCAL_CONVENTION, TheoreticalRF
@@ -82,6 +83,7 @@ class GraphRF:
         self.output = outs[0].name if len(outs) == 1 else None
         self._outputs = [n.name for n in outs]
         self._cache: dict[str, TheoreticalRF] = {}
+        self._reads: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
         self._aligned: dict[str, str | None] = {}
 
     def _node_rf(self, n: fx.Node, b: GraphBuilder) -> NodeRF:
@@ -264,21 +266,22 @@ class GraphRF:
         return box
 
     def _back(self, name: str, box: Box, clip: bool = False) -> Box | None:
-        """Input box read by ``box`` of node ``name``: hulls in reverse topological order.
+        """Input box read by ``box`` of node ``name``.
 
-        ``clip``: intersect every node's box with its map first, so units that exist only in
-        padding read nothing: the exact bounding box of the pixels the unit depends on.
+        Unclipped: hulls of the interval rules in reverse topological order (units that exist
+        only in padding extend the box past the map, the TRF convention). ``clip``: the exact
+        bounding box of the input pixels the units depend on (``_masks``).
         """
-        box = self._back_all(name, box, clip).get(self._input)
-        return clip_box(box, self._hw[self._input]) if clip and box is not None else box
+        if clip:
+            mask = self._masks(name, box).get(self._input)
+            return None if mask is None else mask_box(mask)
+        return self._back_all(name, box).get(self._input)
 
-    def _back_all(self, name: str, box: Box, clip: bool) -> dict[str, Box]:
-        """``_back``'s box at every node it reaches (unclipped hulls of the rules' boxes)."""
+    def _back_all(self, name: str, box: Box) -> dict[str, Box]:
+        """``_back``'s unclipped box at every node it reaches (hulls of the rules' boxes)."""
         boxes: dict[str, Box] = {name: box}
         for n in reversed(self._order[: self._pos[name] + 1]):
             b = boxes.get(n)
-            if b is not None and clip:
-                b = clip_box(b, self._hw[n])
             if b is None:
                 continue
             for arg, rule in self._edges.get(n, ()):
@@ -287,15 +290,48 @@ class GraphRF:
                     boxes[arg] = box_hull(boxes.get(arg), nb)
         return boxes
 
+    def _masks(self, name: str, box: Box) -> dict[str, np.ndarray]:
+        """Exact dependence sets: per node reached, a boolean (rows, cols) map of the units that
+        ``box`` of node ``name`` depends on (clipped to the map first). Each edge maps a set
+        through its per-axis reads matrices (``BoxRule.matrices``), so gaps between dilated
+        taps, mirrored padding and wrapped rolls stay exact, and the union over paths is a set,
+        not a hull of boxes."""
+        hw = self._hw[name]
+        start = np.zeros(hw, dtype=bool)
+        clipped = clip_box(box, hw)
+        if clipped is not None:
+            (r0, r1), (c0, c1) = clipped
+            start[r0 : r1 + 1, c0 : c1 + 1] = True
+        masks: dict[str, np.ndarray] = {name: start}
+        for n in reversed(self._order[: self._pos[name] + 1]):
+            m = masks.get(n)
+            if m is None or not m.any():
+                continue
+            for i, (arg, rule) in enumerate(self._edges.get(n, ())):
+                rows, cols = self._matrices(n, i, arg, rule)
+                read = (rows.T.astype(np.float32) @ m.astype(np.float32)) @ cols.astype(
+                    np.float32
+                ) > 0
+                masks[arg] = read if arg not in masks else masks[arg] | read
+        return masks
+
+    def _matrices(self, n: str, i: int, arg: str, rule: Any) -> tuple[np.ndarray, np.ndarray]:
+        key = (n, i)
+        if key not in self._reads:
+            if not isinstance(rule, BoxRule):
+                raise TypeError(f"the rule of node {n!r} into {arg!r} is not a BoxRule")
+            self._reads[key] = rule.matrices(self._hw[n], self._hw[arg])
+        return self._reads[key]
+
     def dependencies(self, target: str | None, unit: tuple[int, int]) -> dict[str, Box]:
         """Every local node on a path from the input to ``target`` (the input and the target
-        included) -> the box of its units that ``unit`` (row, col) of the target depends on,
-        clipped to its map (nodes whose box misses their map are left out)."""
+        included) -> the bounding box of its units that ``unit`` (row, col) of the target
+        depends on (nodes where it depends on no unit are left out)."""
         name = self.node_name(target)
         self._value(name)
-        boxes = self._back_all(name, ((unit[0], unit[0]), (unit[1], unit[1])), clip=True)
-        clipped = {n: clip_box(b, self._hw[n]) for n, b in boxes.items()}
-        return {n: b for n, b in clipped.items() if b is not None}
+        masks = self._masks(name, ((unit[0], unit[0]), (unit[1], unit[1])))
+        boxes = {n: mask_box(m) for n, m in masks.items()}
+        return {n: b for n, b in boxes.items() if b is not None}
 
     def node_grid(self, name: str) -> tuple[tuple[Any, Any], tuple[int, int]]:
         """Effective stride (rows, cols) of node ``name`` (an int, or a Fraction after

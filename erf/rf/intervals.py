@@ -98,14 +98,67 @@ def conv_interval(
     return affine_interval(iv, stride, -padding, dilation * (kernel - 1))
 
 
+def conv_taps(
+    u: int,
+    kernel: int,
+    stride: int = 1,
+    padding: int = 0,
+    dilation: int = 1,
+    n_in: int | None = None,
+    mode: str = "zeros",
+) -> list[int]:
+    """Input units output unit ``u`` of a conv/pool reads: ``u s - p + j d`` for j < k. With a
+    ``mode`` other than zeros (``padding_mode`` reflect/replicate/circular) the taps that land
+    in the padding read the input units ``pad_source`` names (needs ``n_in``)."""
+    taps = [u * stride - padding + j * dilation for j in range(kernel)]
+    if mode in ("zeros", "constant") or n_in is None:
+        return taps
+    return [i for t in taps if (i := pad_source(t, n_in, mode)) is not None]
+
+
+def pad_source(j: int, n: int, mode: str) -> int | None:
+    """Input unit that position ``j`` of an axis of ``n`` units padded by ``mode`` holds (j < 0
+    or j >= n lies in the padding): constant/zeros: none there; reflect: mirrored without the
+    edge; replicate: the edge; circular: wrapped. As torch.nn.functional.pad (one reflection)."""
+    if 0 <= j < n:
+        return j
+    if mode in ("reflect", "reflection"):
+        return -j if j < 0 else 2 * (n - 1) - j
+    if mode in ("replicate", "replication"):
+        return 0 if j < 0 else n - 1
+    if mode == "circular":
+        return j % n
+    return None
+
+
+def conv_transpose_taps(
+    u: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1
+) -> list[int]:
+    """Input units output unit ``u`` of a ConvTranspose2d reads: input i writes outputs
+    ``i s - p + j d`` (j < k), so u reads ``(u + p - j d) / s`` where that divides exactly."""
+    out = []
+    for j in range(kernel):
+        t = u + padding - j * dilation
+        if t % stride == 0:
+            out.append(t // stride)
+    return sorted(out)
+
+
 def conv_transpose_interval(
     iv: Interval, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1
 ) -> Interval | None:
-    """ConvTranspose2d: input i writes outputs ``[i s - p, i s - p + d(k-1)]``, so [a, b] reads
-    ``[ceil((a + p - d(k-1)) / s), floor((b + p) / s)]`` (None when no input reaches them)."""
-    lo = -((-(iv[0] + padding - dilation * (kernel - 1))) // stride)
-    hi = (iv[1] + padding) // stride
-    return (lo, hi) if lo <= hi else None
+    """ConvTranspose2d: the hull of ``conv_transpose_taps`` over the units [a, b] (None when no
+    input reaches them). Taps of u + s are those of u plus one, so the extremes lie among the
+    first and the last s units."""
+    a, b = iv
+
+    def taps(units: range) -> list[int]:
+        return [t for u in units for t in conv_transpose_taps(u, kernel, stride, padding, dilation)]
+
+    first = taps(range(a, min(b, a + stride - 1) + 1))
+    if not first:
+        return None
+    return (min(first), max(taps(range(max(a, b - stride + 1), b + 1))))
 
 
 def crop_interval(iv: Interval, offset: int, size: int) -> Interval | None:
@@ -230,7 +283,9 @@ __all__ = [
     "affine_interval",
     "chain_1d",
     "conv_interval",
+    "conv_taps",
     "conv_transpose_interval",
+    "conv_transpose_taps",
     "crop_interval",
     "cubic_source",
     "hull",
@@ -238,4 +293,5 @@ __all__ = [
     "linear_source",
     "nearest_source",
     "output_size",
+    "pad_source",
 ]

@@ -12,21 +12,24 @@ from typing import Any
 
 from torch import nn
 
-from erf.rf.boxes import AxisRule, box_rule, shift
+from erf.rf.boxes import AxisMap, AxisRule, box_rule, shift
 from erf.rf.builder_core import BuilderCore
 from erf.rf.intervals import (
+    Interval,
     adaptive_interval,
     affine_interval,
     conv_interval,
+    conv_taps,
     conv_transpose_interval,
+    conv_transpose_taps,
     interpolate_interval,
+    pad_source,
 )
-from erf.rf.node_values import NodeOp
+from erf.rf.node_values import NodeOp, spatial_hw
 
-CIRCULAR_NOTE = "circular padding: border units also see the opposite border (not in the span)"
-MIRROR_NOTE = (
-    "reflection/replication padding: border units also read mirrored/edge pixels, inside the "
-    "clipped span when the pad is at most the next kernel's half-width"
+CIRCULAR_NOTE = (
+    "circular padding: border units also read the opposite border (in their exact per-unit "
+    "boxes; the nominal span is the zero-padding one)"
 )
 
 
@@ -36,8 +39,13 @@ def _pair(v: Any) -> tuple[Any, Any]:
     return (v, v)
 
 
-def _conv(k: int, s: int, p: int, d: int) -> AxisRule:
-    return lambda iv: conv_interval(iv, k, s, p, d)
+def _conv(k: int, s: int, p: int, d: int, mode: str = "zeros") -> AxisRule:
+    """A conv/pool axis: the interval rule, and exact taps (gaps between dilated taps; with a
+    padding mode other than zeros, the mirrored/edge/wrapped units the padding holds)."""
+    return AxisMap(
+        lambda iv: conv_interval(iv, k, s, p, d),
+        lambda u, n: conv_taps(u, k, s, p, d, n, mode),
+    )
 
 
 class SpatialRules(BuilderCore):
@@ -48,8 +56,7 @@ class SpatialRules(BuilderCore):
     def m_conv(self, op: NodeOp) -> None:
         m = op.module
         padding = _conv_padding(m.padding, m.kernel_size, m.dilation)
-        self._pad_note(op, m.padding_mode)
-        self._conv(op, m.kernel_size, m.stride, padding, m.dilation)
+        self._conv(op, m.kernel_size, m.stride, padding, m.dilation, m.padding_mode)
 
     def f_conv(self, op: NodeOp) -> None:
         weight = op.arg(1, "weight")
@@ -58,9 +65,11 @@ class SpatialRules(BuilderCore):
         padding = _conv_padding(op.arg(4, "padding", 0), kernel, dilation)
         self._conv(op, kernel, _pair(op.arg(3, "stride", 1)), padding, dilation)
 
-    def _conv(self, op: NodeOp, kernel: Any, stride: Any, padding: Any, dilation: Any) -> None:
+    def _conv(
+        self, op: NodeOp, kernel: Any, stride: Any, padding: Any, dilation: Any, mode: str = "zeros"
+    ) -> None:
         k, s, p, d = _pair(kernel), _pair(stride), _pair(padding), _pair(dilation)
-        rules = tuple(_conv(k[i], s[i], p[i], d[i]) for i in range(2))
+        rules = tuple(_conv(k[i], s[i], p[i], d[i], mode) for i in range(2))
         self.spatial(op, self.local_input(op), rules, (Fraction(s[0]), Fraction(s[1])))
 
     def m_conv_transpose(self, op: NodeOp) -> None:
@@ -75,7 +84,11 @@ class SpatialRules(BuilderCore):
     def _conv_transpose(self, op: NodeOp, kernel: Any, stride: Any, padding: Any, dil: Any) -> None:
         k, s, p, d = _pair(kernel), _pair(stride), _pair(padding), _pair(dil)
         rules = tuple(
-            (lambda iv, i=i: conv_transpose_interval(iv, k[i], s[i], p[i], d[i])) for i in range(2)
+            AxisMap(
+                lambda iv, i=i: conv_transpose_interval(iv, k[i], s[i], p[i], d[i]),
+                lambda u, n, i=i: conv_transpose_taps(u, k[i], s[i], p[i], d[i]),
+            )
+            for i in range(2)
         )
         self.spatial(op, self.local_input(op), rules, (Fraction(1, s[0]), Fraction(1, s[1])))
 
@@ -98,12 +111,13 @@ class SpatialRules(BuilderCore):
         self.adaptive(op)
 
     def adaptive(self, op: NodeOp) -> None:
-        """Adaptive pooling: exact windows; an axis pooled to 1 from more makes it global."""
+        """Adaptive pooling: exact windows; pooled to one unit per map (from more) it is global;
+        an axis pooled to 1 alone reads its whole line (coordinate attention, strip pooling)."""
         x = self.local_input(op)
         self.spatial_last(op, x)
         h_in, w_in = self.shape(x)[-2:]
         h_out, w_out = self.shape(op.node)[-2:]
-        if (h_out == 1 < h_in) or (w_out == 1 < w_in):
+        if h_out == w_out == 1 and h_in * w_in > 1:
             self.set_global(op, "adaptive pooling to 1")
             return
         rules = tuple(
@@ -151,30 +165,73 @@ class SpatialRules(BuilderCore):
     def m_pad(self, op: NodeOp) -> None:
         left, _, top, _ = op.module.padding
         mode = type(op.module).__name__.replace("Pad2d", "").lower()
-        self._pad(op, [left, 0, top, 0], mode)
+        self._pad(op, [left, 0, top, 0], "constant" if mode == "zero" else mode)
 
     def f_pad(self, op: NodeOp) -> None:
         self._pad(op, list(op.arg(1, "pad")), op.arg(2, "mode", "constant"))
 
     def _pad(self, op: NodeOp, pad: list[int], mode: str) -> None:
-        """F.pad / *Pad2d: a shift by the left/top padding (negative pads crop). Reflection and
-        replication read mirrored/edge pixels near the border, inside the clipped span for
-        pads below the next kernel's half-width; circular padding wraps around (noted)."""
+        """F.pad / *Pad2d: a shift by the left/top padding (negative pads crop); the exact taps
+        of a padded unit are the input unit ``pad_source`` names (mirrored, edge or wrapped)."""
         x = self.local_input(op)
         v, nd = self.val(x), len(self.shape(x))
         rules: list[AxisRule | None] = []
         for d in v.layout:
             j = nd - 1 - d
             left = pad[2 * j] if 2 * j < len(pad) else 0
-            rules.append(shift(-left) if left else None)
-        self._pad_note(op, mode)
-        self.same(op, x, rule=box_rule(*rules))
-
-    def _pad_note(self, op: NodeOp, mode: str) -> None:
+            if mode in ("constant", "zeros"):
+                rules.append(shift(-left) if left else None)
+                continue
+            rules.append(
+                AxisMap(
+                    shift(-left), lambda u, n, left=left: _present(pad_source(u - left, n, mode))
+                )
+            )
         if mode == "circular":
             self.note(op, CIRCULAR_NOTE)
-        elif mode in ("reflect", "reflection", "replicate", "replication"):
-            self.note(op, MIRROR_NOTE)
+        self.same(op, x, rule=box_rule(*rules))
+
+    def roll(self, op: NodeOp) -> None:
+        """torch.roll along spatial dims: unit u holds input unit (u - shift) mod n."""
+        shifts, dims = op.arg(1, "shifts"), op.arg(2, "dims")
+        if dims is None:
+            raise self.unsupported(op, "roll of the flattened tensor")
+        shifts = list(shifts) if isinstance(shifts, (tuple, list)) else [shifts]
+        self._permute_units(op, dims, lambda u, n, k: (u - k) % n, shifts)
+
+    def flip(self, op: NodeOp) -> None:
+        """torch.flip along spatial dims: unit u holds input unit n - 1 - u."""
+        dims = op.args[1:] if op.node.op == "call_method" else (op.arg(1, "dims"),)
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+            dims = tuple(dims[0])
+        self._permute_units(op, dims, lambda u, n, k: n - 1 - u, [0] * len(dims))
+
+    def _permute_units(self, op: NodeOp, dims: Any, source: Any, params: list[int]) -> None:
+        """An op that moves each unit of some dims to one input unit ``source(u, n, param)``:
+        exact taps per unit; the interval rule is the hull of the taps of the real units in it
+        (units past the map read nothing)."""
+        x = self.local_input(op)
+        v, nd = self.val(x), len(self.shape(x))
+        dims = self.dims(op, dims, nd)
+        if len(params) != len(dims):
+            raise self.unsupported(op, f"{len(params)} shifts for {len(dims)} dims")
+        rules: list[AxisRule | None] = [None, None]
+        hw = spatial_hw(self.shape(x), v.layout)
+        for d, k in zip(dims, params):
+            if d not in v.layout:
+                continue
+            ax = v.layout.index(d)
+            n = hw[ax]
+
+            def taps(u: int, n_in: int, k: int = k) -> list[int]:
+                return [source(u, n_in, k)]
+
+            def interval(iv: Interval, n: int = n, taps: Any = taps) -> Interval | None:
+                units = [t for u in range(max(iv[0], 0), min(iv[1], n - 1) + 1) for t in taps(u, n)]
+                return (min(units), max(units)) if units else None
+
+            rules[ax] = AxisMap(interval, taps)
+        self.same(op, x, rule=box_rule(*rules))
 
     def m_pixel_shuffle(self, op: NodeOp) -> None:
         self.pixel_shuffle(op, op.module.upscale_factor)
@@ -193,6 +250,10 @@ class SpatialRules(BuilderCore):
         self.spatial(op, self.local_input(op), (rule, rule), (Fraction(r), Fraction(r)))
 
 
+def _present(i: int | None) -> list[int]:
+    return [] if i is None else [i]
+
+
 def _conv_padding(padding: Any, kernel: Any, dilation: Any) -> tuple[int, int]:
     """Left padding per axis; "same" puts total // 2 of d(k-1) on the left, "valid" none."""
     if padding == "same":
@@ -203,4 +264,4 @@ def _conv_padding(padding: Any, kernel: Any, dilation: Any) -> tuple[int, int]:
     return _pair(padding)
 
 
-__all__ = ["CIRCULAR_NOTE", "MIRROR_NOTE", "SpatialRules"]
+__all__ = ["CIRCULAR_NOTE", "SpatialRules"]

@@ -14,7 +14,7 @@ from typing import Any
 
 from torch import fx
 
-from erf.rf.boxes import AxisRule, BoxRule, Edge, box_rule, identity, shift
+from erf.rf.boxes import AxisMap, AxisRule, BoxRule, Edge, box_rule, identity, shift
 from erf.rf.builder_core import BuilderCore
 from erf.rf.intervals import Interval, affine_interval, crop_interval
 from erf.rf.node_values import CONST, NodeOp, NodeValue, common_period, flat_nodes, spatial_hw
@@ -28,7 +28,6 @@ STAT_NOTE = (
     "LayerNorm) are per-sample scalars of the whole map, treated as constants"
 )
 CAT_NOTE = "global_context: a global branch is concatenated with local ones (e.g. ASPP pooling)"
-BROADCAST_NOTE = "global_context: a map with a size-1 spatial axis is broadcast over that axis"
 TOKEN_ERROR = (
     "token outputs are not supported: the spatial dims were flattened into a token sequence "
     "(ViT/Swin-style)"
@@ -36,7 +35,14 @@ TOKEN_ERROR = (
 
 
 def _broadcast(iv: Interval) -> Interval:
+    """A size-1 axis broadcast over a longer one: every unit reads unit 0."""
     return (0, 0)
+
+
+def whole_axis(n_in: int) -> AxisMap:
+    """Every unit reads all ``n_in`` input units of the axis (a reduction over it, a softmax
+    along it, a linear layer across it)."""
+    return AxisMap(lambda iv: (0, n_in - 1), lambda u, n: range(n))
 
 
 class TensorRules(BuilderCore):
@@ -74,9 +80,6 @@ class TensorRules(BuilderCore):
             arg_hw = spatial_hw(self.shape(t), v.layout)
             out_hw = (out_shape[lay[0]], out_shape[lay[1]])
             rules = [_broadcast if a == 1 < b else None for a, b in zip(arg_hw, out_hw)]
-            if any(rules):
-                context = True
-                self.note(op, BROADCAST_NOTE)
             edges.append((t.name, box_rule(*rules)))
         merge_edges = [e for e in edges if e[1] is identity]
         period = common_period(self.vals[n] for n, _ in edges)
@@ -97,15 +100,45 @@ class TensorRules(BuilderCore):
         self._dim_op(op, x, 1 if dim is None and len(self.shape(x)) == 4 else dim)
 
     def _dim_op(self, op: NodeOp, x: fx.Node, dim: Any) -> None:
+        """Softmax-like along ``dim``: a spatial dim makes each unit read its whole line."""
         nd = len(self.shape(x))
-        if dim is None or set(self.dims(op, dim, nd)) & set(self.val(x).layout):
-            self.set_global(op, f"{op.name} over a spatial dim")
+        if dim is None:
+            self.set_global(op, f"{op.name} over all dims")
+            return
+        self._along(op, x, self.dims(op, dim, nd), keep=True)
+
+    def _along(self, op: NodeOp, x: fx.Node, dims: list[int], keep: bool) -> bool:
+        """An op that reads whole lines along ``dims``: False when no dim is spatial (the caller
+        decides); global when every image axis is read whole (or has one unit); else local,
+        each unit reading every unit of the spatial dims among ``dims`` (which must be kept)."""
+        v, shape = self.val(x), self.shape(x)
+        spatial = [ax for ax, d in enumerate(v.layout) if d in dims]
+        if not spatial:
+            return False
+        hw = spatial_hw(shape, v.layout)
+        if all(ax in spatial or hw[ax] == 1 for ax in range(2)):
+            self.set_global(op, f"{op.name} over the spatial dims")
+            return True
+        if not keep:
+            raise self.unsupported(op, "it drops a spatial dim (use keepdim=True)")
+        out_hw = spatial_hw(self.shape(op.node) or _first_shape(op.node), v.layout)
+        rules = [whole_axis(hw[ax]) if ax in spatial else None for ax in range(2)]
+        factors = [
+            Fraction(hw[ax], out_hw[ax]) if ax in spatial else Fraction(1) for ax in range(2)
+        ]
+        out = v.scaled(factors)
+        rule = box_rule(*rules)
+        if _tuple_result(op.node):  # (values, indices)
+            items = ((out, identity), (out, identity))
+            self.set(op, replace(out, items=items), [(x.name, rule)])
         else:
-            self.same(op, x)
+            self.set(op, out, [(x.name, rule)])
+        return True
 
     def reduction(self, op: NodeOp) -> None:
-        """mean/sum/amax/max/...: global over a spatial dim (or all dims), else channel-only.
-        ``max``/``min`` of two tensors are elementwise."""
+        """mean/sum/amax/max/...: over one spatial dim (keepdim) each unit reads its whole line;
+        over both (or all dims) global; else channel-only. ``max``/``min`` of two tensors are
+        elementwise."""
         second = op.arg(1, "other")
         if op.name in ("max", "min") and isinstance(second, fx.Node):
             self.elementwise(op)
@@ -117,12 +150,11 @@ class TensorRules(BuilderCore):
             self.set_global(op, f"{op.name} over all dims")
             return
         dims = self.dims(op, dim, nd)
-        if set(dims) & set(v.layout):
-            self.set_global(op, f"{op.name} over a spatial dim")
-            return
         keep = len(self.shape(op.node) or _first_shape(op.node)) == nd
+        if self._along(op, x, dims, keep):
+            return
         layout = v.layout if keep else tuple(d - sum(r < d for r in dims) for d in v.layout)
-        if isinstance(op.node.meta.get("tensor_meta"), tuple):  # (values, indices)
+        if _tuple_result(op.node):  # (values, indices)
             item = replace(v, layout=layout)
             items = ((item, identity), (item, identity))
             self.set(op, replace(v, layout=layout, items=items), [(x.name, identity)])
@@ -131,13 +163,12 @@ class TensorRules(BuilderCore):
 
     def linear(self, op: NodeOp) -> None:
         """nn.Linear / F.linear / matmul by a constant: acts on the last dim; pointwise when
-        that is a channel dim (channels-last blocks), global when it is a spatial dim."""
+        that is a channel dim (channels-last blocks); across a spatial dim every unit reads the
+        whole line (global when the other axis has one unit)."""
         x = self.local_input(op)
         if op.name == "matmul" and self.val(op.arg(1, "other")).kind != "const":
             raise self.unsupported(op, "matmul of two feature maps (attention)")
-        if len(self.shape(x)) - 1 in self.val(x).layout:
-            self.set_global(op, "linear layer over a spatial dim")
-        else:
+        if not self._along(op, x, [len(self.shape(x)) - 1], keep=True):
             self.same(op, x)
 
     def m_layer_norm(self, op: NodeOp) -> None:
@@ -328,13 +359,19 @@ def _expand_index(idx: Any, ndim: int) -> tuple | None:
     return idx + (slice(None),) * rest
 
 
+def _tuple_result(node: fx.Node) -> bool:
+    """The node returns a tuple of tensors (torch.max(x, dim) -> (values, indices)); a single
+    tensor's TensorMetadata is a NamedTuple too, but has a shape."""
+    meta = node.meta.get("tensor_meta")
+    return isinstance(meta, tuple) and not hasattr(meta, "shape")
+
+
 def _first_shape(node: fx.Node) -> tuple[int, ...]:
     """Shape of the first tensor of a tuple result (torch.max(x, dim) -> (values, indices))."""
     return tuple(node.meta["tensor_meta"][0].shape)
 
 
 __all__ = [
-    "BROADCAST_NOTE",
     "CAT_NOTE",
     "GATE_NOTE",
     "STAT_NOTE",

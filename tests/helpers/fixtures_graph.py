@@ -236,11 +236,11 @@ class SliceCat(nn.Module):
         return torch.cat([y, y[:, :, :4]], dim=2)
 
 
-class Roll(nn.Module):
-    """torch.roll on the feature map: no receptive-field rule."""
+class CumSum(nn.Module):
+    """torch.cumsum along the rows of the feature map: no receptive-field rule."""
 
     def forward(self, x):
-        return torch.roll(x, 1, dims=2)
+        return torch.cumsum(x, dim=2)
 
 
 class DataDependent(nn.Module):

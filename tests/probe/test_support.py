@@ -8,9 +8,11 @@ import torch
 from torch import nn
 
 from erf.probe.support import (
+    SUPPORT_CONVENTION,
     completion_order,
     first_global_layer,
     measured_support,
+    support_copy,
     support_trf,
     trf_or_support,
 )
@@ -175,3 +177,142 @@ def test_swin_first_stage_is_local_two_shifted_windows_wide():
     s = measured_support(model, shape, "layers.0", n_inputs=2)
     assert s.box == ((28, 83), (28, 83)) and not s.covers_input
     assert first_global_layer(model, shape, "layers.0", n_inputs=2) is None
+
+
+# ------------------------------------------------- the architecture, not the init: support_copy
+
+
+class ZeroInitBranch(nn.Module):
+    """x + branch(x), the branch two 3x3 convs whose output is zeroed at init, as timm does:
+    ``zero="norm"``: its last BatchNorm's weight is 0 (``zero_init_last``); ``zero="scale"``:
+    a zero layer-scale gamma. A data-dependent ``if`` keeps torch.fx out (the fallback runs).
+    Oracle by kernel arithmetic: the shortcut reads the unit's own pixel (1x1 stem), the
+    branch a 5x5 square (two 3x3 convs), so the architecture's TRF is 5x5."""
+
+    def __init__(self, zero: str = "norm") -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(1, 2, 1)
+        self.conv1 = nn.Conv2d(2, 2, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(2)
+        self.conv2 = nn.Conv2d(2, 2, 3, padding=1)
+        self.bn2 = nn.BatchNorm2d(2)
+        self.gamma = nn.Parameter(torch.ones(2, 1, 1))
+        nn.init.zeros_(self.bn2.weight if zero == "norm" else self.gamma)
+
+    def forward(self, x):
+        x = self.stem(x)
+        y = self.gamma * self.bn2(self.conv2(torch.tanh(self.bn1(self.conv1(x)))))
+        return x + y if x.sum() != 12345.0 else x  # the `if` on a tensor: untraceable
+
+
+@pytest.mark.parametrize("zero", ["norm", "scale"])
+def test_a_zero_initialised_branch_counts_in_the_measured_support(zero):
+    model = ZeroInitBranch(zero)
+    own = measured_support(model, SHAPE, None, n_inputs=2, redraw=False)
+    assert own.box == ((16, 16), (16, 16))  # the old fallback: the shortcut's pixel only
+    trf = trf_or_support(model, SHAPE, None, n_inputs=2)
+    assert trf.source == "measured_support" and "cannot trace" in trf.notes[0]
+    assert trf.size == (5, 5) and trf.box == ((14, 18), (14, 18))  # the branch's 5x5
+    assert trf.convention == SUPPORT_CONVENTION
+    assert "float64 copy" in trf.convention and "lower bound" not in trf.convention
+
+
+def _state(model: nn.Module) -> dict:
+    return {
+        "tensors": {k: v.clone() for k, v in model.state_dict(keep_vars=True).items()},
+        "training": {n: m.training for n, m in model.named_modules()},
+        "grad": {n: p.requires_grad for n, p in model.named_parameters()},
+    }
+
+
+def test_the_users_model_is_left_bitwise_unchanged():
+    model = ZeroInitBranch("norm").train()
+    model.conv1.requires_grad_(False)
+    before = _state(model)
+    trf_or_support(model, SHAPE, None, n_inputs=2)
+    first_global_layer(model, SHAPE, None, n_inputs=2)
+    after = _state(model)
+    assert after["training"] == before["training"] and all(after["training"].values())
+    assert after["grad"] == before["grad"]
+    for name, t in before["tensors"].items():
+        now = after["tensors"][name]
+        assert now.dtype == t.dtype and now.device == t.device, name
+        assert torch.equal(now, t), name  # bitwise: running stats and zero weights included
+    assert not model.bn2.weight.any()
+
+
+def test_support_copy_redraws_norm_affines_and_zero_tensors_only():
+    model = ZeroInitBranch("scale")
+    frozen = pytest.importorskip("torchvision.ops").FrozenBatchNorm2d(2)  # affine in buffers
+    frozen.weight.zero_()
+    model.add_module("frozen", frozen)
+    with torch.no_grad():
+        model.bn1.running_mean.fill_(3.0)
+        model.bn1.running_var.fill_(7.0)
+    dup = support_copy(model, seed=3)
+    assert all(p.dtype == torch.float64 for p in dup.parameters())
+    for bn in (dup.bn1, dup.bn2, dup.frozen):
+        assert ((bn.weight >= 0.5) & (bn.weight <= 1.5)).all()
+        assert bn.bias.abs().max() > 0 and not torch.equal(bn.bias, torch.zeros(2).double())
+        assert not bn.running_mean.any() and torch.equal(bn.running_var, torch.ones(2).double())
+    assert dup.gamma.abs().min() > 0 and dup.gamma.abs().max() < 0.2  # was all zero
+    for name in ("stem.weight", "conv1.weight", "conv2.bias"):  # random init: kept
+        assert torch.equal(dup.get_parameter(name), model.get_parameter(name).double())
+    again = support_copy(model, seed=3)
+    assert all(
+        torch.equal(a, b) for a, b in zip(dup.state_dict().values(), again.state_dict().values())
+    )
+    assert not torch.equal(support_copy(model, seed=4).bn1.weight, dup.bn1.weight)
+
+
+def _resnet10t_oracle(model: nn.Module, size: int) -> tuple:
+    """The input box where the gradient of layer4's centre unit is nonzero, by hand: a float64
+    copy with the zero-initialised (zero_init_last) BatchNorm weights set to 1, eval mode,
+    two N(0, 1) inputs."""
+    import copy
+
+    ref = copy.deepcopy(model).double().eval()
+    with torch.no_grad():
+        for m in ref.modules():
+            if isinstance(m, nn.BatchNorm2d) and not m.weight.any():
+                m.weight.fill_(1.0)
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 3, size, size, generator=gen, dtype=torch.float64, requires_grad=True)
+    out = {}
+    hook = ref.layer4.register_forward_hook(lambda m, i, o: out.setdefault("y", o))
+    ref(x)
+    hook.remove()
+    y = out["y"]
+    y[:, :, y.shape[2] // 2, y.shape[3] // 2].sum().backward()
+    mask = x.grad.abs().sum((0, 1)) > 0
+    rows, cols = mask.any(1).nonzero().flatten(), mask.any(0).nonzero().flatten()
+    return (int(rows[0]), int(rows[-1])), (int(cols[0]), int(cols[-1]))
+
+
+def test_resnet10t_layer4_support_is_the_architectures_trf():
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    model = timm.create_model("resnet10t", pretrained=False)
+    assert not any(m.weight.any() for n, m in model.named_modules() if n.endswith("bn2"))
+    # 224: the graph analysis refuses (ResNet-D's avg-pool shortcut is off-centre by 2 px);
+    # the unclipped TRF, 199 px by kernel arithmetic, spans rows -3..195: 196 px inside.
+    s = measured_support(model, (3, 224, 224), "layer4")
+    assert s.box == _resnet10t_oracle(model, 224) == ((0, 195), (0, 195))
+    own = measured_support(model, (3, 224, 224), "layer4", redraw=False)
+    assert own.size == (43, 43)  # what the raw init's support said
+    # 256: the whole 199 px fit inside the input (layer4 is 8x8, its centre unit (4, 4)).
+    trf = trf_or_support(model, (3, 256, 256), "layer4")
+    assert trf.interval((4, 4), clipped=True) == _resnet10t_oracle(model, 256)
+    assert trf.size == (199, 199) and trf.interval((4, 4)) == ((29, 227), (29, 227))
+
+
+def test_levit_first_stage_is_global_once_its_zero_initialised_norms_are_redrawn():
+    timm = pytest.importorskip("timm")
+    model = timm.create_model("levit_128s", pretrained=False)
+    shape = (3, 224, 224)
+    # LeViT's attention/MLP output norms start at weight 0: the raw init sees a 31 px square
+    assert not measured_support(model, shape, "stages.0", n_inputs=2, redraw=False).covers_input
+    # ... but attention mixes every token of the stage: the TRF is the whole input
+    trf = trf_or_support(model, shape, "stages.0", n_inputs=2)
+    assert trf.source == "measured_support" and trf.is_global and trf.size == (224, 224)
+    assert trf.global_from.startswith("stages.0.blocks.0.attn")

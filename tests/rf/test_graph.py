@@ -19,10 +19,10 @@ from helpers.fixtures_graph import (
     ChannelsLast,
     ChunkCat,
     Classifier,
+    CumSum,
     DataDependent,
     NumpyGain,
     ResidualStack,
-    Roll,
     SEBlock,
     SliceCat,
     TFComputeOrderNet,
@@ -403,7 +403,7 @@ def test_squeeze_excitation_gate_is_local_trf_with_global_context():
 @pytest.mark.parametrize(
     "model, match",
     [
-        (Roll(), r"function roll at node 'roll'"),
+        (CumSum(), r"function cumsum at node 'cumsum'"),
         (nn.Sequential(conv(3), nn.Unfold(2)), r"module Unfold at node '_1' \(module '1'\)"),
     ],
 )

@@ -232,7 +232,7 @@ def _job_metrics(
     }
     for key in (
         "trf_size", "trf_rows", "trf_cols", "trf_stride", "trf_clipped", "trf_source",
-        "trf_global_from",
+        "trf_bound", "trf_global_from",
     ):  # fmt: skip
         metrics[key] = init.get(key)
     for key in SIZE_KEYS:
