@@ -10,7 +10,8 @@ from hydra import compose, initialize_config_dir
 from erf.app.build import build_model
 from erf.app.config import CONFIG_DIR
 from erf.app.jobs import run_job
-from erf.io.job import trf_label
+from erf.io import job
+from erf.io.job import heatmap_title, trf_label
 from erf.rf.theory import theoretical_rf
 
 
@@ -19,14 +20,34 @@ def _cfg(*overrides):
         return compose("config", overrides=list(overrides))
 
 
-def test_an_untraceable_model_job_writes_the_measured_support_as_its_trf(tmp_path):
+def _figure_texts(monkeypatch) -> list[str]:
+    """Every text the job's heatmap figure shows (suptitle, titles, legend, caption), collected
+    as ``write_job`` saves it, with line breaks (the figure wraps long text) as spaces."""
+    texts: list[str] = []
+    save = job.save_figure
+
+    def spy(fig, path):
+        found = fig.findobj(lambda a: hasattr(a, "get_text"))
+        texts.extend(" ".join(t.get_text().split()) for t in found)
+        return save(fig, path)
+
+    monkeypatch.setattr(job, "save_figure", spy)
+    return texts
+
+
+def test_an_untraceable_model_job_writes_the_measured_support_as_its_trf(tmp_path, monkeypatch):
     cfg = _cfg(
         "model=custom", "model._target_=helpers.custom_net.BranchyNet", "inputs.size=[32,32]",
         "probe.n_samples=2", "probe.batch_size=2",
     )  # fmt: skip
+    texts = _figure_texts(monkeypatch)
     run_job(cfg, tmp_path)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["trf_source"] == "measured_support"
+    assert metrics["trf_bound"] == "lower"  # beside trf_size, not only in a warning
+    # the figure: the title's TRF number says it, and the square's legend label
+    assert any(t.endswith(", TRF 5 px (measured support, lower bound)") for t in texts)
+    assert "measured support (lower bound)" in texts
     assert metrics["trf_global_from"] is None
     assert (metrics["trf_rows"], metrics["trf_cols"]) == (5, 5)
     assert metrics["trf_interval"] == [[14, 18], [14, 18]]
@@ -50,6 +71,8 @@ def test_a_draws_job_of_an_untraceable_model_uses_the_measured_support(tmp_path)
 
 def test_the_figure_label_says_which_box_it_shows():
     assert trf_label({"trf_source": "graph"}) == "TRF"
+    graph = {"trf_size": 7.0, "trf_source": "graph", "trf_bound": "exact"}
+    assert heatmap_title(graph) == "ERF size n/a, TRF 7 px"
     assert trf_label({"trf_source": "measured_support"}) == "measured support (lower bound)"
     shown = trf_label({"trf_source": "measured_support", "trf_global_from": "blocks.0.attn"})
     assert shown == "measured support (lower bound); TRF global (from blocks.0.attn)"
@@ -93,6 +116,8 @@ def test_a_vit_job_reports_a_global_measured_support_and_the_layer_it_comes_from
     run_job(cfg, tmp_path)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["trf_source"] == "measured_support"
+    assert metrics["trf_bound"] == "exact"  # a support covering the input: the TRF is global
+    assert "lower bound" not in heatmap_title(metrics)
     assert metrics["trf_global_from"].startswith("blocks.0.attn.")
     assert metrics["trf_interval"] == [[0, 63], [0, 63]]
     assert any(

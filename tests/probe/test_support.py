@@ -294,13 +294,15 @@ def test_resnet10t_layer4_support_is_the_architectures_trf():
     torch.manual_seed(0)
     model = timm.create_model("resnet10t", pretrained=False)
     assert not any(m.weight.any() for n, m in model.named_modules() if n.endswith("bn2"))
-    # 224: the graph analysis refuses (ResNet-D's avg-pool shortcut is off-centre by 2 px);
-    # the unclipped TRF, 199 px by kernel arithmetic, spans rows -3..195: 196 px inside.
+    # The support is probed directly: trf_or_support only falls back to it where the graph
+    # analysis refuses (it did, on ResNet-D's avg-pool shortcuts, before 8f25c05). At 224 the
+    # TRF, 199 px by kernel arithmetic, spans rows -3..195: 196 px of it inside the input.
     s = measured_support(model, (3, 224, 224), "layer4")
     assert s.box == _resnet10t_oracle(model, 224) == ((0, 195), (0, 195))
     own = measured_support(model, (3, 224, 224), "layer4", redraw=False)
     assert own.size == (43, 43)  # what the raw init's support said
-    # 256: the whole 199 px fit inside the input (layer4 is 8x8, its centre unit (4, 4)).
+    # 256: the whole 199 px fit inside the input (layer4 is 8x8, its centre unit (4, 4)); the
+    # TRF the job gets, measured or from the graph, is that box.
     trf = trf_or_support(model, (3, 256, 256), "layer4")
     assert trf.interval((4, 4), clipped=True) == _resnet10t_oracle(model, 256)
     assert trf.size == (199, 199) and trf.interval((4, 4)) == ((29, 227), (29, 227))
