@@ -144,7 +144,9 @@ def erf_metrics(
       (the ERF is then cut off). ``trf_source``: "closed_form", "graph" or "measured_support"
       (a lower bound, ``erf.probe.support``); ``trf_bound``: ``trf_bound(trf)``, "lower" when
       ``trf_size`` is only a lower bound of the TRF, else "exact"; ``trf_global_from``: the
-      first global layer.
+      first global layer; ``trf_varies_by_unit``: no single (size, stride, padding) describes
+      the layer, so ``trf_rows``/``trf_cols`` are the probed unit's own box;
+      ``trf_convention``: ``TheoreticalRF.convention`` (what the box counts as read).
     - ``area_ratio_20/30/50/99``: RepLKNet's high-contribution area ratios (log10(x+1)
       scaling, centred squares; ``metrics.area_ratios``).
     - ``radial_mass``: fraction of the mass within r = 0, 1, 2, ... pixels of the centre pixel.
@@ -195,10 +197,15 @@ def erf_metrics(
     if trf is not None:
         (r0, r1), (c0, c1) = trf.interval(result.position)
         h, w = result.shape
+        rows, cols = trf.size
+        if trf.varies_by_unit:  # the probed unit's own box, not the centre unit's span
+            rows, cols = r1 - r0 + 1, c1 - c0 + 1
         out.update(
-            trf_rows=trf.size[0],
-            trf_cols=trf.size[1],
-            trf_size=math.sqrt(trf.size[0] * trf.size[1]),
+            trf_rows=rows,
+            trf_cols=cols,
+            trf_size=math.sqrt(rows * cols),
+            trf_varies_by_unit=trf.varies_by_unit,
+            trf_convention=trf.convention,
             trf_stride=list(trf.stride),
             trf_padding=list(trf.padding),
             trf_interval=[[r0, r1], [c0, c1]],

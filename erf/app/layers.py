@@ -33,8 +33,11 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     lines = [head, "-" * len(head)]
     for r in rows:
         shape = "×".join(str(v) for v in r["out_shape"])
-        if r["trf_size"] is None:  # misaligned branches: no shift-invariant TRF (see note)
+        if r["trf_size"] is None:  # no TRF (see note)
             trf = stride = pad = "n/a"
+        elif r.get("varies_by_unit"):  # one triple does not describe every unit: the size range
+            trf = "×".join(f"{lo}-{hi}" if lo != hi else str(lo) for lo, hi in r["trf_size_range"])
+            stride = pad = "varies"
         elif r["is_global"]:
             trf, stride, pad = "global", "-", "-"
         else:

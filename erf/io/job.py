@@ -16,7 +16,9 @@ from erf.result import ERFResult
 
 def heatmap_title(metrics: dict[str, Any]) -> str:
     """The heatmap's title: the job's main settings in words, its ERF and TRF sizes; a TRF
-    that is a measured support says so, and "lower bound" when ``trf_bound`` is "lower"."""
+    that is a measured support says so, and "lower bound" when ``trf_bound`` is "lower"; a box
+    that varies by unit, or that holds gates and norm statistics constant
+    (``erf.rf.trf.LOCAL_CONVENTION``), says that too."""
     words = {
         "label": "{}", "name": "{}", "target": "layer {}", "depth": "depth {}",
         "blocks": "{} blocks", "init": "{} weights", "activation": "activation {}",
@@ -29,6 +31,10 @@ def heatmap_title(metrics: dict[str, Any]) -> str:
     if metrics.get("trf_source") == "measured_support":
         lower = metrics.get("trf_bound") == "lower"
         sizes += " (measured support, lower bound)" if lower else " (measured support)"
+    if metrics.get("trf_varies_by_unit"):
+        sizes += " (this unit's box; varies by unit)"
+    if str(metrics.get("trf_convention", "")).startswith("local box"):
+        sizes += " (local box: gates and norm statistics held constant)"
     return f"{head}\n{sizes}" if head else sizes
 
 

@@ -68,6 +68,7 @@ COLUMNS = (
     "erf_size_robust_ci_high",
     "trf_size",
     "trf_bound",
+    "trf_varies_by_unit",
     "erf_trf_ratio",
     "erf_trf_ratio_ci_low",
     "erf_trf_ratio_ci_high",

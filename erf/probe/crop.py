@@ -137,6 +137,8 @@ def plan_crop(
         shape = g.nodes[name].shape
         pos = resolve_position(position, *trf.out_shape)
         unit_deps = g.dependencies(target, pos)
+        if trf.varies_by_unit:
+            raise CropRefused(trf.notes[0])
         _check_ops(g, list(unit_deps), target)
         for n, box in unit_deps.items():
             old = deps.get(n)

@@ -22,6 +22,14 @@ from erf.rf.node_values import NodeValue, common_period, flat_nodes, node_module
 from erf.rf.trf import LOCAL_CONVENTION, TheoreticalRF
 
 GLOBAL_NOTE = "global: every output unit sees the whole input (adaptive pooling / linear)"
+OFFSET_NOTE = (
+    "offset branches: merged paths are centred apart, but their hull moves by the same stride "
+    "at every unit, so one (size, stride, padding) still describes every unit's box"
+)
+VARIES_NOTE = (
+    "varies by unit: no single (size, stride, padding) describes this layer; size is the centre "
+    "unit's span, size_range the smallest and largest, interval(unit) each unit's exact box"
+)
 
 
 @dataclass
@@ -193,7 +201,9 @@ class GraphRF:
                     trf_stride=[s if isinstance(s, int) else float(s) for s in trf.stride],
                     trf_padding=list(trf.padding),
                     is_global=trf.is_global,
-                    note="",
+                    varies_by_unit=trf.varies_by_unit,
+                    trf_size_range=[list(r) for r in trf.size_range] if trf.size_range else None,
+                    note=next((n for n in trf.notes if n.startswith(("varies", "offset"))), ""),
                 )
             except ValueError as e:
                 row.update(trf_size=None, trf_stride=None, trf_padding=None, is_global=None)
@@ -224,10 +234,11 @@ class GraphRF:
                 global_from=self.first_global(name),
             )  # fmt: skip
         ancestors = self._ancestors(name)
-        for m in sorted((a for a in ancestors if a in self._merges), key=self._index.get):
-            error = self._alignment(m)  # upstream merges first
-            if error:
-                raise ValueError(error)
+        misaligned = [
+            error
+            for m in sorted((a for a in ancestors if a in self._merges), key=self._index.get)
+            if (error := self._alignment(m))  # upstream merges first
+        ]
         h, w = self._out_hw(name, v)
         q = v.period
         c = (h // 2, w // 2)
@@ -235,6 +246,14 @@ class GraphRF:
         nxt = self._unit_box(name, (c[0] + q[0], c[1] + q[1]))
         zero = self._unit_box(name, (0, 0))
         stride = tuple(_plain(Fraction(nxt[a][0] - centre[a][0], q[a])) for a in range(2))
+        ranges, regular = self._unit_spans(name, (h, w), c, q, stride)
+        varies = not regular or any(lo != hi for lo, hi in ranges)
+        notes = self._collect_notes(ancestors)
+        if misaligned and regular:  # e.g. ResNet-D: pooled and strided paths offset by pixels
+            notes = (f"{OFFSET_NOTE}: {misaligned[0]}", *notes)
+        if varies:
+            why = misaligned[0] if misaligned else f"spans of {ranges[0]} rows, {ranges[1]} cols"
+            notes = (f"{VARIES_NOTE}: {why}", *notes)
         extra: dict[str, Any] = {}
         if paths:
             extra = self._paths(name, ((c[0], c[0]), (c[1], c[1])))
@@ -246,12 +265,37 @@ class GraphRF:
             out_shape=(h, w),
             global_context=v.context,
             convention=LOCAL_CONVENTION if v.context else "",
-            notes=self._collect_notes(ancestors),
+            varies_by_unit=varies,
+            size_range=ranges,
+            notes=notes,
             target=name,
             graph=self,
             source="graph",
             **extra,
         )
+
+    def _unit_spans(
+        self, name: str, hw: tuple[int, int], c: tuple[int, int], q: tuple[int, int], stride: Any
+    ) -> tuple[tuple[tuple[int, int], tuple[int, int]], bool]:
+        """Per axis, the (smallest, largest) span over every unit of the map (unclipped; the
+        row span of a unit does not depend on its column), and whether one (size, stride,
+        padding) triple describes them all: start(u + q) = start(u) + q S and size(u + q) =
+        size(u) for every unit, q the period, S the centre's stride."""
+        ranges, regular = [], True
+        for ax in range(2):
+            spans = []
+            for u in range(hw[ax]):
+                unit = (u, c[1]) if ax == 0 else (c[0], u)
+                box = self._back(name, ((unit[0], unit[0]), (unit[1], unit[1])))
+                spans.append(None if box is None else box[ax])
+            sizes = [b - a + 1 for a, b in (s for s in spans if s is not None)]
+            ranges.append((min(sizes), max(sizes)))
+            step = q[ax] * stride[ax]
+            for u in range(hw[ax] - q[ax]):
+                a, b = spans[u], spans[u + q[ax]]
+                if a is None or b is None or b[0] - a[0] != step or b[1] - b[0] != a[1] - a[0]:
+                    regular = False
+        return (ranges[0], ranges[1]), regular
 
     def _out_hw(self, name: str, v: NodeValue) -> tuple[int, int] | None:
         shape = self.nodes[name].shape
@@ -478,4 +522,4 @@ def _op_name(node: fx.Node) -> str:
     return node.op
 
 
-__all__ = ["GLOBAL_NOTE", "GraphRF", "NodeRF"]
+__all__ = ["GLOBAL_NOTE", "VARIES_NOTE", "GraphRF", "NodeRF"]

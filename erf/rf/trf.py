@@ -66,6 +66,12 @@ class TheoreticalRF:
     dependence is in the box; ``LOCAL_CONVENTION`` when per-sample scalars computed from the whole
     map (gates, normalisation statistics) are held constant (``global_context`` is then set).
 
+    ``varies_by_unit``: no single (size, stride, padding) describes every unit (misaligned
+    branches such as U-Net merges half a pixel apart, adaptive pooling that does not divide,
+    fractional resizing, spatial concatenation, clamped borders); then ``size`` is the centre
+    unit's span, ``size_range`` ``((min, max) rows, (min, max) cols)`` over all units, and
+    ``interval(unit)`` each unit's exact box (graph results fill ``size_range`` always).
+
     A measured record knows one unit only: ``unit`` (row, col) is the probed unit and ``box``
     its measured inclusive input box ``((r0, r1), (c0, c1))``; ``size`` is the box's span,
     ``stride`` and ``padding`` are unknown and set to (0, 0) (as for global TRFs), and
@@ -91,6 +97,8 @@ class TheoreticalRF:
     box: tuple[Pair, Pair] | None = None
     unit: Pair | str | None = None  # a prefix token is "prefix:K"
     convention: str = ""
+    varies_by_unit: bool = False
+    size_range: tuple[Pair, Pair] | None = None
 
     def interval(self, unit: Pair, clipped: bool = False) -> tuple[Pair, Pair]:
         """Inclusive input span ``((r_start, r_end), (c_start, c_end))`` seen by output ``unit``.

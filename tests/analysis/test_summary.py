@@ -58,3 +58,18 @@ def test_a_trf_larger_than_the_input_is_flagged_as_clipped():
 
 def test_skipped_nonfinite_samples_are_counted_in_the_metrics():
     assert erf_metrics(_result(_gaussian(), n_nonfinite=3))["n_nonfinite"] == 3
+
+
+def test_a_trf_that_varies_by_unit_reports_the_probed_units_own_box():
+    from torch import nn
+
+    # adaptive pooling 41 -> 6 does not divide: windows of 7 and 8 pixels alternate
+    model = nn.Sequential(nn.AdaptiveAvgPool2d(6))
+    trf = theoretical_rf(model, input_shape=(1, 41, 41))
+    assert trf.varies_by_unit and trf.size_range == ((7, 8), (7, 8))
+    result = _result(_gaussian(size=41))
+    result = ERFResult(**{**result.__dict__, "target_shape": (1, 6, 6), "position": (0, 1)})
+    metrics = erf_metrics(result, trf, bootstrap=0)
+    (r0, r1), (c0, c1) = trf.interval((0, 1))  # rows [0, 6], cols [6, 13]
+    assert (metrics["trf_rows"], metrics["trf_cols"]) == (r1 - r0 + 1, c1 - c0 + 1) == (7, 8)
+    assert metrics["trf_varies_by_unit"] is True

@@ -53,3 +53,13 @@ def test_the_heatmap_marks_the_probed_unit_with_a_labelled_cross():
     assert line.get_label() == "probed unit"
     assert list(line.get_xdata()) == [4.0] and list(line.get_ydata()) == [2.5]
     plt.close(fig)
+
+
+def test_the_heatmap_title_says_when_the_box_varies_by_unit_or_holds_gates_constant():
+    from erf.rf.trf import LOCAL_CONVENTION
+
+    varying = heatmap_title({"trf_size": 9.0, "trf_varies_by_unit": True})
+    assert varying == "ERF size n/a, TRF 9 px (this unit's box; varies by unit)"
+    local = heatmap_title({"trf_size": 5.0, "trf_convention": LOCAL_CONVENTION})
+    assert local.endswith("(local box: gates and norm statistics held constant)")
+    assert heatmap_title({"trf_size": 5.0, "trf_convention": ""}) == "ERF size n/a, TRF 5 px"

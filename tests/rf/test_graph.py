@@ -8,6 +8,7 @@ on toy graphs and torchvision models.
 
 import copy
 import json
+import re
 from fractions import Fraction
 from math import comb
 
@@ -158,17 +159,20 @@ def test_tf_aligned_networks_1_2_6_7_are_3_4_1(model, hw):
     assert rf_tuple(rf) == ((3, 3), (4, 4), (1, 1))
 
 
-def test_tf_misaligned_network_3_raises_naming_both_paths():
+def test_tf_misaligned_network_3_varies_by_unit_naming_both_paths_with_exact_boxes():
     # left pad(2,1) conv5 s2: stride 2; right two valid conv3: stride 1
-    with pytest.raises(ValueError, match=r"not aligned.*'l1'.*'l3'"):
-        theoretical_rf(TFNet3(), (1, 8, 8))
+    rf = all_units_match(TFNet3(), (1, 8, 8), rectangular=False)
+    assert rf.varies_by_unit
+    assert re.search(r"varies by unit.*not aligned.*'l1'.*'l3'", rf.notes[0])
 
 
 def test_tf_same_padding_network_4_is_aligned_at_9_and_not_at_8():
     # TF 'SAME' conv3 s2: 9 -> left pad 1 ([4u-1, 4u+1], aligned); 8 -> left pad 0 ([4u, 4u+2])
     assert rf_tuple(theoretical_rf(TFNet4(), (1, 9, 9))) == ((3, 3), (4, 4), (1, 1))
-    with pytest.raises(ValueError, match="not aligned"):
-        theoretical_rf(TFNet4(), (1, 8, 8))
+    assert not theoretical_rf(TFNet4(), (1, 9, 9)).varies_by_unit
+    rf = all_units_match(TFNet4(), (1, 8, 8), rectangular=False)  # [4u, 4u] and [4u, 4u+2]
+    assert rf_tuple(rf) == ((3, 3), (4, 4), (0, 0)) and not rf.varies_by_unit
+    assert rf.notes[0].startswith("offset branches") and "not aligned" in rf.notes[0]
 
 
 def test_tf_non_square_network_5_is_7x5_4_0():
@@ -195,8 +199,9 @@ def test_tf_compute_order_network_sizes_match_and_add_is_not_aligned():
     assert list(g.nodes) == [
         n.name for n in g.graph_module.graph.nodes if n.op != "output"
     ]  # fx order
-    with pytest.raises(ValueError, match=r"not aligned.*'l1'.*'l3"):  # [4u,4u] vs [4u-1,4u+5]
-        g.for_target(None)
+    rf = g.for_target(None)  # [8u, 8u] via l1 and [8u-1, 8u+13] via l3: the hull is regular
+    assert rf_tuple(rf) == ((15, 15), (8, 8), (1, 1)) and not rf.varies_by_unit
+    assert re.search(r"offset branches.*not aligned.*'l1'.*'l3", rf.notes[0])
 
 
 # --------------------------------------------------------------------------- published, closed form
@@ -277,12 +282,17 @@ def test_gradient_support_equals_clipped_interval_on_vgg16_pool4(vgg16):
     np.testing.assert_array_equal(grad_support(vgg16.features, (3, 128, 128), "23"), expected)
 
 
-def all_units_match(model, input_shape, target=None):
-    """Every output unit's clipped interval equals its gradient support."""
+def all_units_match(model, input_shape, target=None, rectangular=True):
+    """Every output unit's clipped interval equals its gradient support (``rectangular``), or
+    the support's bounding box (branches that read different rectangles)."""
     rf = graph_rf(model, input_shape).for_target(target)
     units = [(r, c) for r in range(rf.out_shape[0]) for c in range(rf.out_shape[1])]
     for unit, got in zip(units, grad_supports(model, input_shape, target, units)):
-        expected = rectangle(rf.interval(unit, clipped=True), input_shape[-2:])
+        box = rf.interval(unit, clipped=True)
+        if not rectangular:
+            rows, cols = np.flatnonzero(got.any(1)), np.flatnonzero(got.any(0))
+            got = rectangle(((rows[0], rows[-1]), (cols[0], cols[-1])), input_shape[-2:])
+        expected = rectangle(box, input_shape[-2:])
         np.testing.assert_array_equal(got, expected, err_msg=f"unit {unit}")
     return rf
 
@@ -339,9 +349,10 @@ def test_unet_level_with_nearest_upsampling_is_aligned_and_matches_gradient_supp
     assert rf.stride == (1, 1)
 
 
-def test_unet_level_with_bilinear_upsampling_is_not_aligned():
-    with pytest.raises(ValueError, match=r"not aligned.*'fine'.*'up'"):
-        theoretical_rf(UNet(mode="bilinear"), (1, 12, 10))
+def test_unet_level_with_bilinear_upsampling_varies_by_unit_with_exact_boxes():
+    rf = all_units_match(UNet(mode="bilinear"), (1, 12, 10), rectangular=False)
+    assert rf.varies_by_unit and re.search(r"not aligned.*'fine'.*'up'", rf.notes[0])
+    assert rf.size_range[0][0] < rf.size_range[0][1]
 
 
 def test_channels_last_block_tracks_rows_and_cols():
@@ -504,7 +515,29 @@ def test_layer_table_lists_spatial_modules_called_once():
     }  # fmt: skip
 
 
-def test_layer_table_reports_misaligned_layers_in_a_note():
+def test_layer_table_reports_offset_and_varying_layers_in_a_note():
     rows = {r["name"]: r for r in layer_table(TFComputeOrderNet(), (1, 32, 32))}
-    assert rows["l3"]["trf_size"] == [7, 7]  # [4u-1, 4u+5] on its own
-    assert rows["l4"]["trf_size"] is None and "not aligned" in rows["l4"]["note"]
+    assert rows["l3"]["trf_size"] == [7, 7] and rows["l3"]["note"] == ""  # [4u-1, 4u+5]
+    assert rows["l4"]["note"].startswith("offset branches") and not rows["l4"]["varies_by_unit"]
+    rows = {r["name"]: r for r in layer_table(UNet(mode="bilinear"), (1, 12, 10))}
+    varying = [r for r in rows.values() if r["varies_by_unit"]]
+    assert varying and all(r["note"].startswith("varies by unit") for r in varying)
+
+
+def test_lraspp_head_gives_every_probed_unit_the_bounding_box_of_its_gradient_support():
+    # LR-ASPP merges a bilinear-upsampled 1/16 branch with the 1/8 branch: offset paths
+    model = segmentation.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None)
+    rf = graph_rf(model, (3, 64, 64)).for_target(None)
+    h, w = rf.out_shape
+    units = [(0, 0), (0, w - 1), (h - 1, 0), (h - 1, w - 1), (h // 2, w // 2), (h // 2, 3)]
+    for unit, got in zip(units, grad_supports(model, (3, 64, 64), None, units)):
+        rows, cols = np.flatnonzero(got.any(1)), np.flatnonzero(got.any(0))
+        box = ((rows[0], rows[-1]), (cols[0], cols[-1]))
+        assert rf.interval(unit, clipped=True) == box, unit
+
+
+def test_resnet_d_average_pool_shortcut_gets_the_graph_trf_of_199_px_at_layer4():
+    timm = pytest.importorskip("timm")
+    rf = theoretical_rf(timm.create_model("resnet10t"), (3, 224, 224), target="layer4")
+    assert rf.source == "graph" and rf.size == (199, 199) and rf.stride == (32, 32)
+    assert not rf.varies_by_unit and rf.notes[0].startswith("offset branches")

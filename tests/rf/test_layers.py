@@ -75,3 +75,15 @@ def test_misaligned_layers_are_listed_without_a_trf_and_never_picked():
     assert "n/a" in format_table(rows).splitlines()[-1]
     assert auto_target(rows) == "layer2"
     assert "merge" not in stage_layers(rows)
+
+
+def test_layers_that_vary_by_unit_show_their_size_range_and_no_single_stride():
+    varying = {
+        **_row("merge", 2),
+        "trf_size": [9, 9],
+        "varies_by_unit": True,
+        "trf_size_range": [[7, 9], [9, 9]],
+        "note": "varies by unit: ...",
+    }
+    last = format_table([*RESNET_LIKE[:-1], varying]).splitlines()[-1]
+    assert "7-9×9" in last and last.count("varies") == 2
