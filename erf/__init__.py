@@ -14,7 +14,7 @@ from erf.probe.measure import measure_erf, measure_erfs
 from erf.probe.options import PRESETS
 from erf.probe.support import SupportResult, first_global_layer, measured_support, trf_or_support
 from erf.result import ERFResult
-from erf.rf import TheoreticalRF, theoretical_rf
+from erf.rf import TheoreticalRF, register_rule, theoretical_rf
 from erf.version import __version__ as __version__
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "measured_support",
     "moment_sigma",
     "radial_mass",
+    "register_rule",
     "theoretical_rf",
     "trf_or_support",
 ]

@@ -52,22 +52,12 @@ from typing import Any
 from torch import nn
 
 from erf.probe.units import resolve_position
+from erf.rf.builder import crop_safe_ops
 from erf.rf.graph import GraphRF, graph_rf
 
-# Module classes and function/method names (erf.rf.graph's ``NodeRF.op``) the argument covers.
-ALLOWED_OPS = frozenset(
-    {
-        # modules
-        "Conv2d", "MaxPool2d", "AvgPool2d", "BatchNorm2d", "FrozenBatchNorm2d", "SyncBatchNorm",
-        "ReLU", "ReLU6", "LeakyReLU", "PReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish",
-        "Sigmoid", "Tanh", "Hardswish", "Hardsigmoid", "Hardtanh", "Softplus", "Identity",
-        "Dropout", "Dropout2d", "ZeroPad2d", "ConstantPad2d",
-        # functions and methods
-        "conv2d", "max_pool2d", "avg_pool2d", "batch_norm", "relu", "relu_", "relu6", "gelu",
-        "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "leaky_relu", "elu", "dropout",
-        "add", "iadd", "sub", "mul", "imul", "add_", "mul_", "contiguous", "clone",
-    }
-)  # fmt: skip
+# Module classes and function/method names (erf.rf.graph's ``NodeRF.op``) the argument covers:
+# the rule table's crop-safe entries (erf.rf.builder.OpRule.crop_safe).
+ALLOWED_OPS = crop_safe_ops()
 
 
 class CropRefused(ValueError):

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from erf.rf.builder import nchw_modules
 from erf.rf.graph import graph_rf
 
 LAYOUTS = ("auto", "NCHW", "NHWC", "tokens")
@@ -39,29 +40,9 @@ LAYOUTS = ("auto", "NCHW", "NHWC", "tokens")
 # class + distillation (DeiT), 4 or 8 registers with or without a class token.
 PREFIX_COUNTS = (0, 1, 2, 4, 5, 8, 9)
 
-# Modules whose outputs are [B, C, H, W] whatever their shape (the layout's best witness).
-NCHW_MODULES = (
-    nn.Conv2d,
-    nn.ConvTranspose2d,
-    nn.BatchNorm2d,
-    nn.InstanceNorm2d,
-    nn.MaxPool2d,
-    nn.AvgPool2d,
-    nn.AdaptiveAvgPool2d,
-    nn.AdaptiveMaxPool2d,
-    nn.LPPool2d,
-    nn.Upsample,
-    nn.UpsamplingBilinear2d,
-    nn.UpsamplingNearest2d,
-    nn.PixelShuffle,
-    nn.PixelUnshuffle,
-    nn.Dropout2d,
-    nn.ZeroPad2d,
-    nn.ConstantPad2d,
-    nn.ReflectionPad2d,
-    nn.ReplicationPad2d,
-    nn.LocalResponseNorm,
-)
+# Modules whose outputs are [B, C, H, W] whatever their shape (the layout's best witness):
+# the rule table's NCHW entries (erf.rf.builder.OpRule.nchw).
+NCHW_MODULES = nchw_modules()
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,10 @@
 
 Closed form for chains of convolutions and pools (``theoretical_rf``), exact interval
 back-propagation over torch.fx graphs for any other model (``graph_rf``, ``layer_table``), the
-one-axis interval math both are built on, and the default probe targets (``auto_target``,
-``stage_layers``). Layer 1 of the package: besides torch and numpy (torchvision when installed)
-it may import only erf.result, never the rooms above it.
+one-axis interval math both are built on, the default probe targets (``auto_target``,
+``stage_layers``), and ``register_rule`` for users' own modules and functions. Layer 1 of the
+package: besides torch and numpy (torchvision when installed) it may import only erf.result,
+never the rooms above it.
 """
 
 from erf.rf.graph import GraphRF, NodeRF, graph_rf, layer_table, truncated_model
@@ -26,12 +27,14 @@ from erf.rf.intervals import (
 from erf.rf.targets import auto_target, stage_layers
 from erf.rf.theory import theoretical_rf
 from erf.rf.trf import LayerRF, TheoreticalRF
+from erf.rf.user_rules import OpCall, register_rule, unregister_rule
 
 __all__ = [
     "GraphRF",
     "Interval",
     "LayerRF",
     "NodeRF",
+    "OpCall",
     "TheoreticalRF",
     "adaptive_interval",
     "affine_interval",
@@ -48,7 +51,9 @@ __all__ = [
     "linear_source",
     "nearest_source",
     "output_size",
+    "register_rule",
     "stage_layers",
     "theoretical_rf",
     "truncated_model",
+    "unregister_rule",
 ]

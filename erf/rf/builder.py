@@ -1,13 +1,17 @@
 """The classification pass over a traced model: a ``NodeValue`` and back-edges per fx node.
 
-``GraphBuilder`` walks the fx graph in order and dispatches each node to its rule: leaf
-modules by exact type (``module_rule``), functions and methods by name (the tables below and
-erf.rf.op_names). The rules are the methods of erf.rf.tensor_rules and erf.rf.spatial_rules.
+``GraphBuilder`` walks the fx graph in order and dispatches each node to its rule in one rule
+table (``RULES``): leaf modules by exact type, functions and methods by canonical name. The
+built-in rules are the methods of erf.rf.tensor_rules and erf.rf.spatial_rules, entered from the
+name groups of erf.rf.op_names; users add theirs with ``register_rule`` (erf.rf.user_rules).
+What else needs op knowledge (the crop allow-list, the modules whose output is NCHW) is read
+from the same table (``crop_safe_ops``, ``nchw_modules``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from torch import fx, nn
@@ -59,7 +63,7 @@ class GraphBuilder(TensorRules, SpatialRules):
         elif node.op == "call_method":
             name = method_name(node.target)
         else:
-            name = function_name(node.target) or getattr(node.target, "__qualname__", "")
+            name = function_name(node.target) or getattr(node.target, "__name__", "")
             name = name or str(node.target)
         op = NodeOp(node, tuple(args), dict(kwargs), module, name)
 
@@ -89,23 +93,12 @@ class GraphBuilder(TensorRules, SpatialRules):
                 raise self.unsupported(op)
             rule(self, op)
             return
-        if op.node.op == "call_function" and function_name(op.node.target) is None:
-            raise self.unsupported(op, "not a torch / torch.nn.functional / operator function")
-        rule = _NAME_RULES.get(op.name)
-        if rule is None:
-            if op.name in POINTWISE:
-                rule = GraphBuilder.pointwise
-            elif op.name in ELEMENTWISE:
-                rule = GraphBuilder.elementwise
-            elif op.name in REDUCTIONS:
-                rule = GraphBuilder.reduction
-            elif op.name in DIM_POINTWISE:
-                rule = GraphBuilder.dim_pointwise
-            elif op.name in RESHAPES:
-                rule = GraphBuilder.reshape
-            else:
-                raise self.unsupported(op)
-        rule(self, op)
+        entry = RULES.get(op.name)
+        own = op.node.op != "call_function" or function_name(op.node.target) is not None
+        if entry is None or not (own or entry.source == "user"):
+            why = "" if own else "not a torch / torch.nn.functional / operator function"
+            raise self.unsupported(op, why)
+        entry.apply(self, op)
 
     def placeholder(self, node: fx.Node) -> None:
         if self.input is not None:
@@ -123,26 +116,75 @@ def _resolve(n: fx.Node) -> Any:
     return n.meta.get("erf_value", n)
 
 
-# --------------------------------------------------------------------------- module rules
+# --------------------------------------------------------------------------- the rule table
+
+
+@dataclass(frozen=True)
+class OpRule:
+    """One entry of the rule table: ``apply`` records the node's value and back-edges;
+    ``crop_safe``: on a cropped input the op gives the full input's values at the matching
+    units (translation-equivariant, no statistics over the map), so erf.probe.crop may crop
+    through it; ``nchw``: a module whose output is ``[B, C, H, W]`` whatever its shape (the
+    probe's layout witness); ``source``: "erf" or "user" (``register_rule``)."""
+
+    apply: Callable[[GraphBuilder, NodeOp], None]
+    crop_safe: bool = False
+    nchw: bool = False
+    source: str = "erf"
+
+
+RULES: dict[type | str, OpRule] = {}  # module types and function/method names -> rule
+
+
+def add_rule(key: type | str, rule: OpRule) -> None:
+    """Enter ``rule`` for a module type (exact type) or a canonical function/method name."""
+    RULES[key] = rule
 
 
 def module_rule(m: nn.Module) -> Callable[[GraphBuilder, NodeOp], None] | None:
     """The rule for a leaf module (exact type: subclasses are traced through, since they may
     change what the forward reads), or the pointwise rule for modules that declare
     ``erf_pointwise = True`` (elementwise, shape-preserving; e.g. ``erf.nets.luo.MaskDropout``)."""
-    rule = _module_rules().get(type(m))
-    if rule is None and getattr(m, "erf_pointwise", False):
+    entry = RULES.get(type(m))
+    if entry is None and getattr(m, "erf_pointwise", False):
         return GraphBuilder.pointwise
-    return rule
+    return None if entry is None else entry.apply
 
 
-_MODULE_RULES: dict[type, Callable[[GraphBuilder, NodeOp], None]] = {}
+def crop_safe_ops() -> frozenset[str]:
+    """Module class names and function/method names (``NodeRF.op``, in-place methods with
+    their trailing underscore too) marked ``crop_safe``."""
+    names = {k.__name__ if isinstance(k, type) else k for k, r in RULES.items() if r.crop_safe}
+    return frozenset(
+        names | {f"{k}_" for k, r in RULES.items() if isinstance(k, str) and r.crop_safe}
+    )
 
 
-def _module_rules() -> dict[type, Callable[[GraphBuilder, NodeOp], None]]:
-    if _MODULE_RULES:
-        return _MODULE_RULES
-    pointwise = [
+def nchw_modules() -> tuple[type, ...]:
+    """Module types whose outputs are ``[B, C, H, W]`` whatever their shape."""
+    return tuple(k for k, r in RULES.items() if isinstance(k, type) and r.nchw)
+
+
+def _enter_builtin_rules() -> None:
+    b = GraphBuilder
+    crop_safe_modules = {
+        nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.BatchNorm2d, nn.SyncBatchNorm, nn.ReLU,
+        nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
+        nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Softplus,
+        nn.Identity, nn.Dropout, nn.Dropout2d, nn.ZeroPad2d, nn.ConstantPad2d,
+    }  # fmt: skip
+    crop_safe_names = _words(
+        """conv2d max_pool2d avg_pool2d batch_norm relu relu6 gelu silu sigmoid tanh hardswish
+        hardsigmoid leaky_relu elu dropout add iadd sub mul imul contiguous clone"""
+    )
+    nchw = {
+        nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d, nn.InstanceNorm2d, nn.MaxPool2d,
+        nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.LPPool2d, nn.Upsample,
+        nn.UpsamplingBilinear2d, nn.UpsamplingNearest2d, nn.PixelShuffle, nn.PixelUnshuffle,
+        nn.Dropout2d, nn.ZeroPad2d, nn.ConstantPad2d, nn.ReflectionPad2d, nn.ReplicationPad2d,
+        nn.LocalResponseNorm,
+    }  # fmt: skip
+    pointwise_modules = [
         nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU,
         nn.SiLU, nn.Mish, nn.Tanh, nn.Sigmoid, nn.Softplus, nn.Softsign, nn.Hardtanh,
         nn.Hardswish, nn.Hardsigmoid, nn.Hardshrink, nn.Softshrink, nn.Tanhshrink, nn.LogSigmoid,
@@ -150,90 +192,78 @@ def _module_rules() -> dict[type, Callable[[GraphBuilder, NodeOp], None]]:
         nn.AlphaDropout, nn.FeatureAlphaDropout, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
         nn.SyncBatchNorm, nn.LocalResponseNorm, nn.CrossMapLRN2d, nn.ChannelShuffle, nn.Softmax2d,
     ]  # fmt: skip
-    rules: dict[type, Callable[[GraphBuilder, NodeOp], None]] = {
-        t: GraphBuilder.pointwise for t in pointwise
+    modules: dict[type, Callable[[GraphBuilder, NodeOp], None]] = {
+        t: b.pointwise for t in pointwise_modules
     }
-    rules.update(
+    modules.update(
         {
-            nn.Conv2d: GraphBuilder.m_conv,
-            nn.ConvTranspose2d: GraphBuilder.m_conv_transpose,
-            nn.MaxPool2d: GraphBuilder.m_pool,
-            nn.AvgPool2d: GraphBuilder.m_pool,
-            nn.LPPool2d: GraphBuilder.m_pool,
-            nn.AdaptiveAvgPool2d: GraphBuilder.m_adaptive,
-            nn.AdaptiveMaxPool2d: GraphBuilder.m_adaptive,
-            nn.Upsample: GraphBuilder.m_upsample,
-            nn.UpsamplingNearest2d: GraphBuilder.m_upsample,
-            nn.UpsamplingBilinear2d: GraphBuilder.m_upsample,
-            nn.ZeroPad2d: GraphBuilder.m_pad,
-            nn.ConstantPad2d: GraphBuilder.m_pad,
-            nn.ReflectionPad2d: GraphBuilder.m_pad,
-            nn.ReplicationPad2d: GraphBuilder.m_pad,
-            nn.PixelShuffle: GraphBuilder.m_pixel_shuffle,
-            nn.PixelUnshuffle: GraphBuilder.m_pixel_unshuffle,
-            nn.Flatten: GraphBuilder.reshape,
-            nn.Unflatten: GraphBuilder.reshape,
-            nn.Linear: GraphBuilder.linear,
-            nn.LayerNorm: GraphBuilder.m_layer_norm,
-            nn.GroupNorm: GraphBuilder.stat_norm,
-            nn.InstanceNorm2d: GraphBuilder.m_instance_norm,
-            nn.Softmax: GraphBuilder.m_softmax,
-            nn.LogSoftmax: GraphBuilder.m_softmax,
-            nn.Softmin: GraphBuilder.m_softmax,
+            nn.Conv2d: b.m_conv, nn.ConvTranspose2d: b.m_conv_transpose, nn.MaxPool2d: b.m_pool,
+            nn.AvgPool2d: b.m_pool, nn.LPPool2d: b.m_pool, nn.AdaptiveAvgPool2d: b.m_adaptive,
+            nn.AdaptiveMaxPool2d: b.m_adaptive, nn.Upsample: b.m_upsample,
+            nn.UpsamplingNearest2d: b.m_upsample, nn.UpsamplingBilinear2d: b.m_upsample,
+            nn.ZeroPad2d: b.m_pad, nn.ConstantPad2d: b.m_pad, nn.ReflectionPad2d: b.m_pad,
+            nn.ReplicationPad2d: b.m_pad, nn.PixelShuffle: b.m_pixel_shuffle,
+            nn.PixelUnshuffle: b.m_pixel_unshuffle, nn.Flatten: b.reshape,
+            nn.Unflatten: b.reshape, nn.Linear: b.linear, nn.LayerNorm: b.m_layer_norm,
+            nn.GroupNorm: b.stat_norm, nn.InstanceNorm2d: b.m_instance_norm,
+            nn.Softmax: b.m_softmax, nn.LogSoftmax: b.m_softmax, nn.Softmin: b.m_softmax,
         }
-    )
+    )  # fmt: skip
     if hasattr(nn, "CircularPad2d"):
-        rules[nn.CircularPad2d] = GraphBuilder.m_pad
+        modules[nn.CircularPad2d] = b.m_pad
+        nchw.add(nn.CircularPad2d)
     try:  # torchvision is optional: its modules get rules when it is installed
         from torchvision.ops import FrozenBatchNorm2d, StochasticDepth
 
-        rules[FrozenBatchNorm2d] = GraphBuilder.pointwise
-        rules[StochasticDepth] = GraphBuilder.pointwise
+        modules[FrozenBatchNorm2d] = b.pointwise
+        modules[StochasticDepth] = b.pointwise
+        crop_safe_modules.add(FrozenBatchNorm2d)
     except ImportError:  # pragma: no cover
         pass
-    _MODULE_RULES.update(rules)
-    return _MODULE_RULES
+    for t, apply in modules.items():
+        add_rule(t, OpRule(apply, crop_safe=t in crop_safe_modules, nchw=t in nchw))
+    groups = (
+        (POINTWISE, b.pointwise), (ELEMENTWISE, b.elementwise), (REDUCTIONS, b.reduction),
+        (DIM_POINTWISE, b.dim_pointwise), (RESHAPES, b.reshape),
+    )  # fmt: skip
+    names: dict[str, Callable[[GraphBuilder, NodeOp], None]] = {
+        name: apply for words, apply in groups for name in words
+    }
+    names.update(
+        {
+            "getitem": b.getitem, "permute": b.permute, "transpose": b.transpose,
+            "swapaxes": b.transpose, "swapdims": b.transpose, "cat": b.cat, "concat": b.cat,
+            "concatenate": b.cat, "stack": b.cat, "chunk": b.split, "split": b.split,
+            "unbind": b.split, "pad": b.f_pad, "roll": b.roll, "flip": b.flip,
+            "interpolate": b.f_interpolate, "conv2d": b.f_conv,
+            "conv_transpose2d": b.f_conv_transpose, "max_pool2d": b.f_pool,
+            "_max_pool2d": b.f_pool, "max_pool2d_with_indices": b.f_pool, "avg_pool2d": b.f_pool,
+            "lp_pool2d": b.f_pool, "adaptive_avg_pool2d": b.adaptive,
+            "adaptive_max_pool2d": b.adaptive, "_adaptive_max_pool2d": b.adaptive,
+            "adaptive_max_pool2d_with_indices": b.adaptive,
+            "pixel_shuffle": lambda b, op: b.pixel_shuffle(op, op.arg(1, "upscale_factor")),
+            "pixel_unshuffle": lambda b, op: b.pixel_unshuffle(op, op.arg(1, "downscale_factor")),
+            "linear": b.linear, "matmul": b.linear, "layer_norm": b.f_layer_norm,
+            "group_norm": b.stat_norm, "instance_norm": b.stat_norm,
+        }
+    )  # fmt: skip
+    for name, apply in names.items():
+        add_rule(name, OpRule(apply, crop_safe=name in crop_safe_names))
 
 
-# --------------------------------------------------------------------------- name rules
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
 
 
-_NAME_RULES: dict[str, Callable[[GraphBuilder, NodeOp], None]] = {
-    "getitem": GraphBuilder.getitem,
-    "permute": GraphBuilder.permute,
-    "transpose": GraphBuilder.transpose,
-    "swapaxes": GraphBuilder.transpose,
-    "swapdims": GraphBuilder.transpose,
-    "cat": GraphBuilder.cat,
-    "concat": GraphBuilder.cat,
-    "concatenate": GraphBuilder.cat,
-    "stack": GraphBuilder.cat,
-    "chunk": GraphBuilder.split,
-    "split": GraphBuilder.split,
-    "unbind": GraphBuilder.split,
-    "pad": GraphBuilder.f_pad,
-    "roll": GraphBuilder.roll,
-    "flip": GraphBuilder.flip,
-    "interpolate": GraphBuilder.f_interpolate,
-    "conv2d": GraphBuilder.f_conv,
-    "conv_transpose2d": GraphBuilder.f_conv_transpose,
-    "max_pool2d": GraphBuilder.f_pool,
-    "_max_pool2d": GraphBuilder.f_pool,
-    "max_pool2d_with_indices": GraphBuilder.f_pool,
-    "avg_pool2d": GraphBuilder.f_pool,
-    "lp_pool2d": GraphBuilder.f_pool,
-    "adaptive_avg_pool2d": GraphBuilder.adaptive,
-    "adaptive_max_pool2d": GraphBuilder.adaptive,
-    "_adaptive_max_pool2d": GraphBuilder.adaptive,
-    "adaptive_max_pool2d_with_indices": GraphBuilder.adaptive,
-    "pixel_shuffle": lambda b, op: b.pixel_shuffle(op, op.arg(1, "upscale_factor")),
-    "pixel_unshuffle": lambda b, op: b.pixel_unshuffle(op, op.arg(1, "downscale_factor")),
-    "linear": GraphBuilder.linear,
-    "matmul": GraphBuilder.linear,
-    "layer_norm": GraphBuilder.f_layer_norm,
-    "group_norm": GraphBuilder.stat_norm,
-    "instance_norm": GraphBuilder.stat_norm,
-}
+_enter_builtin_rules()
 
 
-__all__ = ["GraphBuilder", "module_rule"]
+__all__ = [
+    "RULES",
+    "GraphBuilder",
+    "OpRule",
+    "add_rule",
+    "crop_safe_ops",
+    "module_rule",
+    "nchw_modules",
+]

@@ -31,6 +31,10 @@ CIRCULAR_NOTE = (
     "circular padding: border units also read the opposite border (in their exact per-unit "
     "boxes; the nominal span is the zero-padding one)"
 )
+MIRROR_NOTE = (
+    "reflection/replication padding: border units read mirrored/edge pixels (in their exact "
+    "per-unit boxes; the nominal span is the zero-padding one)"
+)
 
 
 def _pair(v: Any) -> tuple[Any, Any]:
@@ -56,6 +60,7 @@ class SpatialRules(BuilderCore):
     def m_conv(self, op: NodeOp) -> None:
         m = op.module
         padding = _conv_padding(m.padding, m.kernel_size, m.dilation)
+        self._pad_note(op, m.padding_mode)
         self._conv(op, m.kernel_size, m.stride, padding, m.dilation, m.padding_mode)
 
     def f_conv(self, op: NodeOp) -> None:
@@ -187,9 +192,14 @@ class SpatialRules(BuilderCore):
                     shift(-left), lambda u, n, left=left: _present(pad_source(u - left, n, mode))
                 )
             )
+        self._pad_note(op, mode)
+        self.same(op, x, rule=box_rule(*rules))
+
+    def _pad_note(self, op: NodeOp, mode: str) -> None:
         if mode == "circular":
             self.note(op, CIRCULAR_NOTE)
-        self.same(op, x, rule=box_rule(*rules))
+        elif mode in ("reflect", "reflection", "replicate", "replication"):
+            self.note(op, MIRROR_NOTE)
 
     def roll(self, op: NodeOp) -> None:
         """torch.roll along spatial dims: unit u holds input unit (u - shift) mod n."""
@@ -264,4 +274,4 @@ def _conv_padding(padding: Any, kernel: Any, dilation: Any) -> tuple[int, int]:
     return _pair(padding)
 
 
-__all__ = ["CIRCULAR_NOTE", "SpatialRules"]
+__all__ = ["CIRCULAR_NOTE", "MIRROR_NOTE", "SpatialRules"]
