@@ -76,7 +76,9 @@ class GraphBuilder(TensorRules, SpatialRules):
             )
         elif kinds - {"const"} == {"global"}:
             src = next(self.val(n) for n in node.all_input_nodes if self.val(n).kind == "global")
-            self.vals[node.name] = NodeValue("global", reason=src.reason)
+            self.vals[node.name] = NodeValue(
+                "global", reason=src.reason, sources=self.sources(node)
+            )
         else:
             self.dispatch(op)
 

@@ -69,7 +69,19 @@ class BuilderCore:
         self.notes.setdefault(op.node.name, []).append(text)
 
     def set_global(self, op: NodeOp, reason: str) -> None:
-        self.set(op, NodeValue("global", reason=f"{reason} at {self.describe(op.node)}"))
+        """Every unit of the node reads the whole maps of its inputs (``sources``)."""
+        reason = f"{reason} at {self.describe(op.node)}"
+        self.set(op, NodeValue("global", reason=reason, sources=self.sources(op.node)))
+
+    def sources(self, node: fx.Node) -> tuple[str, ...]:
+        """The local nodes whose whole maps a global node made from ``node``'s inputs reads."""
+        out: list[str] = []
+        for n in node.all_input_nodes:
+            v = self.val(n)
+            for src in (n.name,) if v.kind == "local" else v.sources:
+                if src not in out:
+                    out.append(src)
+        return tuple(out)
 
     def local_input(self, op: NodeOp) -> fx.Node:
         """The first tensor argument, which must be local."""

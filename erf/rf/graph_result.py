@@ -110,8 +110,8 @@ class GraphRF:
     # ---- targets
 
     def node_name(self, target: str | None) -> str:
-        """fx node name of ``target``: None (the model output), a module path called exactly
-        once, or an fx node name."""
+        """fx node name of ``target``: None (the model output), a module path (its first call,
+        the one the probe reads; ``_trf`` notes the others), or an fx node name."""
         if target is None:
             if self.output is None:
                 raise ValueError(
@@ -120,13 +120,7 @@ class GraphRF:
                 )
             return self.output
         if target in self.module_calls:
-            calls = self.module_calls[target]
-            if len(calls) > 1:
-                raise ValueError(
-                    f"module {target!r} is called {len(calls)} times in forward (nodes "
-                    f"{', '.join(calls)}); pass one of these fx node names as the target"
-                )
-            return calls[0]
+            return self.module_calls[target][0]  # the probe's hooks read the first call too
         if target in self.nodes:
             return target
         known = dict(self.model.named_modules())
@@ -170,7 +164,7 @@ class GraphRF:
         name = self.node_name(target)
         v = self._value(name)
         if v.kind == "global":
-            return ((0, self.input_shape[1] - 1), (0, self.input_shape[2] - 1))
+            return self._global_box(name)
         box = self._back(name, ((unit[0], unit[0]), (unit[1], unit[1])), clip=clipped)
         if box is None:
             raise ValueError(f"unit {unit} of {name!r} reads no input pixel")
@@ -227,11 +221,17 @@ class GraphRF:
         v = self._value(name)
         hw_in = self.input_shape[1:]
         if v.kind == "global":
+            (r0, r1), (c0, c1) = box = self._global_box(name)
+            notes = (GLOBAL_NOTE, v.reason)
+            if box != ((0, hw_in[0] - 1), (0, hw_in[1] - 1)):
+                notes += (
+                    f"the whole input here is rows {r0}-{r1}, cols {c0}-{c1}: the network never "
+                    "reads the others",
+                )
             return TheoreticalRF(
-                size=hw_in, stride=(0, 0), padding=(0, 0), input_shape=hw_in,
-                out_shape=self._out_hw(name, v), is_global=True, target=name,
-                notes=(GLOBAL_NOTE, v.reason), graph=self, source="graph",
-                global_from=self.first_global(name),
+                size=(r1 - r0 + 1, c1 - c0 + 1), stride=(0, 0), padding=(0, 0),
+                input_shape=hw_in, out_shape=self._out_hw(name, v), is_global=True, target=name,
+                notes=notes, graph=self, source="graph", global_from=self.first_global(name),
             )  # fmt: skip
         ancestors = self._ancestors(name)
         misaligned = [
@@ -249,6 +249,15 @@ class GraphRF:
         ranges, regular = self._unit_spans(name, (h, w), c, q, stride)
         varies = not regular or any(lo != hi for lo, hi in ranges)
         notes = self._collect_notes(ancestors)
+        calls = next((c for c in self.module_calls.values() if len(c) > 1 and c[0] == name), ())
+        if calls:
+            module = node_module(self._fx[name])
+            notes = (
+                f"module {module!r} is called {len(calls)} times in forward: this TRF, like the "
+                f"probe, is of its first call (fx node {name!r}); erf.rf.graph_rf(...)."
+                f"for_target takes the other calls' fx node names ({', '.join(calls[1:])})",
+                *notes,
+            )
         if misaligned and regular:  # e.g. ResNet-D: pooled and strided paths offset by pixels
             notes = (f"{OFFSET_NOTE}: {misaligned[0]}", *notes)
         if varies:
@@ -296,6 +305,21 @@ class GraphRF:
                 if a is None or b is None or b[0] - a[0] != step or b[1] - b[0] != a[1] - a[0]:
                     regular = False
         return (ranges[0], ranges[1]), regular
+
+    def _global_box(self, name: str) -> Box:
+        """The input box every unit of global node ``name`` reads: the bounding box of the
+        pixels the whole maps of its sources depend on (the whole input unless the network
+        never reads some border rows or cols, e.g. a stride that does not divide)."""
+        v = self._vals[name]
+        h, w = self.input_shape[1:]
+        mask = None
+        for src in v.sources:
+            hw = self._hw[src]
+            m = self._masks(src, ((0, hw[0] - 1), (0, hw[1] - 1))).get(self._input)
+            if m is not None:
+                mask = m if mask is None else mask | m
+        box = None if mask is None else mask_box(mask)
+        return box if box is not None else ((0, h - 1), (0, w - 1))
 
     def _out_hw(self, name: str, v: NodeValue) -> tuple[int, int] | None:
         shape = self.nodes[name].shape

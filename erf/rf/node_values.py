@@ -26,7 +26,8 @@ class NodeValue:
     input pixels per unit (Fractions); ``period``: units after which the span pattern repeats
     (1, or the upsampling factor: start(u + period) = start(u) + period * stride);
     ``context``: a global path modulates it; ``items``: for tuple outputs (chunk/split), each
-    item's value and its rule into this node's units.
+    item's value and its rule into this node's units; ``sources``: for a global node, the local
+    nodes whose whole maps it reads.
     """
 
     kind: str
@@ -36,6 +37,7 @@ class NodeValue:
     context: bool = False
     reason: str = ""
     items: tuple[tuple[NodeValue, BoxRule], ...] | None = None
+    sources: tuple[str, ...] = ()
 
     def scaled(self, factors: Sequence[Fraction]) -> NodeValue:
         """After an op where one output unit steps ``factor`` input units (per image axis)."""

@@ -452,10 +452,11 @@ def test_untraceable_model_raises_value_error_with_tracer_message():
         graph_rf(DataDependent(), (1, 8, 8))
 
 
-def test_module_called_twice_raises_and_its_nodes_are_targets():
+def test_a_module_called_twice_means_its_first_call_as_the_probe_does_and_says_so():
     g = graph_rf(TwoCalls(), (1, 8, 8))
-    with pytest.raises(ValueError, match="called 2 times"):
-        g.for_target("conv")
+    first = g.for_target("conv")
+    assert first.size == (3, 3) and first.target == "conv"
+    assert "called 2 times" in first.notes[0] and "conv_1" in first.notes[0]
     assert g.for_target("conv_1").size == (5, 5)
 
 
@@ -541,3 +542,16 @@ def test_resnet_d_average_pool_shortcut_gets_the_graph_trf_of_199_px_at_layer4()
     rf = theoretical_rf(timm.create_model("resnet10t"), (3, 224, 224), target="layer4")
     assert rf.source == "graph" and rf.size == (199, 199) and rf.stride == (32, 32)
     assert not rf.varies_by_unit and rf.notes[0].startswith("offset branches")
+
+
+def test_a_global_output_reads_only_the_pixels_the_network_reads_at_all():
+    # SqueezeNet 1.0 at 224: conv7 s2 (no padding) reaches row 222 at most, so its global
+    # output never reads row or column 223: the box is 223 x 223, as the gradient support says
+    model = tvm.squeezenet1_0()
+    rf = theoretical_rf(model, (3, 224, 224))
+    assert rf.is_global and rf.size == (223, 223)
+    assert rf.interval((0, 0)) == ((0, 222), (0, 222))
+    x = (torch.rand(1, 3, 224, 224, dtype=torch.float64) + 0.5).requires_grad_()
+    positive(model)(x)[0].sum().backward()
+    support = (x.grad[0].abs().sum(0) != 0).numpy()
+    np.testing.assert_array_equal(support, rectangle(((0, 222), (0, 222)), (224, 224)))
