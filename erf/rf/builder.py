@@ -42,6 +42,7 @@ class GraphBuilder(TensorRules, SpatialRules):
         self.edges = {}
         self.merges = {}
         self.notes = {}
+        self.irregular = set()
         self.input = None
         for node in gm.graph.nodes:
             self.classify(node)

@@ -24,7 +24,9 @@ class BuilderCore:
 
     ``modules``: the trace's modules by path; per fx node name: ``vals`` (its value),
     ``edges`` (back-edges to its inputs), ``merges`` (the edges of nodes where aligned branches
-    meet), ``notes``; ``input``: the fx name of the model input.
+    meet), ``notes``; ``irregular``: nodes whose rule is not one window moved by a fixed stride
+    (per period), so spans after them are scanned unit by unit; ``input``: the fx name of the
+    model input.
     """
 
     modules: dict[str, nn.Module]
@@ -32,6 +34,7 @@ class BuilderCore:
     edges: dict[str, list[Edge]]
     merges: dict[str, list[Edge]]
     notes: dict[str, list[str]]
+    irregular: set[str]
     input: str | None
 
     def val(self, x: Any) -> NodeValue:
@@ -64,6 +67,11 @@ class BuilderCore:
             self.edges[op.node.name] = list(edges)
             if merge and len(edges) > 1:
                 self.merges[op.node.name] = list(edges)
+
+    def mark_irregular(self, op: NodeOp) -> None:
+        """The op's units do not all read one window moved by a fixed stride (clamped borders,
+        windows of varying size, pieces, wraps): spans downstream must be scanned per unit."""
+        self.irregular.add(op.node.name)
 
     def note(self, op: NodeOp, text: str) -> None:
         self.notes.setdefault(op.node.name, []).append(text)

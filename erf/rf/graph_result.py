@@ -72,6 +72,7 @@ class GraphRF:
         self.module_calls = {k: tuple(v) for k, v in module_calls.items()}
         b = GraphBuilder(gm)
         self._vals, self._edges, self._merges, self._notes = b.vals, b.edges, b.merges, b.notes
+        self._irregular = b.irregular
         self._input = b.input
         fx_nodes = [n for n in gm.graph.nodes if n.op != "output"]
         self._fx = {n.name: n for n in fx_nodes}
@@ -246,7 +247,8 @@ class GraphRF:
         nxt = self._unit_box(name, (c[0] + q[0], c[1] + q[1]))
         zero = self._unit_box(name, (0, 0))
         stride = tuple(_plain(Fraction(nxt[a][0] - centre[a][0], q[a])) for a in range(2))
-        ranges, regular = self._unit_spans(name, (h, w), c, q, stride)
+        scan = bool(misaligned) or not self._irregular.isdisjoint(ancestors)
+        ranges, regular = self._unit_spans(name, (h, w), c, q, stride, every_unit=scan)
         varies = not regular or any(lo != hi for lo, hi in ranges)
         notes = self._collect_notes(ancestors)
         calls = next((c for c in self.module_calls.values() if len(c) > 1 and c[0] == name), ())
@@ -284,23 +286,32 @@ class GraphRF:
         )
 
     def _unit_spans(
-        self, name: str, hw: tuple[int, int], c: tuple[int, int], q: tuple[int, int], stride: Any
+        self,
+        name: str,
+        hw: tuple[int, int],
+        c: tuple[int, int],
+        q: tuple[int, int],
+        stride: Any,
+        every_unit: bool,
     ) -> tuple[tuple[tuple[int, int], tuple[int, int]], bool]:
         """Per axis, the (smallest, largest) span over every unit of the map (unclipped; the
         row span of a unit does not depend on its column), and whether one (size, stride,
         padding) triple describes them all: start(u + q) = start(u) + q S and size(u + q) =
-        size(u) for every unit, q the period, S the centre's stride."""
+        size(u) for every unit, q the period, S the centre's stride. Without ``every_unit``
+        (no irregular rule and no misaligned merge upstream: every rule moves one window by a
+        fixed stride per period) one period from the centre holds every span there is."""
         ranges, regular = [], True
         for ax in range(2):
             spans = []
-            for u in range(hw[ax]):
+            units = range(hw[ax]) if every_unit else range(c[ax], c[ax] + q[ax] + 1)
+            for u in units:
                 unit = (u, c[1]) if ax == 0 else (c[0], u)
                 box = self._back(name, ((unit[0], unit[0]), (unit[1], unit[1])))
                 spans.append(None if box is None else box[ax])
             sizes = [b - a + 1 for a, b in (s for s in spans if s is not None)]
             ranges.append((min(sizes), max(sizes)))
             step = q[ax] * stride[ax]
-            for u in range(hw[ax] - q[ax]):
+            for u in range(len(spans) - q[ax]):
                 a, b = spans[u], spans[u + q[ax]]
                 if a is None or b is None or b[0] - a[0] != step or b[1] - b[0] != a[1] - a[0]:
                     regular = False

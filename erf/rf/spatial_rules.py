@@ -129,6 +129,8 @@ class SpatialRules(BuilderCore):
             None if a == b else (lambda iv, a=a, b=b: adaptive_interval(iv, a, b))
             for a, b in ((h_in, h_out), (w_in, w_out))
         )
+        if h_in % h_out or w_in % w_out:
+            self.mark_irregular(op)
         self.spatial(op, x, rules, (Fraction(h_in, h_out), Fraction(w_in, w_out)))
 
     def m_upsample(self, op: NodeOp) -> None:
@@ -165,6 +167,8 @@ class SpatialRules(BuilderCore):
             (lambda iv, a=a, b=b, s=s: interpolate_interval(iv, a, b, mode, s, align))
             for (a, b), s in zip(sizes, scales)
         )
+        if not all(mode == "nearest" and b % a == 0 and not s for (a, b), s in zip(sizes, scales)):
+            self.mark_irregular(op)  # clamped borders, fractional scales
         self.spatial(op, x, rules, tuple(Fraction(a, b) for a, b in sizes))
 
     def m_pad(self, op: NodeOp) -> None:
@@ -241,6 +245,7 @@ class SpatialRules(BuilderCore):
                 return (min(units), max(units)) if units else None
 
             rules[ax] = AxisMap(interval, taps)
+        self.mark_irregular(op)
         self.same(op, x, rule=box_rule(*rules))
 
     def m_pixel_shuffle(self, op: NodeOp) -> None:

@@ -336,6 +336,7 @@ class TensorRules(BuilderCore):
                 layout, base, context = lay, base or v, context or v.context
                 rule: BoxRule = identity
                 if dim in lay and not stack:
+                    self.mark_irregular(op)
                     ax = lay.index(dim)
                     crop = lambda iv, o=offset, n=size: crop_interval(iv, o, n)  # noqa: E731
                     rule = box_rule(*[crop if a == ax else None for a in range(2)])

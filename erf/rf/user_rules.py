@@ -118,6 +118,7 @@ def _user_box_rule(rule: UserRule) -> Callable[[GraphBuilder, NodeOp], None]:
             return one_axis
 
         factors = tuple(Fraction(a, c) for a, c in zip(in_hw, out_hw))
+        b.mark_irregular(op)  # nothing is known of its windows: scan the units
         b.spatial(op, x, (axis_rule(0), axis_rule(1)), factors)  # tensor dims (-2, -1)
 
     return apply
