@@ -1,12 +1,13 @@
 """Box rules: how one node of a graph maps a box of its units to the box of an input's units.
 
-A box is ``((r0, r1), (c0, c1))``, inclusive units of one node's (rows, cols); a box rule is a
-pair of one-axis rules, one per image axis. A one-axis rule maps an interval of output units to
-the hull of the input units they read (erf.rf.intervals; virtual units past the map extrapolate,
-the TRF convention); an ``AxisMap`` adds the exact set of input units each real unit reads
-(``reads``), which the exact per-unit queries use where a hull would lose gaps (dilated taps,
-transposed convs, mirrored or wrapped padding). The graph analysis stores one rule per
-back-edge of a node.
+A box is one inclusive interval of units per spatial axis: ``((r0, r1), (c0, c1))`` for a 2-D
+map's (rows, cols), ``((t0, t1),)`` for a 1-D sequence, ``((d0, d1), (r0, r1), (c0, c1))`` for
+a volume; a box rule is one one-axis rule per axis. A one-axis rule maps an interval of output
+units to the hull of the input units they read (erf.rf.intervals; virtual units past the map
+extrapolate, the TRF convention); an ``AxisMap`` adds the exact set of input units each real
+unit reads (``reads``), which the exact per-unit queries use where a hull would lose gaps
+(dilated taps, transposed convs, mirrored or wrapped padding). The graph analysis stores one
+rule per back-edge of a node.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 
 from erf.rf.intervals import Interval, hull
 
-Box = tuple[Interval, Interval]  # ((r0, r1), (c0, c1)) inclusive units of one node
+Box = tuple[Interval, ...]  # one inclusive interval per spatial axis: ((r0, r1), (c0, c1)) in 2-D
 AxisRule = Callable[[Interval], "Interval | None"]
 Taps = Callable[[int, int], Iterable[int]]  # (real output unit, input length) -> input units
 
@@ -60,23 +61,29 @@ def reads_matrix(rule: AxisRule | None, n_out: int, n_in: int) -> np.ndarray:
 
 
 class BoxRule:
-    """A box rule from per-axis rules (None = identity on that axis): ``rule(box)`` maps a box
-    of this node's units to the hull of the input node's units (None when it reads none)."""
+    """A box rule from per-axis rules (None, or an axis past the given ones = identity on that
+    axis): ``rule(box)`` maps a box of this node's units to the hull of the input node's units
+    (None when it reads none). Boxes have one interval per spatial axis (1, 2 or 3)."""
 
-    def __init__(self, row: AxisRule | None = None, col: AxisRule | None = None) -> None:
-        self.axes: tuple[AxisRule | None, AxisRule | None] = (row, col)
+    def __init__(self, *axes: AxisRule | None) -> None:
+        self.axes: tuple[AxisRule | None, ...] = axes
+
+    def axis(self, a: int) -> AxisRule | None:
+        return self.axes[a] if a < len(self.axes) else None
 
     def __call__(self, box: Box) -> Box | None:
-        row, col = self.axes
-        r = box[0] if row is None else row(box[0])
-        if r is None:
-            return None
-        c = box[1] if col is None else col(box[1])
-        return None if c is None else (r, c)
+        out = []
+        for a, iv in enumerate(box):
+            rule = self.axis(a)
+            got = iv if rule is None else rule(iv)
+            if got is None:
+                return None
+            out.append(got)
+        return tuple(out)
 
     def matrices(self, hw_out: Sequence[int], hw_in: Sequence[int]) -> tuple[np.ndarray, ...]:
-        """Per-axis ``reads_matrix`` for maps of ``hw_out`` and ``hw_in`` (rows, cols) units."""
-        return tuple(reads_matrix(self.axes[a], hw_out[a], hw_in[a]) for a in range(2))
+        """Per-axis ``reads_matrix`` for maps of ``hw_out`` and ``hw_in`` units per axis."""
+        return tuple(reads_matrix(self.axis(a), hw_out[a], hw_in[a]) for a in range(len(hw_out)))
 
 
 Edge = tuple[str, BoxRule]  # (input node name, rule: this node's box -> input node's box)
@@ -84,18 +91,18 @@ Edge = tuple[str, BoxRule]  # (input node name, rule: this node's box -> input n
 identity = BoxRule()  # the rule of an op that keeps every unit where it is
 
 
-def box_rule(row: AxisRule | None, col: AxisRule | None) -> BoxRule:
+def box_rule(*axes: AxisRule | None) -> BoxRule:
     """Per-axis rules -> box rule (None = identity on that axis)."""
-    if row is None and col is None:
+    if all(a is None for a in axes):
         return identity
-    return BoxRule(row, col)
+    return BoxRule(*axes)
 
 
 def box_hull(a: Box | None, b: Box) -> Box:
     """Smallest box holding both (``a`` None: nothing yet)."""
     if a is None:
         return b
-    return (hull(a[0], b[0]), hull(a[1], b[1]))
+    return tuple(hull(x, y) for x, y in zip(a, b))
 
 
 def shift(offset: int) -> AxisRule:
@@ -103,19 +110,40 @@ def shift(offset: int) -> AxisRule:
     return lambda iv: (iv[0] + offset, iv[1] + offset)
 
 
-def clip_box(box: Box, hw: tuple[int, int]) -> Box | None:
-    """``box`` clipped to a map of ``hw`` (rows, cols) units; None when they do not meet."""
-    rows = (max(box[0][0], 0), min(box[0][1], hw[0] - 1))
-    cols = (max(box[1][0], 0), min(box[1][1], hw[1] - 1))
-    return (rows, cols) if rows[0] <= rows[1] and cols[0] <= cols[1] else None
+def clip_box(box: Box, hw: Sequence[int]) -> Box | None:
+    """``box`` clipped to a map of ``hw`` units per axis; None when they do not meet."""
+    out = tuple((max(lo, 0), min(hi, n - 1)) for (lo, hi), n in zip(box, hw))
+    return out if all(lo <= hi for lo, hi in out) else None
+
+
+def unit_box(unit: Sequence[int]) -> Box:
+    """The box of one unit (one index per spatial axis)."""
+    return tuple((int(u), int(u)) for u in unit)
+
+
+def full_box(hw: Sequence[int]) -> Box:
+    """The box of every unit of a map of ``hw`` units per axis."""
+    return tuple((0, int(n) - 1) for n in hw)
 
 
 def mask_box(mask: np.ndarray) -> Box | None:
-    """Inclusive bounding box of the True units of a boolean (rows, cols) map; None if none."""
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    if not rows.size:
-        return None
-    return ((int(rows[0]), int(rows[-1])), (int(cols[0]), int(cols[-1])))
+    """Inclusive bounding box of the True units of a boolean map (one dim per axis)."""
+    out = []
+    for a in range(mask.ndim):
+        idx = np.flatnonzero(mask.any(axis=tuple(b for b in range(mask.ndim) if b != a)))
+        if not idx.size:
+            return None
+        out.append((int(idx[0]), int(idx[-1])))
+    return tuple(out)
+
+
+def read_through(mask: np.ndarray, matrices: Sequence[np.ndarray]) -> np.ndarray:
+    """The input units a set of output units reads: ``mask`` (output units, one dim per axis)
+    through per-axis reads matrices ``[n_out, n_in]`` (a boolean tensor product)."""
+    r = mask.astype(np.float32)
+    for a, m in enumerate(matrices):
+        r = np.moveaxis(np.tensordot(m.T.astype(np.float32), r, axes=(1, a)), 0, a)
+    return r > 0
 
 
 __all__ = [
@@ -129,7 +157,10 @@ __all__ = [
     "box_hull",
     "box_rule",
     "clip_box",
+    "full_box",
     "identity",
     "mask_box",
+    "read_through",
     "shift",
+    "unit_box",
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from torch import fx, nn
@@ -108,10 +109,16 @@ class GraphBuilder(TensorRules, SpatialRules):
             self.vals[node.name] = CONST
             return
         shape = self.shape(node)
-        if shape is None or len(shape) != 4:
-            raise ValueError(f"the model input must be a [B, C, H, W] tensor, got shape {shape}")
+        if shape is None or len(shape) not in (3, 4, 5):
+            raise ValueError(
+                "the model input must be a [B, C, L], [B, C, H, W] or [B, C, D, H, W] tensor, "
+                f"got shape {shape}"
+            )
         self.input = node.name
-        self.vals[node.name] = NodeValue("local", (2, 3))
+        k = len(shape) - 2
+        self.vals[node.name] = NodeValue(
+            "local", tuple(range(2, len(shape))), stride=(Fraction(1),) * k, period=(1,) * k
+        )
 
 
 def _resolve(n: fx.Node) -> Any:
@@ -212,8 +219,23 @@ def _enter_builtin_rules() -> None:
             nn.Softmax: b.m_softmax, nn.LogSoftmax: b.m_softmax, nn.Softmin: b.m_softmax,
         }
     )  # fmt: skip
+    modules.update(
+        {
+            nn.Conv1d: b.m_conv, nn.Conv3d: b.m_conv, nn.ConvTranspose1d: b.m_conv_transpose,
+            nn.ConvTranspose3d: b.m_conv_transpose, nn.MaxPool1d: b.m_pool,
+            nn.MaxPool3d: b.m_pool, nn.AvgPool1d: b.m_pool, nn.AvgPool3d: b.m_pool,
+            nn.LPPool1d: b.m_pool, nn.AdaptiveAvgPool1d: b.m_adaptive,
+            nn.AdaptiveAvgPool3d: b.m_adaptive, nn.AdaptiveMaxPool1d: b.m_adaptive,
+            nn.AdaptiveMaxPool3d: b.m_adaptive, nn.ConstantPad1d: b.m_pad,
+            nn.ConstantPad3d: b.m_pad, nn.ReflectionPad1d: b.m_pad, nn.ReflectionPad3d: b.m_pad,
+            nn.ReplicationPad1d: b.m_pad, nn.ReplicationPad3d: b.m_pad,
+            nn.InstanceNorm1d: b.m_instance_norm, nn.InstanceNorm3d: b.m_instance_norm,
+        }
+    )  # fmt: skip
+    for name in ("ZeroPad1d", "ZeroPad3d", "CircularPad1d", "CircularPad2d", "CircularPad3d"):
+        if hasattr(nn, name):  # newer torch releases
+            modules[getattr(nn, name)] = b.m_pad
     if hasattr(nn, "CircularPad2d"):
-        modules[nn.CircularPad2d] = b.m_pad
         nchw.add(nn.CircularPad2d)
     try:  # torchvision is optional: its modules get rules when it is installed
         from torchvision.ops import FrozenBatchNorm2d, StochasticDepth
@@ -246,6 +268,16 @@ def _enter_builtin_rules() -> None:
             "adaptive_max_pool2d_with_indices": b.adaptive,
             "pixel_shuffle": lambda b, op: b.pixel_shuffle(op, op.arg(1, "upscale_factor")),
             "pixel_unshuffle": lambda b, op: b.pixel_unshuffle(op, op.arg(1, "downscale_factor")),
+            "conv1d": b.f_conv, "conv3d": b.f_conv, "conv_transpose1d": b.f_conv_transpose,
+            "conv_transpose3d": b.f_conv_transpose, "max_pool1d": b.f_pool,
+            "max_pool3d": b.f_pool, "_max_pool1d": b.f_pool, "_max_pool3d": b.f_pool,
+            "max_pool1d_with_indices": b.f_pool, "max_pool3d_with_indices": b.f_pool,
+            "avg_pool1d": b.f_pool, "avg_pool3d": b.f_pool, "lp_pool1d": b.f_pool,
+            "adaptive_avg_pool1d": b.adaptive, "adaptive_avg_pool3d": b.adaptive,
+            "adaptive_max_pool1d": b.adaptive, "adaptive_max_pool3d": b.adaptive,
+            "_adaptive_max_pool1d": b.adaptive, "_adaptive_max_pool3d": b.adaptive,
+            "adaptive_max_pool1d_with_indices": b.adaptive,
+            "adaptive_max_pool3d_with_indices": b.adaptive,
             "linear": b.linear, "matmul": b.linear, "layer_norm": b.f_layer_norm,
             "group_norm": b.stat_norm, "instance_norm": b.stat_norm,
         }

@@ -100,33 +100,34 @@ class BuilderCore:
             raise self.unsupported(op, "its first argument is a tuple")
         return x
 
-    def spatial_last(self, op: NodeOp, x: fx.Node) -> tuple[NodeValue, bool]:
-        """x's value and whether its layout is swapped (rows in the last dim); the op works on
-        the last two tensor dims, which must be the image's."""
+    def spatial_last(self, op: NodeOp, x: fx.Node) -> tuple[NodeValue, tuple[int, ...]]:
+        """x's value and, per spatial axis, which of the last k tensor dims holds it (k the
+        number of spatial axes; ``(0, 1)`` for NCHW, ``(1, 0)`` when rows are last): the op
+        works on the last k tensor dims, which must be the spatial ones."""
         v, shape = self.val(x), self.shape(x)
-        nd = len(shape)
-        if set(v.layout) != {nd - 2, nd - 1}:
+        nd, k = len(shape), len(v.layout)
+        if set(v.layout) != set(range(nd - k, nd)):
             raise self.unsupported(op, f"its input has the spatial dims at {v.layout}, not last")
-        return v, v.layout != (nd - 2, nd - 1)
+        return v, tuple(d - (nd - k) for d in v.layout)
 
     def spatial(
         self,
         op: NodeOp,
         x: fx.Node,
-        rules: tuple[AxisRule | None, AxisRule | None],
-        factors: tuple[Fraction, Fraction],
+        rules: tuple[AxisRule | None, ...],
+        factors: tuple[Fraction, ...],
         context: bool = False,
     ) -> None:
-        """A 2-D op on tensor dims (-2, -1): ``rules``/``factors`` (nominal stride multipliers)
-        are given per tensor dim (H, W) and mapped to image (rows, cols) via the layout."""
-        v, swapped = self.spatial_last(op, x)
-        if swapped:
-            rules, factors = rules[::-1], factors[::-1]
+        """An op on the last k tensor dims: ``rules``/``factors`` (nominal stride multipliers)
+        are given per tensor dim and mapped to the spatial axes via the layout."""
+        v, order = self.spatial_last(op, x)
+        rules = tuple(rules[j] for j in order)
+        factors = tuple(factors[j] for j in order)
         out = replace(v.scaled(factors), context=v.context or context)
         self.set(op, out, [(x.name, box_rule(*rules))])
 
     def same(
-        self, op: NodeOp, x: fx.Node, layout: tuple[int, int] | None = None, **kw: Any
+        self, op: NodeOp, x: fx.Node, layout: tuple[int, ...] | None = None, **kw: Any
     ) -> None:
         v = self.val(x)
         context = v.context or kw.get("context", False)

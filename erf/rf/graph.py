@@ -45,15 +45,19 @@ def graph_rf(model: nn.Module, input_shape: Sequence[int]) -> GraphRF:
     (both in eval mode, no grad; training flags restored), then classify every node.
 
     Args:
-        model: any ``nn.Module`` taking one ``[B, C, H, W]`` tensor.
-        input_shape: ``(C, H, W)``.
+        model: any ``nn.Module`` taking one ``[B, C, H, W]`` tensor (or ``[B, C, L]`` for
+            sequences, ``[B, C, D, H, W]`` for volumes: boxes then have one interval per axis).
+        input_shape: ``(C, H, W)`` (``(C, L)``, ``(C, D, H, W)``).
 
     Raises:
         ValueError: the model cannot be traced or run at that shape.
         TypeError: an op on a path from the input has no rule (names the op and its node).
     """
-    if len(input_shape) != 3:
-        raise ValueError(f"input_shape must be (C, H, W) for graph analysis, got {input_shape!r}")
+    if len(input_shape) not in (2, 3, 4):
+        raise ValueError(
+            "input_shape must be (C, L), (C, H, W) or (C, D, H, W) for graph analysis, got "
+            f"{input_shape!r}"
+        )
     shape = tuple(int(s) for s in input_shape)
     with eval_mode(model):
         gm, calls = trace_model(model)

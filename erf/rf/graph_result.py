@@ -8,6 +8,7 @@ merges, path statistics and the layer table.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -16,7 +17,16 @@ from typing import Any
 import numpy as np
 from torch import fx, nn
 
-from erf.rf.boxes import Box, BoxRule, box_hull, clip_box, mask_box
+from erf.rf.boxes import (
+    Box,
+    BoxRule,
+    box_hull,
+    clip_box,
+    full_box,
+    mask_box,
+    read_through,
+    unit_box,
+)
 from erf.rf.builder import GraphBuilder
 from erf.rf.node_values import NodeValue, common_period, flat_nodes, node_module, spatial_hw
 from erf.rf.trf import LOCAL_CONVENTION, TheoreticalRF
@@ -69,6 +79,7 @@ class GraphRF:
         self.model = model
         self.graph_module = gm
         self.input_shape = input_shape
+        self._k = len(input_shape) - 1  # spatial axes: 1 (sequences), 2 (images), 3 (volumes)
         self.module_calls = {k: tuple(v) for k, v in module_calls.items()}
         b = GraphBuilder(gm)
         self._vals, self._edges, self._merges, self._notes = b.vals, b.edges, b.merges, b.notes
@@ -92,15 +103,18 @@ class GraphRF:
         self.output = outs[0].name if len(outs) == 1 else None
         self._outputs = [n.name for n in outs]
         self._cache: dict[str, TheoreticalRF] = {}
-        self._reads: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._reads: dict[tuple[str, int], tuple[np.ndarray, ...]] = {}
         self._aligned: dict[str, str | None] = {}
 
     def _node_rf(self, n: fx.Node, b: GraphBuilder) -> NodeRF:
         shape, v = GraphBuilder.shape(n), self._vals[n.name]
         spatial = (
             shape is not None
-            and len(shape) == 4
-            and (v.kind == "global" or (v.kind == "local" and v.layout == (2, 3)))
+            and len(shape) == 2 + self._k
+            and (
+                v.kind == "global"
+                or (v.kind == "local" and v.layout == tuple(range(2, 2 + self._k)))
+            )
         )
         if n.op == "call_module":
             op = type(b.modules[n.target]).__name__
@@ -166,7 +180,7 @@ class GraphRF:
         v = self._value(name)
         if v.kind == "global":
             return self._global_box(name)
-        box = self._back(name, ((unit[0], unit[0]), (unit[1], unit[1])), clip=clipped)
+        box = self._back(name, unit_box(unit), clip=clipped)
         if box is None:
             raise ValueError(f"unit {unit} of {name!r} reads no input pixel")
         return box
@@ -221,16 +235,18 @@ class GraphRF:
     def _trf(self, name: str, paths: bool) -> TheoreticalRF:
         v = self._value(name)
         hw_in = self.input_shape[1:]
+        k = self._k
         if v.kind == "global":
-            (r0, r1), (c0, c1) = box = self._global_box(name)
+            box = self._global_box(name)
             notes = (GLOBAL_NOTE, v.reason)
-            if box != ((0, hw_in[0] - 1), (0, hw_in[1] - 1)):
+            if box != full_box(hw_in):
+                spans = ", ".join(f"{a}-{b}" for a, b in box)
                 notes += (
-                    f"the whole input here is rows {r0}-{r1}, cols {c0}-{c1}: the network never "
-                    "reads the others",
+                    f"the whole input here is units {spans} per axis: the network never reads "
+                    "the others",
                 )
             return TheoreticalRF(
-                size=(r1 - r0 + 1, c1 - c0 + 1), stride=(0, 0), padding=(0, 0),
+                size=tuple(b - a + 1 for a, b in box), stride=(0,) * k, padding=(0,) * k,
                 input_shape=hw_in, out_shape=self._out_hw(name, v), is_global=True, target=name,
                 notes=notes, graph=self, source="graph", global_from=self.first_global(name),
             )  # fmt: skip
@@ -240,15 +256,15 @@ class GraphRF:
             for m in sorted((a for a in ancestors if a in self._merges), key=self._index.get)
             if (error := self._alignment(m))  # upstream merges first
         ]
-        h, w = self._out_hw(name, v)
+        out_hw = self._out_hw(name, v)
         q = v.period
-        c = (h // 2, w // 2)
+        c = tuple(n // 2 for n in out_hw)
         centre = self._unit_box(name, c)
-        nxt = self._unit_box(name, (c[0] + q[0], c[1] + q[1]))
-        zero = self._unit_box(name, (0, 0))
-        stride = tuple(_plain(Fraction(nxt[a][0] - centre[a][0], q[a])) for a in range(2))
+        nxt = self._unit_box(name, tuple(u + p for u, p in zip(c, q)))
+        zero = self._unit_box(name, (0,) * k)
+        stride = tuple(_plain(Fraction(nxt[a][0] - centre[a][0], q[a])) for a in range(k))
         scan = bool(misaligned) or not self._irregular.isdisjoint(ancestors)
-        ranges, regular = self._unit_spans(name, (h, w), c, q, stride, every_unit=scan)
+        ranges, regular = self._unit_spans(name, out_hw, c, q, stride, every_unit=scan)
         varies = not regular or any(lo != hi for lo, hi in ranges)
         notes = self._collect_notes(ancestors)
         calls = next((c for c in self.module_calls.values() if len(c) > 1 and c[0] == name), ())
@@ -267,13 +283,13 @@ class GraphRF:
             notes = (f"{VARIES_NOTE}: {why}", *notes)
         extra: dict[str, Any] = {}
         if paths:
-            extra = self._paths(name, ((c[0], c[0]), (c[1], c[1])))
+            extra = self._paths(name, unit_box(c))
         return TheoreticalRF(
-            size=(centre[0][1] - centre[0][0] + 1, centre[1][1] - centre[1][0] + 1),
+            size=tuple(b - a + 1 for a, b in centre),
             stride=stride,
-            padding=(-zero[0][0], -zero[1][0]),
+            padding=tuple(-a for a, _ in zero),
             input_shape=hw_in,
-            out_shape=(h, w),
+            out_shape=out_hw,
             global_context=v.context,
             convention=LOCAL_CONVENTION if v.context else "",
             varies_by_unit=varies,
@@ -301,12 +317,12 @@ class GraphRF:
         (no irregular rule and no misaligned merge upstream: every rule moves one window by a
         fixed stride per period) one period from the centre holds every span there is."""
         ranges, regular = [], True
-        for ax in range(2):
+        for ax in range(len(hw)):
             spans = []
             units = range(hw[ax]) if every_unit else range(c[ax], c[ax] + q[ax] + 1)
             for u in units:
-                unit = (u, c[1]) if ax == 0 else (c[0], u)
-                box = self._back(name, ((unit[0], unit[0]), (unit[1], unit[1])))
+                unit = c[:ax] + (u,) + c[ax + 1 :]
+                box = self._back(name, unit_box(unit))
                 spans.append(None if box is None else box[ax])
             sizes = [b - a + 1 for a, b in (s for s in spans if s is not None)]
             ranges.append((min(sizes), max(sizes)))
@@ -315,31 +331,31 @@ class GraphRF:
                 a, b = spans[u], spans[u + q[ax]]
                 if a is None or b is None or b[0] - a[0] != step or b[1] - b[0] != a[1] - a[0]:
                     regular = False
-        return (ranges[0], ranges[1]), regular
+        return tuple(ranges), regular
 
     def _global_box(self, name: str) -> Box:
         """The input box every unit of global node ``name`` reads: the bounding box of the
         pixels the whole maps of its sources depend on (the whole input unless the network
         never reads some border rows or cols, e.g. a stride that does not divide)."""
         v = self._vals[name]
-        h, w = self.input_shape[1:]
         mask = None
         for src in v.sources:
-            hw = self._hw[src]
-            m = self._masks(src, ((0, hw[0] - 1), (0, hw[1] - 1))).get(self._input)
+            m = self._masks(src, full_box(self._hw[src])).get(self._input)
             if m is not None:
                 mask = m if mask is None else mask | m
         box = None if mask is None else mask_box(mask)
-        return box if box is not None else ((0, h - 1), (0, w - 1))
+        return box if box is not None else full_box(self.input_shape[1:])
 
-    def _out_hw(self, name: str, v: NodeValue) -> tuple[int, int] | None:
+    def _out_hw(self, name: str, v: NodeValue) -> tuple[int, ...] | None:
+        """Units per spatial axis of the node's map (None for a global vector)."""
         shape = self.nodes[name].shape
         if v.kind == "global":
-            return tuple(shape[-2:]) if shape is not None and len(shape) == 3 else None
+            k = self._k
+            return tuple(shape[-k:]) if shape is not None and len(shape) == k + 1 else None
         return spatial_hw((1, *shape), v.layout)
 
-    def _unit_box(self, name: str, unit: tuple[int, int]) -> Box:
-        box = self._back(name, ((unit[0], unit[0]), (unit[1], unit[1])))
+    def _unit_box(self, name: str, unit: tuple[int, ...]) -> Box:
+        box = self._back(name, unit_box(unit))
         if box is None:
             raise ValueError(f"unit {unit} of node {name!r} reads no input pixel")
         return box
@@ -370,8 +386,8 @@ class GraphRF:
         return boxes
 
     def _masks(self, name: str, box: Box) -> dict[str, np.ndarray]:
-        """Exact dependence sets: per node reached, a boolean (rows, cols) map of the units that
-        ``box`` of node ``name`` depends on (clipped to the map first). Each edge maps a set
+        """Exact dependence sets: per node reached, a boolean map (one dim per axis) of the units
+        that ``box`` of node ``name`` depends on (clipped to the map first). Each edge maps a set
         through its per-axis reads matrices (``BoxRule.matrices``), so gaps between dilated
         taps, mirrored padding and wrapped rolls stay exact, and the union over paths is a set,
         not a hull of boxes."""
@@ -379,22 +395,18 @@ class GraphRF:
         start = np.zeros(hw, dtype=bool)
         clipped = clip_box(box, hw)
         if clipped is not None:
-            (r0, r1), (c0, c1) = clipped
-            start[r0 : r1 + 1, c0 : c1 + 1] = True
+            start[tuple(slice(a, b + 1) for a, b in clipped)] = True
         masks: dict[str, np.ndarray] = {name: start}
         for n in reversed(self._order[: self._pos[name] + 1]):
             m = masks.get(n)
             if m is None or not m.any():
                 continue
             for i, (arg, rule) in enumerate(self._edges.get(n, ())):
-                rows, cols = self._matrices(n, i, arg, rule)
-                read = (rows.T.astype(np.float32) @ m.astype(np.float32)) @ cols.astype(
-                    np.float32
-                ) > 0
+                read = read_through(m, self._matrices(n, i, arg, rule))
                 masks[arg] = read if arg not in masks else masks[arg] | read
         return masks
 
-    def _matrices(self, n: str, i: int, arg: str, rule: Any) -> tuple[np.ndarray, np.ndarray]:
+    def _matrices(self, n: str, i: int, arg: str, rule: Any) -> tuple[np.ndarray, ...]:
         key = (n, i)
         if key not in self._reads:
             if not isinstance(rule, BoxRule):
@@ -408,18 +420,18 @@ class GraphRF:
         depends on (nodes where it depends on no unit are left out)."""
         name = self.node_name(target)
         self._value(name)
-        masks = self._masks(name, ((unit[0], unit[0]), (unit[1], unit[1])))
+        masks = self._masks(name, unit_box(unit))
         boxes = {n: mask_box(m) for n, m in masks.items()}
         return {n: b for n, b in boxes.items() if b is not None}
 
     def node_grid(self, name: str) -> tuple[tuple[Any, Any], tuple[int, int]]:
         """Effective stride (rows, cols) of node ``name`` (an int, or a Fraction after
         upsampling) from the starts of units (0, 0) and (1, 1), and its map's (rows, cols)."""
-        zero = self._back(name, ((0, 0), (0, 0)))
-        one = self._back(name, ((1, 1), (1, 1)))
+        zero = self._back(name, unit_box((0,) * self._k))
+        one = self._back(name, unit_box((1,) * self._k))
         if zero is None or one is None:
             raise ValueError(f"node {name!r} reads no input pixel")
-        stride = tuple(_plain(Fraction(one[a][0] - zero[a][0])) for a in range(2))
+        stride = tuple(_plain(Fraction(one[a][0] - zero[a][0])) for a in range(self._k))
         return stride, self._hw[name]
 
     def fx_node(self, name: str) -> fx.Node:
@@ -454,19 +466,19 @@ class GraphRF:
         edges = self._merges[name]
         v = self._vals[name]
         q = common_period(self._vals[a] for a, _ in edges)
-        h, w = self._out_hw(name, v)
-        u = ((h // 2) // q[0] * q[0], (w // 2) // q[1] * q[1])
-        units = (u, (u[0] + q[0], u[1] + q[1]))
+        hw = self._out_hw(name, v)
+        u = tuple((n // 2) // p * p for n, p in zip(hw, q))
+        units = (u, tuple(a + p for a, p in zip(u, q)))
         seen: list[tuple[str, tuple]] = []
         error = None
         for arg, rule in edges:
             boxes = []
             for unit in units:
-                b = rule(((unit[0], unit[0]), (unit[1], unit[1])))
+                b = rule(unit_box(unit))
                 boxes.append(None if b is None else self._back(arg, b))
             if None in boxes:
                 continue
-            centres = tuple((b[ax][0] + b[ax][1]) / 2 for b in boxes for ax in range(2))
+            centres = tuple((b[ax][0] + b[ax][1]) / 2 for b in boxes for ax in range(self._k))
             for other, other_centres in seen:
                 if other_centres != centres:
                     error = self._misaligned(name, other, arg, other_centres, centres, units)
@@ -511,12 +523,12 @@ class GraphRF:
         sizes: Counter = Counter()
         examples: dict[tuple[int, int], Any] = {}
         for b, (count, example) in final.items():
-            size = (b[0][1] - b[0][0] + 1, b[1][1] - b[1][0] + 1)
+            size = tuple(hi - lo + 1 for lo, hi in b)
             sizes[size] += count
             examples.setdefault(size, example)
         if not sizes:
             return {}
-        key = lambda s: (s[0] * s[1], s[0])  # noqa: E731
+        key = lambda s: (math.prod(s), s[0])  # noqa: E731
         small, large = min(sizes, key=key), max(sizes, key=key)
         return {
             "path_sizes": tuple(sorted(sizes.items())),

@@ -22,18 +22,20 @@ from erf.rf.boxes import BoxRule
 class NodeValue:
     """Forward classification of one fx node (the kinds: see erf.rf.graph).
 
-    ``layout``: tensor dims (batch included) holding image rows and cols; ``stride``: nominal
-    input pixels per unit (Fractions); ``period``: units after which the span pattern repeats
-    (1, or the upsampling factor: start(u + period) = start(u) + period * stride);
+    ``layout``: tensor dims (batch included) holding the spatial axes, in the input's order
+    (rows and cols of an image; the one axis of a sequence; depth, rows, cols of a volume);
+    ``stride``: nominal input pixels per unit per axis (Fractions); ``period``: units after
+    which the span pattern repeats (1, or the upsampling factor: start(u + period) =
+    start(u) + period * stride);
     ``context``: a global path modulates it; ``items``: for tuple outputs (chunk/split), each
     item's value and its rule into this node's units; ``sources``: for a global node, the local
     nodes whose whole maps it reads.
     """
 
     kind: str
-    layout: tuple[int, int] | None = None
-    stride: tuple[Fraction, Fraction] = (Fraction(1), Fraction(1))
-    period: tuple[int, int] = (1, 1)
+    layout: tuple[int, ...] | None = None
+    stride: tuple[Fraction, ...] = (Fraction(1), Fraction(1))
+    period: tuple[int, ...] = (1, 1)
     context: bool = False
     reason: str = ""
     items: tuple[tuple[NodeValue, BoxRule], ...] | None = None
@@ -41,7 +43,7 @@ class NodeValue:
 
     def scaled(self, factors: Sequence[Fraction]) -> NodeValue:
         """After an op where one output unit steps ``factor`` input units (per image axis)."""
-        stride = (self.stride[0] * factors[0], self.stride[1] * factors[1])
+        stride = tuple(s * f for s, f in zip(self.stride, factors))
         period = tuple(
             p * f.denominator // math.gcd(p * f.denominator, f.numerator)
             for p, f in zip(self.period, factors)
@@ -68,10 +70,9 @@ class NodeOp:
         return self.args[i] if i < len(self.args) else default
 
 
-def common_period(vals: Any) -> tuple[int, int]:
-    """Period of a merge: the least common multiple of its branches' periods."""
-    periods = [v.period for v in vals]
-    return (math.lcm(*(p[0] for p in periods)), math.lcm(*(p[1] for p in periods)))
+def common_period(vals: Any) -> tuple[int, ...]:
+    """Period of a merge: the least common multiple of its branches' periods, per axis."""
+    return tuple(math.lcm(*axis) for axis in zip(*(v.period for v in vals)))
 
 
 def flat_nodes(x: Any) -> list[fx.Node]:
@@ -81,9 +82,9 @@ def flat_nodes(x: Any) -> list[fx.Node]:
     return out
 
 
-def spatial_hw(shape: Sequence[int], layout: tuple[int, int]) -> tuple[int, int]:
-    """(rows, cols) of a map: the sizes of the dims ``layout`` names."""
-    return (shape[layout[0]], shape[layout[1]])
+def spatial_hw(shape: Sequence[int], layout: Sequence[int]) -> tuple[int, ...]:
+    """Units per spatial axis ((rows, cols) of a map): the sizes of the dims ``layout`` names."""
+    return tuple(shape[d] for d in layout)
 
 
 def node_module(node: fx.Node) -> str | None:

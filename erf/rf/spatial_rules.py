@@ -10,7 +10,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
-from torch import nn
+from torch import fx, nn
 
 from erf.rf.boxes import AxisMap, AxisRule, box_rule, shift
 from erf.rf.builder_core import BuilderCore
@@ -37,10 +37,11 @@ MIRROR_NOTE = (
 )
 
 
-def _pair(v: Any) -> tuple[Any, Any]:
+def _ntuple(v: Any, k: int) -> tuple[Any, ...]:
+    """One value per spatial axis: an int repeated, a 1-sequence repeated, else the last k."""
     if isinstance(v, (tuple, list)):
-        return (v[0], v[-1]) if len(v) in (1, 2) else tuple(v[-2:])
-    return (v, v)
+        return tuple(v) * k if len(v) == 1 else tuple(v[-k:])
+    return (v,) * k
 
 
 def _conv(k: int, s: int, p: int, d: int, mode: str = "zeros") -> AxisRule:
@@ -59,43 +60,46 @@ class SpatialRules(BuilderCore):
 
     def m_conv(self, op: NodeOp) -> None:
         m = op.module
-        padding = _conv_padding(m.padding, m.kernel_size, m.dilation)
+        padding = _conv_padding(m.padding, m.kernel_size, m.dilation, len(m.kernel_size))
         self._pad_note(op, m.padding_mode)
         self._conv(op, m.kernel_size, m.stride, padding, m.dilation, m.padding_mode)
 
     def f_conv(self, op: NodeOp) -> None:
-        weight = op.arg(1, "weight")
-        kernel = self.shape(weight)[-2:]
-        dilation = _pair(op.arg(5, "dilation", 1))
-        padding = _conv_padding(op.arg(4, "padding", 0), kernel, dilation)
-        self._conv(op, kernel, _pair(op.arg(3, "stride", 1)), padding, dilation)
+        kernel = self.shape(op.arg(1, "weight"))[2:]
+        dilation = op.arg(5, "dilation", 1)
+        padding = _conv_padding(op.arg(4, "padding", 0), kernel, dilation, len(kernel))
+        self._conv(op, kernel, op.arg(3, "stride", 1), padding, dilation)
 
     def _conv(
         self, op: NodeOp, kernel: Any, stride: Any, padding: Any, dilation: Any, mode: str = "zeros"
     ) -> None:
-        k, s, p, d = _pair(kernel), _pair(stride), _pair(padding), _pair(dilation)
-        rules = tuple(_conv(k[i], s[i], p[i], d[i], mode) for i in range(2))
-        self.spatial(op, self.local_input(op), rules, (Fraction(s[0]), Fraction(s[1])))
+        x = self.local_input(op)
+        n = len(self.val(x).layout)
+        k, s, p, d = (_ntuple(v, n) for v in (kernel, stride, padding, dilation))
+        rules = tuple(_conv(k[i], s[i], p[i], d[i], mode) for i in range(n))
+        self.spatial(op, x, rules, tuple(Fraction(v) for v in s))
 
     def m_conv_transpose(self, op: NodeOp) -> None:
         m = op.module
         self._conv_transpose(op, m.kernel_size, m.stride, m.padding, m.dilation)
 
     def f_conv_transpose(self, op: NodeOp) -> None:
-        kernel = self.shape(op.arg(1, "weight"))[-2:]
+        kernel = self.shape(op.arg(1, "weight"))[2:]
         stride, padding = op.arg(3, "stride", 1), op.arg(4, "padding", 0)
         self._conv_transpose(op, kernel, stride, padding, op.arg(7, "dilation", 1))
 
     def _conv_transpose(self, op: NodeOp, kernel: Any, stride: Any, padding: Any, dil: Any) -> None:
-        k, s, p, d = _pair(kernel), _pair(stride), _pair(padding), _pair(dil)
+        x = self.local_input(op)
+        n = len(self.val(x).layout)
+        k, s, p, d = (_ntuple(v, n) for v in (kernel, stride, padding, dil))
         rules = tuple(
             AxisMap(
                 lambda iv, i=i: conv_transpose_interval(iv, k[i], s[i], p[i], d[i]),
                 lambda u, n, i=i: conv_transpose_taps(u, k[i], s[i], p[i], d[i]),
             )
-            for i in range(2)
+            for i in range(n)
         )
-        self.spatial(op, self.local_input(op), rules, (Fraction(1, s[0]), Fraction(1, s[1])))
+        self.spatial(op, x, rules, tuple(Fraction(1, v) for v in s))
 
     def m_pool(self, op: NodeOp) -> None:
         m = op.module
@@ -103,7 +107,7 @@ class SpatialRules(BuilderCore):
         self._conv(op, m.kernel_size, stride, getattr(m, "padding", 0), getattr(m, "dilation", 1))
 
     def f_pool(self, op: NodeOp) -> None:
-        if op.name == "lp_pool2d":
+        if op.name.startswith("lp_pool"):
             kernel = op.arg(2, "kernel_size")
             self._conv(op, kernel, op.arg(3, "stride") or kernel, 0, 1)
             return
@@ -119,19 +123,18 @@ class SpatialRules(BuilderCore):
         """Adaptive pooling: exact windows; pooled to one unit per map (from more) it is global;
         an axis pooled to 1 alone reads its whole line (coordinate attention, strip pooling)."""
         x = self.local_input(op)
+        n = len(self.val(x).layout)
         self.spatial_last(op, x)
-        h_in, w_in = self.shape(x)[-2:]
-        h_out, w_out = self.shape(op.node)[-2:]
-        if h_out == w_out == 1 and h_in * w_in > 1:
+        sizes = list(zip(self.shape(x)[-n:], self.shape(op.node)[-n:]))
+        if all(b == 1 for _, b in sizes) and any(a > 1 for a, _ in sizes):
             self.set_global(op, "adaptive pooling to 1")
             return
         rules = tuple(
-            None if a == b else (lambda iv, a=a, b=b: adaptive_interval(iv, a, b))
-            for a, b in ((h_in, h_out), (w_in, w_out))
+            None if a == b else (lambda iv, a=a, b=b: adaptive_interval(iv, a, b)) for a, b in sizes
         )
-        if h_in % h_out or w_in % w_out:
+        if any(a % b for a, b in sizes):
             self.mark_irregular(op)
-        self.spatial(op, x, rules, (Fraction(h_in, h_out), Fraction(w_in, w_out)))
+        self.spatial(op, x, rules, tuple(Fraction(a, b) for a, b in sizes))
 
     def m_upsample(self, op: NodeOp) -> None:
         m = op.module
@@ -158,11 +161,16 @@ class SpatialRules(BuilderCore):
         x = self.local_input(op)
         if antialias:
             raise self.unsupported(op, "antialiased interpolation")
-        if mode not in ("nearest", "nearest-exact", "bilinear", "bicubic", "area"):
-            raise self.unsupported(op, f"interpolation mode {mode!r}")
+        n = len(self.val(x).layout)
+        linear = {1: "linear", 2: "bilinear", 3: "trilinear"}.get(n)
+        if mode not in ("nearest", "nearest-exact", linear, "bicubic", "area"):
+            raise self.unsupported(op, f"interpolation mode {mode!r} of a {n}-D map")
+        if mode == linear:
+            mode = "bilinear"  # the same rule on each axis
         self.spatial_last(op, x)
-        sizes = list(zip(self.shape(x)[-2:], self.shape(op.node)[-2:]))
-        scales = (None, None) if recompute or scale is None or mode == "area" else _pair(scale)
+        sizes = list(zip(self.shape(x)[-n:], self.shape(op.node)[-n:]))
+        plain = recompute or scale is None or mode == "area"
+        scales = (None,) * n if plain else _ntuple(scale, n)
         rules = tuple(
             (lambda iv, a=a, b=b, s=s: interpolate_interval(iv, a, b, mode, s, align))
             for (a, b), s in zip(sizes, scales)
@@ -172,9 +180,8 @@ class SpatialRules(BuilderCore):
         self.spatial(op, x, rules, tuple(Fraction(a, b) for a, b in sizes))
 
     def m_pad(self, op: NodeOp) -> None:
-        left, _, top, _ = op.module.padding
-        mode = type(op.module).__name__.replace("Pad2d", "").lower()
-        self._pad(op, [left, 0, top, 0], "constant" if mode == "zero" else mode)
+        mode = type(op.module).__name__.rstrip("d").rstrip("123").replace("Pad", "").lower()
+        self._pad(op, list(op.module.padding), "constant" if mode == "zero" else mode)
 
     def f_pad(self, op: NodeOp) -> None:
         self._pad(op, list(op.arg(1, "pad")), op.arg(2, "mode", "constant"))
@@ -229,7 +236,7 @@ class SpatialRules(BuilderCore):
         dims = self.dims(op, dims, nd)
         if len(params) != len(dims):
             raise self.unsupported(op, f"{len(params)} shifts for {len(dims)} dims")
-        rules: list[AxisRule | None] = [None, None]
+        rules: list[AxisRule | None] = [None] * len(v.layout)
         hw = spatial_hw(self.shape(x), v.layout)
         for d, k in zip(dims, params):
             if d not in v.layout:
@@ -257,26 +264,33 @@ class SpatialRules(BuilderCore):
     def pixel_shuffle(self, op: NodeOp, r: int) -> None:
         """Output unit u reads input unit floor(u / r) (like nearest upsampling by r)."""
         rule = lambda iv: (iv[0] // r, iv[1] // r)  # noqa: E731
-        self.spatial(op, self.local_input(op), (rule, rule), (Fraction(1, r), Fraction(1, r)))
+        self.spatial(op, self._map_2d(op), (rule, rule), (Fraction(1, r), Fraction(1, r)))
 
     def pixel_unshuffle(self, op: NodeOp, r: int) -> None:
         """Output unit u reads input units [u r, u r + r - 1] (a k=r, s=r window)."""
         rule = lambda iv: affine_interval(iv, r, 0, r - 1)  # noqa: E731
-        self.spatial(op, self.local_input(op), (rule, rule), (Fraction(r), Fraction(r)))
+        self.spatial(op, self._map_2d(op), (rule, rule), (Fraction(r), Fraction(r)))
+
+    def _map_2d(self, op: NodeOp) -> fx.Node:
+        x = self.local_input(op)
+        if len(self.val(x).layout) != 2:
+            raise self.unsupported(op, "it needs a 2-D map")
+        return x
 
 
 def _present(i: int | None) -> list[int]:
     return [] if i is None else [i]
 
 
-def _conv_padding(padding: Any, kernel: Any, dilation: Any) -> tuple[int, int]:
-    """Left padding per axis; "same" puts total // 2 of d(k-1) on the left, "valid" none."""
+def _conv_padding(padding: Any, kernel: Any, dilation: Any, n: int) -> tuple[int, ...]:
+    """Left padding per axis (``n`` axes); "same" puts total // 2 of d(k-1) on the left,
+    "valid" none."""
     if padding == "same":
-        k, d = _pair(kernel), _pair(dilation)
-        return tuple(d[i] * (k[i] - 1) // 2 for i in range(2))
+        k, d = _ntuple(kernel, n), _ntuple(dilation, n)
+        return tuple(d[i] * (k[i] - 1) // 2 for i in range(n))
     if padding == "valid":
-        return (0, 0)
-    return _pair(padding)
+        return (0,) * n
+    return _ntuple(padding, n)
 
 
 __all__ = ["CIRCULAR_NOTE", "MIRROR_NOTE", "SpatialRules"]

@@ -73,7 +73,7 @@ class TensorRules(BuilderCore):
             if v.items is not None:
                 raise self.unsupported(op, "tuple argument")
             shift = nd - len(self.shape(t))
-            lay = (v.layout[0] + shift, v.layout[1] + shift)
+            lay = tuple(d + shift for d in v.layout)
             if layout is not None and lay != layout:
                 raise self.unsupported(op, "its arguments hold the spatial dims at different dims")
             layout, base, context = lay, base or v, context or v.context
@@ -116,16 +116,15 @@ class TensorRules(BuilderCore):
         if not spatial:
             return False
         hw = spatial_hw(shape, v.layout)
-        if all(ax in spatial or hw[ax] == 1 for ax in range(2)):
+        axes = range(len(v.layout))
+        if all(ax in spatial or hw[ax] == 1 for ax in axes):
             self.set_global(op, f"{op.name} over the spatial dims")
             return True
         if not keep:
             raise self.unsupported(op, "it drops a spatial dim (use keepdim=True)")
         out_hw = spatial_hw(self.shape(op.node) or _first_shape(op.node), v.layout)
-        rules = [whole_axis(hw[ax]) if ax in spatial else None for ax in range(2)]
-        factors = [
-            Fraction(hw[ax], out_hw[ax]) if ax in spatial else Fraction(1) for ax in range(2)
-        ]
+        rules = [whole_axis(hw[ax]) if ax in spatial else None for ax in axes]
+        factors = [Fraction(hw[ax], out_hw[ax]) if ax in spatial else Fraction(1) for ax in axes]
         out = v.scaled(factors)
         rule = box_rule(*rules)
         if _tuple_result(op.node):  # (values, indices)
@@ -220,8 +219,8 @@ class TensorRules(BuilderCore):
             if not match:
                 break
             layout.append(match[-1] if size == 1 else match[0])
-        if len(layout) == 2:
-            self.same(op, x, layout=(layout[0], layout[1]))
+        if len(layout) == len(v.layout):
+            self.same(op, x, layout=tuple(layout))
         elif len(out_shape) <= 2:
             self.set_global(op, "flatten of the spatial dims")
         else:
@@ -263,7 +262,8 @@ class TensorRules(BuilderCore):
             raise self.unsupported(op, "indexing with tensors or booleans")
         layout: dict[int, int] = {}
         rules: dict[int, AxisRule] = {}
-        factors = {0: Fraction(1), 1: Fraction(1)}
+        k = len(v.layout)
+        factors = dict.fromkeys(range(k), Fraction(1))
         d_in = d_out = 0
         for i in idx:
             if i is None:
@@ -283,8 +283,10 @@ class TensorRules(BuilderCore):
             if not isinstance(i, int):
                 d_out += 1
             d_in += 1
-        out = replace(v.scaled((factors[0], factors[1])), layout=(layout[0], layout[1]))
-        self.set(op, out, [(x.name, box_rule(rules.get(0), rules.get(1)))])
+        out = replace(
+            v.scaled(tuple(factors[a] for a in range(k))), layout=tuple(layout[a] for a in range(k))
+        )
+        self.set(op, out, [(x.name, box_rule(*(rules.get(a) for a in range(k))))])
 
     def split(self, op: NodeOp) -> None:
         """chunk/split/unbind: a tuple whose items are channel slices (identity) or spatial
@@ -305,7 +307,7 @@ class TensorRules(BuilderCore):
             rule: BoxRule = identity
             if dim in v.layout and offset:
                 ax = v.layout.index(dim)
-                rule = box_rule(*[shift(offset) if a == ax else None for a in range(2)])
+                rule = box_rule(*[shift(offset) if a == ax else None for a in range(len(v.layout))])
             items.append((v, rule))
             offset += meta.shape[dim]
         out = replace(v, items=tuple(items))
@@ -339,7 +341,7 @@ class TensorRules(BuilderCore):
                     self.mark_irregular(op)
                     ax = lay.index(dim)
                     crop = lambda iv, o=offset, n=size: crop_interval(iv, o, n)  # noqa: E731
-                    rule = box_rule(*[crop if a == ax else None for a in range(2)])
+                    rule = box_rule(*[crop if a == ax else None for a in range(len(lay))])
                 edges.append((t.name, rule))
             offset += size
         period = common_period(self.vals[n] for n, _ in edges)

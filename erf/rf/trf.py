@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from fractions import Fraction
 from typing import Any
@@ -39,7 +40,8 @@ class LayerRF:
 
 @dataclass(frozen=True)
 class TheoreticalRF:
-    """TRF of one output: ``size`` r0, ``stride`` S0, ``padding`` P0 per axis ``(rows, cols)``.
+    """TRF of one output: ``size`` r0, ``stride`` S0, ``padding`` P0 per axis ``(rows, cols)``
+    (graph results of sequences and volumes: one entry per axis, ``(L,)`` or ``(D, H, W)``).
 
     Chains (closed form) fill ``layers``. Graph analysis (erf.rf.graph) leaves ``layers`` empty and
     adds: ``size`` = the span of the centre unit ``(h // 2, w // 2)``; ``stride`` =
@@ -136,18 +138,15 @@ class TheoreticalRF:
         """Input position of the centre of output unit 0 per axis: ``-P + (r - 1) / 2``; for a
         measured support, the centre of its box (the only unit it knows)."""
         if self.box is not None:
-            return ((self.box[0][0] + self.box[0][1]) / 2, (self.box[1][0] + self.box[1][1]) / 2)
-        return (
-            -self.padding[0] + (self.size[0] - 1) / 2,
-            -self.padding[1] + (self.size[1] - 1) / 2,
-        )
+            return tuple((a + b) / 2 for a, b in self.box)
+        return tuple(-p + (r - 1) / 2 for p, r in zip(self.padding, self.size))
 
     @property
     def center_unit(self) -> Pair | None:
         """Centre ``(h // 2, w // 2)`` of the output map, or ``None`` if ``out_shape`` unknown."""
         if self.out_shape is None:
             return None
-        return (self.out_shape[0] // 2, self.out_shape[1] // 2)
+        return tuple(n // 2 for n in self.out_shape)
 
     @property
     def min_path_size(self) -> Pair | None:
@@ -198,8 +197,8 @@ class TheoreticalRF:
         return d
 
 
-def _area_key(size: Pair) -> tuple[int, int]:
-    return (size[0] * size[1], size[0])
+def _area_key(size: tuple[int, ...]) -> tuple[int, int]:
+    return (math.prod(size), size[0])
 
 
 __all__ = ["LOCAL_CONVENTION", "LayerRF", "Pair", "Stride", "TheoreticalRF"]
