@@ -500,7 +500,10 @@ def trf_or_support(
     without a rule).
     """
     try:
-        return theoretical_rf(model, input_shape=input_shape, target=target)
+        trf = theoretical_rf(model, input_shape=input_shape, target=target)
+        if isinstance(position, str) and position != "center" and not trf.is_global:
+            raise ValueError("the graph analysis boxes grid units only, not prefix tokens")
+        return trf
     except (ValueError, TypeError) as exc:
         why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if int(n_inputs) < 1:

@@ -77,9 +77,12 @@ class GraphBuilder(TensorRules, SpatialRules):
                 self.val(n) for n in node.all_input_nodes if self.val(n).kind == "tokens"
             )
         elif kinds - {"const"} == {"global"}:
-            src = next(self.val(n) for n in node.all_input_nodes if self.val(n).kind == "global")
+            ins = [self.val(n) for n in node.all_input_nodes if self.val(n).kind == "global"]
             self.vals[node.name] = NodeValue(
-                "global", reason=src.reason, sources=self.sources(node)
+                "global",
+                reason=ins[0].reason,
+                sources=self.sources(node),
+                scalar=all(v.scalar for v in ins),
             )
         else:
             self.dispatch(op)
@@ -217,6 +220,7 @@ def _enter_builtin_rules() -> None:
             nn.Unflatten: b.reshape, nn.Linear: b.linear, nn.LayerNorm: b.m_layer_norm,
             nn.GroupNorm: b.stat_norm, nn.InstanceNorm2d: b.m_instance_norm,
             nn.Softmax: b.m_softmax, nn.LogSoftmax: b.m_softmax, nn.Softmin: b.m_softmax,
+            nn.MultiheadAttention: b.m_multihead_attention,
         }
     )  # fmt: skip
     modules.update(
@@ -279,6 +283,7 @@ def _enter_builtin_rules() -> None:
             "adaptive_max_pool1d_with_indices": b.adaptive,
             "adaptive_max_pool3d_with_indices": b.adaptive,
             "linear": b.linear, "matmul": b.linear, "layer_norm": b.f_layer_norm,
+            "scaled_dot_product_attention": b.attention,
             "group_norm": b.stat_norm, "instance_norm": b.stat_norm,
         }
     )  # fmt: skip

@@ -76,10 +76,13 @@ class BuilderCore:
     def note(self, op: NodeOp, text: str) -> None:
         self.notes.setdefault(op.node.name, []).append(text)
 
-    def set_global(self, op: NodeOp, reason: str) -> None:
-        """Every unit of the node reads the whole maps of its inputs (``sources``)."""
+    def set_global(self, op: NodeOp, reason: str, scalar: bool = False) -> None:
+        """Every unit of the node reads the whole maps of its inputs (``sources``); ``scalar``:
+        the node holds per-sample scalars with no spatial extent left (a pooled vector), which
+        gate or join local maps as context rather than as a read (``LOCAL_CONVENTION``)."""
         reason = f"{reason} at {self.describe(op.node)}"
-        self.set(op, NodeValue("global", reason=reason, sources=self.sources(op.node)))
+        value = NodeValue("global", reason=reason, sources=self.sources(op.node), scalar=scalar)
+        self.set(op, value)
 
     def sources(self, node: fx.Node) -> tuple[str, ...]:
         """The local nodes whose whole maps a global node made from ``node``'s inputs reads."""

@@ -28,7 +28,7 @@ from erf.rf.boxes import (
     unit_box,
 )
 from erf.rf.builder import GraphBuilder
-from erf.rf.node_values import NodeValue, common_period, flat_nodes, node_module, spatial_hw
+from erf.rf.node_values import NodeValue, common_period, flat_nodes, grid_hw, node_module
 from erf.rf.trf import LOCAL_CONVENTION, TheoreticalRF
 
 GLOBAL_NOTE = "global: every output unit sees the whole input (adaptive pooling / linear)"
@@ -97,7 +97,7 @@ class GraphRF:
             if v.items is not None:  # a tuple: its units are its input's
                 self._hw[name] = self._hw[self._edges[name][0][0]]
             else:
-                self._hw[name] = spatial_hw(GraphBuilder.shape(self._fx[name]), v.layout)
+                self._hw[name] = grid_hw(GraphBuilder.shape(self._fx[name]), v)
         self.nodes = {n.name: self._node_rf(n, b) for n in fx_nodes}
         outs = flat_nodes(next(n for n in gm.graph.nodes if n.op == "output").args)
         self.output = outs[0].name if len(outs) == 1 else None
@@ -352,7 +352,7 @@ class GraphRF:
         if v.kind == "global":
             k = self._k
             return tuple(shape[-k:]) if shape is not None and len(shape) == k + 1 else None
-        return spatial_hw((1, *shape), v.layout)
+        return grid_hw((1, *shape), v)
 
     def _unit_box(self, name: str, unit: tuple[int, ...]) -> Box:
         box = self._back(name, unit_box(unit))

@@ -29,7 +29,11 @@ class NodeValue:
     start(u) + period * stride);
     ``context``: a global path modulates it; ``items``: for tuple outputs (chunk/split), each
     item's value and its rule into this node's units; ``sources``: for a global node, the local
-    nodes whose whole maps it reads.
+    nodes whose whole maps it reads; ``flat``: ``(prefix, rows, cols)`` when the image axes are
+    flattened row-major into the one tensor dim both ``layout`` entries name, after ``prefix``
+    tokens that hold no grid unit (a ViT's class and register tokens); ``scalar``: a global
+    node of per-sample scalars with no spatial extent of its own (pooled vectors and what is
+    computed from them only: gates), as opposed to a global map (attention's output).
     """
 
     kind: str
@@ -40,6 +44,8 @@ class NodeValue:
     reason: str = ""
     items: tuple[tuple[NodeValue, BoxRule], ...] | None = None
     sources: tuple[str, ...] = ()
+    flat: tuple[int, int, int] | None = None
+    scalar: bool = False
 
     def scaled(self, factors: Sequence[Fraction]) -> NodeValue:
         """After an op where one output unit steps ``factor`` input units (per image axis)."""
@@ -82,6 +88,11 @@ def flat_nodes(x: Any) -> list[fx.Node]:
     return out
 
 
+def grid_hw(shape: Sequence[int], v: NodeValue) -> tuple[int, ...]:
+    """Units per spatial axis of a local value: its flattened grid, else ``spatial_hw``."""
+    return v.flat[1:] if v.flat is not None else spatial_hw(shape, v.layout)
+
+
 def spatial_hw(shape: Sequence[int], layout: Sequence[int]) -> tuple[int, ...]:
     """Units per spatial axis ((rows, cols) of a map): the sizes of the dims ``layout`` names."""
     return tuple(shape[d] for d in layout)
@@ -104,6 +115,7 @@ __all__ = [
     "NodeValue",
     "common_period",
     "flat_nodes",
+    "grid_hw",
     "node_module",
     "spatial_hw",
 ]

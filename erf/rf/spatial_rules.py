@@ -127,7 +127,7 @@ class SpatialRules(BuilderCore):
         self.spatial_last(op, x)
         sizes = list(zip(self.shape(x)[-n:], self.shape(op.node)[-n:]))
         if all(b == 1 for _, b in sizes) and any(a > 1 for a, _ in sizes):
-            self.set_global(op, "adaptive pooling to 1")
+            self.set_global(op, "adaptive pooling to 1", scalar=True)
             return
         rules = tuple(
             None if a == b else (lambda iv, a=a, b=b: adaptive_interval(iv, a, b)) for a, b in sizes
@@ -236,6 +236,8 @@ class SpatialRules(BuilderCore):
         dims = self.dims(op, dims, nd)
         if len(params) != len(dims):
             raise self.unsupported(op, f"{len(params)} shifts for {len(dims)} dims")
+        if v.flat is not None:
+            raise self.unsupported(op, "it moves tokens of a flattened grid")
         rules: list[AxisRule | None] = [None] * len(v.layout)
         hw = spatial_hw(self.shape(x), v.layout)
         for d, k in zip(dims, params):

@@ -66,6 +66,9 @@ class TensorRules(BuilderCore):
         nd = len(out_shape)
         for t in tensors:
             v = self.val(t)
+            if v.kind == "global" and not v.scalar:  # a global map joins: every unit reads all
+                self.set_global(op, "a global map joins the local ones")
+                return
             if v.kind == "global":
                 context = True
                 self.note(op, GATE_NOTE)
@@ -76,9 +79,16 @@ class TensorRules(BuilderCore):
             lay = tuple(d + shift for d in v.layout)
             if layout is not None and lay != layout:
                 raise self.unsupported(op, "its arguments hold the spatial dims at different dims")
+            if base is not None and v.flat != base.flat:
+                raise self.unsupported(op, "its arguments flatten the grid differently")
             layout, base, context = lay, base or v, context or v.context
+            if v.flat is not None:
+                if self.shape(t)[v.layout[0]] != out_shape[lay[0]]:
+                    raise self.unsupported(op, "it broadcasts a flattened grid")
+                edges.append((t.name, identity))
+                continue
             arg_hw = spatial_hw(self.shape(t), v.layout)
-            out_hw = (out_shape[lay[0]], out_shape[lay[1]])
+            out_hw = tuple(out_shape[d] for d in lay)
             rules = [_broadcast if a == 1 < b else None for a, b in zip(arg_hw, out_hw)]
             edges.append((t.name, box_rule(*rules)))
         merge_edges = [e for e in edges if e[1] is identity]
@@ -118,7 +128,9 @@ class TensorRules(BuilderCore):
         hw = spatial_hw(shape, v.layout)
         axes = range(len(v.layout))
         if all(ax in spatial or hw[ax] == 1 for ax in axes):
-            self.set_global(op, f"{op.name} over the spatial dims")
+            out = self.shape(op.node) or _first_shape(op.node)
+            left = math.prod(out[d] for d in set(v.layout)) if keep else 1
+            self.set_global(op, f"{op.name} over the spatial dims", scalar=left == 1)
             return True
         if not keep:
             raise self.unsupported(op, "it drops a spatial dim (use keepdim=True)")
@@ -146,7 +158,7 @@ class TensorRules(BuilderCore):
         dim = op.arg(2 if op.name == "norm" else 1, "dim")  # torch.norm(x, p, dim)
         nd, v = len(self.shape(x)), self.val(x)
         if dim is None or (isinstance(dim, (tuple, list)) and not dim):
-            self.set_global(op, f"{op.name} over all dims")
+            self.set_global(op, f"{op.name} over all dims", scalar=True)
             return
         dims = self.dims(op, dim, nd)
         keep = len(self.shape(op.node) or _first_shape(op.node)) == nd
@@ -164,11 +176,55 @@ class TensorRules(BuilderCore):
         """nn.Linear / F.linear / matmul by a constant: acts on the last dim; pointwise when
         that is a channel dim (channels-last blocks); across a spatial dim every unit reads the
         whole line (global when the other axis has one unit)."""
-        x = self.local_input(op)
         if op.name == "matmul" and self.val(op.arg(1, "other")).kind != "const":
-            raise self.unsupported(op, "matmul of two feature maps (attention)")
+            self.matmul_maps(op)
+            return
+        x = self.local_input(op)
         if not self._along(op, x, [len(self.shape(x)) - 1], keep=True):
             self.same(op, x)
+
+    def matmul_maps(self, op: NodeOp) -> None:
+        """A matrix product of two maps (attention: q @ k^T, then scores @ v). Where either
+        operand holds a spatial dim in its last two (matrix) dims, every output entry sums over
+        the tokens of the contracted dim, and attention's scores mix every query with every key:
+        global, exactly so once the scores meet the values. Where both hold the spatial dims at
+        the same batch dims, the product is per unit (an elementwise merge)."""
+        a, b = op.args[0], op.arg(1, "other")
+        nd = len(self.shape(op.node))
+        lays = []
+        for t in (a, b):
+            v = self.val(t)
+            if v.kind == "global":
+                self.set_global(op, "a matrix product with a global map")
+                return
+            if v.kind == "local":
+                if v.items is not None:
+                    raise self.unsupported(op, "tuple argument")
+                shift = nd - len(self.shape(t))
+                lays.append(tuple(d + shift for d in v.layout))
+        if all(d < nd - 2 for lay in lays for d in lay) and len(set(lays)) == 1:
+            self.elementwise(op)
+        else:
+            self.set_global(op, "attention (a matrix product of two maps over their tokens)")
+
+    def m_multihead_attention(self, op: NodeOp) -> None:
+        """nn.MultiheadAttention(query, key, value): every query token reads every key and
+        value token along the sequence dim (1 with ``batch_first``, else 0): global."""
+        seq = 1 if op.module.batch_first else 0
+        for t in flat_nodes(op.args[:3]):
+            v = self.val(t)
+            if v.kind == "local" and set(v.layout) != {seq}:
+                raise self.unsupported(op, f"its spatial units are not the sequence dim ({seq})")
+        self.set_global(op, "attention over all tokens")
+
+    def attention(self, op: NodeOp) -> None:
+        """F.scaled_dot_product_attention(q, k, v): each query token reads every key and value
+        token along dim -2; global when the tokens are the spatial units there."""
+        for t in flat_nodes(op.args[:3]):
+            v = self.val(t)
+            if v.kind == "local" and not all(d == len(self.shape(t)) - 2 for d in v.layout):
+                raise self.unsupported(op, "its spatial units are not the token dim (-2)")
+        self.set_global(op, "attention over all tokens")
 
     def m_layer_norm(self, op: NodeOp) -> None:
         self._layer_norm(op, len(op.module.normalized_shape))
@@ -208,6 +264,9 @@ class TensorRules(BuilderCore):
         global, into a token sequence is out of scope."""
         x = self.local_input(op)
         in_shape, out_shape, v = self.shape(x), self.shape(op.node), self.val(x)
+        if v.flat is not None:
+            self._reshape_tokens(op, x)
+            return
         layout = []
         for d in v.layout:
             pre, size = math.prod(in_shape[:d]), in_shape[d]
@@ -219,14 +278,39 @@ class TensorRules(BuilderCore):
             if not match:
                 break
             layout.append(match[-1] if size == 1 else match[0])
+        merged = _merged_dim(in_shape, out_shape, v.layout)
         if len(layout) == len(v.layout):
             self.same(op, x, layout=tuple(layout))
+        elif merged is not None:  # (rows, cols) flattened into tokens, row-major
+            hw = spatial_hw(in_shape, v.layout)
+            self.same(op, x, layout=(merged, merged))
+            self.vals[op.node.name] = replace(self.vals[op.node.name], flat=(0, *hw))
         elif len(out_shape) <= 2:
-            self.set_global(op, "flatten of the spatial dims")
+            self.set_global(op, "flatten of the spatial dims", scalar=True)
         else:
             self.vals[op.node.name] = NodeValue(
                 "tokens", reason=f"{TOKEN_ERROR} at {self.describe(op.node)}"
             )
+
+    def _reshape_tokens(self, op: NodeOp, x: fx.Node) -> None:
+        """Reshapes of a flattened grid: the token dim kept whole (heads split off the
+        channels), or unflattened back into (rows, cols) once no prefix token is left."""
+        in_shape, out_shape, v = self.shape(x), self.shape(op.node), self.val(x)
+        d = v.layout[0]
+        pre = math.prod(in_shape[:d])
+        for e in range(len(out_shape)):
+            if math.prod(out_shape[:e]) != pre:
+                continue
+            if out_shape[e] == in_shape[d]:
+                self.same(op, x, layout=(e, e))
+                return
+            if v.flat[0] == 0 and tuple(out_shape[e : e + 2]) == v.flat[1:]:
+                self.same(op, x, layout=(e, e + 1))
+                self.vals[op.node.name] = replace(self.vals[op.node.name], flat=None)
+                return
+        self.vals[op.node.name] = NodeValue(
+            "tokens", reason=f"{TOKEN_ERROR} at {self.describe(op.node)}"
+        )
 
     def permute(self, op: NodeOp) -> None:
         x = self.local_input(op)
@@ -260,6 +344,9 @@ class TensorRules(BuilderCore):
         idx = _expand_index(idx, len(in_shape))
         if idx is None:
             raise self.unsupported(op, "indexing with tensors or booleans")
+        if v.flat is not None:
+            self._index_tokens(op, x, idx)
+            return
         layout: dict[int, int] = {}
         rules: dict[int, AxisRule] = {}
         k = len(v.layout)
@@ -287,6 +374,29 @@ class TensorRules(BuilderCore):
             v.scaled(tuple(factors[a] for a in range(k))), layout=tuple(layout[a] for a in range(k))
         )
         self.set(op, out, [(x.name, box_rule(*(rules.get(a) for a in range(k))))])
+
+    def _index_tokens(self, op: NodeOp, x: fx.Node, idx: tuple) -> None:
+        """Indexing a flattened grid: dropping the prefix tokens (``x[:, P:]``) keeps the grid;
+        picking prefix tokens only gives a constant (before any mixing they are parameters)."""
+        v, in_shape = self.val(x), self.shape(x)
+        d = v.layout[0]
+        if any(i is None for i in idx[: d + 1]) or any(isinstance(i, int) for i in idx[:d]):
+            raise self.unsupported(op, "indexing before the token dim")
+        i, n, prefix = idx[d], in_shape[d], v.flat[0]
+        if isinstance(i, int):
+            if i % n < prefix:
+                self.vals[op.node.name] = CONST
+                return
+            raise self.unsupported(op, "integer index of a grid token")
+        start, stop, step = i.indices(n)
+        if step == 1 and stop <= prefix:
+            self.vals[op.node.name] = CONST
+        elif step == 1 and start in (0, prefix) and stop == n:
+            out = replace(v, flat=(prefix - start, *v.flat[1:]))
+            self.same(op, x)
+            self.vals[op.node.name] = out
+        else:
+            raise self.unsupported(op, "a slice of grid tokens")
 
     def split(self, op: NodeOp) -> None:
         """chunk/split/unbind: a tuple whose items are channel slices (identity) or spatial
@@ -321,11 +431,18 @@ class TensorRules(BuilderCore):
         nd = len(out_shape)
         dim = op.arg(1, "dim", 0) % nd
         stack = op.name == "stack"
+        flat = [t for t in tensors if isinstance(t, fx.Node) and self.val(t).flat is not None]
+        if flat and not stack and dim in self.val(flat[0]).layout:
+            self._cat_tokens(op, tensors, dim)
+            return
         edges: list[Edge] = []
         layout, base, context, offset = None, None, False, 0
         for t in tensors:
             v = self.val(t) if isinstance(t, fx.Node) else CONST
             size = 1 if stack else self.shape(t)[dim]
+            if v.kind == "global" and not v.scalar:
+                self.set_global(op, "a global map is concatenated with the local ones")
+                return
             if v.kind == "global":
                 context = True
                 self.note(op, CAT_NOTE)
@@ -347,6 +464,41 @@ class TensorRules(BuilderCore):
         period = common_period(self.vals[n] for n, _ in edges)
         out = replace(base, layout=layout, period=period, context=context)
         self.set(op, out, edges, merge=dim not in layout)
+
+    def _cat_tokens(self, op: NodeOp, tensors: list, dim: int) -> None:
+        """Prefix tokens (class, distillation, registers) put before a flattened grid."""
+        prefix, grid = _token_pieces(self, op, tensors, dim)
+        v = self.val(grid)
+        self.same(op, grid)
+        self.vals[op.node.name] = replace(v, flat=(v.flat[0] + prefix, *v.flat[1:]))
+
+
+def _token_pieces(b: TensorRules, op: NodeOp, tensors: list, dim: int) -> tuple[int, Any]:
+    """Constant pieces before one flattened-grid piece of a cat along the token dim: their
+    token count and the grid piece (refused otherwise)."""
+    prefix, grid = 0, None
+    for t in tensors:
+        v = b.val(t) if isinstance(t, fx.Node) else CONST
+        if v.kind == "const" and grid is None:
+            prefix += b.shape(t)[dim]
+        elif v.kind == "local" and v.flat is not None and grid is None:
+            grid = t
+        else:
+            raise b.unsupported(op, "only constant tokens may be put before a token grid")
+    return prefix, grid
+
+
+def _merged_dim(in_shape: Any, out_shape: Any, layout: tuple[int, ...]) -> int | None:
+    """The dim of ``out_shape`` into which a reshape merges the rows and cols of a 2-D map
+    (adjacent dims, rows first: row-major tokens), or None."""
+    if len(layout) != 2 or layout[1] != layout[0] + 1:
+        return None
+    d = layout[0]
+    pre, size = math.prod(in_shape[:d]), in_shape[d] * in_shape[d + 1]
+    for e in range(len(out_shape)):
+        if out_shape[e] == size and math.prod(out_shape[:e]) == pre:
+            return e
+    return None
 
 
 def _expand_index(idx: Any, ndim: int) -> tuple | None:

@@ -106,7 +106,7 @@ def test_a_detector_backbone_layer_is_probed_in_original_input_pixels(tmp_path):
     assert metrics["trf_interval"] == [[lo, hi], [lo, hi]] == [[15, 32], [15, 32]]
 
 
-def test_a_vit_job_reports_a_global_measured_support_and_the_layer_it_comes_from(tmp_path):
+def test_a_vit_job_reports_the_graphs_global_trf_and_the_layer_it_comes_from(tmp_path):
     pytest.importorskip("timm")
     cfg = _cfg(
         "model=timm", "model.name=vit_tiny_patch16_224", "+model.img_size=64",
@@ -115,11 +115,11 @@ def test_a_vit_job_reports_a_global_measured_support_and_the_layer_it_comes_from
     )  # fmt: skip
     run_job(cfg, tmp_path)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["trf_source"] == "measured_support"
-    assert metrics["trf_bound"] == "exact"  # a support covering the input: the TRF is global
+    assert metrics["trf_source"] == "graph"  # the graph follows the tokens into attention
+    assert metrics["trf_bound"] == "exact"
     assert "lower bound" not in heatmap_title(metrics)
-    assert metrics["trf_global_from"].startswith("blocks.0.attn.")
+    assert metrics["trf_global_from"] == "blocks.0.attn"
     assert metrics["trf_interval"] == [[0, 63], [0, 63]]
     assert any(
-        w.startswith("the target's TRF is global (from blocks.0.attn.") for w in metrics["warnings"]
+        w.startswith("the target's TRF is global (from blocks.0.attn)") for w in metrics["warnings"]
     )

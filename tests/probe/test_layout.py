@@ -384,10 +384,17 @@ def test_the_metrics_place_a_dense_outputs_centre_unit_at_its_exact_trf_centre()
     assert metrics["layout"] == "NCHW" and metrics["grid"] == [20, 20]
 
 
-def test_without_an_exact_trf_the_unit_is_placed_by_the_grid_scale_and_a_prefix_token_nowhere():
+def test_without_an_exact_trf_the_unit_is_placed_by_the_grid_scale_and_a_prefix_token_nowhere(
+    monkeypatch,
+):
+    import erf.probe.support
     from erf.analysis.summary import erf_metrics
     from erf.probe.support import trf_or_support
 
+    def no_graph(*args, **kwargs):
+        raise ValueError("no graph analysis for this test")
+
+    monkeypatch.setattr(erf.probe.support, "theoretical_rf", no_graph)
     model = _seeded(TinyViT(patch=4, prefix=1, mix=True))
     for position, expected in [("center", [9.5, 9.5]), ("cls", None)]:
         result = erf.measure_erf(model, (3, 16, 16), position=position, n_samples=1)

@@ -160,9 +160,9 @@ def test_vit_patch_token_sees_its_patch_and_one_block_of_attention_sees_everythi
     first = first_global_layer(model, shape, "blocks.0", n_inputs=2)
     assert first.startswith("blocks.0.attn.")  # the attention, not the qkv projection
     assert first not in ("blocks.0.attn.qkv", "blocks.0.attn.q_norm", "blocks.0.attn.k_norm")
-    trf = trf_or_support(model, shape, "blocks.0", n_inputs=2)
-    assert trf.source == "measured_support" and trf.is_global and trf.global_from == first
-    assert "token outputs are not supported" in trf.notes[0]
+    trf = trf_or_support(model, shape, "blocks.0", n_inputs=2)  # the graph follows the tokens
+    assert trf.source == "graph" and trf.is_global and trf.global_from == "blocks.0.attn"
+    assert first.startswith(trf.global_from)
 
 
 def test_swin_first_stage_is_local_two_shifted_windows_wide():
@@ -315,6 +315,7 @@ def test_levit_first_stage_is_global_once_its_zero_initialised_norms_are_redrawn
     # LeViT's attention/MLP output norms start at weight 0: the raw init sees a 31 px square
     assert not measured_support(model, shape, "stages.0", n_inputs=2, redraw=False).covers_input
     # ... but attention mixes every token of the stage: the TRF is the whole input
-    trf = trf_or_support(model, shape, "stages.0", n_inputs=2)
-    assert trf.source == "measured_support" and trf.is_global and trf.size == (224, 224)
+    assert measured_support(model, shape, "stages.0", n_inputs=2).covers_input  # redrawn
+    trf = trf_or_support(model, shape, "stages.0", n_inputs=2)  # and the graph agrees
+    assert trf.source == "graph" and trf.is_global and trf.size == (224, 224)
     assert trf.global_from.startswith("stages.0.blocks.0.attn")

@@ -439,11 +439,12 @@ def test_user_function_leaf_raises_type_error_naming_it():
         graph_rf(UsesUserFunction(), (1, 8, 8))
 
 
-def test_vit_output_raises_token_error():
+def test_torchvision_vit_is_global_after_its_first_attention_and_a_patch_before():
     model = tvm.vit_b_16(weights=None).eval()
     g = graph_rf(model, (3, 224, 224))
-    with pytest.raises(ValueError, match="token outputs are not supported"):
-        g.for_target(None)
+    assert g.for_target(None).is_global
+    assert g.for_target("encoder.layers.encoder_layer_0.self_attention").is_global
+    assert g.for_target("encoder.layers.encoder_layer_0.ln_1").size == (16, 16)  # tokens
     assert g.for_target("conv_proj").size == (16, 16)  # the patch embedding is still a map
 
 

@@ -1,0 +1,120 @@
+"""Graph TRF through token stages: a grid flattened into tokens (with class, distillation or
+register tokens in front) and back keeps every unit's exact box; attention over all tokens is
+global. Oracle: the gradient support of a float64 copy with positive weights (nothing cancels),
+read at the token of grid unit (r, c), index prefix + r * w + c."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from erf.rf.graph import graph_rf
+
+
+class _Stop(Exception):
+    pass
+
+
+def _positive(model):
+    """Weights in [0.5, 1.5] / fan-in (scores stay small: a saturated softmax would flush the
+    gradient to zero), biases in [0.5, 1.5]."""
+    model = model.double().eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            fan_in = p[0].numel() if p.dim() > 1 else 1
+            p.copy_((torch.rand_like(p) + 0.5) / fan_in)
+    return model
+
+
+def _token_support_box(model, shape, target, token):
+    """Bounding box of the input pixels token ``token`` of ``target``'s [B, N, C] output (or a
+    (row, col) of a [B, C, H, W] map) depends on."""
+    model = _positive(model)
+    x = (torch.rand(1, *shape, dtype=torch.float64) + 0.5).requires_grad_()
+
+    def stop(module, args, output):
+        raise _Stop(output)
+
+    handle = dict(model.named_modules())[target].register_forward_hook(stop)
+    try:
+        model(x)
+    except _Stop as e:
+        y = e.args[0]
+    finally:
+        handle.remove()
+    sel = y[0, token] if isinstance(token, int) else y[0, :, token[0], token[1]]
+    sel.sum().backward()
+    mask = (x.grad[0].abs().sum(0) != 0).numpy()
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    return ((int(rows[0]), int(rows[-1])), (int(cols[0]), int(cols[-1]))), mask
+
+
+class TokenRoundTrip(nn.Module):
+    """Patch embedding (4 x 4, stride 4), tokens with ``prefix`` learned tokens in front, a
+    per-token LayerNorm + Linear, the prefix dropped, back to a grid, a 3 x 3 conv."""
+
+    def __init__(self, prefix: int = 1, dim: int = 4):
+        super().__init__()
+        self.embed = nn.Conv2d(1, dim, 4, stride=4)
+        self.prefix = nn.Parameter(torch.zeros(1, prefix, dim))
+        self.norm, self.mlp = nn.LayerNorm(dim), nn.Linear(dim, dim)
+        self.grid = nn.Identity()
+        self.head = nn.Conv2d(dim, 1, 3, padding=1)
+        self.p = prefix
+
+    def forward(self, x):
+        t = self.embed(x)
+        b, c, h, w = t.shape
+        t = t.flatten(2).transpose(1, 2)
+        t = torch.cat([self.prefix.expand(b, -1, -1), t], dim=1)
+        t = self.mlp(self.norm(t))
+        t = t[:, self.p :].transpose(1, 2).reshape(b, c, h, w)
+        return self.head(self.grid(t))
+
+
+@pytest.mark.parametrize("prefix", [1, 2])
+def test_a_grid_through_tokens_and_back_gives_every_unit_its_exact_box(prefix):
+    model = TokenRoundTrip(prefix)
+    g = graph_rf(model, (1, 20, 24))
+    rf = g.for_target(None)
+    assert rf.size == (12, 12) and rf.stride == (4, 4) and not rf.varies_by_unit
+    for r in range(5):
+        for c in range(6):
+            box, _ = _token_support_box(model, (1, 20, 24), "head", (r, c))
+            assert g.unit_interval(None, (r, c), clipped=True) == box, (r, c)
+
+
+def test_a_token_unit_reads_its_own_patch_behind_the_prefix_tokens():
+    model = TokenRoundTrip(prefix=2)
+    g = graph_rf(model, (1, 20, 24))
+    rf = g.for_target("mlp")  # [B, 2 + 5 * 6, C]
+    assert rf.out_shape == (5, 6) and rf.size == (4, 4)
+    box, mask = _token_support_box(model, (1, 20, 24), "mlp", 2 + 3 * 6 + 4)
+    assert rf.interval((3, 4)) == box == ((12, 15), (16, 19)) and mask.sum() == 16
+
+
+@pytest.fixture(scope="module")
+def vit():
+    timm = pytest.importorskip("timm")
+    return timm.create_model("deit_tiny_distilled_patch16_224", pretrained=False, img_size=64)
+
+
+def test_deit_tokens_before_attention_see_their_patch_and_after_it_everything(vit):
+    g = graph_rf(vit, (3, 64, 64))
+    before = g.for_target("blocks.0.norm1")  # class and distillation tokens in front
+    assert before.out_shape == (4, 4) and before.size == (16, 16) and not before.is_global
+    box, _ = _token_support_box(vit, (3, 64, 64), "blocks.0.norm1", 2 + 1 * 4 + 2)
+    assert before.interval((1, 2)) == box == ((16, 31), (32, 47))
+    after = g.for_target("blocks.0")
+    assert after.is_global and after.global_from == "blocks.0.attn"
+    _, mask = _token_support_box(vit, (3, 64, 64), "blocks.0", 2 + 5)
+    assert mask.all()
+
+
+def test_window_attention_is_still_refused_in_one_line():
+    timm = pytest.importorskip("timm")
+    model = timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, img_size=112)
+    g = graph_rf(model, (3, 112, 112))
+    with pytest.raises(ValueError, match="token") as e:
+        g.for_target("layers.0")
+    assert "\n" not in str(e.value)
