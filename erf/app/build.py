@@ -21,7 +21,7 @@ from erf.nets.zoo import IMAGENET_MEAN, IMAGENET_STD, input_normalization, load_
 from erf.probe.inputs import RANDOM_SOURCES, image_folder
 from erf.probe.options import DTYPES, ProbeOptions
 from erf.probe.photos import PhotoSource
-from erf.rf.graph import layer_table
+from erf.rf.graph import graph_rf, layer_table
 from erf.rf.targets import auto_target, stage_layers
 from erf.rf.theory import TheoreticalRF, theoretical_rf
 from erf.training.data import DataBundle, build_data
@@ -141,29 +141,27 @@ def inputs_record(cfg: DictConfig, model: nn.Module | None) -> dict[str, Any]:
 def resolve_target(target: str | None, model: nn.Module, input_shape) -> str | None:
     """``auto`` -> the last local feature map (``erf.rf.targets.auto_target``); else as given.
 
-    The graph analysis follows [B, C, H, W] maps only: where a model turns its map into a
-    token sequence (ViT, Swin) the layers after it are not in the table, and "auto" would pick
-    the patch embedding; that is refused, naming a layer to probe instead."""
+    The layer table lists [B, C, H, W] maps only: where a model turns its map into a token
+    sequence (ViT, Swin) the layers after it are not in the table, and "auto" would pick the
+    patch embedding; that is refused, naming a layer to probe instead."""
     if target != "auto":
         return target
     if graph_stops_at_tokens(model, input_shape):
         raise ValueError(
-            "probe.target=auto: the graph analysis stops where the model turns its map into "
-            f"tokens, so it cannot pick the last layer; name it, e.g. "
+            "probe.target=auto: the model turns its map into tokens, and the layer table of "
+            f"maps ends there, so it cannot pick the last layer; name it, e.g. "
             f"probe.target={last_block(model)}"
         )
     return auto_target(layer_table(model, input_shape))
 
 
 def graph_stops_at_tokens(model: nn.Module, input_shape) -> str | None:
-    """Why the graph analysis of ``model``'s output stops at a token sequence (ViT, Swin), or
-    None when it does not (it may still succeed, fail otherwise, or find a global TRF)."""
+    """Where ``model`` turns its map into a token sequence (ViT, Swin: the layer table of
+    [C, H, W] maps ends there), or None when it does not or cannot be traced."""
     try:
-        theoretical_rf(model, input_shape=input_shape, target=None)
-    except (ValueError, TypeError) as exc:
-        text = str(exc)
-        return text.split(": ")[0] if "token" in text else None
-    return None
+        return graph_rf(model, input_shape).token_stage()
+    except (ValueError, TypeError):
+        return None
 
 
 def last_block(model: nn.Module) -> str:

@@ -79,8 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_table(rows))
     if tokens:
         print(
-            f"\nThe graph analysis stops at a token sequence ({tokens}). Layers the probe can "
-            "read after it (TRF: the measured support, reported by erf.run):\n"
+            f"\nThe map becomes a token sequence at {tokens}. Layers the probe can read after "
+            "it (TRF: the graph's where it follows the tokens, else the measured support; "
+            "reported by erf.run):\n"
         )
         print(format_probe_table(probe_rows, {r["name"] for r in rows}))
         print(f"\ninput {input_shape}; name the target, e.g. probe.target={last_block(model)}")

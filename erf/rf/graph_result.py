@@ -98,6 +98,13 @@ class GraphRF:
                 self._hw[name] = self._hw[self._edges[name][0][0]]
             else:
                 self._hw[name] = grid_hw(GraphBuilder.shape(self._fx[name]), v)
+        self._after_tokens: set[str] = set()  # nodes computed from a token sequence
+        for n in fx_nodes:
+            v = self._vals[n.name]
+            if (v.kind == "tokens" or v.flat is not None) or any(
+                a.name in self._after_tokens for a in n.all_input_nodes
+            ):
+                self._after_tokens.add(n.name)
         self.nodes = {n.name: self._node_rf(n, b) for n in fx_nodes}
         outs = flat_nodes(next(n for n in gm.graph.nodes if n.op == "output").args)
         self.output = outs[0].name if len(outs) == 1 else None
@@ -112,7 +119,7 @@ class GraphRF:
             shape is not None
             and len(shape) == 2 + self._k
             and (
-                v.kind == "global"
+                (v.kind == "global" and n.name not in self._after_tokens)  # else: attention heads
                 or (v.kind == "local" and v.layout == tuple(range(2, 2 + self._k)))
             )
         )
@@ -167,6 +174,16 @@ class GraphRF:
             (n for n in seen if self._vals[n].kind == "global"), key=self._index.__getitem__
         )
         return node_module(self._fx[first]) or first
+
+    def token_stage(self) -> str | None:
+        """Where the model first turns its map into a token sequence (the fx node, and its
+        module when it has one), or None: the layer table lists [C, H, W] maps only."""
+        for name, n in self._fx.items():
+            v = self._vals.get(name)
+            if v is not None and (v.kind == "tokens" or v.flat is not None):
+                module = node_module(n)
+                return f"node {name!r}" + (f" (module {module!r})" if module else "")
+        return None
 
     def unit_interval(self, target: str, unit: tuple[int, int], clipped: bool = False) -> Box:
         """Input box ``((r0, r1), (c0, c1))`` read by ``unit`` (row, col) of ``target``.

@@ -284,7 +284,7 @@ def test_layers_command_lists_the_token_layers_of_a_vit_after_the_graph_stops():
         "inputs.size=[64,64]",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert "The graph analysis stops at a token sequence" in proc.stdout
+    assert "The map becomes a token sequence at node" in proc.stdout
     row = next(line for line in proc.stdout.splitlines() if line.startswith("blocks.11 "))
     assert row.split()[2:] == ["tokens", "192×4×4", "1"]
     assert "q_norm" not in proc.stdout  # attention heads are no map of the input
