@@ -195,14 +195,11 @@ class SpatialRules(BuilderCore):
         for d in v.layout:
             j = nd - 1 - d
             left = pad[2 * j] if 2 * j < len(pad) else 0
+            right = pad[2 * j + 1] if 2 * j + 1 < len(pad) else 0
             if mode in ("constant", "zeros"):
                 rules.append(shift(-left) if left else None)
                 continue
-            rules.append(
-                AxisMap(
-                    shift(-left), lambda u, n, left=left: _present(pad_source(u - left, n, mode))
-                )
-            )
+            rules.append(AxisMap(shift(-left), _mirror_taps(left, right, mode)))
         self._pad_note(op, mode)
         self.same(op, x, rule=box_rule(*rules))
 
@@ -280,8 +277,17 @@ class SpatialRules(BuilderCore):
         return x
 
 
-def _present(i: int | None) -> list[int]:
-    return [] if i is None else [i]
+def _mirror_taps(left: int, right: int, mode: str) -> Any:
+    """Taps of reflect/replicate/circular padding by (left, right): negative pads crop first
+    (as torch.nn.functional.pad), then the positive ones mirror, repeat or wrap the cropped
+    axis."""
+    crop_left, crop_right = max(-left, 0), max(-right, 0)
+
+    def taps(u: int, n: int) -> list[int]:
+        src = pad_source(u - max(left, 0), n - crop_left - crop_right, mode)
+        return [] if src is None else [src + crop_left]
+
+    return taps
 
 
 def _conv_padding(padding: Any, kernel: Any, dilation: Any, n: int) -> tuple[int, ...]:
