@@ -1,8 +1,9 @@
 """The gradient probe (layer 3, torch): ERF maps by back-propagating a unit gradient from probed
 units to the input. No files and no config: settings arrive as one ``ProbeOptions``, partial
 results leave through callbacks. Modules, bottom up: ``options``, ``units``, ``inputs``,
-``batches``, ``forward``, ``accumulate``, ``crop``, ``measure`` (the engine), ``support``
-(measured support: the TRF where the graph analysis cannot say), then ``draws``
+``batches``, ``forward``, ``accumulate``, ``crop``, ``measure`` (the engine), ``held`` (gates
+and norm statistics held constant in the support's copy), ``support`` (measured support: the
+TRF where the graph analysis cannot say), then ``draws``
 (many weight draws in one pass), ``distributed`` (samples sharded over processes) and
 ``bench`` (the speed benchmark)."""
 

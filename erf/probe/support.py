@@ -14,9 +14,14 @@ LeViT its attention/MLP norms, others their layer-scale gammas or last convs, so
 branches pass no gradient and the support of the raw model is several times too small (timm
 ``resnet10t`` ``layer4`` at 224: 43 px instead of 199). It is therefore measured on
 ``support_copy(model, seed)``: a float64 deep copy (the model itself is never touched) whose
-norm affines are redrawn, BatchNorm statistics reset, and all-zero parameter tensors redrawn
-(``SUPPORT_CONVENTION``, recorded as the result's ``convention``). ``redraw=False`` measures the
-model's own weights instead.
+norm affines are redrawn, BatchNorm statistics reset, and all-zero parameter tensors redrawn.
+The copy also counts what the graph analysis counts (``erf.rf.trf.LOCAL_CONVENTION``): the
+per-sample scalars of squeeze-excitation gates and of GroupNorm/InstanceNorm/LayerNorm-over-
+space statistics are held constant (``erf.probe.held``), so a gated or group-normed conv stack
+gets the same local box from both. When such a held computation ran on the way to the unit,
+the result's ``convention`` is ``SUPPORT_CONVENTION`` and its ``global_context`` is set; else
+it is ``SUPPORT_PLAIN_CONVENTION``. ``redraw=False`` measures the model's own weights and function
+instead, every dependence counted (``OWN_WEIGHTS_CONVENTION``).
 
 ``measured_support`` measures it, ``support_trf`` turns it into a ``TheoreticalRF`` record
 (``source="measured_support"``), ``first_global_layer`` names the first module whose centre
@@ -42,11 +47,12 @@ from torch import nn
 
 from erf.device import resolve_device
 from erf.probe.forward import probing
+from erf.probe.held import HeldContext, hold_context
 from erf.probe.layout import Grid
 from erf.probe.measure import probe_units
 from erf.probe.options import ProbeOptions
 from erf.rf.theory import theoretical_rf
-from erf.rf.trf import Pair, TheoreticalRF
+from erf.rf.trf import LOCAL_CONVENTION, Pair, TheoreticalRF
 
 log = logging.getLogger("erf")
 
@@ -68,10 +74,13 @@ def _quiet():
 
 Box = tuple[Pair, Pair]
 
-SUPPORT_CONVENTION = (
-    "measured support of a float64 copy with redrawn norm affines and zero-initialised weights; "
-    "every dependence counts, gates included"
+_REDRAWN = (
+    "measured support of a float64 copy with redrawn norm affines and zero-initialised weights"
 )
+# A held gate or norm statistic ran on the way to the unit: the graph's local box convention.
+SUPPORT_CONVENTION = f"{LOCAL_CONVENTION}; {_REDRAWN}"
+# None did (or the box is the whole input anyway): nothing was left out of the box.
+SUPPORT_PLAIN_CONVENTION = f"{_REDRAWN}; every dependence counts, no gate or norm statistic held"
 OWN_WEIGHTS_CONVENTION = (
     "measured support of the model's own weights; every dependence counts, gates included"
 )
@@ -107,8 +116,9 @@ def _own_tensor(module: nn.Module, name: str) -> torch.Tensor | None:
 
 
 def support_copy(model: nn.Module, seed: int = 0) -> nn.Module:
-    """A float64 deep copy of ``model`` whose function has no dead branch: what the measured
-    support probes (``SUPPORT_CONVENTION``). ``model`` itself is not touched.
+    """A float64 deep copy of ``model`` whose function has no dead branch and whose gates and
+    spatial norm statistics are held constant: what the measured support probes
+    (``SUPPORT_CONVENTION``). ``model`` itself is not touched.
 
     In the copy, every norm layer (``is_norm``) gets weight ~ U(0.5, 1.5) and bias ~
     N(0, 0.1) (parameters or buffers, as FrozenBatchNorm2d keeps them) and running mean 0,
@@ -118,7 +128,17 @@ def support_copy(model: nn.Module, seed: int = 0) -> nn.Module:
     would otherwise pass no gradient, and an unscaled norm output has a constant channel sum.
     Any parameter values are a point of the architecture's weight space, so the copy's
     support is still a lower bound of the TRF, only no longer an accidentally small one.
+
+    Then ``erf.probe.held.hold_context``: squeeze-excitation gates return
+    ``x * gate(x).detach()`` and GroupNorm/InstanceNorm/LayerNorm-over-space normalise with
+    detached statistics (the same values; the gradient keeps the per-pixel path only), as the
+    graph analysis treats them (``erf.rf.trf.LOCAL_CONVENTION``).
     """
+    return _support_copy(model, seed)[0]
+
+
+def _support_copy(model: nn.Module, seed: int) -> tuple[nn.Module, HeldContext]:
+    """``support_copy`` and what its ``hold_context`` changed."""
     dup = copy.deepcopy(model).to(torch.float64)
     gen = torch.Generator().manual_seed(int(seed))
 
@@ -145,7 +165,7 @@ def support_copy(model: nn.Module, seed: int = 0) -> nn.Module:
         for p in dup.parameters():
             if p.is_floating_point() and p.numel() and not bool(p.any()):
                 put(p, cpu(p).normal_(0.0, ZERO_PARAM_STD, generator=gen))
-    return dup
+    return dup, hold_context(dup)
 
 
 def _support_dtype(options: ProbeOptions | None) -> torch.dtype:
@@ -164,7 +184,12 @@ class SupportResult:
     pixel is in it (then the unit's TRF is global: the lower bound is everything).
     ``target``/``position`` name the unit (position resolved to (row, col) of the target map,
     whose shape is ``target_shape``). ``convention``: what was measured
-    (``SUPPORT_CONVENTION``: the ``support_copy``; ``OWN_WEIGHTS_CONVENTION``: the model as is).
+    (``SUPPORT_CONVENTION``: the ``support_copy``, where a held gate or norm statistic ran on
+    the way to the unit; ``SUPPORT_PLAIN_CONVENTION``: the ``support_copy``, none did or the
+    support covers the input anyway; ``OWN_WEIGHTS_CONVENTION``: the model as is). ``held``:
+    the modules of the copy whose held computation (``erf.probe.held``) ran in the forward pass
+    up to the target, in order. That is upstream in execution order, not strictly on a path to
+    the unit: a side branch computed before the target that does not feed it counts too.
     """
 
     mask: np.ndarray
@@ -175,7 +200,15 @@ class SupportResult:
     target: str | None
     position: Pair | str  # (row, col), or a prefix token ("prefix:K")
     target_shape: tuple[int, ...]
-    convention: str = SUPPORT_CONVENTION
+    convention: str = SUPPORT_PLAIN_CONVENTION
+    held: tuple[str, ...] = ()
+
+    @property
+    def global_context(self) -> bool:
+        """A local support that holds per-sample scalars of the whole map constant (as the
+        graph's ``TheoreticalRF.global_context``): the unit depends on every pixel through
+        them."""
+        return bool(self.held) and not self.covers_input
 
     @property
     def size(self) -> Pair:
@@ -235,8 +268,9 @@ def measured_support(
     Each sample's map is sum_c |dy/dx| >= 0 (``reduce="abs"``) and the probe sums maps over
     samples, so ``total > 0`` is exactly the union. A lower bound of the TRF (module
     docstring). ``options`` only lends its device, its output reading and (``redraw=False``)
-    its dtype. ``redraw`` (default): measured on ``support_copy(model, seed)`` in float64;
-    False: on ``model``'s own weights (its function as it is).
+    its dtype. ``redraw`` (default): measured on ``support_copy(model, seed)`` in float64
+    (gates and spatial norm statistics held constant); False: on ``model``'s own weights (its
+    function as it is, every dependence counted).
     """
     if int(n_inputs) < 1:
         raise ValueError(f"n_inputs must be >= 1, got {n_inputs}")
@@ -250,13 +284,14 @@ class _Probed:
 
     model: nn.Module
     dtype: torch.dtype | None  # None: the options' own
-    convention: str
+    held: HeldContext | None  # None: the model's own function, nothing held
 
     @classmethod
     def of(cls, model: nn.Module, seed: int, options: ProbeOptions | None, redraw: bool) -> _Probed:
         if not redraw:
-            return cls(model, None, OWN_WEIGHTS_CONVENTION)
-        return cls(support_copy(model, int(seed)), _support_dtype(options), SUPPORT_CONVENTION)
+            return cls(model, None, None)
+        dup, held = _support_copy(model, int(seed))
+        return cls(dup, _support_dtype(options), held)
 
     def options(self, options: ProbeOptions | None) -> ProbeOptions | None:
         """``options`` with this probe's dtype (for the forward passes outside the probe)."""
@@ -273,13 +308,22 @@ def _measure(
     options: ProbeOptions | None,
 ) -> SupportResult:
     opts = _support_options(options, n_inputs, seed, probed.dtype)
+    if probed.held is not None:
+        probed.held.clear()
     with _quiet():  # the probe's own warnings are about maps; this probe wants only support
         (result,) = probe_units(probed.model, input_shape, [(target, position)], opts)
+    held = () if probed.held is None else tuple(probed.held.ran)
     mask = np.asarray(result.total > 0)
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     box = None
     if rows.size:
         box = ((int(rows[0]), int(rows[-1])), (int(cols[0]), int(cols[-1])))
+    if probed.held is None:
+        convention = OWN_WEIGHTS_CONVENTION
+    elif held and not mask.all():
+        convention = SUPPORT_CONVENTION
+    else:
+        convention = SUPPORT_PLAIN_CONVENTION
     return SupportResult(
         mask=mask,
         box=box,
@@ -293,7 +337,8 @@ def _measure(
             else tuple(int(v) for v in result.position)
         ),
         target_shape=tuple(int(v) for v in result.target_shape),
-        convention=probed.convention,
+        convention=convention,
+        held=held,
     )
 
 
@@ -310,7 +355,7 @@ def support_trf(
 
     ``size`` = the box's span (rows, cols), ``is_global`` = ``covers_input``; stride and padding
     are unknown and set to (0, 0); ``interval`` returns the box for the probed unit only (see
-    ``TheoreticalRF``); ``convention`` is the support's. ``notes[0]`` is
+    ``TheoreticalRF``); ``convention`` and ``global_context`` are the support's. ``notes[0]`` is
     ``support_note(support, why)``. ValueError when the
     support is empty (no pixel reaches the unit for these inputs).
     """
@@ -328,6 +373,7 @@ def support_trf(
         input_shape=(int(h), int(w)),
         out_shape=out_shape,
         is_global=support.covers_input,
+        global_context=support.global_context,
         notes=(support_note(support, why),),
         target=support.target,
         source="measured_support",
@@ -443,7 +489,8 @@ def first_global_layer(
     position (a strided or cropped map), and a map with a 1 x 1 grid (a vector, a pooled map)
     is global by construction. ``target=None``: the candidates are all modules, and the model
     output itself is not a candidate. ``redraw``: as ``measured_support``'s (one
-    ``support_copy`` serves every probe of the search).
+    ``support_copy`` serves every probe of the search); the submodules of its held gates are
+    not candidates (their pooled squeeze path is global, the gated map is not).
     """
     probed = _Probed.of(model, seed, options, redraw)
     return _first_global(probed, input_shape, target, int(n_inputs), int(seed), options)
@@ -463,6 +510,8 @@ def _first_global(
         return s.covers_input
 
     order = completion_order(probed.model, input_shape, target, probed.options(options))
+    if probed.held is not None:
+        order = [n for n in order if n == target or not probed.held.inside_gate(n)]
     if not order:
         return None
     if target is not None and not is_global(order[-1]):
@@ -493,7 +542,8 @@ def trf_or_support(
     can be computed, else the measured support of the probed unit (``support_trf``), with why
     the analysis could not say in ``notes[0]`` and one log line. A support that covers the input
     gets ``global_from`` from ``first_global_layer``. The support is measured on one
-    ``support_copy`` of ``model`` (``convention`` says so); ``model`` is left as it was.
+    ``support_copy`` of ``model``, gates and spatial norm statistics held constant as the graph
+    holds them (``convention`` and ``global_context`` say so); ``model`` is left as it was.
 
     The analysis fails with ValueError (torch.fx cannot trace the model: control flow as in
     torchvision detectors; token outputs of ViT/Swin; misaligned branches) or TypeError (an op
@@ -521,6 +571,7 @@ def trf_or_support(
 __all__ = [
     "OWN_WEIGHTS_CONVENTION",
     "SUPPORT_CONVENTION",
+    "SUPPORT_PLAIN_CONVENTION",
     "SupportResult",
     "completion_order",
     "first_global_layer",

@@ -7,8 +7,11 @@ import pytest
 import torch
 from torch import nn
 
+from erf.probe.held import hold_context
 from erf.probe.support import (
+    OWN_WEIGHTS_CONVENTION,
     SUPPORT_CONVENTION,
+    SUPPORT_PLAIN_CONVENTION,
     completion_order,
     first_global_layer,
     measured_support,
@@ -17,6 +20,8 @@ from erf.probe.support import (
     trf_or_support,
 )
 from erf.rf.graph import graph_rf
+from erf.rf.theory import theoretical_rf
+from erf.rf.trf import LOCAL_CONVENTION
 
 SHAPE = (1, 32, 32)
 CENTRE = (16, 16)
@@ -213,7 +218,7 @@ def test_a_zero_initialised_branch_counts_in_the_measured_support(zero):
     trf = trf_or_support(model, SHAPE, None, n_inputs=2)
     assert trf.source == "measured_support" and "cannot trace" in trf.notes[0]
     assert trf.size == (5, 5) and trf.box == ((14, 18), (14, 18))  # the branch's 5x5
-    assert trf.convention == SUPPORT_CONVENTION
+    assert trf.convention == SUPPORT_PLAIN_CONVENTION and not trf.global_context  # no gate
     assert "float64 copy" in trf.convention and "lower bound" not in trf.convention
 
 
@@ -319,3 +324,161 @@ def test_levit_first_stage_is_global_once_its_zero_initialised_norms_are_redrawn
     trf = trf_or_support(model, shape, "stages.0", n_inputs=2)  # and the graph agrees
     assert trf.source == "graph" and trf.is_global and trf.size == (224, 224)
     assert trf.global_from.startswith("stages.0.blocks.0.attn")
+
+
+# ------------------------------- gates and norm statistics held constant, as the graph holds them
+
+
+class Gated(nn.Module):
+    """conv 3x3 -> ReLU -> ``mid`` (a gate or a norm over the whole map) -> conv 3x3 -> global
+    average pool. ``untraceable``: a data-dependent ``if`` that returns the same either way
+    keeps torch.fx out, so ``trf_or_support`` must fall back; the twin without it is the graph's.
+    Oracle by kernel arithmetic: the per-pixel path of ``conv2`` reads a 5x5 square."""
+
+    def __init__(self, mid: nn.Module, untraceable: bool = True) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 8, 3, padding=1)
+        self.act = nn.ReLU()  # exact zeros into the gate: no x / x anywhere
+        self.mid = mid
+        self.conv2 = nn.Conv2d(8, 2, 3, padding=1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.untraceable = untraceable
+
+    def forward(self, x):
+        y = self.pool(self.conv2(self.mid(self.act(self.conv1(x)))))
+        if self.untraceable and x.sum() == 12345.0:  # the `if` on a tensor
+            return y + 0
+        return y
+
+
+def _mid(kind: str) -> nn.Module:
+    if kind.startswith("timm."):
+        pytest.importorskip("timm")
+    from torchvision.ops import SqueezeExcitation
+
+    def timm_layer(module: str, name: str):
+        import importlib
+
+        return getattr(importlib.import_module(module), name)
+
+    make = {
+        "torchvision.SqueezeExcitation": lambda: SqueezeExcitation(8, 4),
+        "timm.SEModule": lambda: timm_layer("timm.layers", "SEModule")(8, rd_channels=4),
+        "timm.EcaModule": lambda: timm_layer("timm.layers", "EcaModule")(8),
+        "timm.ChannelAttn": lambda: timm_layer("timm.layers.cbam", "ChannelAttn")(8, rd_channels=4),
+        "timm.SqueezeExcite": lambda: timm_layer(
+            "timm.models._efficientnet_blocks", "SqueezeExcite"
+        )(8),
+        "GroupNorm(1, 8)": lambda: nn.GroupNorm(1, 8),
+        "GroupNorm(4, 8)": lambda: nn.GroupNorm(4, 8),
+        "InstanceNorm2d": lambda: nn.InstanceNorm2d(8, affine=True),
+        "LayerNorm(C, H, W)": lambda: nn.LayerNorm([8, 32, 32]),
+        "timm.GroupNorm1": lambda: timm_layer("timm.layers", "GroupNorm1")(8),
+        "timm.GroupNormAct": lambda: timm_layer("timm.layers", "GroupNormAct")(8, num_groups=2),
+    }  # fmt: skip
+    return make[kind]()
+
+
+MIDS = [
+    "torchvision.SqueezeExcitation", "timm.SEModule", "timm.EcaModule", "timm.ChannelAttn",
+    "timm.SqueezeExcite", "GroupNorm(1, 8)", "GroupNorm(4, 8)", "InstanceNorm2d",
+    "LayerNorm(C, H, W)", "timm.GroupNorm1", "timm.GroupNormAct",
+]  # fmt: skip
+LOCAL_5x5 = ((14, 18), (14, 18))
+
+
+@pytest.mark.parametrize("kind", MIDS)
+def test_the_fallback_holds_gates_and_norm_statistics_constant_as_the_graph_does(kind):
+    torch.manual_seed(1)  # an init whose squeeze ReLU is alive (at seed 0 it is dead for SE)
+    model = Gated(_mid(kind))
+    # every dependence counted: the gate / the statistics reach every pixel
+    assert measured_support(model, SHAPE, "conv2", n_inputs=2, redraw=False).covers_input
+    trf = trf_or_support(model, SHAPE, "conv2", n_inputs=2)
+    assert trf.source == "measured_support" and "cannot trace Gated" in trf.notes[0]
+    assert trf.box == LOCAL_5x5 and not trf.is_global  # the per-pixel path: 5x5
+    assert trf.global_context and trf.convention == SUPPORT_CONVENTION
+    assert trf.convention.startswith(LOCAL_CONVENTION) and "float64 copy" in trf.convention
+    twin = Gated(model.mid, untraceable=False)
+    try:
+        graph = theoretical_rf(twin, input_shape=SHAPE, target="conv2")
+    except TypeError:  # EcaModule's expand_as has no graph rule: kernel arithmetic only
+        assert kind == "timm.EcaModule"
+        return
+    assert graph.source == "graph" and graph.global_context
+    assert graph.interval(CENTRE, clipped=True) == trf.box
+    assert graph.convention == LOCAL_CONVENTION
+
+
+def test_support_records_which_held_modules_ran_before_the_unit():
+    model = Gated(_mid("GroupNorm(1, 8)"))
+    s = measured_support(model, SHAPE, "conv2", n_inputs=2)
+    assert s.held == ("mid",) and s.global_context and s.convention == SUPPORT_CONVENTION
+    s = measured_support(model, SHAPE, "act", n_inputs=2)  # before the norm: nothing held
+    assert s.held == () and not s.global_context and s.convention == SUPPORT_PLAIN_CONVENTION
+    s = measured_support(model, SHAPE, "conv2", n_inputs=2, redraw=False)
+    assert s.held == () and s.covers_input and s.convention == OWN_WEIGHTS_CONVENTION
+
+
+def test_an_instance_norm_with_running_statistics_is_pointwise_and_holds_nothing():
+    model = Gated(nn.InstanceNorm2d(8, affine=True, track_running_stats=True))
+    trf = trf_or_support(model, SHAPE, "conv2", n_inputs=2)  # the probe runs in eval mode
+    assert trf.box == LOCAL_5x5 and not trf.global_context
+    assert trf.convention == SUPPORT_PLAIN_CONVENTION
+
+
+def test_a_global_pool_after_a_gate_is_where_the_support_turns_global():
+    model = Gated(_mid("torchvision.SqueezeExcitation"))
+    trf = trf_or_support(model, SHAPE, "pool", n_inputs=2)
+    assert trf.is_global and trf.size == (32, 32) and not trf.global_context
+    assert trf.convention == SUPPORT_PLAIN_CONVENTION
+    # the gate's own squeeze path (mid.avgpool, mid.fc1, ...) is global but held constant:
+    # the gated map is not, so the first global layer is the pool
+    assert trf.global_from == "pool"
+
+
+@pytest.mark.parametrize("kind", MIDS)
+def test_holding_changes_no_value_only_the_gradient(kind):
+    """Oracle: the same module with its own class's forward, in float64, same weights."""
+    torch.manual_seed(1)
+    model = Gated(_mid(kind), untraceable=False).double().eval()
+    held = support_copy(model, seed=0)
+    ref = Gated(_mid(kind), untraceable=False).double().eval()
+    ref.load_state_dict(held.state_dict())  # the copy's redrawn affines, the class forwards
+    x = torch.randn(3, *SHAPE, dtype=torch.float64, requires_grad=True)
+    y_ref = ref.conv2(ref.mid(ref.act(ref.conv1(x))))
+    y_held = held.conv2(held.mid(held.act(held.conv1(x))))
+    assert torch.allclose(y_held, y_ref, rtol=1e-10, atol=1e-12)
+    plain = Gated(_mid(kind), untraceable=False).double().eval()
+    plain.load_state_dict(model.state_dict())
+    hold_context(plain)  # in place, no redraw: the model's own function
+    assert torch.allclose(plain(x), model(x), rtol=1e-10, atol=1e-12)
+    (g_ref,) = torch.autograd.grad(y_ref[0, :, 16, 16].sum(), x)
+    (g_held,) = torch.autograd.grad(y_held[0, :, 16, 16].sum(), x)
+    assert (g_ref[0, 0] != 0).all()  # through the gate or the statistics: everywhere
+    nz = g_held[0, 0].nonzero()
+    assert (nz.min(0).values.tolist(), nz.max(0).values.tolist()) == ([14, 14], [18, 18])
+
+
+def test_maxvit_mbconv_with_its_se_gate_gets_the_graphs_local_box():
+    """timm's MaxViT: the graph answers up to the first attention, so its box for the first
+    MBConv (whose SE gate it holds constant) is the oracle for the support of the copy."""
+    timm = pytest.importorskip("timm")
+    model = timm.create_model("maxvit_nano_rw_256", pretrained=False, img_size=64)
+    shape, target = (3, 64, 64), "stages.0.blocks.0.conv"
+    graph = theoretical_rf(model, input_shape=shape, target=target)
+    assert graph.global_context and graph.interval((8, 8), clipped=True) == ((27, 37), (27, 37))
+    s = measured_support(model, shape, target, n_inputs=2)
+    assert s.position == (8, 8) and s.box == graph.interval((8, 8), clipped=True)
+    assert s.held == (f"{target}.se",) and s.global_context
+
+
+def test_the_job_title_says_local_box_for_a_held_support_as_for_the_graph():
+    from erf.io.job import heatmap_title
+
+    model = Gated(_mid("GroupNorm(1, 8)"))
+    trf = trf_or_support(model, SHAPE, "conv2", n_inputs=2)
+    metrics = {"trf_size": 5.0, "trf_source": "measured_support", "trf_bound": "lower"}
+    title = heatmap_title({**metrics, "trf_convention": trf.convention})
+    assert title.endswith("(local box: gates and norm statistics held constant)")
+    plain = trf_or_support(model, SHAPE, "act", n_inputs=2)  # before the norm
+    assert "local box" not in heatmap_title({**metrics, "trf_convention": plain.convention})
