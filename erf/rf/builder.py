@@ -283,7 +283,8 @@ def _enter_builtin_rules() -> None:
             "adaptive_max_pool1d_with_indices": b.adaptive,
             "adaptive_max_pool3d_with_indices": b.adaptive,
             "linear": b.linear, "matmul": b.linear, "layer_norm": b.f_layer_norm,
-            "scaled_dot_product_attention": b.attention,
+            "scaled_dot_product_attention": b.attention, "expand": b.expand,
+            "expand_as": b.expand, "broadcast_to": b.expand,
             "group_norm": b.stat_norm, "instance_norm": b.stat_norm,
         }
     )  # fmt: skip

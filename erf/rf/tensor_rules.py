@@ -97,6 +97,27 @@ class TensorRules(BuilderCore):
         if len(merge_edges) > 1:
             self.merges[op.node.name] = merge_edges
 
+    def expand(self, op: NodeOp) -> None:
+        """expand / expand_as / broadcast_to: size-1 axes repeated, so every unit there reads
+        unit 0; a global or constant tensor stays what it is (``expand_as``'s second argument
+        only lends its shape)."""
+        x = op.args[0]
+        v = self.val(x)
+        if v.kind in ("global", "const"):
+            self.vals[op.node.name] = v
+            return
+        x = self.local_input(op)
+        out_shape, in_shape = self.shape(op.node), self.shape(x)
+        lay = tuple(d + len(out_shape) - len(in_shape) for d in v.layout)
+        if v.flat is not None:
+            if out_shape[lay[0]] != in_shape[v.layout[0]]:
+                raise self.unsupported(op, "it broadcasts a flattened grid")
+            self.same(op, x, layout=lay)
+            return
+        arg_hw, out_hw = spatial_hw(in_shape, v.layout), tuple(out_shape[d] for d in lay)
+        rules = [_broadcast if a == 1 < b else None for a, b in zip(arg_hw, out_hw)]
+        self.set(op, replace(v, layout=lay), [(x.name, box_rule(*rules))])
+
     def dim_pointwise(self, op: NodeOp) -> None:
         """softmax/log_softmax/normalize along ``dim``: pointwise unless dim is spatial."""
         x = self.local_input(op)

@@ -556,3 +556,21 @@ def test_a_global_output_reads_only_the_pixels_the_network_reads_at_all():
     positive(model)(x)[0].sum().backward()
     support = (x.grad[0].abs().sum(0) != 0).numpy()
     np.testing.assert_array_equal(support, rectangle(((0, 222), (0, 222)), (224, 224)))
+
+
+def test_expand_as_of_a_pooled_gate_is_a_gate_and_of_a_line_reads_the_line():
+    class Gate(nn.Module):  # timm's EcaModule: x * sigmoid(conv1d(mean)).expand_as(x)
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = conv(3, 1, 1, cout=2), conv(3, 1, 1, cin=2)
+
+        def forward(self, x):
+            y = self.a(x)
+            gate = torch.sigmoid(y.mean((2, 3), keepdim=True)).expand_as(y)
+            line = y.mean(2, keepdim=True).expand_as(y)
+            return self.b(y * gate + line)
+
+    rf = graph_rf(Gate(), (1, 12, 12)).for_target(None)
+    assert rf.global_context
+    # its 5 x 5 through the gated path, and every row of those 5 columns through the line mean
+    assert rf.interval((6, 6), clipped=True) == ((0, 11), (4, 8))
