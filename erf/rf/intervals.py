@@ -173,11 +173,6 @@ def adaptive_interval(iv: Interval, n_in: int, n_out: int) -> Interval:
     return ((iv[0] * n_in) // n_out, -((-(iv[1] + 1) * n_in) // n_out) - 1)
 
 
-def _scale_ratio(n_in: int, n_out: int, scale: float | None) -> float:
-    """PyTorch's compute_scales_value: 1/scale_factor when one was given, else n_in/n_out."""
-    return 1.0 / scale if scale else n_in / n_out
-
-
 def nearest_source(
     u: int, n_in: int, n_out: int, scale: float | None = None, exact: bool = False
 ) -> int:
@@ -198,16 +193,32 @@ def nearest_source(
 
 
 def _source_index(
-    u: int, n_in: int, n_out: int, scale: float | None, align_corners: bool, cubic: bool
+    u: int,
+    n_in: int,
+    n_out: int,
+    scale: float | None,
+    align_corners: bool,
+    cubic: bool,
+    single: bool = False,
 ) -> tuple[int, float]:
     """(index, lambda) of output u for linear/cubic modes, as aten's
-    area_pixel_compute_source_index + guard_index_and_lambda (float64 arithmetic)."""
+    area_pixel_compute_source_index + guard_index_and_lambda: in float64 arithmetic, or with
+    ``single`` in float32 as PyTorch computes it for float32 (and half) maps, where a source
+    that is an integer in exact arithmetic can land a hair past it (9 -> 45 rows: output row 2
+    reads rows 0 and 1, with weight 7e-9)."""
     real = 0 <= u < n_out
+    f = np.float32 if single else float
     if align_corners:
-        ratio = (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
-        src = ratio * u
+        ratio = f(n_in - 1) / f(n_out - 1) if n_out > 1 else f(0.0)
+        src = float(ratio * f(u))
     else:
-        src = _scale_ratio(n_in, n_out, scale) * (u + 0.5) - 0.5
+        ratio = f(1.0 / scale) if scale else f(n_in) / f(n_out)
+        if single and not cubic:
+            # ratio * (u + 0.5) - 0.5 as one fused multiply-add (one rounding), as PyTorch's
+            # bilinear CPU kernel computes it (the product of two float32s is exact in float64)
+            src = float(np.float32(float(ratio) * (u + 0.5) - 0.5))
+        else:  # bicubic's kernel rounds the product first
+            src = float(ratio * (f(u) + f(0.5)) - f(0.5))
         if real and not cubic and src < 0:
             src = 0.0
     i = math.floor(float(np.float32(src)))
@@ -218,24 +229,36 @@ def _source_index(
 
 
 def linear_source(
-    u: int, n_in: int, n_out: int, scale: float | None = None, align_corners: bool = False
+    u: int,
+    n_in: int,
+    n_out: int,
+    scale: float | None = None,
+    align_corners: bool = False,
+    single: bool = False,
 ) -> Interval:
     """Source pixels of output u for ``mode="bilinear"`` (one axis): ``i0`` and, when its weight
-    lambda is nonzero and ``i0 < n_in - 1``, ``i0 + 1``. Identity when n_out == n_in."""
+    lambda is nonzero and ``i0 < n_in - 1``, ``i0 + 1``. Identity when n_out == n_in.
+    ``single``: float32 index arithmetic (``_source_index``)."""
     if n_out == n_in:
         return (u, u)
-    i0, lam = _source_index(u, n_in, n_out, scale, align_corners, cubic=False)
+    i0, lam = _source_index(u, n_in, n_out, scale, align_corners, cubic=False, single=single)
     real = 0 <= u < n_out
     i1 = i0 + 1 if lam > 0 and (not real or i0 < n_in - 1) else i0
     return (i0, i1)
 
 
 def cubic_source(
-    u: int, n_in: int, n_out: int, scale: float | None = None, align_corners: bool = False
+    u: int,
+    n_in: int,
+    n_out: int,
+    scale: float | None = None,
+    align_corners: bool = False,
+    single: bool = False,
 ) -> Interval:
     """Source pixels of output u for ``mode="bicubic"``: taps ``i0-1 .. i0+2`` (clamped to the
-    input for real units), only ``i0`` when lambda is 0 (the other weights vanish)."""
-    i0, lam = _source_index(u, n_in, n_out, scale, align_corners, cubic=True)
+    input for real units), only ``i0`` when lambda is 0 (the other weights vanish).
+    ``single``: float32 index arithmetic (``_source_index``)."""
+    i0, lam = _source_index(u, n_in, n_out, scale, align_corners, cubic=True, single=single)
     lo, hi = (i0, i0) if lam == 0 else (i0 - 1, i0 + 2)
     if 0 <= u < n_out:
         lo, hi = min(max(lo, 0), n_in - 1), min(max(hi, 0), n_in - 1)
@@ -249,9 +272,11 @@ def interpolate_interval(
     mode: str,
     scale: float | None = None,
     align_corners: bool | None = None,
+    single: bool = False,
 ) -> Interval:
     """F.interpolate / nn.Upsample along one axis (sizes from the actual shapes; ``scale`` is the
-    user's scale_factor when PyTorch passes it to the kernel, else None)."""
+    user's scale_factor when PyTorch passes it to the kernel, else None; ``single``: the map is
+    float32 or half, whose linear/cubic source indices PyTorch computes in float32)."""
     a, b = iv
     if mode == "nearest" or mode == "nearest-exact":
         exact = mode == "nearest-exact"
@@ -262,15 +287,15 @@ def interpolate_interval(
     if mode == "bilinear":
         ac = bool(align_corners)
         return (
-            linear_source(a, n_in, n_out, scale, ac)[0],
-            linear_source(b, n_in, n_out, scale, ac)[1],
+            linear_source(a, n_in, n_out, scale, ac, single)[0],
+            linear_source(b, n_in, n_out, scale, ac, single)[1],
         )
     if mode == "bicubic":  # taps shrink to one pixel where lambda is 0: look 3 units inside
         ac = bool(align_corners)
         first, last = range(a, min(a + 3, b) + 1), range(max(b - 3, a), b + 1)
         return (
-            min(cubic_source(u, n_in, n_out, scale, ac)[0] for u in first),
-            max(cubic_source(u, n_in, n_out, scale, ac)[1] for u in last),
+            min(cubic_source(u, n_in, n_out, scale, ac, single)[0] for u in first),
+            max(cubic_source(u, n_in, n_out, scale, ac, single)[1] for u in last),
         )
     if mode == "area":
         return adaptive_interval(iv, n_in, n_out)

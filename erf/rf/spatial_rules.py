@@ -10,6 +10,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
+import torch
 from torch import fx, nn
 
 from erf.rf.boxes import AxisMap, AxisRule, box_rule, shift
@@ -171,8 +172,10 @@ class SpatialRules(BuilderCore):
         sizes = list(zip(self.shape(x)[-n:], self.shape(op.node)[-n:]))
         plain = recompute or scale is None or mode == "area"
         scales = (None,) * n if plain else _ntuple(scale, n)
+        meta = x.meta.get("tensor_meta")
+        single = getattr(meta, "dtype", torch.float32) != torch.float64
         rules = tuple(
-            (lambda iv, a=a, b=b, s=s: interpolate_interval(iv, a, b, mode, s, align))
+            (lambda iv, a=a, b=b, s=s: interpolate_interval(iv, a, b, mode, s, align, single))
             for (a, b), s in zip(sizes, scales)
         )
         if not all(mode == "nearest" and b % a == 0 and not s for (a, b), s in zip(sizes, scales)):

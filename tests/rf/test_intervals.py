@@ -28,10 +28,10 @@ def test_ceil_mode_last_window_must_start_inside():
 # --------------------------------------------------------------------------- interval rules
 
 
-def supports_1d(fn, n_in: int) -> list[list[int]]:
-    """Per output index of ``fn`` on a (1, 1, 1, n_in) float64 map: input indices with a
-    nonzero Jacobian entry (PyTorch's own index arithmetic, forward and backward)."""
-    x = torch.rand(1, 1, 1, n_in, dtype=torch.float64) + 0.5
+def supports_1d(fn, n_in: int, dtype=torch.float64) -> list[list[int]]:
+    """Per output index of ``fn`` on a (1, 1, 1, n_in) map: input indices with a nonzero
+    Jacobian entry (PyTorch's own index arithmetic, forward and backward)."""
+    x = torch.rand(1, 1, 1, n_in, dtype=dtype) + 0.5
     jac = torch.autograd.functional.jacobian(lambda t: fn(t).flatten(), x).reshape(-1, n_in)
     return [np.nonzero(row.numpy())[0].tolist() for row in jac]
 
@@ -108,3 +108,17 @@ def test_conv_transpose_interval_matches_pytorch(k, s, p, out_pad, n_in):
 def test_adaptive_interval_matches_adaptive_avg_pool(n_in, n_out):
     supports = supports_1d(lambda t: F.adaptive_avg_pool2d(t, (1, n_out)), n_in)
     assert_rule_matches(lambda iv: adaptive_interval(iv, n_in, n_out), supports, n_out)
+
+
+@pytest.mark.parametrize(
+    "mode, n_in, n_out",
+    [("bilinear", 9, 45), ("bilinear", 7, 35), ("bicubic", 9, 45), ("bilinear", 5, 7)],
+)
+def test_float32_maps_use_float32_source_indices(mode, n_in, n_out):
+    # 9 -> 45: output 2's source is 0 exactly, but 0.2f * 2.5 - 0.5 lands a hair past it in
+    # float32, so a float32 map reads pixels 0 and 1 there (a float64 map reads pixel 0 only)
+    fn = lambda t: F.interpolate(t, size=(1, n_out), mode=mode, align_corners=False)  # noqa: E731
+    supports = supports_1d(fn, n_in, torch.float32)
+    rule = lambda iv: interpolate_interval(iv, n_in, n_out, mode, single=True)  # noqa: E731
+    for u, support in enumerate(supports):
+        assert rule((u, u)) == (min(support), max(support)), u

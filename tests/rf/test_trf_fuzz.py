@@ -1,0 +1,258 @@
+"""Differential fuzzing of the graph TRF engine (erf.rf.graph) against gradient support.
+
+The property: for a random small model (tests/rf/trf_fuzz.py draws chains and DAGs over
+convolutions, pools, resizes, pads, slices, layout changes, reductions, gates, norms and
+add/mul/cat merges), ``graph_rf(model, (C, H, W)).unit_interval(None, unit, clipped=True)``
+is, for every unit of the output's centre row, centre column and four corners, exactly the
+bounding box of the input pixels with a nonzero gradient in the oracle (a float64 copy with
+positive weights, max -> mean, whole-map scalars such as squeeze-excitation gates and
+GroupNorm statistics held constant, one-axis means not), or the engine refuses with a one-line
+TypeError/ValueError that names the op's node or module.
+
+The default run is deterministic (derandomized, no example database): 4000 graphs of up to 5
+steps, about a minute. ``ERF_FUZZ=slow`` also runs the slow-marked test: 20000 random graphs of
+up to 8 steps (about 6 minutes; a failure prints its @reproduce_failure blob).
+The regression tests are the minimal failing graphs hypothesis found, one behaviour each.
+"""
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from rf.trf_fuzz import (
+    Adaptive,
+    AxisReduce,
+    Conv,
+    ConvT,
+    Gate,
+    Merge,
+    Norm,
+    Pad,
+    Pool,
+    Resize,
+    RollFlip,
+    Slice,
+    Tokens,
+    UnfoldFold,
+    assert_exact_or_refused,
+    chain,
+    check_net,
+    dag,
+    fuzz_nets,
+    one_thread,
+    oracle_boxes,
+    probe_units,
+)
+
+QUIET = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
+DEFAULT = settings(
+    max_examples=4000, deadline=None, derandomize=True, database=None, suppress_health_check=QUIET
+)
+SLOW = settings(
+    max_examples=20000, deadline=None, database=None, print_blob=True, suppress_health_check=QUIET
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny tensors: intra-op threads only cost (3x on a busy machine)."""
+    with one_thread():
+        yield
+
+
+# --------------------------------------------------------------------------- the oracle
+
+
+def _clipped(u, n, half):
+    return (max(0, u - half), min(n - 1, u + half))
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_oracle_box_of_a_3x3_conv_chain_grows_by_two_per_layer_clipped_at_the_border(depth):
+    net = chain((1, 15, 13), *[Conv(1, 1, 3, padding=1) for _ in range(depth)])
+    units = probe_units((15, 13))
+    expected = [(_clipped(r, 15, depth), _clipped(c, 13, depth)) for r, c in units]
+    assert oracle_boxes(net, units) == expected
+
+
+def test_oracle_box_of_a_dilated_conv_spans_only_the_taps_that_land_inside():
+    net = chain((1, 9, 9), Conv(1, 1, 3, padding=6, dilation=6))
+
+    def taps(u):
+        inside = [t for t in (u - 6, u, u + 6) if 0 <= t < 9]
+        return (min(inside), max(inside))
+
+    units = probe_units((9, 9))
+    assert oracle_boxes(net, units) == [(taps(r), taps(c)) for r, c in units]
+
+
+def test_oracle_max_pool_reads_its_whole_dilated_window():
+    net = chain((1, 12, 12), Pool("max", 3, stride=2, padding=1, dilation=2, ceil_mode=True))
+    # unit u reads 2u - 1, 2u + 1, 2u + 3 (those inside the 12 pixels)
+    boxes = oracle_boxes(net, [(0, 0), (5, 5)])
+    assert boxes == [((1, 3), (1, 3)), ((9, 11), (9, 11))]
+
+
+def test_oracle_holds_a_squeeze_excitation_gate_constant():
+    net = chain((2, 9, 9), Conv(2, 2, 3, padding=1), Gate("se", 2, 9, 9))
+    assert oracle_boxes(net, [(4, 4)]) == [((3, 5), (3, 5))]
+
+
+def test_oracle_holds_group_norm_statistics_constant():
+    net = chain((2, 9, 9), Conv(2, 2, 3, padding=1), Norm("group", 2, 1))
+    assert oracle_boxes(net, [(4, 4)]) == [((3, 5), (3, 5))]
+
+
+def test_oracle_a_mean_over_rows_reads_the_whole_column():
+    net = chain((1, 9, 9), AxisReduce("mean", 2, "add"))
+    assert oracle_boxes(net, [(4, 4)]) == [((0, 8), (4, 4))]
+
+
+def test_oracle_a_global_output_reads_what_its_pooled_map_read():
+    net = chain((1, 9, 9), Slice(slice(2, 7), None), Adaptive("avg", (1, 1)))
+    assert oracle_boxes(net, [(0, 0)]) == [((2, 6), (0, 8))]
+
+
+def test_checker_accepts_a_refusal_that_names_the_node():
+    verdict = check_net(chain((1, 8, 8), UnfoldFold(8, 8, 3, padding=1)))
+    assert verdict.status == "refused" and "'unfold'" in verdict.detail
+
+
+# --------------------------------------------------------------------------- the property
+
+
+@DEFAULT
+@given(net=fuzz_nets())
+def test_engine_is_exact_or_refuses_on_random_graphs(net):
+    assert_exact_or_refused(net)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("ERF_FUZZ") != "slow", reason="set ERF_FUZZ=slow")
+@SLOW
+@given(net=fuzz_nets(max_steps=8))
+def test_engine_is_exact_or_refuses_on_random_graphs_long(net):
+    assert_exact_or_refused(net)
+
+
+# --------------------------------------------------------------------------- regressions
+#
+# The minimal failing graphs hypothesis found (shrunk), one behaviour each. Every test states the
+# graph and the unit whose box was wrong; assert_exact_or_refused prints engine and oracle boxes.
+
+
+def test_strided_taps_behind_padding_leave_the_first_pixel_unread():
+    # 1x1 conv, stride 2, padding 1 reads pixels -1, 1, 3, 5; a 2x2 conv on it at the border
+    # (unit (1, 0)) reads columns -1 and 1, so only column 1: not the hull [0, 1]
+    assert_exact_or_refused(chain((1, 5, 5), Conv(1, 1, 1, stride=2, padding=1), Conv(1, 1, 2)))
+
+
+def test_dilated_conv_at_the_border_spans_only_the_taps_that_land_inside():
+    # k=2, dilation 2, padding 1: unit 0 reads -1 and 1, so only 1
+    assert_exact_or_refused(chain((1, 5, 5), Conv(1, 1, 2, padding=1, dilation=2)))
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_padded_conv_border_unit_reads_the_mirrored_edge_or_wrapped_pixel(mode):
+    # a 1x1 conv with padding 1: output row 0 is padding, which reflect/replicate/circular fill
+    # from rows 1/0/4: the unit reads that pixel (not "no input pixel")
+    assert_exact_or_refused(chain((1, 5, 5), Conv(1, 1, 1, padding=1, padding_mode=mode)))
+
+
+def test_dilated_transposed_conv_skips_the_inputs_between_its_taps():
+    # k=2, dilation 2: output o = i + 2 j, so o = 1 reads input 1 only (not [0, 1])
+    assert_exact_or_refused(chain((1, 5, 5), ConvT(1, 1, 2, dilation=2)))
+
+
+def test_transposed_conv_with_even_stride_and_dilation_leaves_units_that_read_nothing():
+    # stride 2, dilation 2, k=3: o = 2 i + 2 j is even, so odd outputs read no input pixel
+    assert_exact_or_refused(chain((1, 5, 5), ConvT(1, 1, 3, stride=2, dilation=2)))
+
+
+def test_adaptive_pool_to_one_row_keeps_its_column_windows():
+    # (1, 2) from 5 x 5: unit (0, 0) reads all rows but columns 0-2 only, not the whole input
+    assert_exact_or_refused(chain((1, 5, 5), Adaptive("avg", (1, 2))))
+
+
+def test_global_output_reads_only_the_pixels_its_pooled_map_read():
+    # rows 2-6, pooled to 1 x 1: the output depends on rows 2-6, not the whole input
+    assert_exact_or_refused(chain((1, 9, 9), Slice(slice(2, 7), None), Adaptive("avg", (1, 1))))
+
+
+def test_bilinear_x5_upsampling_reads_the_next_pixel_where_the_source_lands_a_hair_past():
+    # 9 -> 45 rows: output row 2 has source 2.5 / 5 - 0.5 = 0 exactly, but PyTorch's float
+    # scale lands a hair past it and gives row 1 a (tiny) nonzero weight
+    assert_exact_or_refused(chain((1, 9, 5), Resize("bilinear", size=(45, 1))))
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_pad_units_read_the_mirrored_edge_or_wrapped_pixel(mode):
+    # one padded row at the bottom of 5: row 5 is row 3 / 4 / 0 of the input
+    assert_exact_or_refused(chain((1, 5, 5), Pad((0, 0, 0, 1), mode)))
+
+
+def test_mean_over_rows_broadcast_reads_the_whole_column():
+    # x + x.mean(dim=2, keepdim=True): unit (r, c) reads column c, every row
+    assert_exact_or_refused(chain((1, 5, 5), AxisReduce("mean", 2, "add")))
+
+
+def test_amax_over_columns_gate_reads_the_whole_row():
+    # x * sigmoid(x.amax(dim=3, keepdim=True)): unit (r, c) reads row r, every column
+    assert_exact_or_refused(chain((1, 5, 5), AxisReduce("amax", 3, "mul")))
+
+
+def test_spatial_cat_does_not_fill_the_gap_of_a_strided_read_across_the_seam():
+    # cat([x, x], dim=2) has 10 rows; stride 2 then k=2 reads rows 4 and 6 of it, i.e. row 4
+    # of the first copy and row 1 of the second: rows 1-4, not 0-4
+    net = dag((1, 5, 5), (Merge("cat", 2), 0, 0), (Conv(1, 1, 1, stride=2), 1), (Conv(1, 1, 2), 2))
+    assert_exact_or_refused(net)
+
+
+@pytest.mark.parametrize("merge", [Merge("add"), Merge("cat", 1)], ids=["add", "cat"])
+def test_a_branch_that_reads_only_padding_does_not_widen_the_merged_box(merge):
+    # v2 = bilinear(pad(x, bottom 3), size 5): its row 3 reads rows 5-6 of x, which do not
+    # exist; merged with x, unit (3, 2) reads row 3 only, not rows 3-4
+    net = dag(
+        (1, 5, 5), (Pad((0, 0, 0, 3)), 0), (Resize("bilinear", size=(5, 5)), 1), (merge, 0, 2)
+    )
+    assert_exact_or_refused(net)
+
+
+def test_tokens_round_trip_of_a_one_row_map_is_a_channel_linear_not_a_global_one():
+    # x[..., 2:3, :] is 1 x 5; flatten(2).transpose(1, 2), Linear(C, C), and back: the Linear
+    # acts on channels (the last dim of the tokens), so unit (0, c) reads pixel (2, c)
+    assert_exact_or_refused(chain((1, 5, 5), Slice(slice(2, 3), None), Tokens(1, 1, 5, "linear")))
+
+
+# --------------------------------------------------------------------------- conventions
+#
+# The gate convention, ops that were refused and now have exact rules, and what is still
+# refused.
+
+
+def test_squeeze_excitation_gate_is_context_not_a_branch():
+    net = chain((2, 9, 9), Conv(2, 2, 3, padding=1), Gate("se", 2, 9, 9))
+    assert assert_exact_or_refused(net).status == "exact"
+
+
+def test_group_norm_statistics_are_context():
+    net = chain((2, 9, 9), Conv(2, 2, 3, padding=1), Norm("group", 2, 1))
+    assert assert_exact_or_refused(net).status == "exact"
+
+
+@pytest.mark.parametrize(
+    "net",
+    [
+        chain((1, 8, 8), RollFlip("flip", (3,))),
+        chain((1, 8, 8), RollFlip("roll", (2,), 3)),
+        chain((2, 6, 6), Tokens(2, 6, 6, "linear")),
+    ],
+    ids=["flip", "roll", "tokens"],
+)
+def test_flips_rolls_and_token_round_trips_have_exact_rules(net):
+    assert assert_exact_or_refused(net).status == "exact"
+
+
+def test_unfold_and_fold_are_refused_in_one_line_naming_their_node():
+    net = chain((1, 8, 8), UnfoldFold(8, 8, 3, padding=1))
+    assert assert_exact_or_refused(net).status == "refused"
