@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+import numpy as np
 from torch import fx, nn
 
-from erf.rf.node_values import CONST, NodeOp, NodeValue
+from erf.rf.boxes import BoxRule
+from erf.rf.node_values import CONST, NodeOp, NodeValue, spatial_hw
 from erf.rf.op_names import (
     CONST_OPS,
     DIM_POINTWISE,
@@ -45,6 +47,7 @@ class GraphBuilder(TensorRules, SpatialRules):
         self.notes = {}
         self.irregular = set()
         self.input = None
+        self._nodes = {n.name: n for n in gm.graph.nodes}
         for node in gm.graph.nodes:
             self.classify(node)
 
@@ -78,6 +81,7 @@ class GraphBuilder(TensorRules, SpatialRules):
             )
         elif kinds - {"const"} == {"global"}:
             ins = [self.val(n) for n in node.all_input_nodes if self.val(n).kind == "global"]
+            self.check_every_unit_reads(op)
             self.vals[node.name] = NodeValue(
                 "global",
                 reason=ins[0].reason,
@@ -86,6 +90,50 @@ class GraphBuilder(TensorRules, SpatialRules):
             )
         else:
             self.dispatch(op)
+
+    def check_every_unit_reads(self, op: NodeOp) -> None:
+        """An op on global maps keeps every unit global only if each of its units reads some
+        unit of its input: run its rule as if the [B, C, H, W] inputs were local maps and
+        refuse when some unit reads only padding (a zero-padded or dilated window past a
+        pooled 1 x 1 map reads nothing, and depends on nothing)."""
+        node = op.node
+        inputs = [n for n in node.all_input_nodes if self.val(n).kind == "global"]
+        shapes = [self.shape(n) for n in inputs]
+        out_shape = self.shape(node)
+        if (
+            out_shape is None
+            or len(out_shape) != 4
+            or any(s is None or len(s) != 4 for s in shapes)
+        ):
+            return
+        saved = {n.name: self.vals[n.name] for n in inputs}
+        for n in inputs:
+            self.vals[n.name] = NodeValue("local", (2, 3))
+        try:
+            self.dispatch(op)
+            edges = self.edges.get(node.name, [])
+            out = self.vals.get(node.name)
+        except (TypeError, ValueError, KeyError, IndexError):
+            edges, out = [], None  # not a map op: every unit of its output stays global
+        finally:
+            self.vals.update(saved)
+            self.vals.pop(node.name, None)
+            for table in (self.edges, self.merges, self.notes):
+                table.pop(node.name, None)
+            self.irregular.discard(node.name)
+        if out is None or out.kind != "local" or out.flat is not None or out.items is not None:
+            return
+        out_hw = spatial_hw(out_shape, out.layout)
+        reads = np.zeros(out_hw, dtype=bool)
+        for arg, rule in edges:
+            if isinstance(rule, BoxRule) and arg in saved:
+                rows, cols = rule.matrices(out_hw, self.shape(self._node(arg))[2:])
+                reads |= np.outer(rows.any(1), cols.any(1))
+        if edges and not reads.all():
+            raise self.unsupported(op, "some of its units read only the padding of a global map")
+
+    def _node(self, name: str) -> fx.Node:
+        return self._nodes[name]
 
     def is_metadata(self, op: NodeOp) -> bool:
         """Ops whose result does not depend on tensor data (shapes, dtypes, *_like)."""

@@ -256,3 +256,15 @@ def test_flips_rolls_and_token_round_trips_have_exact_rules(net):
 def test_unfold_and_fold_are_refused_in_one_line_naming_their_node():
     net = chain((1, 8, 8), UnfoldFold(8, 8, 3, padding=1))
     assert assert_exact_or_refused(net).status == "refused"
+
+
+def test_a_zero_padded_unit_next_to_a_pooled_global_map_is_refused_not_called_global():
+    # found by the slow profile: pool to 1 x 1, then F.pad adds a row of zeros that depends on
+    # nothing, so "every unit sees the whole input" would be wrong for it
+    net = chain((1, 5, 5), Adaptive("avg", (1, 1)), Conv(1, 1, 1), Pad((0, 0, 0, 1)))
+    assert assert_exact_or_refused(net).status == "refused"
+
+
+def test_a_conv_on_a_pooled_global_map_stays_global():
+    net = chain((1, 5, 5), Adaptive("avg", (1, 1)), Conv(1, 1, 1), Conv(1, 1, 3, padding=1))
+    assert assert_exact_or_refused(net).status == "exact"
