@@ -268,3 +268,17 @@ def test_a_zero_padded_unit_next_to_a_pooled_global_map_is_refused_not_called_gl
 def test_a_conv_on_a_pooled_global_map_stays_global():
     net = chain((1, 5, 5), Adaptive("avg", (1, 1)), Conv(1, 1, 1), Conv(1, 1, 3, padding=1))
     assert assert_exact_or_refused(net).status == "exact"
+
+
+def test_a_global_output_holds_the_gates_before_its_own_reduction():
+    # found by the slow profile: an SE-gated map, its first row, averaged to one value: the
+    # output reads row 0 (the gate's whole-map mean is context, as everywhere else)
+    net = chain(
+        (1, 5, 5),
+        Gate("se", 1, 5, 5),
+        Conv(1, 1, 1),
+        Slice(slice(0, 1), None),
+        AxisReduce("mean", 3, "alone"),
+    )
+    assert oracle_boxes(net, [(0, 0)]) == [((0, 0), (0, 4))]
+    assert assert_exact_or_refused(net).status == "exact"

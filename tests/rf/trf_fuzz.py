@@ -717,15 +717,21 @@ def chain(input_shape: Shape, *ops: FuzzOp) -> FuzzNet:
 
 
 def oracle_of(
-    net: FuzzNet, hold: bool = True, seed: int = 0, dtype: torch.dtype = torch.float64
+    net: FuzzNet,
+    hold: bool = True,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
+    unheld: int = 0,
 ) -> FuzzNet:
-    """A float64 copy with positive weights and biases, every op in its oracle form."""
+    """A float64 copy with positive weights and biases, every op in its oracle form; the last
+    ``unheld`` ops do not hold their whole-map scalars (the reduction a global output is)."""
     o = copy.deepcopy(net).to(dtype).eval()
     gen = torch.Generator().manual_seed(seed)
+    last = {id(op) for op in list(o.ops)[len(o.ops) - unheld :]} if unheld else set()
     with torch.no_grad():
         for m in o.modules():
             if isinstance(m, FuzzOp):
-                m.oracle, m.hold = True, hold
+                m.oracle, m.hold = True, hold and id(m) not in last
             for name, p in m.named_parameters(recurse=False):
                 u = torch.rand(p.shape, generator=gen, dtype=p.dtype) + 0.5
                 if p.dim() > 1:
@@ -755,9 +761,16 @@ class OracleError(RuntimeError):
     """The oracle's gradients are not finite (should not happen: positive weights, O(1))."""
 
 
-def _supports(net: FuzzNet, units: Sequence[tuple[int, int]], hold: bool, seed: int, dtype):
+def _supports(
+    net: FuzzNet,
+    units: Sequence[tuple[int, int]],
+    hold: bool,
+    seed: int,
+    dtype,
+    unheld: int = 0,
+):
     """Per unit, the support mask; and whether any output unit reads any pixel."""
-    o = oracle_of(net, hold, seed, dtype)
+    o = oracle_of(net, hold, seed, dtype, unheld)
     n = len(units)
     gen = torch.Generator().manual_seed(seed + 1)
     x = torch.rand((n + 1, *net.input_shape), generator=gen, dtype=dtype) + 0.5
@@ -781,8 +794,12 @@ def oracle_boxes(
 ) -> list[Box | None]:
     """The oracle box (None: no pixel) of each unit, per the gate convention (module doc)."""
     masks, local = _supports(net, units, True, seed, dtype)
-    if not local:  # nothing but held scalars reaches the output: a global output
-        masks, _ = _supports(net, units, False, seed, dtype)
+    unheld = 0
+    while not local and unheld < len(net.ops):
+        # nothing but held scalars reaches the output: a global output, which reads what the
+        # latest whole-map reduction read (earlier gates stay held, as in the engine)
+        unheld += 1
+        masks, local = _supports(net, units, True, seed, dtype, unheld)
     return [_bbox(m) for m in masks]
 
 
