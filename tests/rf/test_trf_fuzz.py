@@ -282,3 +282,16 @@ def test_a_global_output_holds_the_gates_before_its_own_reduction():
     )
     assert oracle_boxes(net, [(0, 0)]) == [((0, 0), (0, 4))]
     assert assert_exact_or_refused(net).status == "exact"
+
+
+def test_units_that_read_only_padding_behind_a_gate_read_no_pixel():
+    # found by the slow profile: row 0 of a stride-2 conv with padding 2 reads only padding; a
+    # squeeze-excitation gate on the map is context, so those units read no input pixel
+    net = chain(
+        (1, 5, 5),
+        Conv(1, 1, 2, stride=2, padding=2),
+        Gate("se", 1, 4, 4),
+        Pad((0, 0, 0, -3)),
+    )
+    assert oracle_boxes(net, [(0, 0)]) == [None]
+    assert assert_exact_or_refused(net).status == "exact"

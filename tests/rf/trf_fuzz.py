@@ -717,21 +717,23 @@ def chain(input_shape: Shape, *ops: FuzzOp) -> FuzzNet:
 
 
 def oracle_of(
-    net: FuzzNet,
-    hold: bool = True,
-    seed: int = 0,
-    dtype: torch.dtype = torch.float64,
-    unheld: int = 0,
+    net: FuzzNet, hold: bool = True, seed: int = 0, dtype: torch.dtype = torch.float64
 ) -> FuzzNet:
-    """A float64 copy with positive weights and biases, every op in its oracle form; the last
-    ``unheld`` ops do not hold their whole-map scalars (the reduction a global output is)."""
+    """A float64 copy with positive weights and biases, every op in its oracle form.
+
+    The gate convention, as in the engine: a whole-map scalar that an op combines with the map
+    itself (a gate, a norm's statistics, ``x + x.mean(...)``) is held; a reduction to a
+    whole-map scalar that stands alone (``AxisReduce(..., "alone")``, ``Adaptive`` to 1 x 1)
+    is what a global output reads, and is held only when a merge downstream combines it with
+    something else."""
     o = copy.deepcopy(net).to(dtype).eval()
     gen = torch.Generator().manual_seed(seed)
-    last = {id(op) for op in list(o.ops)[len(o.ops) - unheld :]} if unheld else set()
+    merged = _merged_downstream(o)
     with torch.no_grad():
+        for i, op in enumerate(o.ops):
+            alone = isinstance(op, Adaptive) or getattr(op, "combine", None) == "alone"
+            op.oracle, op.hold = True, hold and (not alone or merged[i])
         for m in o.modules():
-            if isinstance(m, FuzzOp):
-                m.oracle, m.hold = True, hold and id(m) not in last
             for name, p in m.named_parameters(recurse=False):
                 u = torch.rand(p.shape, generator=gen, dtype=p.dtype) + 0.5
                 if p.dim() > 1:
@@ -740,6 +742,20 @@ def oracle_of(
                     u = u * 0.1
                 p.copy_(u)
     return o
+
+
+def _merged_downstream(net: FuzzNet) -> list[bool]:
+    """Per op, whether a Merge downstream of its output combines it with another branch."""
+    out = []
+    for i in range(len(net.ops)):
+        reach = {i + 1}
+        merged = False
+        for j in range(i + 1, len(net.ops)):
+            if any(s in reach for s in net.srcs[j]):
+                reach.add(j + 1)
+                merged |= isinstance(net.ops[j], Merge)
+        out.append(merged)
+    return out
 
 
 def probe_units(hw: tuple[int, int]) -> list[tuple[int, int]]:
@@ -761,16 +777,9 @@ class OracleError(RuntimeError):
     """The oracle's gradients are not finite (should not happen: positive weights, O(1))."""
 
 
-def _supports(
-    net: FuzzNet,
-    units: Sequence[tuple[int, int]],
-    hold: bool,
-    seed: int,
-    dtype,
-    unheld: int = 0,
-):
+def _supports(net: FuzzNet, units: Sequence[tuple[int, int]], hold: bool, seed: int, dtype):
     """Per unit, the support mask; and whether any output unit reads any pixel."""
-    o = oracle_of(net, hold, seed, dtype, unheld)
+    o = oracle_of(net, hold, seed, dtype)
     n = len(units)
     gen = torch.Generator().manual_seed(seed + 1)
     x = torch.rand((n + 1, *net.input_shape), generator=gen, dtype=dtype) + 0.5
@@ -793,13 +802,7 @@ def oracle_boxes(
     net: FuzzNet, units: Sequence[tuple[int, int]], seed: int = 0, dtype=torch.float64
 ) -> list[Box | None]:
     """The oracle box (None: no pixel) of each unit, per the gate convention (module doc)."""
-    masks, local = _supports(net, units, True, seed, dtype)
-    unheld = 0
-    while not local and unheld < len(net.ops):
-        # nothing but held scalars reaches the output: a global output, which reads what the
-        # latest whole-map reduction read (earlier gates stay held, as in the engine)
-        unheld += 1
-        masks, local = _supports(net, units, True, seed, dtype, unheld)
+    masks, _ = _supports(net, units, True, seed, dtype)
     return [_bbox(m) for m in masks]
 
 
