@@ -353,15 +353,20 @@ class GraphRF:
     def _global_box(self, name: str) -> Box:
         """The input box every unit of global node ``name`` reads: the bounding box of the
         pixels the whole maps of its sources depend on (the whole input unless the network
-        never reads some border rows or cols, e.g. a stride that does not divide)."""
+        never reads some border rows or cols, e.g. a stride that does not divide). ValueError
+        when they depend on none (maps of padding only, gated by held scalars)."""
         v = self._vals[name]
-        mask = None
+        if not v.sources:
+            return full_box(self.input_shape[1:])
+        mask = np.zeros(self._hw[self._input], dtype=bool)
         for src in v.sources:
             m = self._masks(src, full_box(self._hw[src])).get(self._input)
             if m is not None:
-                mask = m if mask is None else mask | m
-        box = None if mask is None else mask_box(mask)
-        return box if box is not None else full_box(self.input_shape[1:])
+                mask |= m
+        box = mask_box(mask)
+        if box is None:  # its maps read only padding (gates and statistics held constant)
+            raise ValueError(f"the global node {name!r} reads no input pixel")
+        return box
 
     def _out_hw(self, name: str, v: NodeValue) -> tuple[int, ...] | None:
         """Units per spatial axis of the node's map (None for a global vector)."""

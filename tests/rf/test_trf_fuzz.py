@@ -295,3 +295,17 @@ def test_units_that_read_only_padding_behind_a_gate_read_no_pixel():
     )
     assert oracle_boxes(net, [(0, 0)]) == [None]
     assert assert_exact_or_refused(net).status == "exact"
+
+
+def test_a_global_output_of_a_map_that_reads_only_padding_reads_no_pixel():
+    # found by the slow profile: row 0 of a padded 1x1 conv reads nothing; the gate on the map
+    # is context, so the pooled row reads no input pixel (not the whole input)
+    net = chain(
+        (1, 5, 5),
+        Conv(1, 1, 1, padding=1),
+        Gate("se", 1, 7, 7),
+        Slice(slice(0, 1), None),
+        Adaptive("avg", (1, 1)),
+    )
+    assert oracle_boxes(net, [(0, 0)]) == [None]
+    assert assert_exact_or_refused(net).status == "exact"
