@@ -309,3 +309,18 @@ def test_a_global_output_of_a_map_that_reads_only_padding_reads_no_pixel():
     )
     assert oracle_boxes(net, [(0, 0)]) == [None]
     assert assert_exact_or_refused(net).status == "exact"
+
+
+def test_two_pooled_scalars_concatenated_are_a_global_output():
+    # found by the slow profile: cat of a pooled map and its re-pooled copy is still a
+    # whole-map scalar, which reads every pixel its map read (GroupNorm's statistics held)
+    net = dag(
+        (2, 5, 5),
+        (Norm("group", 2, 1), 0),
+        (Conv(2, 1, 1), 1),
+        (Adaptive("avg", (1, 1)), 2),
+        (Adaptive("avg", (1, 1)), 3),
+        (Merge("cat", 1), 4, 3),
+    )
+    assert oracle_boxes(net, [(0, 0)]) == [((0, 4), (0, 4))]
+    assert assert_exact_or_refused(net).status == "exact"

@@ -745,7 +745,14 @@ def oracle_of(
 
 
 def _merged_downstream(net: FuzzNet) -> list[bool]:
-    """Per op, whether a Merge downstream of its output combines it with another branch."""
+    """Per op, whether a Merge downstream of its output combines it with a local branch (one
+    not computed from whole-map scalars alone): then its scalar is context there."""
+    scalar = [False]  # per node: a whole-map scalar, or computed from such scalars only
+    for i, op in enumerate(net.ops):
+        (_, h, w), (_, hi, wi) = net.shapes[i + 1], net.shapes[net.srcs[i][0]]
+        alone = isinstance(op, Adaptive) or getattr(op, "combine", None) == "alone"
+        pooled = alone and h * w == 1 < hi * wi
+        scalar.append(pooled or all(scalar[s] for s in net.srcs[i]))
     out = []
     for i in range(len(net.ops)):
         reach = {i + 1}
@@ -753,7 +760,8 @@ def _merged_downstream(net: FuzzNet) -> list[bool]:
         for j in range(i + 1, len(net.ops)):
             if any(s in reach for s in net.srcs[j]):
                 reach.add(j + 1)
-                merged |= isinstance(net.ops[j], Merge)
+                if isinstance(net.ops[j], Merge):
+                    merged |= any(s not in reach and not scalar[s] for s in net.srcs[j])
         out.append(merged)
     return out
 
