@@ -148,7 +148,8 @@ class TensorRules(BuilderCore):
             return False
         hw = spatial_hw(shape, v.layout)
         axes = range(len(v.layout))
-        if all(ax in spatial or hw[ax] == 1 for ax in axes):
+        summarised = math.prod(hw[ax] for ax in spatial) > 1  # else: a line of one unit
+        if summarised and all(ax in spatial or hw[ax] == 1 for ax in axes):
             out = self.shape(op.node) or _first_shape(op.node)
             left = math.prod(out[d] for d in set(v.layout)) if keep else 1
             self.set_global(op, f"{op.name} over the spatial dims", scalar=left == 1)

@@ -34,6 +34,7 @@ from rf.trf_fuzz import (
     Slice,
     Tokens,
     UnfoldFold,
+    Unshuffle,
     assert_exact_or_refused,
     chain,
     check_net,
@@ -323,4 +324,18 @@ def test_two_pooled_scalars_concatenated_are_a_global_output():
         (Merge("cat", 1), 4, 3),
     )
     assert oracle_boxes(net, [(0, 0)]) == [((0, 4), (0, 4))]
+    assert assert_exact_or_refused(net).status == "exact"
+
+
+def test_a_mean_over_an_axis_of_one_unit_reads_that_unit_not_the_whole_map():
+    # found by the slow profile: a 1 x 1 map (pixel unshuffle of a 2 x 2) averaged over its
+    # rows is the same unit, reading its 4 x 4 block, not a whole-map scalar
+    net = dag(
+        (1, 5, 5),
+        (Pool("avg", 2), 0),
+        (Unshuffle(1, 1, 2, 2, 2), 1),
+        (AxisReduce("mean", 2, "alone"), 2),
+        (Resize("nearest", size=(1, 1)), 0),
+        (Merge("add"), 3, 4),
+    )
     assert assert_exact_or_refused(net).status == "exact"
