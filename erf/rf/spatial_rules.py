@@ -194,6 +194,12 @@ class SpatialRules(BuilderCore):
         of a padded unit are the input unit ``pad_source`` names (mirrored, edge or wrapped)."""
         x = self.local_input(op)
         v, nd = self.val(x), len(self.shape(x))
+        j = nd - 1 - v.layout[0]
+        if v.flat is not None and any(pad[2 * j : 2 * j + 2]):
+            raise self.unsupported(op, "it pads the tokens of a flattened grid")
+        if v.flat is not None:
+            self.same(op, x)
+            return
         rules: list[AxisRule | None] = []
         for d in v.layout:
             j = nd - 1 - d

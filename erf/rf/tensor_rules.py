@@ -320,15 +320,15 @@ class TensorRules(BuilderCore):
         in_shape, out_shape, v = self.shape(x), self.shape(op.node), self.val(x)
         d = v.layout[0]
         pre = math.prod(in_shape[:d])
-        for e in range(len(out_shape)):
-            if math.prod(out_shape[:e]) != pre:
-                continue
-            if out_shape[e] == in_shape[d]:
-                self.same(op, x, layout=(e, e))
-                return
+        starts = [e for e in range(len(out_shape)) if math.prod(out_shape[:e]) == pre]
+        for e in starts:  # unflattened back into (rows, cols) first: [.., 5] -> [.., 5, 1]
             if v.flat[0] == 0 and tuple(out_shape[e : e + 2]) == v.flat[1:]:
                 self.same(op, x, layout=(e, e + 1))
                 self.vals[op.node.name] = replace(self.vals[op.node.name], flat=None)
+                return
+        for e in starts:
+            if out_shape[e] == in_shape[d]:
+                self.same(op, x, layout=(e, e))
                 return
         self.vals[op.node.name] = NodeValue(
             "tokens", reason=f"{TOKEN_ERROR} at {self.describe(op.node)}"
@@ -426,6 +426,8 @@ class TensorRules(BuilderCore):
         x = self.local_input(op)
         v, nd = self.val(x), len(self.shape(x))
         dim = op.arg(2 if op.name in ("chunk", "split") else 1, "dim", 0) % nd
+        if v.flat is not None and dim in v.layout:
+            raise self.unsupported(op, "it splits the tokens of a flattened grid")
         metas = op.node.meta.get("tensor_meta")
         items = []
         offset = 0

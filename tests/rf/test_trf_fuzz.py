@@ -339,3 +339,12 @@ def test_a_mean_over_an_axis_of_one_unit_reads_that_unit_not_the_whole_map():
         (Merge("add"), 3, 4),
     )
     assert assert_exact_or_refused(net).status == "exact"
+
+
+def test_a_one_column_grid_through_tokens_and_back_is_padded_on_its_rows():
+    # found by the slow profile: a 5 x 1 map (a mean over columns) flattened to tokens and
+    # reshaped back to 5 x 1, then padded on top: unit r reads row r - 1 of the input
+    net = chain(
+        (1, 5, 5), AxisReduce("mean", 3, "alone"), Tokens(1, 5, 1, "none"), Pad((0, 0, 1, 0))
+    )
+    assert assert_exact_or_refused(net).status == "exact"
