@@ -301,6 +301,10 @@ class TensorRules(BuilderCore):
                 break
             layout.append(match[-1] if size == 1 else match[0])
         merged = _merged_dim(in_shape, out_shape, v.layout)
+        if len(set(layout)) < len(layout) or (merged is not None and math.prod(
+            spatial_hw(in_shape, v.layout)
+        ) == 1):  # fmt: skip
+            raise self.unsupported(op, "an ambiguous reshape of spatial dims of one unit")
         if len(layout) == len(v.layout):
             self.same(op, x, layout=tuple(layout))
         elif merged is not None:  # (rows, cols) flattened into tokens, row-major
@@ -320,6 +324,8 @@ class TensorRules(BuilderCore):
         in_shape, out_shape, v = self.shape(x), self.shape(op.node), self.val(x)
         d = v.layout[0]
         pre = math.prod(in_shape[:d])
+        if math.prod(v.flat[1:]) == 1:
+            raise self.unsupported(op, "an ambiguous reshape of a one-unit grid")
         starts = [e for e in range(len(out_shape)) if math.prod(out_shape[:e]) == pre]
         for e in starts:  # unflattened back into (rows, cols) first: [.., 5] -> [.., 5, 1]
             if v.flat[0] == 0 and tuple(out_shape[e : e + 2]) == v.flat[1:]:

@@ -348,3 +348,10 @@ def test_a_one_column_grid_through_tokens_and_back_is_padded_on_its_rows():
         (1, 5, 5), AxisReduce("mean", 3, "alone"), Tokens(1, 5, 1, "none"), Pad((0, 0, 1, 0))
     )
     assert assert_exact_or_refused(net).status == "exact"
+
+
+def test_a_one_unit_map_through_tokens_is_refused_as_ambiguous():
+    # found by the slow profile: a 1 x 1 map flattened and reshaped: which size-1 dims are the
+    # rows and cols afterwards cannot be told from the shapes, so the engine refuses
+    net = chain((1, 5, 5), Slice(slice(0, 1), slice(0, 1)), Tokens(1, 1, 1, "none"))
+    assert assert_exact_or_refused(net).status == "refused"
