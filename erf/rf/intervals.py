@@ -257,7 +257,10 @@ def cubic_source(
 ) -> Interval:
     """Source pixels of output u for ``mode="bicubic"``: taps ``i0-1 .. i0+2`` (clamped to the
     input for real units), only ``i0`` when lambda is 0 (the other weights vanish).
-    ``single``: float32 index arithmetic (``_source_index``)."""
+    ``single``: float32 index arithmetic (``_source_index``). Identity when n_out == n_in (the
+    kernel copies, whatever the scale factor)."""
+    if n_out == n_in:
+        return (u, u)
     i0, lam = _source_index(u, n_in, n_out, scale, align_corners, cubic=True, single=single)
     lo, hi = (i0, i0) if lam == 0 else (i0 - 1, i0 + 2)
     if 0 <= u < n_out:

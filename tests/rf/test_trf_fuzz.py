@@ -355,3 +355,9 @@ def test_a_one_unit_map_through_tokens_is_refused_as_ambiguous():
     # rows and cols afterwards cannot be told from the shapes, so the engine refuses
     net = chain((1, 5, 5), Slice(slice(0, 1), slice(0, 1)), Tokens(1, 1, 1, "none"))
     assert assert_exact_or_refused(net).status == "refused"
+
+
+def test_bicubic_resizing_to_the_same_size_copies_whatever_the_scale_factor():
+    # found by the slow profile: 2 -> 2 with scale_factor 1.3 is a copy in PyTorch's kernel
+    net = chain((1, 5, 5), Pool("avg", 2), Resize("bicubic", scale=1.3))
+    assert assert_exact_or_refused(net).status == "exact"
