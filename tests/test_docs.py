@@ -231,3 +231,17 @@ def test_the_trained_vs_untrained_tables_are_its_shift_growth_summary():
                     _check(low, float(entry["low"]), f"{what} low")
                     _check(high, float(entry["high"]), f"{what} high")
     assert len(_csv(folder / "summary.csv")) == 10  # 3 classification + 7 segmentation seeds
+
+
+def test_the_trf_fuzz_census_table_quotes_the_committed_census_files():
+    folder = ROOT / "experiments" / "trf_fuzz"
+    text = _text(folder / "README.md")
+    before = json.loads(_text(folder / "census_before.json"))
+    after = json.loads(_text(folder / "census_after.json"))
+    rows = re.findall(r"\| `([\w+]+)` \| (\d+) / (\d+) / (\d+) \| (\d+) / (\d+) / (\d+) \|", text)
+    assert {r[0] for r in rows} == set(before) == set(after), "one table row per census family"
+    for family, *counts in rows:
+        for census, quoted in ((before, counts[:3]), (after, counts[3:])):
+            got = census[family]["counts"]
+            found = [got.get(k, 0) for k in ("exact", "refused", "wrong")]
+            assert [int(q) for q in quoted] == found, f"{family}: {quoted} vs {found}"
