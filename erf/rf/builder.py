@@ -47,7 +47,6 @@ class GraphBuilder(TensorRules, SpatialRules):
         self.notes = {}
         self.irregular = set()
         self.input = None
-        self._nodes = {n.name: n for n in gm.graph.nodes}
         for node in gm.graph.nodes:
             self.classify(node)
 
@@ -107,6 +106,7 @@ class GraphBuilder(TensorRules, SpatialRules):
         ):
             return
         saved = {n.name: self.vals[n.name] for n in inputs}
+        in_hw = {n.name: s[2:] for n, s in zip(inputs, shapes)}
         for n in inputs:
             self.vals[n.name] = NodeValue("local", (2, 3))
         try:
@@ -126,14 +126,11 @@ class GraphBuilder(TensorRules, SpatialRules):
         out_hw = spatial_hw(out_shape, out.layout)
         reads = np.zeros(out_hw, dtype=bool)
         for arg, rule in edges:
-            if isinstance(rule, BoxRule) and arg in saved:
-                rows, cols = rule.matrices(out_hw, self.shape(self._node(arg))[2:])
+            if isinstance(rule, BoxRule) and arg in in_hw:
+                rows, cols = rule.matrices(out_hw, in_hw[arg])
                 reads |= np.outer(rows.any(1), cols.any(1))
         if edges and not reads.all():
             raise self.unsupported(op, "some of its units read only the padding of a global map")
-
-    def _node(self, name: str) -> fx.Node:
-        return self._nodes[name]
 
     def is_metadata(self, op: NodeOp) -> bool:
         """Ops whose result does not depend on tensor data (shapes, dtypes, *_like)."""
@@ -234,10 +231,11 @@ def _enter_builtin_rules() -> None:
         nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Softplus,
         nn.Identity, nn.Dropout, nn.Dropout2d, nn.ZeroPad2d, nn.ConstantPad2d,
     }  # fmt: skip
-    crop_safe_names = _words(
-        """conv2d max_pool2d avg_pool2d batch_norm relu relu6 gelu silu sigmoid tanh hardswish
-        hardsigmoid leaky_relu elu dropout add iadd sub mul imul contiguous clone"""
-    )
+    crop_safe_names = {
+        "conv2d", "max_pool2d", "avg_pool2d", "batch_norm", "relu", "relu6", "gelu", "silu",
+        "sigmoid", "tanh", "hardswish", "hardsigmoid", "leaky_relu", "elu", "dropout", "add",
+        "iadd", "sub", "mul", "imul", "contiguous", "clone",
+    }  # fmt: skip
     nchw = {
         nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d, nn.InstanceNorm2d, nn.MaxPool2d,
         nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.LPPool2d, nn.Upsample,
@@ -338,10 +336,6 @@ def _enter_builtin_rules() -> None:
     )  # fmt: skip
     for name, apply in names.items():
         add_rule(name, OpRule(apply, crop_safe=name in crop_safe_names))
-
-
-def _words(text: str) -> frozenset[str]:
-    return frozenset(text.split())
 
 
 _enter_builtin_rules()

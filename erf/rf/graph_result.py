@@ -178,12 +178,11 @@ class GraphRF:
     def token_stage(self) -> str | None:
         """Where the model first turns its map into a token sequence (the fx node, and its
         module when it has one), or None: the layer table lists [C, H, W] maps only."""
-        for name, n in self._fx.items():
-            v = self._vals.get(name)
-            if v is not None and (v.kind == "tokens" or v.flat is not None):
-                module = node_module(n)
-                return f"node {name!r}" + (f" (module {module!r})" if module else "")
-        return None
+        name = next((n for n in self._fx if n in self._after_tokens), None)  # fx order
+        if name is None:
+            return None
+        module = node_module(self._fx[name])
+        return f"node {name!r}" + (f" (module {module!r})" if module else "")
 
     def unit_interval(self, target: str, unit: tuple[int, int], clipped: bool = False) -> Box:
         """Input box ``((r0, r1), (c0, c1))`` read by ``unit`` (row, col) of ``target``.
@@ -284,7 +283,7 @@ class GraphRF:
         ranges, regular = self._unit_spans(name, out_hw, c, q, stride, every_unit=scan)
         varies = not regular or any(lo != hi for lo, hi in ranges)
         notes = self._collect_notes(ancestors)
-        calls = next((c for c in self.module_calls.values() if len(c) > 1 and c[0] == name), ())
+        calls = next((n for n in self.module_calls.values() if len(n) > 1 and n[0] == name), ())
         if calls:
             module = node_module(self._fx[name])
             notes = (

@@ -8,6 +8,7 @@ cat: each rule records a node's ``NodeValue`` and back-edges (see erf.rf.builder
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import replace
 from fractions import Fraction
 from typing import Any
@@ -82,15 +83,7 @@ class TensorRules(BuilderCore):
             if base is not None and v.flat != base.flat:
                 raise self.unsupported(op, "its arguments flatten the grid differently")
             layout, base, context = lay, base or v, context or v.context
-            if v.flat is not None:
-                if self.shape(t)[v.layout[0]] != out_shape[lay[0]]:
-                    raise self.unsupported(op, "it broadcasts a flattened grid")
-                edges.append((t.name, identity))
-                continue
-            arg_hw = spatial_hw(self.shape(t), v.layout)
-            out_hw = tuple(out_shape[d] for d in lay)
-            rules = [_broadcast if a == 1 < b else None for a, b in zip(arg_hw, out_hw)]
-            edges.append((t.name, box_rule(*rules)))
+            edges.append((t.name, self.broadcast_rule(op, t, lay, out_shape)))
         merge_edges = [e for e in edges if e[1] is identity]
         period = common_period(self.vals[n] for n, _ in edges)
         self.set(op, replace(base, layout=layout, period=period, context=context), edges)
@@ -107,16 +100,22 @@ class TensorRules(BuilderCore):
             self.vals[op.node.name] = v
             return
         x = self.local_input(op)
-        out_shape, in_shape = self.shape(op.node), self.shape(x)
-        lay = tuple(d + len(out_shape) - len(in_shape) for d in v.layout)
+        out_shape = self.shape(op.node)
+        lay = tuple(d + len(out_shape) - len(self.shape(x)) for d in v.layout)
+        self.same(op, x, layout=lay, rule=self.broadcast_rule(op, x, lay, out_shape))
+
+    def broadcast_rule(
+        self, op: NodeOp, t: fx.Node, lay: tuple[int, ...], out_shape: Sequence[int]
+    ) -> BoxRule:
+        """The rule of local map ``t`` broadcast to ``out_shape``, its spatial dims at ``lay``
+        there: an axis of one unit repeated reads unit 0; a flattened grid is not broadcast."""
+        v, shape = self.val(t), self.shape(t)
         if v.flat is not None:
-            if out_shape[lay[0]] != in_shape[v.layout[0]]:
+            if shape[v.layout[0]] != out_shape[lay[0]]:
                 raise self.unsupported(op, "it broadcasts a flattened grid")
-            self.same(op, x, layout=lay)
-            return
-        arg_hw, out_hw = spatial_hw(in_shape, v.layout), tuple(out_shape[d] for d in lay)
-        rules = [_broadcast if a == 1 < b else None for a, b in zip(arg_hw, out_hw)]
-        self.set(op, replace(v, layout=lay), [(x.name, box_rule(*rules))])
+            return identity
+        arg_hw, out_hw = spatial_hw(shape, v.layout), tuple(out_shape[d] for d in lay)
+        return box_rule(*(_broadcast if a == 1 < b else None for a, b in zip(arg_hw, out_hw)))
 
     def dim_pointwise(self, op: NodeOp) -> None:
         """softmax/log_softmax/normalize along ``dim``: pointwise unless dim is spatial."""
@@ -300,15 +299,12 @@ class TensorRules(BuilderCore):
             if not match:
                 break
             layout.append(match[-1] if size == 1 else match[0])
-        merged = _merged_dim(in_shape, out_shape, v.layout)
-        if len(set(layout)) < len(layout) or (merged is not None and math.prod(
-            spatial_hw(in_shape, v.layout)
-        ) == 1):  # fmt: skip
+        merged, hw = _merged_dim(in_shape, out_shape, v.layout), spatial_hw(in_shape, v.layout)
+        if len(set(layout)) < len(layout) or (merged is not None and math.prod(hw) == 1):
             raise self.unsupported(op, "an ambiguous reshape of spatial dims of one unit")
         if len(layout) == len(v.layout):
             self.same(op, x, layout=tuple(layout))
         elif merged is not None:  # (rows, cols) flattened into tokens, row-major
-            hw = spatial_hw(in_shape, v.layout)
             self.same(op, x, layout=(merged, merged))
             self.vals[op.node.name] = replace(self.vals[op.node.name], flat=(0, *hw))
         elif len(out_shape) <= 2:
