@@ -19,6 +19,7 @@ import numpy as np
 from torch import fx, nn
 
 from erf.rf.boxes import BoxRule
+from erf.rf.digit_rules import DigitRules
 from erf.rf.node_values import CONST, NodeOp, NodeValue, spatial_hw
 from erf.rf.op_names import (
     CONST_OPS,
@@ -32,10 +33,9 @@ from erf.rf.op_names import (
     method_name,
 )
 from erf.rf.spatial_rules import SpatialRules
-from erf.rf.tensor_rules import TensorRules
 
 
-class GraphBuilder(TensorRules, SpatialRules):
+class GraphBuilder(DigitRules, SpatialRules):
     """Forward pass over the fx graph: a ``NodeValue`` and back-edges per node (see
     erf.rf.graph)."""
 
@@ -74,13 +74,18 @@ class GraphBuilder(TensorRules, SpatialRules):
         kinds = {self.val(n).kind for n in node.all_input_nodes}
         if self.is_metadata(op) or kinds <= {"const"}:
             self.vals[node.name] = CONST
-        elif "tokens" in kinds:
+        elif kinds & {"tokens", "refused"}:
             self.vals[node.name] = next(
-                self.val(n) for n in node.all_input_nodes if self.val(n).kind == "tokens"
+                self.val(n)
+                for n in node.all_input_nodes
+                if self.val(n).kind in ("tokens", "refused")
             )
         elif kinds - {"const"} == {"global"}:
             ins = [self.val(n) for n in node.all_input_nodes if self.val(n).kind == "global"]
-            self.check_every_unit_reads(op)
+            refusal = self.unread_units(op)
+            if refusal:  # refused for what follows, not for the whole model
+                self.vals[node.name] = NodeValue("refused", reason=refusal)
+                return
             self.vals[node.name] = NodeValue(
                 "global",
                 reason=ins[0].reason,
@@ -90,11 +95,11 @@ class GraphBuilder(TensorRules, SpatialRules):
         else:
             self.dispatch(op)
 
-    def check_every_unit_reads(self, op: NodeOp) -> None:
+    def unread_units(self, op: NodeOp) -> str | None:
         """An op on global maps keeps every unit global only if each of its units reads some
-        unit of its input: run its rule as if the [B, C, H, W] inputs were local maps and
-        refuse when some unit reads only padding (a zero-padded or dilated window past a
-        pooled 1 x 1 map reads nothing, and depends on nothing)."""
+        unit of its input: run its rule as if the [B, C, H, W] inputs were local maps; the
+        refusal (one line) when some unit reads only padding (a zero-padded or dilated window
+        past a pooled 1 x 1 map reads nothing, and depends on nothing), else None."""
         node = op.node
         inputs = [n for n in node.all_input_nodes if self.val(n).kind == "global"]
         shapes = [self.shape(n) for n in inputs]
@@ -104,7 +109,7 @@ class GraphBuilder(TensorRules, SpatialRules):
             or len(out_shape) != 4
             or any(s is None or len(s) != 4 for s in shapes)
         ):
-            return
+            return None
         saved = {n.name: self.vals[n.name] for n in inputs}
         in_hw = {n.name: s[2:] for n, s in zip(inputs, shapes)}
         for n in inputs:
@@ -121,8 +126,10 @@ class GraphBuilder(TensorRules, SpatialRules):
             for table in (self.edges, self.merges, self.notes):
                 table.pop(node.name, None)
             self.irregular.discard(node.name)
-        if out is None or out.kind != "local" or out.flat is not None or out.items is not None:
-            return
+        if out is None or out.kind != "local" or out.items is not None:
+            return None
+        if out.flat is not None or out.digits is not None:
+            return None
         out_hw = spatial_hw(out_shape, out.layout)
         reads = np.zeros(out_hw, dtype=bool)
         for arg, rule in edges:
@@ -130,7 +137,10 @@ class GraphBuilder(TensorRules, SpatialRules):
                 rows, cols = rule.matrices(out_hw, in_hw[arg])
                 reads |= np.outer(rows.any(1), cols.any(1))
         if edges and not reads.all():
-            raise self.unsupported(op, "some of its units read only the padding of a global map")
+            return str(
+                self.unsupported(op, "some of its units read only the padding of a global map")
+            )
+        return None
 
     def is_metadata(self, op: NodeOp) -> bool:
         """Ops whose result does not depend on tensor data (shapes, dtypes, *_like)."""
@@ -139,6 +149,9 @@ class GraphBuilder(TensorRules, SpatialRules):
         return op.name == "getattr" and len(op.args) > 1 and op.args[1] in META_ATTRS
 
     def dispatch(self, op: NodeOp) -> None:
+        if any(self.val(n).digits is not None for n in op.node.all_input_nodes):
+            self.dispatch_digits(op)
+            return
         if op.node.op == "call_module":
             rule = module_rule(op.module)
             if rule is None:
@@ -151,6 +164,22 @@ class GraphBuilder(TensorRules, SpatialRules):
             why = "" if own else "not a torch / torch.nn.functional / operator function"
             raise self.unsupported(op, why)
         entry.apply(self, op)
+
+    def dispatch_digits(self, op: NodeOp) -> None:
+        """An op on a map split into windows: the digit form of its rule (``DIGIT_RULES``),
+        refused where there is none."""
+        if op.node.op == "call_module":
+            apply = module_rule(op.module)
+        else:
+            entry = RULES.get(op.name)
+            own = op.node.op != "call_function" or function_name(op.node.target) is not None
+            apply = entry.apply if entry is not None and own else None
+        rule = DIGIT_RULES.get(apply)
+        if rule is None:
+            raise self.unsupported(
+                op, "on a map split into windows (window attention, patch merging)"
+            )
+        rule(self, op)
 
     def placeholder(self, node: fx.Node) -> None:
         if self.input is not None:
@@ -192,6 +221,19 @@ class OpRule:
 
 
 RULES: dict[type | str, OpRule] = {}  # module types and function/method names -> rule
+
+_G = GraphBuilder
+DIGIT_RULES: dict[Callable[..., None], Callable[[GraphBuilder, NodeOp], None]] = {
+    _G.pointwise: _G.digit_same, _G.reshape: _G.digit_reshape, _G.permute: _G.digit_permute,
+    _G.transpose: _G.digit_permute, _G.elementwise: _G.digit_elementwise,
+    _G.linear: _G.digit_linear, _G.m_layer_norm: _G.digit_layer_norm,
+    _G.f_layer_norm: _G.digit_layer_norm, _G.dim_pointwise: _G.digit_softmax,
+    _G.m_softmax: _G.digit_softmax, _G.reduction: _G.digit_reduction,
+    _G.attention: _G.digit_attention, _G.getitem: _G.digit_getitem, _G.split: _G.digit_split,
+    _G.f_pad: _G.digit_pad,
+}  # fmt: skip
+"""A built-in rule -> the same op's rule on a map split into windows (erf.rf.digit_rules);
+ops whose rule is not here are refused there."""
 
 
 def add_rule(key: type | str, rule: OpRule) -> None:
@@ -342,6 +384,7 @@ _enter_builtin_rules()
 
 
 __all__ = [
+    "DIGIT_RULES",
     "RULES",
     "GraphBuilder",
     "OpRule",

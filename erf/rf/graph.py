@@ -12,7 +12,9 @@ forward if the model cannot run there). A forward pass over the graph then class
 - ``global``: every unit sees the whole input (adaptive pooling to 1, spatial means, softmax over
   a spatial dim, flatten + Linear, anything downstream of those).
 - ``const``: does not depend on the input (parameters, shapes, ``zeros_like``).
-- ``tokens``: spatial dims flattened into tokens (ViT/Swin); out of scope, ValueError on use.
+- ``tokens``: spatial dims flattened into tokens in a way no rule follows; ValueError on use.
+- ``refused``: an op no rule answers for every unit (a zero-padded unit beside a pooled map);
+  ValueError on use of it or what follows it, the rest of the graph unaffected.
 
 The span of an output unit is the box reached at the input by one reverse-topological pass
 (hull at every node; exact because every rule is monotone). Multi-input nodes (add, mul, cat along

@@ -101,7 +101,7 @@ class GraphRF:
         self._after_tokens: set[str] = set()  # nodes computed from a token sequence
         for n in fx_nodes:
             v = self._vals[n.name]
-            if (v.kind == "tokens" or v.flat is not None) or any(
+            if (v.kind == "tokens" or v.flat is not None or v.digits is not None) or any(
                 a.name in self._after_tokens for a in n.all_input_nodes
             ):
                 self._after_tokens.add(n.name)
@@ -240,12 +240,17 @@ class GraphRF:
 
     def _value(self, name: str) -> NodeValue:
         v = self._vals[name]
-        if v.kind == "tokens":
+        if v.kind in ("tokens", "refused"):
             raise ValueError(v.reason)
         if v.kind == "const":
             raise ValueError(f"node {name!r} does not depend on the input")
         if v.items is not None:
             raise ValueError(f"node {name!r} is a tuple; target one of its items")
+        if v.digits is not None:
+            raise ValueError(
+                f"node {name!r} holds a map split into windows (its positions are not the "
+                "map's units); target a layer after the windows are merged back"
+            )
         return v
 
     def _trf(self, name: str, paths: bool) -> TheoreticalRF:

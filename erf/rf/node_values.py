@@ -16,6 +16,7 @@ from typing import Any
 from torch import fx, nn
 
 from erf.rf.boxes import BoxRule
+from erf.rf.digits import Digits, grid
 
 
 @dataclass
@@ -33,7 +34,10 @@ class NodeValue:
     flattened row-major into the one tensor dim both ``layout`` entries name, after ``prefix``
     tokens that hold no grid unit (a ViT's class and register tokens); ``scalar``: a global
     node of per-sample scalars with no spatial extent of its own (pooled vectors and what is
-    computed from them only: gates), as opposed to a global map (attention's output).
+    computed from them only: gates), as opposed to a global map (attention's output);
+    ``digits``: for a map split into windows (erf.rf.digits), the factors each tensor dim holds
+    (``layout`` is then None; the units are the digit values, ``stride`` and ``period`` those
+    of the map where the split began).
     """
 
     kind: str
@@ -46,6 +50,7 @@ class NodeValue:
     sources: tuple[str, ...] = ()
     flat: tuple[int, int, int] | None = None
     scalar: bool = False
+    digits: Digits | None = None
 
     def scaled(self, factors: Sequence[Fraction]) -> NodeValue:
         """After an op where one output unit steps ``factor`` input units (per image axis)."""
@@ -89,7 +94,10 @@ def flat_nodes(x: Any) -> list[fx.Node]:
 
 
 def grid_hw(shape: Sequence[int], v: NodeValue) -> tuple[int, ...]:
-    """Units per spatial axis of a local value: its flattened grid, else ``spatial_hw``."""
+    """Units per spatial axis of a local value: its flattened grid, its digits' values
+    (windows), else ``spatial_hw``."""
+    if v.digits is not None:
+        return grid(v.digits, len(v.stride))
     return v.flat[1:] if v.flat is not None else spatial_hw(shape, v.layout)
 
 

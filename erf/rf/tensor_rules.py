@@ -135,7 +135,8 @@ class TensorRules(BuilderCore):
         if dim is None:
             self.set_global(op, f"{op.name} over all dims")
             return
-        self._along(op, x, self.dims(op, dim, nd), keep=True)
+        if not self._along(op, x, self.dims(op, dim, nd), keep=True):
+            self.same(op, x)  # along channels (attention scores over keys): pointwise
 
     def _along(self, op: NodeOp, x: fx.Node, dims: list[int], keep: bool) -> bool:
         """An op that reads whole lines along ``dims``: False when no dim is spatial (the caller
@@ -357,15 +358,13 @@ class TensorRules(BuilderCore):
     def getitem(self, op: NodeOp) -> None:
         """Item of a tuple (chunk/split), or tensor indexing: channel/batch indexing is
         pointwise, slices ``start:stop:step`` of a spatial dim shift and stride it."""
+        if self.tuple_item(op):
+            return
         x, idx = op.args[0], op.args[1]
         v = self.val(x)
-        if v.items is not None:
-            item, rule = v.items[idx]
-            self.set(op, item, [(x.name, rule)])
-            return
         x = self.local_input(op)
         in_shape = self.shape(x)
-        idx = _expand_index(idx, len(in_shape))
+        idx = expand_index(idx, len(in_shape))
         if idx is None:
             raise self.unsupported(op, "indexing with tensors or booleans")
         if v.flat is not None:
@@ -398,6 +397,16 @@ class TensorRules(BuilderCore):
             v.scaled(tuple(factors[a] for a in range(k))), layout=tuple(layout[a] for a in range(k))
         )
         self.set(op, out, [(x.name, box_rule(*(rules.get(a) for a in range(k))))])
+
+    def tuple_item(self, op: NodeOp) -> bool:
+        """``t[i]`` of a tuple value (chunk/split/unbind): record item i; False otherwise."""
+        x, idx = op.args[0], op.args[1]
+        items = self.val(x).items
+        if items is None:
+            return False
+        item, rule = items[idx]
+        self.set(op, item, [(x.name, rule)])
+        return True
 
     def _index_tokens(self, op: NodeOp, x: fx.Node, idx: tuple) -> None:
         """Indexing a flattened grid: dropping the prefix tokens (``x[:, P:]``) keeps the grid;
@@ -527,7 +536,7 @@ def _merged_dim(in_shape: Any, out_shape: Any, layout: tuple[int, ...]) -> int |
     return None
 
 
-def _expand_index(idx: Any, ndim: int) -> tuple | None:
+def expand_index(idx: Any, ndim: int) -> tuple | None:
     """Index -> tuple of None/int/slice covering all ``ndim`` dims (None if unsupported)."""
     idx = idx if isinstance(idx, tuple) else (idx,)
     ok = (type(None), type(Ellipsis), int, slice)
@@ -558,4 +567,5 @@ __all__ = [
     "STAT_NOTE",
     "TOKEN_ERROR",
     "TensorRules",
+    "expand_index",
 ]

@@ -27,8 +27,8 @@ clipped=True)``. Checked (timm 1.0.31):
   for *replk*, *lknet*, *slak*, *van_* is empty), so: convnext_atto with ``kernel_sizes=31``
   (31x31 depthwise; 128 px) and inception_next_atto (11-pixel band kernels); the 31-kernel
   block sees farther than the 7-kernel one.
-* Not covered: token models (ViT, Swin, ...): the graph refuses flattened token outputs and
-  the probe needs [B, C, H, W] targets.
+* Not covered here: token models (ViT, DeiT, Swin): tests/rf/test_graph_tokens.py and
+  tests/rf/test_graph_windows.py check their graph boxes against gradient support.
 """
 
 import numpy as np

@@ -12,7 +12,8 @@ TypeError/ValueError that names the op's node or module.
 The default run is deterministic (derandomized, no example database): 4000 graphs of up to 5
 steps, about a minute. ``ERF_FUZZ=slow`` also runs the slow-marked test: 20000 random graphs of
 up to 8 steps (about 6 minutes; a failure prints its @reproduce_failure blob).
-The regression tests are the minimal failing graphs hypothesis found, one behaviour each.
+The regression tests are the minimal failing graphs hypothesis found, one behaviour each;
+the window tests check attention within Swin windows and MaxViT grids and patch merging.
 """
 
 import os
@@ -28,6 +29,7 @@ from rf.trf_fuzz import (
     Merge,
     Norm,
     Pad,
+    PatchMerge,
     Pool,
     Resize,
     RollFlip,
@@ -35,6 +37,7 @@ from rf.trf_fuzz import (
     Tokens,
     UnfoldFold,
     Unshuffle,
+    Windows,
     assert_exact_or_refused,
     chain,
     check_net,
@@ -360,4 +363,43 @@ def test_a_one_unit_map_through_tokens_is_refused_as_ambiguous():
 def test_bicubic_resizing_to_the_same_size_copies_whatever_the_scale_factor():
     # found by the slow profile: 2 -> 2 with scale_factor 1.3 is a copy in PyTorch's kernel
     net = chain((1, 5, 5), Pool("avg", 2), Resize("bicubic", scale=1.3))
+    assert assert_exact_or_refused(net).status == "exact"
+
+
+# --------------------------------------------------------------------------- windows
+#
+# Window attention (Swin's partition, MaxViT's grid), patch merging, and the cases hypothesis
+# found while their rules were written.
+
+
+@pytest.mark.parametrize("style", ["swin", "grid"])
+@pytest.mark.parametrize("inner", ["attention", "sdpa", "mean", "token_linear", "none"])
+def test_every_unit_of_a_window_reads_its_whole_window(style, inner):
+    net = chain((2, 12, 8), Conv(2, 2, 3, padding=1), Windows(2, 4, 2, style, inner))
+    assert assert_exact_or_refused(net).status == "exact"
+
+
+def test_patch_merging_reads_each_2x2_patch_with_stride_two():
+    net = chain((2, 8, 12), PatchMerge(2, 3), Windows(3, 2, 3, "swin", "attention"))
+    assert assert_exact_or_refused(net).status == "exact"
+
+
+@pytest.mark.parametrize(
+    "net",
+    [
+        # 5 x 1 windows put the columns in the batch dim and the rows in the token dim: the
+        # product q @ k^T was called global over both axes
+        chain((1, 5, 11), Windows(1, 5, 1, "swin", "attention")),
+        # 1 x 1 windows: attention scores over one key (a channel dim); the softmax rule
+        # recorded no value at all and the engine crashed
+        chain((1, 5, 11), Windows(1, 1, 1, "swin", "attention")),
+        # the mean of 8 x 2 windows over a 24 x 22 map is a 3 x 11 grid of tokens again, added
+        # back to the windows' tokens it came from, position by position
+        chain((2, 24, 22), Windows(2, 8, 2, "swin", "mean")),
+        # a window of the whole map: its mean is a whole-map scalar, held like a gate
+        chain((1, 5, 5), Windows(1, 5, 5, "swin", "mean")),
+    ],
+    ids=["one_column_windows", "softmax_over_channels", "window_mean_meets_windows", "whole_map"],
+)
+def test_window_cases_found_while_writing_the_window_rules_are_exact(net):
     assert assert_exact_or_refused(net).status == "exact"

@@ -405,6 +405,76 @@ class Tokens(FuzzOp):
         )
 
 
+class Windows(FuzzOp):
+    """The map split into ``wh`` x ``ww`` windows, ``inner`` over each window's tokens, and back.
+    ``style`` "swin": contiguous blocks, the window index moved into the batch dim (Swin's
+    window_partition / window_reverse); "grid": MaxViT's grid, a window of every (H/wh)-th row
+    and (W/ww)-th col. ``inner``: "attention" (softmax(q k^T) v, q/k/v linear maps of the tokens),
+    "sdpa" (F.scaled_dot_product_attention), "mean" (plus the window mean), "token_linear"
+    (a linear layer across the tokens), "none". Every unit of a window reads the whole window:
+    the oracle adds the window mean (no softmax to saturate). A mean over a window of the
+    whole map is a whole-map scalar: held, as the engine's convention holds gates."""
+
+    def __init__(self, c, wh, ww, style, inner):
+        super().__init__()
+        self.c, self.wh, self.ww, self.style, self.inner = c, wh, ww, style, inner
+        self.qkv = nn.Linear(c, 3 * c) if inner in ("attention", "sdpa") else None
+        self.mix = nn.Linear(wh * ww, wh * ww) if inner == "token_linear" else None
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        wh, ww = self.wh, self.ww
+        t = x.permute(0, 2, 3, 1)
+        if self.style == "swin":
+            t = t.view(b, h // wh, wh, w // ww, ww, c).permute(0, 1, 3, 2, 4, 5)
+        else:
+            t = t.view(b, wh, h // wh, ww, w // ww, c).permute(0, 2, 4, 1, 3, 5)
+        t = t.reshape(-1, wh * ww, c)
+        if self.oracle and self.inner in ("attention", "sdpa"):
+            t = t + t.mean(1, keepdim=True)
+        elif self.inner == "mean":  # a window of the whole map: a whole-map scalar, held
+            m = t.mean(1, keepdim=True)
+            held = self.oracle and self.hold and (wh, ww) == (h, w) and h * w > 1
+            t = t + (m.detach() if held else m)
+        elif self.inner == "attention":
+            q, k, v = self.qkv(t).chunk(3, dim=-1)
+            t = torch.softmax(q @ k.transpose(-2, -1) * c**-0.5, dim=-1) @ v
+        elif self.inner == "sdpa":
+            q, k, v = self.qkv(t).chunk(3, dim=-1)
+            t = F.scaled_dot_product_attention(q, k, v)
+        elif self.inner == "token_linear":
+            t = self.mix(t.transpose(1, 2)).transpose(1, 2)
+        t = (
+            t.view(b, h // wh, w // ww, wh, ww, c)
+            if self.style == "swin"
+            else t.view(b, h // wh, w // ww, wh, ww, c)
+        )
+        order = (0, 1, 3, 2, 4, 5) if self.style == "swin" else (0, 3, 1, 4, 2, 5)
+        return t.permute(*order).reshape(b, h, w, c).permute(0, 3, 1, 2)
+
+    def code(self, a):
+        return f"windows({a}, {self.wh}, {self.ww}, style={self.style!r}, inner={self.inner!r})"
+
+
+class PatchMerge(FuzzOp):
+    """Swin's patch merging: each 2 x 2 patch's channels side by side
+    (``view(B, H/2, 2, W/2, 2, C)``, a permute, ``flatten(3)``), then a linear layer to
+    ``cout`` channels: a 2 x 2 window, stride 2."""
+
+    def __init__(self, c, cout):
+        super().__init__()
+        self.lin = nn.Linear(4 * c, cout)
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        t = x.permute(0, 2, 3, 1).reshape(b, h // 2, 2, w // 2, 2, c)
+        t = t.permute(0, 1, 3, 4, 2, 5).flatten(3)
+        return self.lin(t).permute(0, 3, 1, 2)
+
+    def code(self, a):
+        return f"patch_merge({a}, {self.lin.out_features})"
+
+
 class AxisReduce(FuzzOp):
     """``m = x.<kind>(dim, keepdim=True)``, then ``x + m``, ``x * sigmoid(m)`` or ``m`` alone.
     The oracle reads the same pixels (a mean; held when m is a whole-map scalar)."""
@@ -1080,6 +1150,20 @@ def op_tokens(draw, shape):
     return Tokens(*shape, inner=draw(st.sampled_from(["none", "linear", "layernorm"])))
 
 
+def op_windows(draw, shape):
+    c, h, w = shape
+    wh = draw(st.sampled_from([d for d in range(1, min(h, 8) + 1) if h % d == 0]))
+    ww = draw(st.sampled_from([d for d in range(1, min(w, 8) + 1) if w % d == 0]))
+    style = draw(st.sampled_from(["swin", "grid"]))
+    inner = draw(st.sampled_from(["attention", "sdpa", "mean", "token_linear", "none"]))
+    return Windows(c, wh, ww, style, inner)
+
+
+def op_patch_merge(draw, shape):
+    assume(shape[1] % 2 == 0 and shape[2] % 2 == 0)
+    return PatchMerge(shape[0], _ints(draw, 1, MAX_CHANNELS))
+
+
 def op_axis_reduce(draw, shape):
     return AxisReduce(
         draw(st.sampled_from(["mean", "amax", "sum", "max_values"])),
@@ -1143,6 +1227,8 @@ OP_FAMILIES: dict[str, Callable] = {
     "pixel_shuffle": op_pixel_shuffle,
     "channels_last": op_channels_last,
     "tokens": op_tokens,
+    "windows": op_windows,
+    "patch_merge": op_patch_merge,
     "axis_reduce": op_axis_reduce,
     "roll_flip": op_roll_flip,
     "unfold_fold": op_unfold_fold,
@@ -1252,6 +1338,7 @@ __all__ = [
     "NetBuilder",
     "Norm",
     "Pad",
+    "PatchMerge",
     "Pool",
     "Resize",
     "RollFlip",
@@ -1261,6 +1348,7 @@ __all__ = [
     "UnfoldFold",
     "Unshuffle",
     "Verdict",
+    "Windows",
     "assert_exact_or_refused",
     "chain",
     "check_net",
