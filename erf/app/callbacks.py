@@ -30,24 +30,42 @@ FAILURES: list[str] = []  # one line per failed summary of this process's sweeps
 def sweep_context(sweep_dir: Path, config: DictConfig | None = None) -> dict[str, Any]:
     """What the report page shows that the job folders do not record: the command line, the
     experiment and the swept values, from the multirun's ``config`` (or the ``multirun.yaml``
-    Hydra wrote into ``sweep_dir``; nothing when there is none), and this machine."""
+    Hydra wrote into ``sweep_dir``; nothing when there is none), and this machine.
+
+    A ``multirun.yaml`` read from a folder is data: its interpolations are shown as written,
+    never resolved (``${oc.env:...}`` would copy an environment variable into the page). The
+    live sweep's own ``config`` resolves what it can."""
     context: dict[str, Any] = {"machine": hardware("cpu")}
     path = Path(sweep_dir) / "multirun.yaml"
     if config is None and not path.is_file():
         return context
-    config = config if config is not None else OmegaConf.load(path)
-    hydra = config.get("hydra") or {}
-    overrides = hydra.get("overrides") or {}
+    if config is None:
+        tree = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+        params = _get(tree, "hydra", "sweeper", "params")
+    else:
+        tree = OmegaConf.to_container(config, resolve=False)
+        params = config.get("hydra", {}).get("sweeper", {}).get("params")
+        if isinstance(params, DictConfig):
+            try:
+                params = OmegaConf.to_container(params, resolve=True)
+            except Exception:  # an interpolation only the sweep could resolve: as written
+                params = _get(tree, "hydra", "sweeper", "params")
+    overrides = _get(tree, "hydra", "overrides") or {}
     argv = [*(overrides.get("task") or []), *(overrides.get("hydra") or [])]
     context["command"] = " ".join(["python -m erf.run", *map(str, argv)])
-    context["experiment"] = (hydra.get("runtime") or {}).get("choices", {}).get("experiment")
-    params = (hydra.get("sweeper") or {}).get("params")
-    if isinstance(params, DictConfig):
-        try:
-            context["sweeper_params"] = OmegaConf.to_container(params, resolve=True)
-        except Exception:  # an interpolation only the sweep could resolve: show it as written
-            context["sweeper_params"] = OmegaConf.to_container(params, resolve=False)
+    context["experiment"] = _get(tree, "hydra", "runtime", "choices", "experiment")
+    if isinstance(params, dict):
+        context["sweeper_params"] = params
     return context
+
+
+def _get(tree: Any, *keys: str) -> Any:
+    """``tree[k0][k1]...`` of plain dicts, None where a key or a dict is missing."""
+    for key in keys:
+        if not isinstance(tree, dict):
+            return None
+        tree = tree.get(key)
+    return tree
 
 
 def write_report(sweep_dir: Path, config: DictConfig | None = None) -> list[str]:

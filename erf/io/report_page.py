@@ -1,13 +1,15 @@
 """The report page of a sweep folder, or of one run's folder: ``report.html``, one
-self-contained file (every figure embedded as a base64 data URI, SVG inline), and
-``report.md`` beside it with the same content (figures as relative image links).
+self-contained file (every figure embedded as a base64 data URI, SVG too: an SVG shown as an
+image runs no script, inlined markup would), and ``report.md`` beside it with the same content
+(figures as relative image links).
 
 What it shows, all read from the folder's files: the sweep's figures, ``summary.csv`` as a
 table (key columns first; ``<metric>_ci_low``/``_ci_high`` shown as ``value [low, high]``),
 the settings (the command-line overrides, ``sweep.json``, what every job shares, one job's
 ``.hydra/config.yaml``), provenance (versions, machine, device, git commit, command), every
 job's warnings and the jobs without a ``metrics.json`` (failed or unfinished), and relative
-links to each job's folder and files. Written at the end of every sweep
+links to each job's folder and files (percent-encoded and starting with ``./``: a file named
+``javascript:...`` is a file, not a script). Written at the end of every sweep
 (``erf.app.callbacks``) and rebuilt by ``python -m erf.report DIR``.
 
 The page carries one small inline script: when it has loaded, it marks every image that did
@@ -22,6 +24,7 @@ import csv
 import html
 import json
 import time
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -292,23 +295,21 @@ def _e(v: Any) -> str:
 
 
 def _data_uri(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+    kind = "svg+xml" if path.suffix == ".svg" else "png"
+    return f"data:image/{kind};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def _svg_inline(path: Path) -> str:
-    text = path.read_text()
-    start = text.find("<svg")
-    return text[start:] if start >= 0 else ""
+def _url(href: str) -> str:
+    """A link to a file or folder of the report's folder (``href`` relative to it): every
+    character a URL gives a meaning percent-encoded (``:``, ``#``, ``?``, spaces) and ``./`` in
+    front, so no file name is read as a scheme, a fragment or a query."""
+    return "./" + urllib.parse.quote(href.removeprefix("./"))
 
 
 def _figure_html(folder: Path, href: str, caption: str, thumb: bool = False) -> str:
-    path = folder / href
-    link = f'<a href="{_e(href)}">{_e(caption)}</a>'
-    if path.suffix == ".svg":
-        body = _svg_inline(path)
-    else:
-        cls = ' class="thumb"' if thumb else ""
-        body = f'<img{cls} src="{_data_uri(path)}" alt="{_e(href)}">'
+    link = f'<a href="{_e(_url(href))}">{_e(caption)}</a>'
+    cls = ' class="thumb"' if thumb else ""
+    body = f'<img{cls} src="{_data_uri(folder / href)}" alt="{_e(href)}">'
     return f"<figure>{body}<figcaption>{link}</figcaption></figure>"
 
 
@@ -330,7 +331,8 @@ def _summary_html(page: Mapping[str, Any]) -> str:
         tds = []
         for c, text in zip(columns, cells):
             if c == "job" and r.get("job") not in (None, "."):
-                text_html = f'<a href="{_e(r["job"])}/">{_e(text)}</a>'
+                job_href = _url(str(r["job"]) + "/")
+                text_html = f'<a href="{_e(job_href)}">{_e(text)}</a>'
             else:
                 text_html = _e(text)
             cls = ' class="num"' if _is_num(r.get(c)) else ""
@@ -378,7 +380,7 @@ def _settings_html(page: Mapping[str, Any]) -> str:
         parts.append("<p>Swept:</p>" + _dl([(k, _e(v)) for k, v in page["sweeper_params"].items()]))
     if page["sweep_record"] is not None:
         text = json.dumps(page["sweep_record"], indent=2)
-        parts.append(f'<p><a href="sweep.json">sweep.json</a>:</p><pre>{_e(text)}</pre>')
+        parts.append(f'<p><a href="./sweep.json">sweep.json</a>:</p><pre>{_e(text)}</pre>')
     if page["shared_settings"]:
         parts.append(
             f"<p>{_shared_label(page)}:</p>"
@@ -392,7 +394,7 @@ def _settings_html(page: Mapping[str, Any]) -> str:
         )
         parts.append(
             f"<details><summary>Resolved config of job {_e(page['config_job'])} "
-            f'(<a href="{_e(href)}">.hydra/config.yaml</a>)</summary>'
+            f'(<a href="{_e(_url(href))}">.hydra/config.yaml</a>)</summary>'
             f"<pre>{_e(page['config_text'])}</pre></details>"
         )
     return "".join(parts) or "<p>No settings recorded.</p>"
@@ -401,7 +403,7 @@ def _settings_html(page: Mapping[str, Any]) -> str:
 def _warnings_html(page: Mapping[str, Any]) -> str:
     items = []
     for j in page["jobs"]:
-        link = f'<a href="{_e(j["href"])}">{_e(j["name"])}</a>'
+        link = f'<a href="{_e(_url(j["href"]))}">{_e(j["name"])}</a>'
         if j["status"] != "done":
             tail = "".join(f"<br><code>{_e(t)}</code>" for t in j["warnings"])
             items.append(f'<li class="bad">{link}: {_e(j["status"])}{tail}</li>')
@@ -417,7 +419,7 @@ def _jobs_html(folder: Path, page: Mapping[str, Any]) -> str:
             _figure_html(folder, href, Path(href).name, thumb=True) for href in j["figures"]
         )
         files = "<br>".join(
-            f'<a href="{_e(f["href"])}">{_e(f["name"])}</a> ({_size(f["bytes"])})'
+            f'<a href="{_e(_url(f["href"]))}">{_e(f["name"])}</a> ({_size(f["bytes"])})'
             for f in j["files"]
         )
         overrides = "<br>".join(_e(o) for o in j["overrides"])
@@ -427,7 +429,7 @@ def _jobs_html(folder: Path, page: Mapping[str, Any]) -> str:
             else f'<span class="bad">{_e(j["status"])}</span>'
         )
         rows.append(
-            f'<tr><td><a href="{_e(j["href"])}">{_e(j["name"])}</a><br>{status}</td>'
+            f'<tr><td><a href="{_e(_url(j["href"]))}">{_e(j["name"])}</a><br>{status}</td>'
             f"<td>{overrides}</td><td>{files}</td><td>{figures}</td></tr>"
         )
     return (
@@ -440,7 +442,7 @@ def report_html(folder: str | Path, page: Mapping[str, Any]) -> str:
     """The page (``gather``'s ``page`` of ``folder``) as one self-contained HTML document."""
     folder = Path(folder)
     figures = "".join(_figure_html(folder, name, name) for name in page["figures"])
-    files = ", ".join(f'<a href="{_e(f["href"])}">{_e(f["name"])}</a>' for f in page["files"])
+    files = ", ".join(f'<a href="{_e(_url(f["href"]))}">{_e(f["name"])}</a>' for f in page["files"])
     n_done = sum(1 for j in page["jobs"] if j["status"] == "done")
     sections = [
         f"<h1>{_e(page['title'])}</h1>",
@@ -472,7 +474,7 @@ def _md(v: Any) -> str:
 
 
 def _md_link(text: str, href: str) -> str:
-    return f"[{_md(text)}](<{href}>)"
+    return f"[{_md(text)}](<{_url(href)}>)"
 
 
 def report_markdown(page: Mapping[str, Any]) -> str:
@@ -487,7 +489,7 @@ def report_markdown(page: Mapping[str, Any]) -> str:
     if page["files"]:
         out += ["Files: " + ", ".join(_md_link(f["name"], f["href"]) for f in page["files"]), ""]
     out += ["## Figures", ""]
-    out += [f"![{name}](<{name}>)\n" for name in page["figures"]] or ["No figures.", ""]
+    out += [f"![{_md(name)}](<{_url(name)}>)\n" for name in page["figures"]] or ["No figures.", ""]
     out += ["## Summary", ""]
     columns, rows = page["columns"], page["rows"]
     if rows:
@@ -542,7 +544,7 @@ def report_markdown(page: Mapping[str, Any]) -> str:
             f"| {_md_link(j['name'], j['href'])} | {_md(j['status'])} | {overrides} | {files} |"
         )
     for j in page["jobs"]:
-        out += [f"\n![{j['name']}: {Path(h).name}](<{h}>)" for h in j["figures"]]
+        out += [f"\n![{_md(j['name'])}: {_md(Path(h).name)}](<{_url(h)}>)" for h in j["figures"]]
     return "\n".join(out) + "\n"
 
 

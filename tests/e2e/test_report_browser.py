@@ -125,3 +125,27 @@ def test_erf_report_rebuilds_the_page(sweep):
     assert "experiment=depth_sweep scale=tiny" in text  # the command, from multirun.yaml
     assert text.count("<img ") == 10
     assert "\\toprule" in (sweep / "summary.tex").read_text()
+
+
+EVIL_SVG = (  # marks <body> if any of its script runs
+    '<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40" '
+    "onload=\"document.body.setAttribute('data-pwned','onload')\">"
+    "<script>document.body.setAttribute('data-pwned','script')</script>"
+    '<rect width="40" height="40" fill="red"/></svg>'
+)
+
+
+def test_a_script_in_a_received_svg_does_not_run_when_the_page_opens(tmp_path):
+    from erf.io.report_page import write_report_page
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.json").write_text('{"erf_size": 5.0}')
+    (run / "heatmap.svg").write_text(EVIL_SVG)
+    write_report_page(run)
+    body = _body(_chromium(tmp_path, run / "report.html", "--dump-dom").stdout)
+    assert "data-pwned" not in body and body.get("data-images-decoded") == "1/1", body
+    # the control: the same SVG inlined as markup (what the page did before) runs
+    inlined = tmp_path / "inlined.html"
+    inlined.write_text(f"<!DOCTYPE html><html><body>{EVIL_SVG}</body></html>")
+    assert "data-pwned" in _body(_chromium(tmp_path, inlined, "--dump-dom").stdout)

@@ -6,6 +6,7 @@ import csv
 import json
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -16,6 +17,11 @@ from erf.io.report_page import gather, read_summary, write_report_page
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 SVG = '<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"></svg>'
+EVIL_SVG = (  # marks the page if any of its script runs
+    '<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4" '
+    "onload=\"document.body.setAttribute('data-pwned','onload')\">"
+    "<script>document.body.setAttribute('data-pwned','script')</script></svg>"
+)
 
 
 class _Page(HTMLParser):
@@ -106,14 +112,36 @@ def _write(folder, **context):
     return text, page
 
 
-def test_every_png_is_embedded_byte_for_byte_and_the_svg_inline(sweep):
+def test_every_figure_is_embedded_byte_for_byte_as_an_image(sweep):
     folder, pngs = sweep
     text, page = _write(folder)
-    prefix = "data:image/png;base64,"
-    assert all(src.startswith(prefix) for src in page.srcs)
-    embedded = sorted(base64.b64decode(src[len(prefix) :]) for src in page.srcs)
+    png, svg = "data:image/png;base64,", "data:image/svg+xml;base64,"
+    assert all(src.startswith((png, svg)) for src in page.srcs)
+    embedded = sorted(base64.b64decode(src[len(png) :]) for src in page.srcs if src.startswith(png))
     assert embedded == sorted(pngs.values())
-    assert '<svg xmlns="http://www.w3.org/2000/svg"' in text and "<?xml" not in text
+    svgs = [base64.b64decode(src[len(svg) :]).decode() for src in page.srcs if src.startswith(svg)]
+    assert svgs == [SVG]
+
+
+def test_a_received_svg_is_shown_as_an_image_never_as_markup(sweep):
+    # an <img> runs no script of the SVG it shows; inlined markup ran this one in Chromium
+    folder, _ = sweep
+    (folder / "evil.svg").write_text(EVIL_SVG)
+    text, _ = _write(folder)
+    assert "<svg" not in text and "data-pwned" not in text
+
+
+def test_a_file_named_like_a_url_scheme_links_to_the_file(sweep):
+    folder, _ = sweep
+    (folder / "javascript:alert(1)").write_text("x")
+    (folder / "0_depth5" / "a #b?.csv").write_text("x")
+    _, page = _write(folder)
+    assert all(h.startswith("./") for h in page.hrefs), page.hrefs
+    assert (
+        "./javascript%3Aalert%281%29" in page.hrefs and "./0_depth5/a%20%23b%3F.csv" in page.hrefs
+    )
+    md = (folder / "report.md").read_text()
+    assert "(<./javascript%3Aalert%281%29>)" in md
 
 
 def test_summary_shows_intervals_and_missing_bounds_as_the_value_alone(sweep):
@@ -134,7 +162,7 @@ def test_an_old_summary_without_interval_columns_renders(sweep):
 def test_every_relative_link_points_at_a_file_or_folder_of_the_sweep(sweep):
     folder, _ = sweep
     _, page = _write(folder)
-    local = [h for h in page.hrefs if not h.startswith(("data:", "http", "#"))]
+    local = [unquote(h.removeprefix("./")) for h in page.hrefs]
     for job in ("0_depth5/", "1_depth10/", "2_depth20/", "0_depth5/metrics.json"):
         assert job in local
     assert "summary.csv" in local and "sweep.json" in local
@@ -162,10 +190,10 @@ def test_report_md_has_the_same_content_with_relative_image_links(sweep):
     write_report_page(folder, {"command": "python -m erf.run experiment=depth_sweep"})
     md = (folder / "report.md").read_text()
     for image in ("erf_grid.png", "trf_vs_erf.svg", "0_depth5/heatmap.png"):
-        assert f"](<{image}>)" in md
-    assert "[0_depth5](<0_depth5/>)" in md
+        assert f"](<./{image}>)" in md
+    assert "[0_depth5](<./0_depth5/>)" in md
     assert "8.31 [7.95, 8.68]" in md and "poor <b>fit</b> & more" in md
-    assert "**[2_depth20](<2_depth20/>): no metrics.json: failed or not finished**" in md
+    assert "**[2_depth20](<./2_depth20/>): no metrics.json: failed or not finished**" in md
     assert COMMIT in md and "`python -m erf.run experiment=depth_sweep`" in md
 
 
