@@ -8,6 +8,9 @@ Nothing here writes a file; the jobs (``erf.app.jobs``) do.
 from __future__ import annotations
 
 import copy
+import importlib
+import inspect
+import typing
 from collections.abc import Iterable
 from typing import Any
 
@@ -36,15 +39,76 @@ PLAIN_PROBE = {"target": None, "position": "center", "draws": 1}
 
 
 def build_model(model_cfg: DictConfig) -> nn.Module:
-    """Instantiate ``model._target_`` with the other keys; then load ``checkpoint`` if set."""
+    """Instantiate ``model._target_`` with the other keys; then load ``checkpoint`` if set.
+    Every ``_target_`` in the spec is checked first (``check_model_targets``): nothing is
+    called that is not a model."""
     spec = OmegaConf.to_container(model_cfg, resolve=True)
     checkpoint = spec.pop("checkpoint", None)
+    check_model_targets(spec, "model")
     model = instantiate(spec, _convert_="all")
     if not isinstance(model, nn.Module):
         raise TypeError(f"model._target_ built a {type(model).__name__}, not a torch nn.Module")
     if checkpoint:
         load_checkpoint(model, checkpoint)
     return model
+
+
+def check_model_targets(spec: Any, where: str) -> None:
+    """Refuse, before anything is called, a ``_target_`` (at any depth of ``spec``) that is
+    not a torch ``nn.Module`` class or a function annotated to return one (erf's
+    ``torchvision_model``/``timm_model``, torchvision's builders, ``timm.create_model``, your
+    own factory with ``-> nn.Module``): a config names a model, never ``torch.load``, ``open``
+    or any other callable. Importing the target's module is the only thing that runs."""
+    if isinstance(spec, dict):
+        target = spec.get("_target_")
+        if target is not None:
+            _check_target(str(target), f"{where}._target_")
+        for key, value in spec.items():
+            check_model_targets(value, f"{where}.{key}")
+    elif isinstance(spec, list):
+        for i, value in enumerate(spec):
+            check_model_targets(value, f"{where}[{i}]")
+
+
+def _check_target(path: str, where: str) -> None:
+    obj = _locate(path, where)
+    if isinstance(obj, type) and issubclass(obj, nn.Module):
+        return
+    if inspect.isfunction(obj) or inspect.ismethod(obj):
+        try:
+            returns = typing.get_type_hints(obj).get("return")
+        except Exception:  # an annotation that does not evaluate: not declared a model
+            returns = None
+        if isinstance(returns, type) and issubclass(returns, nn.Module):
+            return
+    raise ValueError(
+        f"{where}={path!r} is not a torch nn.Module class or a function annotated to return "
+        "one; erf builds models only (e.g. model._target_=my_pkg.MyNet, or a factory "
+        "declared `def make(...) -> nn.Module`)"
+    )
+
+
+def _locate(path: str, where: str) -> Any:
+    """The object a dotted ``path`` names: its longest importable module, then attributes."""
+    parts = path.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and not ".".join(parts[:i]).startswith(exc.name):
+                raise  # a module that exists failed to import one of its own imports
+            continue
+        try:
+            for name in parts[i:]:
+                obj = getattr(obj, name)
+        except AttributeError:
+            break
+        return obj
+    raise ValueError(
+        f"{where}={path!r}: no such module or attribute to import (is its package installed or "
+        "on PYTHONPATH? the `erf` command does not add the current folder, `python -m erf.run` "
+        "does: run `PYTHONPATH=. erf run ...` or pip install your package)"
+    )
 
 
 def _chain_trf(model: nn.Module) -> TheoreticalRF | None:
