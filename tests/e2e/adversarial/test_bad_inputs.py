@@ -220,3 +220,17 @@ def test_fewer_images_than_samples_is_refused_not_silently_fewer(tmp_path):
         "set probe.n_samples=3 or fewer, or add images"
     )
     assert not run_dir.exists()
+
+
+def test_a_label_with_dots_and_slashes_names_one_folder_per_job_inside_the_sweep(tmp_path):
+    # before: both jobs were written into sweep/escaped, the first overwritten without a word
+    sweep = tmp_path / "a" / "sweep"
+    proc = run_module(
+        "erf.run", "experiment=dropout_skip", "scale=tiny", "variant=plain,residual",
+        "label=../../../escaped", f"hydra.sweep.dir={sweep}", check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in tmp_path.rglob("metrics.json")) == ["metrics.json"] * 2
+    jobs = sorted(p.parent.relative_to(sweep).as_posix() for p in sweep.rglob("metrics.json"))
+    assert jobs == ["0_.._.._.._escaped", "1_.._.._.._escaped"]
+    assert "../../../escaped" in (sweep / "summary.csv").read_text()  # the label, as given
