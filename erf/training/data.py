@@ -25,6 +25,7 @@ labels need spatial context on purpose:
 from __future__ import annotations
 
 import math
+import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -455,7 +456,6 @@ def cifar10(
     """
     from torchvision.datasets import CIFAR10
 
-    cls = CIFAR10 if verify else _unchecked_cifar10()
     path = Path(root).expanduser()
     folder = path / CIFAR10.base_folder
     if not download and not folder.is_dir():
@@ -464,24 +464,35 @@ def cifar10(
             f"the python batches (data_batch_1..5, test_batch, batches.meta) in {folder}, or "
             "add data.download=true to fetch them (needs the internet)"
         )
-    try:
-        train = cls(str(path), train=True, download=download)
-        val = cls(str(path), train=False, download=False)
-    except RuntimeError as exc:
-        hint = "; data.verify=false skips the md5 check" if verify else ""
-        raise FileNotFoundError(
-            f"CIFAR-10 in {folder} is incomplete or corrupted ({' '.join(str(exc).split())}){hint}"
-        ) from None
-    except OSError as exc:  # a failed download
-        raise FileNotFoundError(
-            f"CIFAR-10 download into {path} failed ({type(exc).__name__}); without internet, "
-            f"put the python batches in {folder}"
-        ) from None
+    if download:
+        try:
+            CIFAR10(str(path), train=True, download=True)  # fetches and checks the md5 sums
+        except (RuntimeError, OSError) as exc:
+            raise FileNotFoundError(
+                f"CIFAR-10 download into {path} failed ({type(exc).__name__}); without "
+                f"internet, put the python batches in {folder}"
+            ) from None
+    hint = "; data.verify=false skips the md5 check" if verify else ""
+    splits = []
+    for files in (CIFAR10.train_list, CIFAR10.test_list):
+        batches = [_cifar_file(folder, name, md5 if verify else None, hint) for name, md5 in files]
+        data = np.concatenate([np.asarray(b["data"], dtype=np.uint8) for b in batches])
+        labels = [int(v) for b in batches for v in b.get("labels", b.get("fine_labels", []))]
+        if data.shape[1:] != (3072,) or len(labels) != len(data):
+            raise FileNotFoundError(
+                f"CIFAR-10 in {folder}: the batches hold {data.shape} images and "
+                f"{len(labels)} labels, not [N, 3072] uint8 images with one label each"
+            )
+        splits.append((data.reshape(-1, 3, 32, 32), labels))
+    meta = _cifar_file(
+        folder, CIFAR10.meta["filename"], CIFAR10.meta["md5"] if verify else None, hint
+    )
+    classes = [str(c) for c in meta[CIFAR10.meta["key"]]]
     datasets = []
-    for ds, n, salt in ((train, train_size, 0), (val, val_size, 1)):
-        keep = _subset(len(ds.data), n, seed * 2 + salt)
-        images = torch.from_numpy(ds.data).permute(0, 3, 1, 2)[keep].contiguous()
-        labels = torch.tensor(ds.targets)[keep]
+    for (data, targets), n, salt in zip(splits, (train_size, val_size), (0, 1)):
+        keep = _subset(len(data), n, seed * 2 + salt)
+        images = torch.from_numpy(data)[keep].contiguous()
+        labels = torch.tensor(targets)[keep]
         datasets.append(TensorImages(images, labels, CIFAR10_MEAN, CIFAR10_STD))
     return DataBundle(
         name="cifar10",
@@ -489,7 +500,7 @@ def cifar10(
         train=datasets[0],
         val=datasets[1],
         num_classes=10,
-        class_names=tuple(train.classes),
+        class_names=tuple(classes),
         in_channels=3,
         image_size=(32, 32),
         generated=False,
@@ -502,17 +513,53 @@ def cifar10(
     )
 
 
-def _unchecked_cifar10():
-    from torchvision.datasets import CIFAR10
+_NUMPY_RECONSTRUCT = np.zeros(0).__reduce__()[0]  # what pickles of arrays call to rebuild them
 
-    class UncheckedCIFAR10(CIFAR10):
-        """CIFAR10 that only checks the files exist (md5 None), for ``verify=False``."""
 
-        train_list = [[name, None] for name, _ in CIFAR10.train_list]
-        test_list = [[name, None] for name, _ in CIFAR10.test_list]
-        meta = {**CIFAR10.meta, "md5": None}
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles what a CIFAR-10 python batch holds, nothing else: dicts, lists, strings,
+    bytes, numbers and numpy arrays. Any other global (a function a crafted file would call)
+    is refused before it is called."""
 
-    return UncheckedCIFAR10
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),  # bytes in protocol-2 pickles
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"it holds {module}.{name}, which no CIFAR-10 batch does")
+        if name == "_reconstruct":  # numpy 1 and 2 keep it in different modules
+            return _NUMPY_RECONSTRUCT
+        return super().find_class(module, name)
+
+
+def _cifar_file(folder: Path, name: str, md5: str | None, hint: str) -> dict:
+    """One CIFAR-10 python file as a dict (``_CifarUnpickler``), its md5 sum checked first
+    when given."""
+    from torchvision.datasets.utils import check_integrity
+
+    path = folder / name
+    if not check_integrity(str(path), md5):
+        what = "is missing" if not path.is_file() else "does not have the md5 sum of the real file"
+        raise FileNotFoundError(
+            f"CIFAR-10 in {folder} is incomplete or corrupted: {name} {what}{hint}"
+        )
+    try:
+        with open(path, "rb") as f:
+            entry = _CifarUnpickler(f, encoding="latin1").load()
+    except pickle.UnpicklingError as exc:
+        raise ValueError(f"CIFAR-10 file {path} refused, nothing in it was run: {exc}") from None
+    except Exception as exc:  # truncated or not a pickle at all
+        raise FileNotFoundError(
+            f"CIFAR-10 file {path} cannot be read ({type(exc).__name__}: {exc})"
+        ) from None
+    if not isinstance(entry, dict):
+        raise FileNotFoundError(f"CIFAR-10 file {path} holds a {type(entry).__name__}, not a dict")
+    return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in entry.items()}
 
 
 # --------------------------------------------------------------------------- CamVid

@@ -174,6 +174,26 @@ def test_cifar10_reads_the_python_batches_when_md5_checks_are_off(tmp_path):
     assert data.augment is None and not data.generated
 
 
+class _WritesMarker:
+    """Unpickling it creates the file ``path`` (what a crafted batch file would do)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_crafted_cifar10_batch_is_refused_before_anything_in_it_runs(tmp_path):
+    _write_cifar(tmp_path)
+    marker = tmp_path / "ran"
+    with open(tmp_path / "cifar-10-batches-py" / "data_batch_3", "wb") as f:
+        pickle.dump({"data": _WritesMarker(marker), "labels": [0]}, f)
+    with pytest.raises(ValueError, match="data_batch_3 refused, nothing in it was run") as e:
+        build_data("cifar10", root=str(tmp_path), verify=False)
+    assert not marker.exists() and "io.open" in str(e.value) and "\n" not in str(e.value)
+
+
 def test_cifar10_subsets_are_seeded(tmp_path):
     _write_cifar(tmp_path)
     a = build_data("cifar10", root=str(tmp_path), verify=False, train_size=5, seed=1)
