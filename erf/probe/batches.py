@@ -22,6 +22,24 @@ def is_out_of_memory(exc: BaseException) -> bool:
     )
 
 
+def with_twin(x: torch.Tensor, dim: int = 0) -> tuple[torch.Tensor, int]:
+    """``x`` and its number of samples along ``dim``; a batch of one gets a copy of its sample
+    appended (the caller keeps the first sample's result only).
+
+    Why: on CPU, torch 2.14.1 returns wrong input gradients through an eval-mode BatchNorm2d
+    for a batch of one when the gradient reaching it is not contiguous: a token readout
+    ``y.flatten(2).transpose(1, 2)[:, k].sum().backward()`` (OpenERF's way; off by up to
+    100 % against the analytic gradient), and erf's per-channel seeds (a batched backward,
+    ``seeding="per_channel_normalised"``), whose map came back shifted by a row
+    (tests/probe/test_batches.py). Batches of two or more are right. The probe runs in eval
+    mode, so the twin changes nothing else: every sample's gradient is its own.
+    """
+    n = x.shape[dim]
+    if n != 1:
+        return x, n
+    return torch.cat([x, x], dim=dim), 1
+
+
 def after_out_of_memory(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -114,8 +132,8 @@ def estimate_batch_size(step, stream: BatchStream, device: torch.device, n_sampl
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        step(x[:1])
-    per_sample = 2 * (sum(storages.values()) + x[:1].nelement() * 8) + 1
+        step(x[:1])  # run as a pair (``with_twin``): what it keeps is two samples' worth
+    per_sample = 2 * (sum(storages.values()) // 2 + x[:1].nelement() * 8) + 1
     if device.type == "cuda":  # free memory, plus what torch's caching allocator holds unused
         unused = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
         free = torch.cuda.mem_get_info(device)[0] + unused

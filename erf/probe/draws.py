@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from erf.device import resolve_device
 from erf.probe.accumulate import Accumulator
+from erf.probe.batches import with_twin
 from erf.probe.forward import forward_to, probing
 from erf.probe.inputs import input_batches
 from erf.probe.layout import graph_spatial_dims, select_output
@@ -215,12 +216,12 @@ def measure_erf_draws(
             return torch.autograd.grad(y, x, grad_outputs=seed_grad)[0]
 
         for batch_number, x in enumerate(batches, start=1):
-            x = x.to(device=dev, dtype=dtype)
+            x, n = with_twin(x.to(device=dev, dtype=dtype), dim=1)  # [M, B, C, H, W]
             if vectorize:  # all draws at once: input [M, B, C, H, W], output [M, B, c, h, w]
                 x.requires_grad_(True)
                 grad = input_gradient(batched(params, buffers, x), x).flatten(0, 1)
                 per_sample = reduce_gradient(grad, reduce).to(torch.float64)
-                per_sample = per_sample.view(draws, x.shape[1], *per_sample.shape[1:])
+                per_sample = per_sample.view(draws, x.shape[1], *per_sample.shape[1:])[:, :n]
             else:  # one draw after the other (one network's activations in memory at a time)
                 maps = []
                 for model, x_m in zip(models, x.unbind(0)):
@@ -228,7 +229,7 @@ def measure_erf_draws(
                     where = "the model output" if target is None else f"module {target!r}"
                     y_m = select_output(forward_to(model, x_m, target), options.output, where)
                     grad = input_gradient(y_m, x_m)
-                    maps.append(reduce_gradient(grad, reduce).to(torch.float64))
+                    maps.append(reduce_gradient(grad, reduce).to(torch.float64)[:n])
                 per_sample = torch.stack(maps)
             for m, acc in enumerate(accs):
                 finite = torch.isfinite(per_sample[m]).flatten(1).all(1)
@@ -236,7 +237,7 @@ def measure_erf_draws(
                 if bad and options.on_nonfinite == "raise":
                     raise FloatingPointError(f"draw {m}: {bad} sample(s) gave NaN/Inf gradients")
                 acc.add(per_sample[m], finite)
-            bar.update(x.shape[1])
+            bar.update(n)
             stop = should_stop is not None and should_stop()
             every = options.checkpoint_every
             if on_checkpoint is not None and (stop or batch_number % every == 0):

@@ -30,6 +30,7 @@ from erf.probe.batches import (
     after_out_of_memory,
     estimate_batch_size,
     is_out_of_memory,
+    with_twin,
 )
 from erf.probe.crop import CropRefused, plan_crop
 from erf.probe.forward import forward_fn, forward_to, forward_to_many, probing
@@ -395,7 +396,7 @@ def probe_units(
             """Per-sample maps [B, h, w] (float64, in the crop window) of every unit."""
             if window is not None:
                 x = x[:, :, window[0] : window[1] + 1, window[2] : window[3] + 1]
-            x = x.to(device=dev, dtype=dtype)
+            x, n = with_twin(x.to(device=dev, dtype=dtype))
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             x.requires_grad_(True)
@@ -417,7 +418,7 @@ def probe_units(
                         log.warning("%s: %s", where, warning)
                         acc.warnings.append(warning)
                 retain = k < len(units) - 1
-                maps.append(input_maps(acc, y, x, reduce, retain, options.progress))
+                maps.append(input_maps(acc, y, x, reduce, retain, options.progress)[:n])
             norms.close()  # the first batch decided every unit's grid
             return maps
 
