@@ -22,15 +22,6 @@ class _StopForward(Exception):
     """Raised by the target hook so the forward pass ends at the target layer."""
 
 
-def _is_channels_last(model: nn.Module) -> bool:
-    w = next((p for p in model.parameters() if p.dim() == 4), None)
-    return (
-        w is not None
-        and not w.is_contiguous()
-        and w.is_contiguous(memory_format=torch.channels_last)
-    )
-
-
 @contextmanager
 def probing(
     model: nn.Module, device: torch.device, dtype: torch.dtype, channels_last: bool = False
@@ -38,14 +29,15 @@ def probing(
     """Eval mode, frozen parameters, ``device`` and ``dtype`` (optionally the channels_last
     memory format; on CPU, denormals flushed to zero) for the duration.
 
-    Training mode, ``requires_grad`` flags, the device/dtype of the first parameter and the
-    memory format are restored afterwards, so probing leaves the caller's model as it was.
+    Everything is restored afterwards, module by module and tensor by tensor, so probing
+    leaves the caller's model exactly as it was: each module's training flag (a BatchNorm the
+    user froze with ``bn.eval()`` inside a model in training mode stays frozen), each
+    parameter's ``requires_grad``, and each parameter's and buffer's device, dtype (a mixed
+    float32/float64 model stays mixed) and memory format.
     """
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]
     flags = [(p, p.requires_grad) for p in model.parameters()]
-    first = next(model.parameters(), None)
-    home = (first.device, first.dtype) if first is not None else None
-    was_channels_last = _is_channels_last(model)
+    homes = _tensor_homes(model)
     model.to(device=device, dtype=dtype)
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -62,11 +54,43 @@ def probing(
             torch.set_flush_denormal(False)
         for p, flag in flags:
             p.requires_grad_(flag)
-        model.train(was_training)
-        if channels_last and not was_channels_last:
-            model.to(memory_format=torch.contiguous_format)
-        if home is not None:
-            model.to(device=home[0], dtype=home[1])
+        for m, mode in modes:
+            m.training = mode
+        _restore_homes(homes)
+
+
+Home = tuple[nn.Module, str, bool, torch.device, torch.dtype, torch.memory_format]
+
+
+def _tensor_homes(model: nn.Module) -> list[Home]:
+    """(module, name, is_parameter, device, dtype, memory format) of every parameter and
+    buffer of ``model``, where ``model.to`` would move it."""
+    homes = []
+    for m in model.modules():
+        for tensors, is_param in (
+            (m.named_parameters(recurse=False), True),
+            (m.named_buffers(recurse=False), False),
+        ):
+            for name, t in tensors:
+                last = t.dim() == 4 and not t.is_contiguous()
+                last = last and t.is_contiguous(memory_format=torch.channels_last)
+                fmt = torch.channels_last if last else torch.contiguous_format
+                homes.append((m, name, is_param, t.device, t.dtype, fmt))
+    return homes
+
+
+def _restore_homes(homes: list[Home]) -> None:
+    """Put every tensor of ``_tensor_homes`` back on its device, dtype and memory format."""
+    for m, name, is_param, device, dtype, fmt in homes:
+        t = getattr(m, name)
+        data = t.data
+        moved = data.to(device=device, dtype=dtype, memory_format=fmt)
+        if moved is data:
+            continue
+        if is_param:
+            t.data = moved
+        else:
+            setattr(m, name, moved)
 
 
 def unknown_module(target: str, names: Sequence[str]) -> str:

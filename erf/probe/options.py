@@ -151,6 +151,10 @@ class ProbeOptions:
             raise ValueError(f"grid must be (h, w) with positive sizes, got {self.grid}")
         if self.prefix_tokens is not None and int(self.prefix_tokens) < 0:
             raise ValueError(f"prefix_tokens must be >= 0, got {self.prefix_tokens}")
+        for name in ("fast", "channels_last", "compile"):
+            value = getattr(self, name)
+            if not (isinstance(value, bool) or (name == "channels_last" and value is None)):
+                raise ValueError(f"{name} must be True or False, got {value!r}")
         if self.fast and self.dtype != torch.float32:
             raise ValueError("fast mode autocasts a float32 model to bfloat16; use dtype=float32")
         resolved = {
