@@ -69,6 +69,7 @@ from erf.probe.options import (
     SEEDINGS,
     seeding_problem,
 )
+from erf.probe.units import POSITION_NAMES
 from erf.result import REDUCTIONS
 
 GROUPS = (
@@ -88,7 +89,7 @@ GROUPS = (
 def _position(v: Any) -> bool:
     if isinstance(v, str):
         try:
-            return v == "center" or prefix_index(v) >= 0
+            return v in POSITION_NAMES or prefix_index(v) >= 0
         except ValueError:
             return False
     return pair_of(int_at_least(0))[0](v)
@@ -159,7 +160,10 @@ RULES: dict[str, Rule] = {
     "probe.channel": optional(int_at_least(0)),
     "probe.seeding": optional(choice(SEEDINGS)),
     "probe.normalise": choice(NORMALISE_MODES),
-    "probe.position": (_position, "center, [row, col] with integers >= 0, cls or prefix:K"),
+    "probe.position": (
+        _position,
+        f"{', '.join(POSITION_NAMES)}, [row, col] with integers >= 0, cls or prefix:K",
+    ),
     "probe.layout": choice(LAYOUTS),
     "probe.grid": optional(pair_of(int_at_least(1))),
     "probe.prefix_tokens": optional(int_at_least(0)),

@@ -125,7 +125,8 @@ def plan_crop(
             raise CropRefused(f"the TRF of {target!r} is global (adaptive pooling / linear)")
         name = g.node_name(target)
         shape = g.nodes[name].shape
-        pos = resolve_position(position, *trf.out_shape)
+        tokens = len(set(g.spatial_dims(target) or ())) == 1  # rows and cols in one dim
+        pos = resolve_position(position, *trf.out_shape, tokens=tokens)
         unit_deps = g.dependencies(target, pos)
         if trf.varies_by_unit:
             raise CropRefused(trf.notes[0])

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from erf.probe.units import POSITION_NAMES, named_position
 from erf.rf.builder import nchw_modules
 from erf.rf.graph import graph_rf
 
@@ -64,11 +65,14 @@ class Grid:
         return self.channels, self.height, self.width
 
     def position(self, position: Any) -> tuple[int, int] | str:
-        """``"center"`` -> ``(h // 2, w // 2)``; ``(row, col)`` checked against the grid;
-        ``"cls"`` / ``"prefix:K"`` -> ``"prefix:K"`` (tokens with prefix tokens only)."""
+        """A named position (``erf.probe.units.POSITION_NAMES``: ``"center"`` ->
+        ``(h // 2, w // 2)``, ...); ``(row, col)`` checked against the grid; ``"cls"`` /
+        ``"prefix:K"`` -> ``"prefix:K"`` (tokens with prefix tokens only)."""
         if isinstance(position, str):
-            if position == "center":
-                return self.height // 2, self.width // 2
+            if position in POSITION_NAMES:
+                return named_position(
+                    position, self.height, self.width, tokens=self.layout == "tokens"
+                )
             k = prefix_index(position)
             if self.layout != "tokens" or self.prefix_tokens == 0:
                 raise ValueError(
@@ -123,9 +127,8 @@ def prefix_index(position: str) -> int:
     head, _, k = position.partition(":")
     if head == "prefix" and k.isdigit():
         return int(k)
-    raise ValueError(
-        f"position must be 'center', [row, col], 'cls' or 'prefix:K', got {position!r}"
-    )
+    names = ", ".join(repr(n) for n in POSITION_NAMES)
+    raise ValueError(f"position must be {names}, [row, col], 'cls' or 'prefix:K', got {position!r}")
 
 
 # --------------------------------------------------------------------------- choosing the tensor

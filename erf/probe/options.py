@@ -37,12 +37,19 @@ NORMALISE_MODES = ("none", "sum")
 # Reductions whose per-image map can be negative: a sum-to-1 scaling of it means nothing.
 SIGNED_REDUCTIONS = ("clamp_after_mean",)
 
-# The peers' protocols as ProbeOptions keywords (``ProbeOptions(**PRESETS["openerf"])``); the
+# The peers' protocols as measure_erf keywords (``measure_erf(model, shape, **PRESETS[name])``:
+# ProbeOptions fields, and the probed position where the peer picks another unit than erf); the
 # config presets ``probe=openerf`` / ``probe=replknet`` set the same values.
 PRESETS: dict[str, dict[str, Any]] = {
     # OpenERF 0.6.1: d(channel mean at the centre)/dx, averaged over input channels, clamped
     # at 0 per image, summed over images (then scaled to sum 1: our metrics are scale-free).
-    "openerf": {"seeding": "channel_mean", "reduce": "clamp_per_image", "normalise": "sum"},
+    # Its unit on a token grid is the upper-left of the middle four (token (6, 6) of 14 x 14).
+    "openerf": {
+        "seeding": "channel_mean",
+        "reduce": "clamp_per_image",
+        "normalise": "sum",
+        "position": "openerf_center",
+    },
     # RepLKNet (erf/visualize_erf.py): d(sum of relu(centre))/dx, relu per image, summed over
     # input channels and images; 50 real images resized to 1024 x 1024 (inputs: set by the
     # caller).

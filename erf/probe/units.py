@@ -1,5 +1,6 @@
 """Probed units: a target (module name, or None for the model output) and a position on its
-feature map. Conventions: (row, col), the centre of an h x w map is (h // 2, w // 2)."""
+feature map. Conventions: (row, col), the centre of an h x w map is (h // 2, w // 2); other
+named positions (``POSITION_NAMES``) reproduce the peers' choices on even sides."""
 
 from __future__ import annotations
 
@@ -8,12 +9,33 @@ from typing import Any
 Unit = Any  # a target (module name or None), or a (target, position) pair
 
 
-def resolve_position(position, h: int, w: int) -> tuple[int, int]:
-    """ "center" -> (h // 2, w // 2); (row, col) checked against the h x w map."""
-    if isinstance(position, str):
-        if position != "center":
-            raise ValueError(f"position must be 'center' or (row, col), got {position!r}")
+# Named positions: where the probed unit of an h x w map sits (on an even side the centre falls
+# between two units, and the tools disagree on which one they take).
+POSITION_NAMES = {
+    "center": "(h // 2, w // 2): erf's centre; on an even side, the lower/right middle unit",
+    "center_upper_left": "((h - 1) // 2, (w - 1) // 2): on even sides, the upper-left of the "
+    "middle four units",
+    "openerf_center": "OpenERF's (BMVC 2023) rule: (h // 2, w // 2) on maps, the upper-left of "
+    "the middle four on token grids (token (6, 6) of 14 x 14)",
+}
+
+
+def named_position(name: str, h: int, w: int, tokens: bool = False) -> tuple[int, int]:
+    """The unit a ``POSITION_NAMES`` name picks on an h x w map (``tokens``: a token grid)."""
+    if name == "openerf_center":
+        name = "center_upper_left" if tokens else "center"
+    if name == "center":
         return h // 2, w // 2
+    if name == "center_upper_left":
+        return (h - 1) // 2, (w - 1) // 2
+    raise ValueError(f"position must be one of {list(POSITION_NAMES)} or (row, col), got {name!r}")
+
+
+def resolve_position(position, h: int, w: int, tokens: bool = False) -> tuple[int, int]:
+    """A ``POSITION_NAMES`` name (``named_position``) or a (row, col) checked against the
+    h x w map."""
+    if isinstance(position, str):
+        return named_position(position, h, w, tokens)
     row, col = (int(v) for v in position)
     if not (0 <= row < h and 0 <= col < w):
         raise ValueError(f"position {(row, col)} is outside the {h}x{w} target feature map")

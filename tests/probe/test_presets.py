@@ -475,3 +475,27 @@ def test_per_channel_seeding_falls_back_to_one_backward_per_channel(monkeypatch)
     monkeypatch.setattr(measure_module.torch.autograd, "grad", no_batching)
     looped = ours(model, xs, seeding="per_channel_normalised")
     np.testing.assert_allclose(looped.map, batched.map, rtol=1e-12, atol=1e-300)
+
+
+def openerf_token_centre(n_tokens: int) -> tuple[int, int]:
+    """OpenERF's (BMVC 2023) centre token of a square grid of ``n_tokens`` spatial tokens:
+    index N // 2 - ((N + 1) % 2) * (g // 2 + 1), as (row, col)."""
+    g = int(round(n_tokens**0.5))
+    index = n_tokens // 2 - ((n_tokens + 1) % 2) * (g // 2 + 1)
+    return divmod(index, g)
+
+
+@pytest.mark.parametrize("side", [64, 80])  # a 4 x 4 (even) and a 5 x 5 (odd) token grid
+def test_the_openerf_preset_probes_openerfs_token_on_even_and_odd_grids(side):
+    timm = pytest.importorskip("timm")
+    vit = timm.create_model("deit_tiny_patch16_224", pretrained=False, img_size=side)
+    g = side // 16
+    result = measure_erf(
+        vit, (3, side, side), target="blocks.0.attn.qkv", n_samples=1, progress=False,
+        **PRESETS["openerf"],
+    )  # fmt: skip
+    assert result.position == openerf_token_centre(g * g)
+    plain = measure_erf(
+        vit, (3, side, side), target="blocks.0.attn.qkv", n_samples=1, progress=False
+    )
+    assert plain.position == (g // 2, g // 2)  # erf's own centre

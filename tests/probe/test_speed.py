@@ -108,8 +108,9 @@ def test_auto_batch_size_halves_on_out_of_memory_and_gives_the_fixed_batch_map(e
     model = _OOMAbove(limit=6, error=error)
     kw = dict(n_samples=20, device="cpu", seed=1)
     auto = measure_erf(model, (2, 16, 16), batch_size="auto", **kw)
-    # the estimate (one sample) says everything fits: 20, then 10, then 5
-    assert model.calls[:4] == [1, 20, 10, 5]
+    # the estimate (one sample, run as a twin pair: with_twin) says everything fits: 20,
+    # then 10, then 5
+    assert model.calls[:4] == [2, 20, 10, 5]
     assert auto.meta["batch_size"] == 5 and auto.meta["oom_retries"] == 2
     assert auto.meta["batch_size_setting"] == "auto"
     fixed = measure_erf(model, (2, 16, 16), batch_size=5, **kw)
