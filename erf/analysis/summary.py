@@ -154,7 +154,9 @@ def erf_metrics(
       exact local TRF, else the probe's grid-scale estimate (``erf.probe.layout.unit_in_input``;
       None for a prefix token); ``unit_in_input_from`` says which. ``layout``, ``grid``,
       ``prefix_tokens``, ``layout_decided_by``: how the probe read the target tensor.
-    - ``degenerate``: None, or why no size or fit is reported (e.g. an all-zero map).
+    - ``degenerate``: None, or why no size or fit is reported (e.g. an all-zero map, or a map
+      the probe knows to be rounding noise only: ``meta["noise_only"]``, an all-channel seed
+      on a LayerNorm over the channels with uniform weights).
     - ``fit_problem``: None, or why the Gaussian parameters should not be read as a size (no
       convergence, degenerate map, or R² below ``r2_min``).
     """
@@ -163,6 +165,8 @@ def erf_metrics(
     unit = _unit_in_input(result, trf)
     center = erf_center(result.shape, unit["unit_in_input"])
     degenerate = is_degenerate(erf_map)
+    if degenerate is None and result.meta.get("noise_only"):  # the probe knows it is zero
+        degenerate = f"rounding noise only: {result.meta['noise_only']}"
     out: dict[str, Any] = {
         **{k: result.meta[k] for k in LAYOUT_KEYS if k in result.meta},
         **unit,

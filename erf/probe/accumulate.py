@@ -134,6 +134,8 @@ class Accumulator:
         self.seed_position: tuple[int, int] | str | None = None
         self.grid: Grid | None = None
         self.warnings: list[str] = []  # what makes this map suspect (meta["probe_warnings"])
+        # why the map can only be rounding noise (meta["noise_only"]: no size is reported)
+        self.noise_only: str | None = None
         self.seed_index: tuple | None = None
         self.target_shape: tuple[int, ...] = ()
         self.window: tuple[int, int, int, int] | None = None
@@ -313,6 +315,8 @@ class Accumulator:
         warnings = [*self.warnings, *seed_warnings, *([dead] if dead else [])]
         if warnings:
             meta["probe_warnings"] = warnings
+        if self.noise_only:
+            meta["noise_only"] = self.noise_only
         if self.grid is not None:
             meta.update(self.grid.describe(), grid=list(self.target_shape[1:]))
             where = unit_in_input(

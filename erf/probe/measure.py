@@ -417,6 +417,7 @@ def probe_units(
                     if warning:
                         log.warning("%s: %s", where, warning)
                         acc.warnings.append(warning)
+                        acc.noise_only = warning
                 retain = k < len(units) - 1
                 maps.append(input_maps(acc, y, x, reduce, retain, options.progress)[:n])
             norms.close()  # the first batch decided every unit's grid

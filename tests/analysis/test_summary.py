@@ -36,6 +36,17 @@ def test_an_all_zero_map_is_degenerate_with_a_reason_and_no_size_or_fit():
     assert "fit" not in metrics
 
 
+def test_a_map_the_probe_knows_to_be_rounding_noise_gets_no_size_ratio_or_interval():
+    # ConvNeXt's stem seeded on every channel: a Gaussian-looking map of rounding noise
+    result = _result(_gaussian() * 1e-9)
+    result.meta["noise_only"] = "the target is a LayerNorm over the channels ..."
+    trf = theoretical_rf([(3, 1, 1)] * 4, input_shape=(41, 41))
+    metrics = erf_metrics(result, trf)
+    assert metrics["degenerate"].startswith("rounding noise only: the target is a LayerNorm")
+    assert np.isnan(metrics["erf_size"]) and np.isnan(metrics["erf_trf_ratio"])
+    assert "fit" not in metrics
+
+
 def test_a_gaussian_map_has_a_good_fit_and_no_flags():
     metrics = erf_metrics(_result(_gaussian()))
     assert metrics["degenerate"] is None and metrics["fit_problem"] is None

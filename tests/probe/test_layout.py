@@ -361,9 +361,11 @@ def test_the_all_channel_probe_of_a_uniform_layernorm_is_flagged_as_measuring_no
     model.tokens = nn.LayerNorm(6)  # weight 1 at init
     result = erf.measure_erf(model, (3, 16, 16), target="tokens", n_samples=1, progress=False)
     assert "sum to a constant" in result.meta["probe_warnings"][0]
+    assert result.meta["noise_only"] == result.meta["probe_warnings"][0]
     assert result.map.max() < 1e-5  # what the warning is about: rounding noise
     one_channel = erf.measure_erf(model, (3, 16, 16), target="tokens", n_samples=1, channel=0)
     assert "probe_warnings" not in one_channel.meta and one_channel.map.max() > 1e-3
+    assert "noise_only" not in one_channel.meta
 
 
 def test_an_unflagged_probe_has_no_probe_warnings():
