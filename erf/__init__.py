@@ -11,7 +11,7 @@ from erf.analysis.metrics import (
 )
 from erf.nets.luo import ConvStack
 from erf.probe.measure import measure_erf, measure_erfs
-from erf.probe.options import PRESETS
+from erf.probe.options import PRESETS, ProbeOptions
 from erf.probe.support import SupportResult, first_global_layer, measured_support, trf_or_support
 from erf.result import ERFResult
 from erf.rf import TheoreticalRF, register_rule, theoretical_rf
@@ -22,6 +22,7 @@ __all__ = [
     "ERFResult",
     "GaussianFit",
     "PRESETS",
+    "ProbeOptions",
     "SupportResult",
     "TheoreticalRF",
     "area_ratios",

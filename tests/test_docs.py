@@ -245,3 +245,21 @@ def test_the_trf_fuzz_census_table_quotes_the_committed_census_files():
             got = census[family]["counts"]
             found = [got.get(k, 0) for k in ("exact", "refused", "wrong")]
             assert [int(q) for q in quoted] == found, f"{family}: {quoted} vs {found}"
+
+
+def test_every_top_level_name_the_readme_uses_exists():
+    import importlib
+
+    import erf
+
+    names = set(re.findall(r"`[^`]*?\berf\.([A-Za-z_]\w*)", _text(ROOT / "README.md")))
+    names -= {"npz"}  # the file erf.npz
+    missing = []
+    for name in sorted(names):
+        if hasattr(erf, name):
+            continue
+        try:
+            importlib.import_module(f"erf.{name}")
+        except ImportError:
+            missing.append(name)
+    assert names and not missing, missing

@@ -12,6 +12,7 @@ The report page (``report.html``, ``report.md``; ``erf.io.report_page``) is rebu
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +21,26 @@ from erf.app.callbacks import write_report
 from erf.app.figures import output_of, parse_overrides
 from erf.io.figure_style import figure_output
 from erf.io.store import CorruptJob
-from erf.io.sweep import STUDIES, format_slopes, write_study, write_summary
+from erf.io.sweep import STUDIES, collect, format_slopes, write_study, write_summary
+
+DEFAULT_X, DEFAULT_GROUP_BY = "depth", ["init", "activation"]
+
+
+def _unknown_setting(sweep_dir: Path, x: str | None, group_by: list[str] | None) -> str | None:
+    """One line naming a ``--x`` / ``--group-by`` setting that no job of the sweep records
+    (with the closest ones it does), or None. The defaults are not checked: a sweep without a
+    depth simply has no depth axis."""
+    asked = [("--x", x)] if x else []
+    asked += [("--group-by", k) for k in group_by or ()]
+    if not asked:
+        return None
+    known = {k for row in collect(sweep_dir) for k in row if not k.startswith("_")}
+    for flag, key in asked:
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            return f"{flag} {key}: no job in {sweep_dir} records {key!r}{hint}"
+    return None
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m erf.report") -> int:
@@ -32,10 +52,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m erf.report") 
         "file per format), plot.dpi=N (raster formats; default 200), plot.scale=linear|log.",
     )
     parser.add_argument("sweep_dir", type=Path)
-    parser.add_argument("--x", default="depth", help="setting on the x axis (default: depth)")
-    parser.add_argument(
-        "--group-by", nargs="*", default=["init", "activation"], help="settings that make a line"
-    )
+    parser.add_argument("--x", help="setting on the x axis (default: depth)")
+    parser.add_argument("--group-by", nargs="*", help="settings that make a line")
     parser.add_argument(
         "--scale", choices=["linear", "log"], default="linear", help="heatmap scale"
     )
@@ -60,6 +78,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m erf.report") 
     if not args.sweep_dir.is_dir():
         print(f"error: {args.sweep_dir} is not a directory", file=sys.stderr)
         return 2
+    problem = _unknown_setting(args.sweep_dir, args.x, args.group_by)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    args.x = args.x or DEFAULT_X
+    args.group_by = DEFAULT_GROUP_BY if args.group_by is None else args.group_by
     try:
         with figure_output(output):
             slopes = write_summary(args.sweep_dir, args.x, args.group_by, args.scale)

@@ -424,21 +424,29 @@ def _num(v: Any) -> float:
         return float("nan")
 
 
+PREVIEW_DPI = 100  # the PNG beside a PDF-only figure, for the report page
+
+
 def save_figure(fig: Figure, path: str | Path, output: FigureOutput | None = None) -> list[Path]:
     """Save ``fig`` once per format of ``output`` (default ``current_output()``: PNG at 200
     dpi unless ``figure_output`` says otherwise) beside ``path`` with that format's suffix
     (``heatmap.png`` -> ``heatmap.pdf``), each atomically (``erf.io.store.atomic_write``: a
     kill or a full disk mid-write leaves the old file or none, never a truncated one); close
-    the figure. PDF and SVG keep text as text. Returns the paths written."""
+    the figure. PDF and SVG keep text as text. Formats that no web page shows (PDF only) get
+    a PNG preview at ``PREVIEW_DPI`` beside them, for the report page. Returns the paths
+    written."""
     output = output or current_output()
     path = Path(path)
+    formats = [(fmt, output.dpi) for fmt in output.formats]
+    if not {"png", "svg"} & set(output.formats):
+        formats.append(("png", PREVIEW_DPI))
     written = []
     try:
         with style():
-            for fmt in output.formats:
+            for fmt, dpi in formats:
                 target = path.with_suffix(f".{fmt}")
                 meta = _metadata(fmt)
-                atomic_write(target, lambda f, fmt=fmt, meta=meta: fig.savefig(f, dpi=output.dpi, format=fmt, metadata=meta))  # noqa: E501  # fmt: skip
+                atomic_write(target, lambda f, fmt=fmt, dpi=dpi, meta=meta: fig.savefig(f, dpi=dpi, format=fmt, metadata=meta))  # noqa: E501  # fmt: skip
                 written.append(target)
     finally:
         plt.close(fig)

@@ -51,3 +51,23 @@ def test_report_refuses_bad_figure_options_in_one_line(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.startswith("error: ") and word in err and err.count("\n") == 1
     assert not any(p.suffix in (".png", ".pdf", ".svg") for p in sweep.iterdir())
+
+
+def test_a_pdf_only_report_gets_png_previews_the_report_page_shows(tmp_path, capsys):
+    sweep = _sweep(tmp_path / "sweep")
+    assert main([str(sweep), "plot.format=pdf", "--x", "depth"]) == 0
+    figures = sorted(p.name for p in sweep.iterdir() if p.suffix in (".png", ".pdf", ".svg"))
+    assert figures == ["erf_grid.pdf", "erf_grid.png", "trf_vs_erf.pdf", "trf_vs_erf.png"]
+    assert (sweep / "report.html").read_text().count('<img src="data:image/png') == 2
+
+
+def test_report_refuses_an_axis_or_group_no_job_records(tmp_path, capsys):
+    sweep = _sweep(tmp_path / "sweep")
+    for args, word in (
+        (["--x", "dpth"], "--x dpth: no job in"),
+        (["--group-by", "init", "activaton"], "--group-by activaton"),
+    ):
+        assert main([str(sweep), *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {word}") and "did you mean" in err and err.count("\n") == 1
+    assert not (sweep / "summary.csv").exists()
