@@ -238,7 +238,8 @@ def all_reduce_result(
     ``total``, ``total_sq`` and the ``n_groups`` bootstrap groups (run-wide, ``shard_groups``),
     ``n_samples``, ``n_nonfinite``, ``n_dead``, the group counts and samples seen. Target
     shape and position come from rank 0, whose shard is never empty. Every rank gets the sum;
-    ``meta`` is this rank's, plus ``world_size``."""
+    ``meta`` is this rank's (rank 0's for a rank with an empty shard, which has none of its
+    own: it takes part in the run all the same), plus ``world_size``."""
     _stop_for_test()
     wait_for_ranks("the exchange of the probe's sums")
     h, w = int(input_shape[1]), int(input_shape[2])
@@ -257,11 +258,12 @@ def all_reduce_result(
     fields = ("input_shape", "target", "target_shape", "position", "channel", "reduce")
     head: list[Any] = [None]
     if dist.get_rank() == 0:
-        head = [{k: getattr(part, k) for k in fields}]
+        head = [({k: getattr(part, k) for k in fields}, dict(part.meta))]
     dist.broadcast_object_list(head, src=0, device=torch.device("cpu"))
     numbers = counts.cpu().numpy()
     n_used, n_bad, seen, n_dead = (int(v) for v in numbers[:4])
-    meta = dict(part.meta) if part is not None else {}
+    shared, meta0 = head[0]
+    meta = dict(part.meta) if part is not None else meta0  # an empty shard: rank 0's meta
     meta.update(samples_seen=seen, world_size=dist.get_world_size())
     if part is not None:  # the dead-input warning counts every rank's inputs
         mine = dead_warning(part.n_dead, part.n_samples)
@@ -279,7 +281,7 @@ def all_reduce_result(
         groups=sums[2:].cpu().numpy() if n_groups else None,
         group_n=numbers[4:].astype(np.int64) if n_groups else None,
         n_dead=n_dead,
-        **head[0],
+        **shared,
     )
 
 

@@ -103,6 +103,47 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def _as_rgb(im):
+    """A PIL image as 8-bit RGB; 16- and 32-bit integer grey levels are scaled down to 0-255
+    (``convert("RGB")`` would clip every value above 255 to white)."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        import numpy as np
+        from PIL import Image
+
+        values = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") or values.max() > 255 else 255.0
+        grey = np.clip(np.round(values / top * 255.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, mode="L").convert("RGB")
+    return im.convert("RGB")
+
+
+def _image_files(root: str):
+    """ImageFolder's file check: an image suffix, a regular file (a named pipe called
+    ``x.png`` would block the run) and each file once, by its real path (a symlink loop
+    would list one image again at every level)."""
+    import os
+    import stat
+
+    from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
+
+    seen: set[str] = set()
+
+    def valid(file: str) -> bool:
+        if not has_file_allowed_extension(file, IMG_EXTENSIONS):
+            return False
+        try:
+            regular = stat.S_ISREG(os.stat(file).st_mode)
+        except OSError:  # a dangling link, a loop
+            return False
+        real = os.path.realpath(file)
+        if not regular or real in seen:
+            return False
+        seen.add(real)
+        return True
+
+    return valid
+
+
 def _image_loader(root: str):
     """ImageFolder's loader, with an image PIL cannot decode named in one ValueError."""
 
@@ -111,7 +152,7 @@ def _image_loader(root: str):
 
         try:
             with Image.open(file) as im:
-                return im.convert("RGB")
+                return _as_rgb(im)
         except (OSError, SyntaxError, ValueError) as exc:  # PIL: truncated, corrupt, unknown
             raise ValueError(
                 f"inputs.root={root}: cannot read image {file} ({' '.join(str(exc).split())}); "
@@ -137,7 +178,9 @@ def image_folder(
     normalised with ``mean``/``std`` (default ImageNet's; the app passes the model's own).
     The order is a seeded shuffle, so ``n_samples`` < dataset size takes a fixed random subset.
 
-    Refused in one line (ValueError): a folder with fewer images than ``n_samples`` (the
+    Only regular files with an image suffix count, each once by its real path (no named
+    pipes, no copies through symlink loops); 16-bit grey PNGs are scaled to 8 bits, not
+    clipped. Refused in one line (ValueError): a folder with fewer images than ``n_samples`` (the
     probe would silently average fewer), and, when the loader reaches it, an image that
     cannot be decoded (corrupt or truncated), named by its path: a bad file fails the run
     rather than being skipped, so every map averages exactly the images it says.
@@ -162,7 +205,10 @@ def image_folder(
         steps.append(transforms.Normalize(mean, std))
     try:
         dataset = datasets.ImageFolder(
-            str(path), transform=transforms.Compose(steps), loader=_image_loader(root)
+            str(path),
+            transform=transforms.Compose(steps),
+            loader=_image_loader(root),
+            is_valid_file=_image_files(root),
         )
     except (FileNotFoundError, RuntimeError) as exc:
         raise FileNotFoundError(f"inputs.root={root}: {exc}") from None

@@ -110,6 +110,9 @@ def test_every_rank_holds_the_same_reduced_result(two_ranks):
     for a, b in zip(*two_ranks):
         np.testing.assert_array_equal(a.total, b.total)
         assert (a.n_samples, a.position) == (b.n_samples, b.position)
+        # a rank whose shard was empty (the 3-sample case) has a whole meta all the same
+        for key in ("dtype", "fingerprint", "inputs", "world_size"):
+            assert a.meta[key] == b.meta[key], key
 
 
 @pytest.mark.slow
