@@ -17,6 +17,7 @@ Sweeps (``experiment=...``) are Hydra multiruns; their summary is ``erf.report``
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -84,14 +85,29 @@ def main(cfg: DictConfig) -> None:
               f"probe.n_samples={cfg.probe.n_samples}; probe.on_nonfinite=skip skips and "
               "counts them)", file=sys.stderr, flush=True)  # fmt: skip
         sys.exit(1)
-    except RuntimeError as exc:
+    except (RuntimeError, OSError) as exc:  # OSError: a full or read-only disk
         _full_error(exc)
-        log_traceback(exc)  # the whole traceback in the job's log file, not on the console
+        _log_quietly(exc)  # the whole traceback in the job's log file, not on the console
         raise SystemExit(f"error: {one_line(exc)}") from None
     if hydra_cfg.mode != RunMode.MULTIRUN and distributed.is_main_process():
         if (out_dir / "metrics.json").is_file() or (out_dir / "summary.csv").is_file():
-            callbacks.write_report(out_dir, OmegaConf.create({"hydra": hydra_cfg}))
+            try:
+                callbacks.write_report(out_dir, OmegaConf.create({"hydra": hydra_cfg}))
+            except OSError as exc:
+                _log_quietly(exc)
+                raise SystemExit(f"error: the report page: {one_line(exc)}") from None
         print(f"results: {out_dir}", file=sys.stdout, flush=True)
+
+
+def _log_quietly(exc: BaseException) -> None:
+    """``log_traceback``, without logging's own traceback on the console when the log file
+    cannot be written either (the disk that failed the job is full)."""
+    raise_exceptions = logging.raiseExceptions
+    logging.raiseExceptions = False
+    try:
+        log_traceback(exc)
+    finally:
+        logging.raiseExceptions = raise_exceptions
 
 
 # A job's refusals of its config: exit 2, and no folder left behind when nothing was written.

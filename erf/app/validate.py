@@ -459,13 +459,17 @@ def check_output_folder(setup: DictConfig, multirun: bool) -> None:
     ``multirun`` or the config's ``hydra.mode`` says so) must be creatable: no file in its
     way, a writable place. Checked with a temporary folder that is removed at once."""
     hydra_cfg = setup.hydra
-    multi = multirun or str(OmegaConf.select(hydra_cfg, "mode", default="")) == "MULTIRUN"
+    mode = OmegaConf.select(hydra_cfg, "mode", default=None)  # a RunMode, or its name
+    multi = multirun or getattr(mode, "name", mode) == "MULTIRUN"
     key = "hydra.sweep.dir" if multi else "hydra.run.dir"
     try:
         folder = Path(str(OmegaConf.select(hydra_cfg, key[6:]))).expanduser()
     except (OmegaConfBaseException, ValueError):
         return  # interpolates something only known when the job runs
     path = folder if folder.is_absolute() else Path.cwd() / folder
+    too_long = _too_long_name(path)
+    if too_long:
+        raise ConfigError(f"{key}={folder}: the name {too_long[:40]}... is too long for a folder")
     existing = path
     while not existing.exists() and existing != existing.parent:
         if existing.is_symlink():  # a dangling link: mkdir would fail on it
@@ -478,6 +482,16 @@ def check_output_folder(setup: DictConfig, multirun: bool) -> None:
     except OSError as exc:
         why = exc.strerror or type(exc).__name__
         raise ConfigError(f"{key}={folder}: cannot create a folder in {existing} ({why})") from None
+
+
+def _too_long_name(path: Path) -> str | None:
+    """A component of ``path`` longer than the file system allows (``Path.exists`` would
+    raise on it), or None."""
+    try:
+        limit = os.pathconf("/", "PC_NAME_MAX")
+    except (OSError, ValueError):  # no pathconf (Windows): the usual limit
+        limit = 255
+    return next((p for p in path.parts if len(os.fsencode(p)) > limit), None)
 
 
 def _override_text(o, value: Any) -> str:

@@ -153,7 +153,8 @@ def _image_loader(root: str):
         try:
             with Image.open(file) as im:
                 return _as_rgb(im)
-        except (OSError, SyntaxError, ValueError) as exc:  # PIL: truncated, corrupt, unknown
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            # PIL: truncated, corrupt, unknown format, or more pixels than PIL allows
             raise ValueError(
                 f"inputs.root={root}: cannot read image {file} ({' '.join(str(exc).split())}); "
                 "remove or replace it"

@@ -117,3 +117,18 @@ def test_flags_and_their_values_are_not_taken_for_overrides(argv, expected):
     from erf.app.run import command_line_overrides
 
     assert command_line_overrides(argv) == expected
+
+
+def test_a_sweep_experiment_checks_its_sweep_folder_without_dash_m(tmp_path):
+    # experiment configs set hydra.mode=MULTIRUN: the sweep folder is the one Hydra makes
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    with pytest.raises(ConfigError, match=r"hydra.sweep.dir=.*is a file, not a folder"):
+        preflight(["experiment=depth_sweep", "scale=tiny", f"hydra.sweep.dir={blocker}"])
+
+
+def test_an_output_folder_name_too_long_for_the_file_system_is_one_line(tmp_path):
+    folder = tmp_path / ("x" * 300)
+    with pytest.raises(ConfigError, match="is too long for a folder") as e:
+        preflight(["model.depth=2", f"hydra.run.dir={folder}"])
+    assert "\n" not in str(e.value)

@@ -46,3 +46,14 @@ def test_a_16_bit_grey_png_is_scaled_to_the_unit_range_not_clipped_to_white(tmp_
     loader = image_folder(str(tmp_path / "g"), (8, 8), batch_size=1, normalize=False)
     (x, _) = next(iter(loader))
     torch.testing.assert_close(x, torch.full_like(x, 128 / 255))
+
+
+def test_a_decompression_bomb_is_refused_in_one_line_naming_the_file(tmp_path, monkeypatch):
+    from PIL import Image
+
+    root = _folder(tmp_path / "images", n=1)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)  # 8 x 8 = 64 > 2 x 10: a "bomb"
+    loader = image_folder(str(root), (8, 8), batch_size=1)
+    with pytest.raises(ValueError, match=r"cannot read image .*0\.png") as e:
+        next(iter(loader))
+    assert "\n" not in str(e.value)

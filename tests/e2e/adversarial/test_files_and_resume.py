@@ -378,3 +378,27 @@ def test_a_killed_run_resumes_bitwise_with_its_lock_and_settings(tmp_path):
     run_module("erf.run", *SLOW, "probe.n_samples=40", f"hydra.run.dir={cut}", "resume=true")
     assert np.array_equal(load_result(cut / "erf.npz").total, load_result(whole / "erf.npz").total)
     assert not (cut / ".lock").exists() and _no_temps(cut)
+
+
+FULL_DISK_JOB = """
+import errno, sys
+import erf.app.run as run
+def full_disk(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+run.run_job = full_disk
+sys.argv = ["erf.run", *sys.argv[1:]]
+run.cli()
+"""
+
+
+def test_a_single_job_on_a_full_disk_fails_in_one_line_without_a_traceback(tmp_path):
+    import sys
+
+    from helpers.cli import run_command
+
+    proc = run_command(
+        [sys.executable, "-c", FULL_DISK_JOB, *TINY, f"hydra.run.dir={tmp_path / 'run'}"],
+        check=False,
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr + proc.stdout
+    assert proc.stderr.strip() == "error: [Errno 28] No space left on device"
