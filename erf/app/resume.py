@@ -183,9 +183,11 @@ def _sweep_record(sweep_dir: Path) -> dict[str, Any] | None:
     return {"experiment": experiment, "overrides": overrides}
 
 
-def check_sweep(cfg: DictConfig) -> None:
+def check_sweep(cfg: DictConfig, out_dir: Path | None = None) -> None:
     """In a multirun, record the sweep in ``sweep.json`` in its folder, or refuse (one line)
-    to run into a sweep folder another experiment or other overrides made."""
+    to run into a sweep folder another experiment or other overrides made, or one that holds
+    finished or interrupted jobs (other than ``out_dir``, this job's) but no ``sweep.json``:
+    what made them cannot be checked."""
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
         return
     sweep_dir = Path(HydraConfig.get().sweep.dir)
@@ -194,6 +196,19 @@ def check_sweep(cfg: DictConfig) -> None:
         return
     path = sweep_dir / SWEEP_RECORD
     if not path.exists():
+        others = [
+            job
+            for job in sorted(sweep_dir.iterdir())
+            if job.is_dir()
+            and job != out_dir
+            and any((job / name).exists() for name in ("metrics.json", *CHECKPOINTS))
+        ]
+        if others:
+            raise ValueError(
+                f"{sweep_dir} holds jobs ({others[0].name}, ...) but no {SWEEP_RECORD}, so what "
+                "made them cannot be checked against this sweep; use another hydra.sweep.dir, "
+                "or move those jobs out"
+            )
         write_json(record, path)
         return
     old = read_json(path)
@@ -205,6 +220,56 @@ def check_sweep(cfg: DictConfig) -> None:
             f"{'resume=true: ' if cfg.resume else ''}{sweep_dir} holds a sweep made with {diff}; "
             "use another hydra.sweep.dir or delete it"
         )
+
+
+MODEL_FILES = "model_files"  # the config key ``with_model_files`` adds
+
+
+def with_model_files(cfg: DictConfig) -> DictConfig:
+    """``cfg`` plus ``model_files``: the sha256 of ``model.checkpoint``'s content and of the
+    source file that defines ``model._target_``. They enter the job's settings like any key,
+    so a checkpoint file replaced, or a model's code edited, between a kill and a resume is
+    refused instead of mixed into the map. (A missing file or source: not recorded.)"""
+    files: dict[str, str] = {}
+    checkpoint = OmegaConf.select(cfg, "model.checkpoint", default=None)
+    if checkpoint and Path(str(checkpoint)).expanduser().is_file():
+        files["checkpoint_sha256"] = _sha256(Path(str(checkpoint)).expanduser())
+    source = _target_source(OmegaConf.select(cfg, "model._target_", default=None))
+    if source is not None:
+        files["code_sha256"] = _sha256(source)
+    out = cfg.copy()
+    OmegaConf.set_struct(out, False)
+    out[MODEL_FILES] = files
+    return out
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _target_source(target: Any) -> Path | None:
+    """The source file of the module that defines ``target`` (a dotted path), if any."""
+    import importlib
+    import inspect
+
+    if not target:
+        return None
+    parts = str(target).split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        try:
+            module = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        try:
+            file = inspect.getsourcefile(module)
+        except TypeError:  # a built-in module
+            return None
+        return Path(file) if file else None
+    return None
 
 
 def _writes_files() -> bool:
@@ -220,7 +285,7 @@ def job_folder(cfg: DictConfig, out_dir: Path) -> Iterator[None]:
     lock = folder_lock(out_dir) if _writes_files() else contextlib.nullcontext()
     with lock:
         try:
-            check_sweep(cfg)
+            check_sweep(cfg, out_dir)
         except ValueError:
             _remove_if_new(out_dir)
             raise

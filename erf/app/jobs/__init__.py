@@ -19,7 +19,7 @@ from erf.app.jobs.draws import run_draws
 from erf.app.jobs.measure import run_measure, run_profile
 from erf.app.jobs.training import run_training
 from erf.app.protocol import apply_protocol
-from erf.app.resume import completed_metrics, job_folder
+from erf.app.resume import completed_metrics, job_folder, with_model_files
 from erf.app.suite import run_suite
 from erf.app.validate import validate
 from erf.probe import distributed
@@ -55,6 +55,7 @@ def run_job(
     kind = job_kind(cfg)
     if kind == "suite":
         return run_suite(cfg, out_dir)
+    cfg = with_model_files(cfg)  # what a resume must match beyond the settings
     with job_folder(cfg, out_dir):
         return _run_kind(cfg, kind, out_dir, should_stop)
 

@@ -315,6 +315,17 @@ def test_a_sweep_folder_refuses_another_sweep(sweep, tmp_path, other, key):
     assert len([p for p in sweep_dir.iterdir() if p.is_dir()]) == 1  # no job of the other
 
 
+def test_a_sweep_folder_whose_record_was_deleted_refuses_another_sweep(sweep, tmp_path):
+    sweep_dir = _copy(sweep, tmp_path)
+    (sweep_dir / "sweep.json").unlink()
+    summary = (sweep_dir / "summary.csv").read_bytes()
+    proc = _run("experiment=init_sweep", "scale=tiny", f"hydra.sweep.dir={sweep_dir}")
+    line = _refused(proc, 2)
+    assert line.startswith(f"error: {sweep_dir} holds jobs (0_") and "no sweep.json" in line
+    assert (sweep_dir / "summary.csv").read_bytes() == summary
+    assert len([p for p in sweep_dir.iterdir() if p.is_dir()]) == 1
+
+
 # --------------------------------------------------------------------------- 5: one run a folder
 
 
