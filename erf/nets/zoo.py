@@ -56,7 +56,10 @@ def _floats(values: Any) -> tuple[float, ...]:
 
 
 def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
-    """Load a state dict (or a dict holding one under "state_dict"/"model") into ``model``."""
+    """Load a state dict into ``model``: the file's own, or the one a training checkpoint
+    holds under any key ("state_dict", "model", "model_state_dict", "ema", ...), with the
+    prefixes of DistributedDataParallel ("module.") and torch.compile ("_orig_mod.") taken
+    off (``_state_dict_in``)."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
@@ -64,17 +67,40 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle/zip errors differ by torch version
         raise WeightsUnavailable(f"checkpoint {path} could not be read ({exc})") from None
-    if isinstance(state, dict):
-        for key in ("state_dict", "model"):
-            if key in state and isinstance(state[key], dict):
-                state = state[key]
-                break
+    state = _state_dict_in(state, model)
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0]
         raise WeightsUnavailable(f"checkpoint {path} does not fit the model: {first}") from None
     return model
+
+
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DistributedDataParallel, torch.compile
+
+
+def _state_dict_in(state: Any, model: nn.Module) -> Any:
+    """The dict of tensors in ``state`` whose keys (wrapper prefixes taken off) best match
+    ``model``'s own: ``state`` itself or one of its values, one level down. ``state``
+    unchanged when no candidate shares a key with the model (the load then says why)."""
+    own = set(model.state_dict())
+
+    def unwrapped(d: dict) -> dict:
+        for prefix in _WRAPPER_PREFIXES:
+            if d and all(isinstance(k, str) and k.startswith(prefix) for k in d):
+                d = {k[len(prefix) :]: v for k, v in d.items()}
+        return d
+
+    candidates = [state] if isinstance(state, dict) else []
+    if isinstance(state, dict):
+        candidates += [v for v in state.values() if isinstance(v, dict)]
+    best, score = state, 0
+    for c in candidates:
+        c = unwrapped(c)
+        shared = len(own & set(c))
+        if shared > score:
+            best, score = c, shared
+    return best
 
 
 def torchvision_model(name: str, weights: str | None = None, **kwargs: Any) -> nn.Module:

@@ -59,11 +59,23 @@ def test_missing_or_corrupt_or_mismatched_checkpoints_are_one_line_errors(tmp_pa
         load_checkpoint(model, tmp_path / "other.pth")
 
 
-def test_checkpoint_nested_under_state_dict_is_accepted(tmp_path):
-    source = torch.nn.Conv2d(1, 1, 3)
-    torch.save({"state_dict": source.state_dict(), "epoch": 3}, tmp_path / "c.pth")
-    target = load_checkpoint(torch.nn.Conv2d(1, 1, 3), tmp_path / "c.pth")
-    assert torch.equal(target.weight, source.weight)
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda sd: {"state_dict": sd, "epoch": 3},
+        lambda sd: {"model_state_dict": sd, "optimizer_state_dict": {"state": {}}, "epoch": 3},
+        lambda sd: {f"module.{k}": v for k, v in sd.items()},  # DistributedDataParallel
+        lambda sd: {"model": {f"_orig_mod.{k}": v for k, v in sd.items()}},  # torch.compile
+    ],
+    ids=["state_dict", "model_state_dict", "ddp_prefix", "compiled_prefix"],
+)
+def test_a_training_checkpoint_of_the_same_architecture_is_accepted(tmp_path, wrap):
+    source = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
+    torch.save(wrap(source.state_dict()), tmp_path / "c.pth")
+    target = load_checkpoint(
+        torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2)), tmp_path / "c.pth"
+    )
+    assert torch.equal(target[0].weight, source[0].weight)
 
 
 def test_timm_model_without_timm_installed_says_how_to_install(monkeypatch):
