@@ -56,6 +56,8 @@ from erf.nets.checks import (
     MAX_LAYERS,
     MAX_SAMPLES,
     MAX_SIDE,
+    MAX_WEIGHTS,
+    conv_stack_weights,
 )
 from erf.nets.luo import ACTIVATIONS, DROPOUT_MODES, INITS, POOLS
 from erf.probe.bench import METHODS as BENCH_METHODS
@@ -420,12 +422,11 @@ _CHEAP_WEIGHTS = 20_000_000  # our networks up to this many weights are built by
 
 
 def _luo_weights(cfg: DictConfig) -> int:
-    """Roughly how many conv weights our conv/residual stacks have (layers x C² x k²)."""
+    """Roughly how many conv weights our conv/residual stacks have (``conv_stack_weights``)."""
     m = cfg.model
     layers = int(m.get("depth", None) or 2 * int(m.get("blocks", 1) or 1))
-    c = max(int(m.get("channels", 1) or 1), int(m.get("in_channels", None) or 1))
-    k = int(m.get("kernel_size", 3) or 3)
-    return layers * c * c * k * k
+    channels, k = int(m.get("channels", 1) or 1), int(m.get("kernel_size", 3) or 3)
+    return conv_stack_weights(layers, channels, k, int(m.get("in_channels", None) or 1))
 
 
 def check_cheap_target(cfg: DictConfig) -> None:
@@ -435,7 +436,7 @@ def check_cheap_target(cfg: DictConfig) -> None:
     if OmegaConf.select(cfg, "model._target_") not in MODEL_RULES:
         return
     weights = _luo_weights(cfg)
-    if weights > 2**31:
+    if weights > MAX_WEIGHTS:
         raise ConfigError(
             f"model.channels={cfg.model.channels} with model.kernel_size="
             f"{cfg.model.kernel_size} makes about {weights:.2e} weights (more than 2^31): "

@@ -22,6 +22,24 @@ MAX_LAYERS = 10_000  # model.depth / model.blocks
 MAX_CHANNELS = 65_536  # model.channels / in_channels / inputs.channels
 MAX_KERNEL = 1_025  # model.kernel_size
 MAX_DRAWS = 100_000  # probe.draws
+MAX_WEIGHTS = 2**31  # conv weights of one of our stacks (8 GiB in float32)
+
+
+def conv_stack_weights(layers: int, channels: int, kernel_size: int, in_channels: int = 1) -> int:
+    """About how many conv weights a stack of ``layers`` k x k convs of ``channels`` channels
+    has (layers x C^2 x k^2, C the wider of channels and in_channels)."""
+    c = max(int(channels), int(in_channels))
+    return int(layers) * c * c * int(kernel_size) ** 2
+
+
+def check_weights(layers: int, channels: int, kernel_size: int, in_channels: int = 1) -> None:
+    """A one-line ValueError when ``conv_stack_weights`` exceeds ``MAX_WEIGHTS``."""
+    weights = conv_stack_weights(layers, channels, kernel_size, in_channels)
+    if weights > MAX_WEIGHTS:
+        raise ValueError(
+            f"channels={channels} with kernel_size={kernel_size} makes about {weights:.2e} "
+            "weights (more than 2^31): lower the channels or the depth"
+        )
 
 
 def is_integer(v: Any) -> bool:
@@ -58,8 +76,11 @@ __all__ = [
     "MAX_KERNEL",
     "MAX_LAYERS",
     "MAX_SAMPLES",
+    "MAX_WEIGHTS",
     "MAX_SIDE",
     "check_int",
+    "check_weights",
+    "conv_stack_weights",
     "check_positive",
     "is_finite_number",
     "is_integer",

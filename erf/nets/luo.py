@@ -8,7 +8,14 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from erf.nets.checks import MAX_CHANNELS, MAX_KERNEL, MAX_LAYERS, check_int, check_positive
+from erf.nets.checks import (
+    MAX_CHANNELS,
+    MAX_KERNEL,
+    MAX_LAYERS,
+    check_int,
+    check_positive,
+    check_weights,
+)
 
 ACTIVATIONS = {"none": None, "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 INITS = ("uniform", "random", "kaiming", "rim_heavy")
@@ -95,6 +102,7 @@ class ConvStack(nn.Sequential):
             )
         if channels < 1 or (in_channels is not None and in_channels < 1):
             raise ValueError("channels and in_channels must be >= 1")
+        check_weights(depth, channels, kernel_size, in_channels or 1)
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; allowed: {list(ACTIVATIONS)}")
         if init not in INITS:
@@ -352,6 +360,7 @@ class ResidualStack(nn.Sequential):
             check_int("in_channels", in_channels, 1, MAX_CHANNELS)
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd and >= 1, got {kernel_size}")
+        check_weights(2 * blocks, channels, kernel_size, in_channels or 1)
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; allowed: {list(ACTIVATIONS)}")
         bad = [i for i in subsample_at if not 0 <= int(i) < blocks]

@@ -4,6 +4,8 @@ fixed-size run."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from erf.probe.inputs import input_batches, is_seeded
@@ -119,11 +121,22 @@ class BatchStream:
 def estimate_batch_size(step, stream: BatchStream, device: torch.device, n_samples: int) -> int:
     """Largest batch expected to fit: the bytes one sample's forward keeps for the backward
     (``saved_tensors_hooks``) plus its input, times two for the backward's buffers, into
-    ``AUTO_MEMORY_FRACTION`` of the free memory (CUDA: ``mem_get_info``; CPU: MemAvailable).
-    Out-of-memory errors halve it later if it was too optimistic."""
+    ``AUTO_MEMORY_FRACTION`` of the free memory (CUDA: ``mem_get_info``; CPU:
+    ``cpu_available_bytes``, a container's limit included). Out-of-memory errors halve it
+    later if it was too optimistic."""
+    per_sample = _per_sample_bytes(step, stream)
+    if per_sample is None:
+        return 1
+    free = _free_bytes(device)
+    return max(1, min(n_samples, AUTO_BATCH_MAX, int(AUTO_MEMORY_FRACTION * free // per_sample)))
+
+
+def _per_sample_bytes(step, stream: BatchStream) -> int | None:
+    """Bytes one sample's forward keeps for the backward (``saved_tensors_hooks``) plus its
+    input, times two for the backward's buffers; None without a sample to try."""
     x = stream.first_sample()
     if x is None:
-        return 1
+        return None
     storages: dict[int, int] = {}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
@@ -133,21 +146,78 @@ def estimate_batch_size(step, stream: BatchStream, device: torch.device, n_sampl
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         step(x[:1])  # run as a pair (``with_twin``): what it keeps is two samples' worth
-    per_sample = 2 * (sum(storages.values()) // 2 + x[:1].nelement() * 8) + 1
-    if device.type == "cuda":  # free memory, plus what torch's caching allocator holds unused
+    return 2 * (sum(storages.values()) // 2 + x[:1].nelement() * 8) + 1
+
+
+def _free_bytes(device: torch.device) -> int:
+    """Free memory on ``device``: CUDA's free memory plus what torch's caching allocator
+    holds unused; on the CPU ``cpu_available_bytes``."""
+    if device.type == "cuda":
         unused = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-        free = torch.cuda.mem_get_info(device)[0] + unused
-    else:
-        free = _cpu_available_bytes()
-    return max(1, min(n_samples, AUTO_BATCH_MAX, int(AUTO_MEMORY_FRACTION * free // per_sample)))
+        return torch.cuda.mem_get_info(device)[0] + unused
+    return cpu_available_bytes()
 
 
-def _cpu_available_bytes() -> int:
+def cpu_available_bytes(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
+    """Bytes this process may still allocate on the CPU: the host's ``MemAvailable``, or less
+    when its cgroup (a container's memory limit, v2 or v1) has less room left."""
+    host = 4 << 30  # no /proc (macOS, Windows): assume 4 GiB
     try:
         with open("/proc/meminfo") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    host = int(line.split()[1]) * 1024
+                    break
     except OSError:
         pass
-    return 4 << 30  # no /proc (macOS, Windows): assume 4 GiB
+    room = cgroup_room(cgroup_root)
+    return host if room is None else min(host, room)
+
+
+def cgroup_room(root: Path, self_cgroup: Path = Path("/proc/self/cgroup")) -> int | None:
+    """The memory limit of this process's cgroup minus its usage, or None without a limit.
+    v2: ``memory.max`` and ``memory.current`` in the process's own cgroup folder (from
+    ``/proc/self/cgroup``, line ``0::/path``) or ``root``; v1: ``memory/memory.limit_in_bytes``
+    and ``memory.usage_in_bytes`` (a limit near 2^63 means none)."""
+    folders = [root]
+    try:
+        for line in self_cgroup.read_text().splitlines():
+            if line.startswith("0::"):
+                folders.insert(0, root / line[3:].lstrip("/"))
+    except OSError:
+        pass
+    for folder in folders:
+        limit, used = _read_int(folder / "memory.max"), _read_int(folder / "memory.current")
+        if limit is not None and used is not None:
+            return max(0, limit - used)
+    limit = _read_int(root / "memory" / "memory.limit_in_bytes")
+    used = _read_int(root / "memory" / "memory.usage_in_bytes")
+    if limit is not None and used is not None and limit < 1 << 62:
+        return max(0, limit - used)
+    return None
+
+
+def _read_int(path: Path) -> int | None:
+    """The integer in a cgroup file, None when missing or "max" (no limit)."""
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def memory_refusal(step, stream: BatchStream, device: torch.device, batch_size: int) -> str | None:
+    """For a fixed ``batch_size``: why it would not fit (the estimate of ``estimate_batch_size``
+    for that many samples against the free memory, the cgroup's limit included), with the
+    batch size that would, or None. Only a random source can lend a sample for the estimate."""
+    per_sample, free = _per_sample_bytes(step, stream), _free_bytes(device)
+    if per_sample is None or batch_size * per_sample <= free:
+        return None
+    fits = max(1, int(free // per_sample))
+    gib = 1 << 30
+    return (
+        f"probe.batch_size={batch_size} needs about {batch_size * per_sample / gib:.1f} GiB per "
+        f"batch ({per_sample / gib:.2f} GiB a sample), more than the {free / gib:.1f} GiB free "
+        f"on {device.type} (container limits included): use probe.batch_size={fits} or "
+        "probe.batch_size=auto"
+    )

@@ -30,6 +30,7 @@ from erf.probe.batches import (
     after_out_of_memory,
     estimate_batch_size,
     is_out_of_memory,
+    memory_refusal,
     with_twin,
 )
 from erf.probe.crop import CropRefused, plan_crop
@@ -426,6 +427,10 @@ def probe_units(
         stream = BatchStream(inputs, input_shape, n_samples, batch_size, seed, seen, auto)
         if auto and auto_start is None and stream.random:
             stream.resize(estimate_batch_size(step, stream, dev, n_samples))
+        elif not auto and stream.random and not compile and int(batch_size) > 1:
+            too_big = memory_refusal(step, stream, dev, min(int(batch_size), n_samples - seen))
+            if too_big:  # refused before the kernel kills the run
+                raise ValueError(too_big)
         per_batch = stream.limit or (1 if auto else int(batch_size))
         n_batches = -(-(n_samples - seen) // per_batch)
         show = n_batches > 1 if progress is None else progress

@@ -76,3 +76,17 @@ def test_batch_norm_is_calibrated_on_noise_and_left_in_eval_mode():
     assert z.mean().abs() < 0.1 and (z.var(dim=(0, 2, 3)) - 1).abs().max() < 0.2
     again = ResidualStack(blocks=2, channels=4, batch_norm=True, seed=3)
     torch.testing.assert_close(again[1].bn2.running_var, net[1].bn2.running_var)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: ConvStack(depth=10, kernel_size=101, channels=2000),
+        lambda: ResidualStack(blocks=5, kernel_size=101, channels=2000),
+    ],
+    ids=["conv_stack", "residual_stack"],
+)
+def test_a_stack_of_more_than_2_31_weights_is_refused_before_it_allocates(build):
+    with pytest.raises(ValueError, match=r"more than 2\^31") as e:
+        build()
+    assert "\n" not in str(e.value)

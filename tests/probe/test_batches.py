@@ -88,3 +88,48 @@ def test_per_channel_seeds_of_a_sample_alone_read_the_units_3x3_window():
     rows, cols = torch.nonzero(torch.as_tensor(alone.map), as_tuple=True)
     assert (rows.min(), rows.max(), cols.min(), cols.max()) == (2, 4, 2, 4)
     torch.testing.assert_close(torch.as_tensor(alone.map), torch.as_tensor(pair.map))
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def _cgroup(tmp_path, files):
+    for name, text in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return tmp_path
+
+
+def test_a_v2_cgroup_limit_leaves_its_limit_minus_its_usage(tmp_path):
+    from erf.probe.batches import cgroup_room
+
+    root = _cgroup(
+        tmp_path, {"job/memory.max": "3221225472\n", "job/memory.current": "1073741824\n"}
+    )
+    (tmp_path / "self").write_text("0::/job\n")
+    assert cgroup_room(root, tmp_path / "self") == 2 << 30
+
+
+def test_a_v1_cgroup_limit_counts_and_an_unlimited_one_does_not(tmp_path):
+    from erf.probe.batches import cgroup_room
+
+    v1 = {"memory/memory.limit_in_bytes": "2147483648", "memory/memory.usage_in_bytes": "1024"}
+    assert cgroup_room(_cgroup(tmp_path / "a", v1), tmp_path / "none") == (2 << 30) - 1024
+    unlimited = {"memory.max": "max\n", "memory.current": "5\n"}
+    assert cgroup_room(_cgroup(tmp_path / "b", unlimited), tmp_path / "none") is None
+
+
+def test_a_batch_that_would_not_fit_is_refused_in_one_line_naming_one_that_would(monkeypatch):
+    import erf.probe.batches as batches
+    from erf import ConvStack
+
+    model = ConvStack(depth=3, kernel_size=3, channels=8, in_channels=1, init="random")
+    monkeypatch.setattr(batches, "cpu_available_bytes", lambda: 200_000)  # 200 kB free
+    with pytest.raises(ValueError, match=r"probe.batch_size=16 needs about .* free on cpu") as e:
+        measure_erf(model, (1, 32, 32), n_samples=16, batch_size=16, progress=False)
+    message = str(e.value)
+    assert "use probe.batch_size=" in message and "\n" not in message
+    fits = int(message.split("use probe.batch_size=")[1].split()[0])
+    assert 1 <= fits < 16
+    measure_erf(model, (1, 32, 32), n_samples=4, batch_size=fits, progress=False)
