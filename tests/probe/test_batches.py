@@ -114,8 +114,13 @@ def test_a_v2_cgroup_limit_leaves_its_limit_minus_its_usage(tmp_path):
 def test_a_v1_cgroup_limit_counts_and_an_unlimited_one_does_not(tmp_path):
     from erf.probe.batches import cgroup_room
 
-    v1 = {"memory/memory.limit_in_bytes": "2147483648", "memory/memory.usage_in_bytes": "1024"}
-    assert cgroup_room(_cgroup(tmp_path / "a", v1), tmp_path / "none") == (2 << 30) - 1024
+    v1 = {
+        "memory/memory.limit_in_bytes": "9223372036854771712",  # the root: no limit
+        "memory/box/memory.limit_in_bytes": "2147483648",
+        "memory/box/memory.usage_in_bytes": "1024",
+    }
+    (tmp_path / "self").write_text("9:name=systemd:/\n4:memory:/box\n0::/\n")
+    assert cgroup_room(_cgroup(tmp_path / "a", v1), tmp_path / "self") == (2 << 30) - 1024
     unlimited = {"memory.max": "max\n", "memory.current": "5\n"}
     assert cgroup_room(_cgroup(tmp_path / "b", unlimited), tmp_path / "none") is None
 
