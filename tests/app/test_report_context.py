@@ -41,3 +41,12 @@ def test_the_report_page_of_a_received_folder_carries_no_environment_value(tmp_p
     write_report(tmp_path)
     for name in ("report.html", "report.md"):
         assert "marker-secret-7f3a" not in (tmp_path / name).read_text(), name
+
+
+def test_an_interpolation_in_an_override_is_shown_as_written_not_resolved(tmp_path):
+    # label=d${model.depth} in a sweep whose saved config has no model.depth: resolving it
+    # failed after every job had finished
+    (tmp_path / "multirun.yaml").write_text(
+        "hydra:\n  overrides:\n    task:\n    - label=d${model.depth}\n"
+    )
+    assert sweep_context(tmp_path)["command"].endswith("label=d${model.depth}")
