@@ -254,12 +254,15 @@ def cubic_source(
     scale: float | None = None,
     align_corners: bool = False,
     single: bool = False,
+    copied: bool = False,
 ) -> Interval:
     """Source pixels of output u for ``mode="bicubic"``: taps ``i0-1 .. i0+2`` (clamped to the
     input for real units), only ``i0`` when lambda is 0 (the other weights vanish).
-    ``single``: float32 index arithmetic (``_source_index``). Identity when n_out == n_in (the
-    kernel copies, whatever the scale factor)."""
-    if n_out == n_in:
+    ``single``: float32 index arithmetic (``_source_index``). ``copied``: every spatial axis
+    of the map keeps its size, and PyTorch's bicubic backward then copies the gradient,
+    whatever the scale factor: identity. An axis that keeps its size beside one that does
+    not reads its taps at the given scale (a scale factor of 1.3 on 3 columns mixes them)."""
+    if copied:
         return (u, u)
     i0, lam = _source_index(u, n_in, n_out, scale, align_corners, cubic=True, single=single)
     lo, hi = (i0, i0) if lam == 0 else (i0 - 1, i0 + 2)
@@ -276,10 +279,12 @@ def interpolate_interval(
     scale: float | None = None,
     align_corners: bool | None = None,
     single: bool = False,
+    copied: bool = False,
 ) -> Interval:
     """F.interpolate / nn.Upsample along one axis (sizes from the actual shapes; ``scale`` is the
     user's scale_factor when PyTorch passes it to the kernel, else None; ``single``: the map is
-    float32 or half, whose linear/cubic source indices PyTorch computes in float32)."""
+    float32 or half, whose linear/cubic source indices PyTorch computes in float32;
+    ``copied``: every spatial axis keeps its size (``cubic_source``))."""
     a, b = iv
     if mode == "nearest" or mode == "nearest-exact":
         exact = mode == "nearest-exact"
@@ -297,8 +302,8 @@ def interpolate_interval(
         ac = bool(align_corners)
         first, last = range(a, min(a + 3, b) + 1), range(max(b - 3, a), b + 1)
         return (
-            min(cubic_source(u, n_in, n_out, scale, ac, single)[0] for u in first),
-            max(cubic_source(u, n_in, n_out, scale, ac, single)[1] for u in last),
+            min(cubic_source(u, n_in, n_out, scale, ac, single, copied)[0] for u in first),
+            max(cubic_source(u, n_in, n_out, scale, ac, single, copied)[1] for u in last),
         )
     if mode == "area":
         return adaptive_interval(iv, n_in, n_out)

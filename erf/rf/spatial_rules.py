@@ -174,8 +174,13 @@ class SpatialRules(BuilderCore):
         scales = (None,) * n if plain else _ntuple(scale, n)
         meta = x.meta.get("tensor_meta")
         single = getattr(meta, "dtype", torch.float32) != torch.float64
+        copied = all(a == b for a, b in sizes)  # bicubic's backward copies (cubic_source)
         rules = tuple(
-            (lambda iv, a=a, b=b, s=s: interpolate_interval(iv, a, b, mode, s, align, single))
+            (
+                lambda iv, a=a, b=b, s=s: interpolate_interval(
+                    iv, a, b, mode, s, align, single, copied
+                )
+            )
             for (a, b), s in zip(sizes, scales)
         )
         if not all(mode == "nearest" and b % a == 0 and not s for (a, b), s in zip(sizes, scales)):

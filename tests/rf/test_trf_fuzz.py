@@ -403,3 +403,10 @@ def test_patch_merging_reads_each_2x2_patch_with_stride_two():
 )
 def test_window_cases_found_while_writing_the_window_rules_are_exact(net):
     assert assert_exact_or_refused(net).status == "exact"
+
+
+def test_bicubic_mixes_the_columns_of_an_axis_that_keeps_its_size_beside_one_that_does_not():
+    # found by a windows/patch-merge run: 3 x 3 -> 6 x 3 at scale (2, 1.3); PyTorch's bicubic
+    # backward copies only when every axis keeps its size, else 1.3 mixes the 3 columns
+    net = chain((1, 6, 6), PatchMerge(1, 1), Resize("bicubic", scale=(2, 1.3)))
+    assert assert_exact_or_refused(net).status == "exact"
