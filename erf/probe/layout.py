@@ -150,8 +150,10 @@ def _choices(out: Any) -> dict[str, Any] | None:
 
 
 def _describe(value: Any) -> str:
+    """A part of a target's output, for a message: a tensor's shape with its batch dim as
+    ``B`` (``[B, 21, 64, 64]``: the same whatever the probe's batch), else its type."""
     if isinstance(value, torch.Tensor):
-        return "[" + ", ".join(str(s) for s in value.shape) + "]"
+        return "[" + ", ".join(["B", *(str(s) for s in value.shape[1:])][: value.dim()]) + "]"
     return type(value).__name__
 
 

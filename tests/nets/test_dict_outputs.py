@@ -21,7 +21,7 @@ def deeplab():
 
 def test_a_segmentation_output_is_refused_naming_out_and_aux(deeplab):
     with pytest.raises(
-        ValueError, match=r"OrderedDict \(out: \[1, 21, 64, 64\], aux: .*probe\.output"
+        ValueError, match=r"OrderedDict \(out: \[B, 21, 64, 64\], aux: .*probe\.output"
     ):
         erf.measure_erf(deeplab, (3, 64, 64), n_samples=1, batch_size=1)
 
@@ -40,5 +40,5 @@ def test_a_detection_backbone_level_is_chosen_by_its_key():
         model.backbone, (3, 64, 64), [None], n_samples=1, output="0", progress=False
     )
     assert levels[0].meta["layout"] == "NCHW" and levels[0].map.max() > 0
-    with pytest.raises(ValueError, match=r"no 'p9'.*choices: 0: \[1, 256"):
+    with pytest.raises(ValueError, match=r"no 'p9'.*choices: 0: \[B, 256"):
         erf.measure_erf(model.backbone, (3, 64, 64), output="p9", n_samples=1)

@@ -306,7 +306,7 @@ class DictOut(nn.Module):
 
 def test_a_dict_output_is_refused_listing_its_keys():
     with pytest.raises(
-        ValueError, match=r"out: \[2, 4, 8, 8\], aux: \[2, 2, 8, 8\].*probe\.output"
+        ValueError, match=r"out: \[B, 4, 8, 8\], aux: \[B, 2, 8, 8\].*probe\.output"
     ):
         erf.measure_erf(_seeded(DictOut()), (3, 8, 8), n_samples=1, batch_size=1)
 
