@@ -18,7 +18,15 @@ from torch import fx
 from erf.rf.boxes import AxisMap, AxisRule, BoxRule, Edge, box_rule, identity, shift
 from erf.rf.builder_core import BuilderCore
 from erf.rf.intervals import Interval, affine_interval, crop_interval
-from erf.rf.node_values import CONST, NodeOp, NodeValue, common_period, flat_nodes, spatial_hw
+from erf.rf.node_values import (
+    CONST,
+    NodeOp,
+    NodeValue,
+    common_period,
+    flat_nodes,
+    grid_hw,
+    spatial_hw,
+)
 
 GATE_NOTE = (
     "global_context: a global branch (per-channel scalars from the whole map, squeeze-excitation"
@@ -57,7 +65,9 @@ class TensorRules(BuilderCore):
 
     def elementwise(self, op: NodeOp) -> None:
         """Broadcasting n-ary ops (add, mul, where, ...): every local argument is a branch;
-        global arguments (per-channel gates) set ``global_context``; size-1 axes broadcast."""
+        per-sample scalars (gates) set ``global_context``; a global map (attention's output
+        added back) makes each unit read, besides its own units, every unit its sources read
+        (``whole_map_edges``); size-1 axes broadcast."""
         out_shape = self.shape(op.node)
         if out_shape is None:
             raise self.unsupported(op, "non-tensor result")
@@ -65,11 +75,12 @@ class TensorRules(BuilderCore):
         edges: list[Edge] = []
         layout, base, context = None, None, False
         nd = len(out_shape)
+        joined: list[NodeValue] = []
         for t in tensors:
             v = self.val(t)
-            if v.kind == "global" and not v.scalar:  # a global map joins: every unit reads all
-                self.set_global(op, "a global map joins the local ones")
-                return
+            if v.kind == "global" and not v.scalar:  # a global map joins (attention's output)
+                joined.append(v)
+                continue
             if v.kind == "global":
                 context = True
                 self.note(op, GATE_NOTE)
@@ -84,11 +95,55 @@ class TensorRules(BuilderCore):
                 raise self.unsupported(op, "its arguments flatten the grid differently")
             layout, base, context = lay, base or v, context or v.context
             edges.append((t.name, self.broadcast_rule(op, t, lay, out_shape)))
+        if joined and all(self.read_whole(joined, n) for n, _ in edges):
+            self.set_global(op, "a global map joins the local ones, which it reads whole")
+            return
         merge_edges = [e for e in edges if e[1] is identity]
         period = common_period(self.vals[n] for n, _ in edges)
+        for v in joined:
+            edges += self.whole_map_edges(op, v)
         self.set(op, replace(base, layout=layout, period=period, context=context), edges)
         if len(merge_edges) > 1:
             self.merges[op.node.name] = merge_edges
+
+    def read_whole(self, joined: Sequence[NodeValue], name: str) -> bool:
+        """Some global map of ``joined`` reads every unit of local node ``name``: ``name`` is
+        one of its sources, or a source reaches it through rules that keep every unit where
+        it is (a ViT's residual stream ``x`` beside ``attn(norm(x))``). Then adding ``name``
+        to the global map changes no unit's reads, and the sum is global."""
+        seen: set[str] = set()
+        stack = [src for v in joined for src in v.sources]
+        while stack:
+            n = stack.pop()
+            if n == name:
+                return True
+            if n in seen:
+                continue
+            seen.add(n)
+            stack += [arg for arg, rule in self.edges.get(n, ()) if rule is identity]
+        return False
+
+    def whole_map_edges(
+        self, op: NodeOp, v: NodeValue, piece: tuple[int, int, int] | None = None
+    ) -> list[Edge]:
+        """Edges from ``op``'s node to every source of the global map ``v``: each unit reads
+        every unit of each source (with ``piece`` = (axis, offset, size), only the units of
+        that stretch of the axis do: a global piece of a spatial cat). Irregular: a unit's
+        box is its own reads joined with the sources' whole maps."""
+        nodes = {n.name: n for n in op.node.graph.nodes}
+        edges: list[Edge] = []
+        for src in v.sources:
+            hw = grid_hw(self.shape(nodes[src]), self.vals[src])
+            rules = [
+                _piece_reads_all(n, *piece[1:])
+                if piece is not None and piece[0] == a
+                else whole_axis(n)
+                for a, n in enumerate(hw)
+            ]
+            edges.append((src, BoxRule(*rules)))
+        if edges:
+            self.mark_irregular(op)
+        return edges
 
     def expand(self, op: NodeOp) -> None:
         """expand / expand_as / broadcast_to: size-1 axes repeated, so every unit there reads
@@ -472,12 +527,14 @@ class TensorRules(BuilderCore):
             return
         edges: list[Edge] = []
         layout, base, context, offset = None, None, False, 0
+        joined: list[tuple[NodeValue, int, int]] = []
         for t in tensors:
             v = self.val(t) if isinstance(t, fx.Node) else CONST
             size = 1 if stack else self.shape(t)[dim]
-            if v.kind == "global" and not v.scalar:
-                self.set_global(op, "a global map is concatenated with the local ones")
-                return
+            if v.kind == "global" and not v.scalar:  # a global map joins (its units read all)
+                joined.append((v, offset, size))
+                offset += size
+                continue
             if v.kind == "global":
                 context = True
                 self.note(op, CAT_NOTE)
@@ -498,7 +555,17 @@ class TensorRules(BuilderCore):
             offset += size
         period = common_period(self.vals[n] for n, _ in edges)
         out = replace(base, layout=layout, period=period, context=context)
-        self.set(op, out, edges, merge=dim not in layout)
+        globals_ = [v for v, _, _ in joined]
+        if joined and dim not in layout and all(self.read_whole(globals_, n) for n, _ in edges):
+            self.set_global(op, "a global map is concatenated with local ones it reads whole")
+            return
+        merge = dim not in layout and len(edges) > 1
+        for v, start, size in joined:
+            piece = (layout.index(dim), start, size) if dim in layout and not stack else None
+            edges += self.whole_map_edges(op, v, piece)
+        self.set(op, out, edges)
+        if merge:
+            self.merges[op.node.name] = [e for e in edges if e[1] is identity]
 
     def _cat_tokens(self, op: NodeOp, tensors: list, dim: int) -> None:
         """Prefix tokens (class, distillation, registers) put before a flattened grid."""
@@ -506,6 +573,16 @@ class TensorRules(BuilderCore):
         v = self.val(grid)
         self.same(op, grid)
         self.vals[op.node.name] = replace(v, flat=(v.flat[0] + prefix, *v.flat[1:]))
+
+
+def _piece_reads_all(n_in: int, start: int, size: int) -> AxisMap:
+    """One axis of a global piece of a spatial cat: its units ``start .. start + size - 1``
+    read every unit of the source's axis, the others none."""
+
+    def interval(iv: Interval) -> Interval | None:
+        return (0, n_in - 1) if iv[0] < start + size and iv[1] >= start else None
+
+    return AxisMap(interval, lambda u, n: range(n) if start <= u < start + size else ())
 
 
 def _token_pieces(b: TensorRules, op: NodeOp, tensors: list, dim: int) -> tuple[int, Any]:

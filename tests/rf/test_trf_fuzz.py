@@ -410,3 +410,19 @@ def test_bicubic_mixes_the_columns_of_an_axis_that_keeps_its_size_beside_one_tha
     # backward copies only when every axis keeps its size, else 1.3 mixes the 3 columns
     net = chain((1, 6, 6), PatchMerge(1, 1), Resize("bicubic", scale=(2, 1.3)))
     assert assert_exact_or_refused(net).status == "exact"
+
+
+@pytest.mark.parametrize("merge", [Merge("add"), Merge("cat", 1), Merge("cat", 3)])
+def test_a_global_map_added_to_a_local_one_keeps_each_units_own_reads(merge):
+    # found by the slow profile: attention over one window of the whole map (a global map,
+    # reading columns 1, 3, 5, 7 of a 9-wide input) added to a nearest resize of the input;
+    # every unit was called global and given column 0 too, which only unit 0 reads
+    net = dag(
+        (1, 7, 9),
+        (AxisReduce("mean", 2, "add"), 0),
+        (Conv(1, 1, 1, stride=2, padding=1), 1),
+        (Windows(1, 5, 6, "swin", "attention"), 2),
+        (Resize("nearest", size=(5, 6)), 0),
+        (merge, 3, 4),
+    )
+    assert assert_exact_or_refused(net).status == "exact"
