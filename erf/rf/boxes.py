@@ -39,6 +39,17 @@ class AxisMap:
         return self.taps(u, n_in)
 
 
+def taps_map(taps: Taps, n_out: int, n_in: int) -> AxisMap:
+    """An ``AxisMap`` from exact taps alone: the interval of a box of output units is the hull
+    of the taps of its real units (units past the ``n_out``-unit map read nothing)."""
+
+    def interval(iv: Interval) -> Interval | None:
+        units = [t for u in range(max(iv[0], 0), min(iv[1], n_out - 1) + 1) for t in taps(u, n_in)]
+        return (min(units), max(units)) if units else None
+
+    return AxisMap(interval, taps)
+
+
 def axis_reads(rule: AxisRule | None, u: int, n_in: int) -> Iterable[int]:
     """Input units that real output unit ``u`` reads on one axis: an ``AxisMap``'s exact taps,
     else the interval rule's span of ``u`` alone (exact for ops whose single units read a
@@ -162,5 +173,6 @@ __all__ = [
     "mask_box",
     "read_through",
     "shift",
+    "taps_map",
     "unit_box",
 ]

@@ -225,7 +225,7 @@ RULES: dict[type | str, OpRule] = {}  # module types and function/method names -
 _G = GraphBuilder
 DIGIT_RULES: dict[Callable[..., None], Callable[[GraphBuilder, NodeOp], None]] = {
     _G.pointwise: _G.digit_same, _G.reshape: _G.digit_reshape, _G.permute: _G.digit_permute,
-    _G.transpose: _G.digit_permute, _G.elementwise: _G.digit_elementwise,
+    _G.elementwise: _G.digit_elementwise,
     _G.linear: _G.digit_linear, _G.m_layer_norm: _G.digit_layer_norm,
     _G.f_layer_norm: _G.digit_layer_norm, _G.dim_pointwise: _G.digit_softmax,
     _G.m_softmax: _G.digit_softmax, _G.reduction: _G.digit_reduction,
@@ -348,8 +348,8 @@ def _enter_builtin_rules() -> None:
     }
     names.update(
         {
-            "getitem": b.getitem, "permute": b.permute, "transpose": b.transpose,
-            "swapaxes": b.transpose, "swapdims": b.transpose, "cat": b.cat, "concat": b.cat,
+            "getitem": b.getitem, "permute": b.permute, "transpose": b.permute,
+            "swapaxes": b.permute, "swapdims": b.permute, "cat": b.cat, "concat": b.cat,
             "concatenate": b.cat, "stack": b.cat, "chunk": b.split, "split": b.split,
             "unbind": b.split, "pad": b.f_pad, "roll": b.roll, "flip": b.flip,
             "interpolate": b.f_interpolate, "conv2d": b.f_conv,

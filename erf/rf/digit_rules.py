@@ -21,7 +21,7 @@ from typing import Any
 
 from torch import fx
 
-from erf.rf.boxes import AxisMap, BoxRule, Edge, identity
+from erf.rf.boxes import BoxRule, Edge, identity, taps_map
 from erf.rf.digits import (
     OTHER,
     Digit,
@@ -37,24 +37,8 @@ from erf.rf.digits import (
     regroup,
     spatial_dims,
 )
-from erf.rf.intervals import Interval
 from erf.rf.node_values import NodeOp, flat_nodes, grid_hw
 from erf.rf.tensor_rules import GATE_NOTE, TensorRules, expand_index
-
-WINDOW_NOTE = (
-    "windows: the map is split into windows (window attention, patch merging); units read "
-    "whole windows, so boxes vary by unit"
-)
-
-
-def _reads_rule(reads: list[list[int]]) -> AxisMap:
-    """An axis rule from each real unit's input units; units past the map read nothing."""
-
-    def interval(iv: Interval) -> Interval | None:
-        units = [t for u in range(max(iv[0], 0), min(iv[1], len(reads) - 1) + 1) for t in reads[u]]
-        return (min(units), max(units)) if units else None
-
-    return AxisMap(interval, lambda u, n_in: reads[u])
 
 
 def _meet(
@@ -106,7 +90,7 @@ class DigitRules(TensorRules):
         """A product of two maps: where a map holds one image axis in the batch dims and
         another in the matrix dims (attention within windows of one row or column), each unit
         reads its own line only (``digit_matmul``); else the plain rule."""
-        if self._batched_axis(op, (op.args[0], op.arg(1, "other")), matrix_dims=2):
+        if self._batched_axis(op, (op.args[0], op.arg(1, "other")), also_in_matrix=True):
             self.digit_matmul(op)
         else:
             super().matmul_maps(op)
@@ -115,21 +99,21 @@ class DigitRules(TensorRules):
         """scaled_dot_product_attention: per window when an image axis sits in the batch dims
         (``digit_attention``; all of them: each query reads its own key and value), else the
         plain rule."""
-        if self._batched_axis(op, op.args[:3], matrix_dims=1):
+        if self._batched_axis(op, op.args[:3], also_in_matrix=False):
             self.digit_attention(op)
         else:
             super().attention(op)
 
-    def _batched_axis(self, op: NodeOp, args: Sequence[Any], matrix_dims: int) -> bool:
+    def _batched_axis(self, op: NodeOp, args: Sequence[Any], also_in_matrix: bool) -> bool:
         """Some map argument holds an image axis in a batch dim (before the last two) and,
-        with ``matrix_dims=2``, another in the last two dims."""
+        with ``also_in_matrix``, another in the last two dims."""
         for t in args:
             v = self.val(t) if isinstance(t, fx.Node) else None
             if v is None or v.kind != "local" or v.items is not None or (v.flat or (0,))[0]:
                 continue
             nd = len(self.shape(t))
             inside = [d >= nd - 2 for d in v.layout]
-            if not all(inside) and (matrix_dims == 1 or any(inside)):
+            if not all(inside) and (not also_in_matrix or any(inside)):
                 return True
         return False
 
@@ -207,8 +191,11 @@ class DigitRules(TensorRules):
         rules = []
         for a, o in enumerate(units):
             i = list(arg_units[a]) if arg_units is not None else axis_digits(arg, a)
-            same = list(o) == i and not (set(i) & mixed)
-            rules.append(None if same else _reads_rule(axis_reads(o, i, mixed)))
+            if list(o) == i and not (set(i) & mixed):
+                rules.append(None)
+                continue
+            reads, n_in = axis_reads(o, i, mixed), math.prod(f.radix for f in i)
+            rules.append(taps_map(lambda u, _n, r=reads: r[u], len(reads), n_in))
         return identity if all(r is None for r in rules) else BoxRule(*rules)
 
     # ---- the rules on a digit layout
@@ -248,18 +235,7 @@ class DigitRules(TensorRules):
 
     def digit_permute(self, op: NodeOp) -> None:
         x, digits = self._input(op)
-        nd = len(digits)
-        if op.name in ("transpose", "swapaxes", "swapdims"):
-            d0, d1 = op.arg(1, "dim0") % nd, op.arg(2, "dim1") % nd
-            order = list(range(nd))
-            order[d0], order[d1] = d1, d0
-        else:
-            dims = op.args[1:] if op.node.op == "call_method" else (op.arg(1, "dims"),)
-            if "dims" in op.kwargs:
-                dims = (op.kwargs["dims"],)
-            if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
-                dims = tuple(dims[0])
-            order = [d % nd for d in dims]
+        order = self.dim_order(op, len(digits))
         self.settle(op, tuple(digits[d] for d in order), [(x, digits, ())])
 
     def digit_elementwise(self, op: NodeOp) -> None:
@@ -366,24 +342,18 @@ class DigitRules(TensorRules):
 
     def digit_softmax(self, op: NodeOp) -> None:
         nd = len(self.shape(op.args[0]))
-        if op.module is not None:
-            dim = op.module.dim
-        else:
-            dim = op.arg(
-                2 if op.name == "normalize" else 1, "dim", 1 if op.name == "normalize" else None
-            )
+        dim = self.softmax_dim(op)
         if dim is None:
             raise self.unsupported(op, "softmax without a dim")
         self._mix(op, self.dims(op, dim, nd))
 
     def digit_reduction(self, op: NodeOp) -> None:
-        second = op.arg(1, "other")
-        if op.name in ("max", "min") and isinstance(second, fx.Node):
+        if self.is_pairwise(op):
             self.digit_elementwise(op)
             return
         nd = len(self.shape(op.args[0]))
-        dim = op.arg(2 if op.name == "norm" else 1, "dim")
-        if dim is None or isinstance(self.shape(op.node), type(None)):
+        dim = self.reduced_dim(op)
+        if dim is None or self.shape(op.node) is None:
             raise self.unsupported(op, "a reduction over all dims or with several results")
         dims = self.dims(op, dim, nd)
         self._mix(op, dims, keep=len(self.shape(op.node)) == nd)
@@ -496,4 +466,4 @@ class DigitRules(TensorRules):
         self.settle(op, normalise(out), [(x, digits, ())])
 
 
-__all__ = ["WINDOW_NOTE", "DigitRules"]
+__all__ = ["DigitRules"]

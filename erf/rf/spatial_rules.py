@@ -13,10 +13,9 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-from erf.rf.boxes import AxisMap, AxisRule, box_rule, shift
+from erf.rf.boxes import AxisMap, AxisRule, box_rule, shift, taps_map
 from erf.rf.builder_core import BuilderCore
 from erf.rf.intervals import (
-    Interval,
     adaptive_interval,
     affine_interval,
     conv_interval,
@@ -256,15 +255,7 @@ class SpatialRules(BuilderCore):
                 continue
             ax = v.layout.index(d)
             n = hw[ax]
-
-            def taps(u: int, n_in: int, k: int = k) -> list[int]:
-                return [source(u, n_in, k)]
-
-            def interval(iv: Interval, n: int = n, taps: Any = taps) -> Interval | None:
-                units = [t for u in range(max(iv[0], 0), min(iv[1], n - 1) + 1) for t in taps(u, n)]
-                return (min(units), max(units)) if units else None
-
-            rules[ax] = AxisMap(interval, taps)
+            rules[ax] = taps_map(lambda u, n_in, k=k: [source(u, n_in, k)], n, n)
         self.mark_irregular(op)
         self.same(op, x, rule=box_rule(*rules))
 

@@ -172,16 +172,21 @@ class TensorRules(BuilderCore):
         arg_hw, out_hw = spatial_hw(shape, v.layout), tuple(out_shape[d] for d in lay)
         return box_rule(*(_broadcast if a == 1 < b else None for a, b in zip(arg_hw, out_hw)))
 
+    @staticmethod
+    def softmax_dim(op: NodeOp) -> Any:
+        """The dim of softmax/log_softmax/normalize (function or nn.Softmax-like module)."""
+        if op.module is not None:
+            return op.module.dim
+        normalize = op.name == "normalize"
+        return op.arg(2 if normalize else 1, "dim", 1 if normalize else None)
+
     def dim_pointwise(self, op: NodeOp) -> None:
         """softmax/log_softmax/normalize along ``dim``: pointwise unless dim is spatial."""
-        x = self.local_input(op)
-        default = 1 if op.name == "normalize" else None
-        dim = op.arg(2 if op.name == "normalize" else 1, "dim", default)
-        self._dim_op(op, x, dim)
+        self._dim_op(op, self.local_input(op), self.softmax_dim(op))
 
     def m_softmax(self, op: NodeOp) -> None:
         x = self.local_input(op)
-        dim = op.module.dim
+        dim = self.softmax_dim(op)
         self._dim_op(op, x, 1 if dim is None and len(self.shape(x)) == 4 else dim)
 
     def _dim_op(self, op: NodeOp, x: fx.Node, dim: Any) -> None:
@@ -223,16 +228,25 @@ class TensorRules(BuilderCore):
             self.set(op, out, [(x.name, rule)])
         return True
 
+    @staticmethod
+    def is_pairwise(op: NodeOp) -> bool:
+        """``max``/``min`` of two tensors: elementwise, not a reduction."""
+        return op.name in ("max", "min") and isinstance(op.arg(1, "other"), fx.Node)
+
+    @staticmethod
+    def reduced_dim(op: NodeOp) -> Any:
+        """The ``dim`` argument of a reduction (``torch.norm(x, p, dim)``: the third)."""
+        return op.arg(2 if op.name == "norm" else 1, "dim")
+
     def reduction(self, op: NodeOp) -> None:
         """mean/sum/amax/max/...: over one spatial dim (keepdim) each unit reads its whole line;
         over both (or all dims) global; else channel-only. ``max``/``min`` of two tensors are
         elementwise."""
-        second = op.arg(1, "other")
-        if op.name in ("max", "min") and isinstance(second, fx.Node):
+        if self.is_pairwise(op):
             self.elementwise(op)
             return
         x = self.local_input(op)
-        dim = op.arg(2 if op.name == "norm" else 1, "dim")  # torch.norm(x, p, dim)
+        dim = self.reduced_dim(op)
         nd, v = len(self.shape(x)), self.val(x)
         if dim is None or (isinstance(dim, (tuple, list)) and not dim):
             self.set_global(op, f"{op.name} over all dims", scalar=True)
@@ -392,23 +406,27 @@ class TensorRules(BuilderCore):
             "tokens", reason=f"{TOKEN_ERROR} at {self.describe(op.node)}"
         )
 
-    def permute(self, op: NodeOp) -> None:
-        x = self.local_input(op)
+    @staticmethod
+    def dim_order(op: NodeOp, nd: int) -> list[int]:
+        """permute / transpose / swapaxes as a permutation: output dim i is input dim
+        ``order[i]``."""
+        if op.name in ("transpose", "swapaxes", "swapdims"):
+            d0, d1 = op.arg(1, "dim0") % nd, op.arg(2, "dim1") % nd
+            order = list(range(nd))
+            order[d0], order[d1] = d1, d0
+            return order
         dims = op.args[1:] if op.node.op == "call_method" else (op.arg(1, "dims"),)
         if "dims" in op.kwargs:
             dims = (op.kwargs["dims"],)
         if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
             dims = tuple(dims[0])
-        nd = len(self.shape(x))
-        dims = [d % nd for d in dims]
-        self.same(op, x, layout=tuple(dims.index(d) for d in self.val(x).layout))
+        return [d % nd for d in dims]
 
-    def transpose(self, op: NodeOp) -> None:
+    def permute(self, op: NodeOp) -> None:
+        """permute / transpose / swapaxes: the spatial dims move with the others."""
         x = self.local_input(op)
-        nd = len(self.shape(x))
-        d0, d1 = op.arg(1, "dim0") % nd, op.arg(2, "dim1") % nd
-        swap = {d0: d1, d1: d0}
-        self.same(op, x, layout=tuple(swap.get(d, d) for d in self.val(x).layout))
+        order = self.dim_order(op, len(self.shape(x)))
+        self.same(op, x, layout=tuple(order.index(d) for d in self.val(x).layout))
 
     def getitem(self, op: NodeOp) -> None:
         """Item of a tuple (chunk/split), or tensor indexing: channel/batch indexing is
