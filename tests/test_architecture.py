@@ -31,6 +31,8 @@ import ast
 from collections.abc import Iterable
 from pathlib import Path
 
+from helpers.files import write_tree
+
 import erf
 
 PACKAGE_DIR = Path(erf.__file__).resolve().parent
@@ -249,12 +251,7 @@ def test_every_allow_list_entry_still_occurs():
 
 
 def _package(tmp_path: Path, files: dict[str, str]) -> Path:
-    root = tmp_path / "erf"
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return root
+    return write_tree(tmp_path / "erf", files)
 
 
 def test_the_checker_resolves_relative_submodule_and_function_level_imports(tmp_path):

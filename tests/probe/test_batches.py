@@ -7,6 +7,7 @@ finite differences in float64."""
 
 import pytest
 import torch
+from helpers.files import write_tree
 from torch import nn
 
 from erf import measure_erf
@@ -93,18 +94,10 @@ def test_per_channel_seeds_of_a_sample_alone_read_the_units_3x3_window():
 # --------------------------------------------------------------------------- memory
 
 
-def _cgroup(tmp_path, files):
-    for name, text in files.items():
-        path = tmp_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return tmp_path
-
-
 def test_a_v2_cgroup_limit_leaves_its_limit_minus_its_usage(tmp_path):
     from erf.probe.batches import cgroup_room
 
-    root = _cgroup(
+    root = write_tree(
         tmp_path, {"job/memory.max": "3221225472\n", "job/memory.current": "1073741824\n"}
     )
     (tmp_path / "self").write_text("0::/job\n")
@@ -120,9 +113,9 @@ def test_a_v1_cgroup_limit_counts_and_an_unlimited_one_does_not(tmp_path):
         "memory/box/memory.usage_in_bytes": "1024",
     }
     (tmp_path / "self").write_text("9:name=systemd:/\n4:memory:/box\n0::/\n")
-    assert cgroup_room(_cgroup(tmp_path / "a", v1), tmp_path / "self") == (2 << 30) - 1024
+    assert cgroup_room(write_tree(tmp_path / "a", v1), tmp_path / "self") == (2 << 30) - 1024
     unlimited = {"memory.max": "max\n", "memory.current": "5\n"}
-    assert cgroup_room(_cgroup(tmp_path / "b", unlimited), tmp_path / "none") is None
+    assert cgroup_room(write_tree(tmp_path / "b", unlimited), tmp_path / "none") is None
 
 
 def test_a_batch_that_would_not_fit_is_refused_in_one_line_naming_one_that_would(monkeypatch):
