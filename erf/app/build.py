@@ -71,7 +71,7 @@ def check_model_targets(spec: Any, where: str) -> None:
 
 
 def _check_target(path: str, where: str) -> None:
-    obj = _locate(path, where)
+    obj = locate_target(path, where)
     if isinstance(obj, type) and issubclass(obj, nn.Module):
         return
     if inspect.isfunction(obj) or inspect.ismethod(obj):
@@ -88,8 +88,9 @@ def _check_target(path: str, where: str) -> None:
     )
 
 
-def _locate(path: str, where: str) -> Any:
-    """The object a dotted ``path`` names: its longest importable module, then attributes."""
+def locate_target(path: str, where: str) -> Any:
+    """The object a dotted ``path`` (a ``_target_``) names: its longest importable module,
+    then attributes; a one-line ValueError naming ``where`` when there is none."""
     parts = path.split(".")
     for i in range(len(parts), 0, -1):
         try:

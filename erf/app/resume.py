@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -30,6 +31,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from erf.app.build import locate_target
 from erf.io.store import (
     LOCK,
     check_files,
@@ -252,24 +254,15 @@ def _sha256(path: Path) -> str:
 
 
 def _target_source(target: Any) -> Path | None:
-    """The source file of the module that defines ``target`` (a dotted path), if any."""
-    import importlib
-    import inspect
-
+    """The source file that defines ``target`` (a dotted ``_target_``), if any: None when it
+    does not import (``build_model`` refuses it then) or is built in."""
     if not target:
         return None
-    parts = str(target).split(".")
-    for i in range(len(parts) - 1, 0, -1):
-        try:
-            module = importlib.import_module(".".join(parts[:i]))
-        except ImportError:
-            continue
-        try:
-            file = inspect.getsourcefile(module)
-        except TypeError:  # a built-in module
-            return None
-        return Path(file) if file else None
-    return None
+    try:
+        file = inspect.getsourcefile(locate_target(str(target), "model._target_"))
+    except (ValueError, TypeError):
+        return None
+    return Path(file) if file else None
 
 
 def _writes_files() -> bool:
