@@ -148,32 +148,52 @@ def moment_sigma(m, center: tuple[float, float] | None = None) -> tuple[float, f
 
 
 @functools.lru_cache(maxsize=8)
-def _distance_order(shape: tuple[int, int], center: tuple[float, float]):
-    """Pixel distances from ``center`` sorted ascending, and the flat indices in that order
-    (stable); cached, as bootstrap replicates ask for the same map shape and centre."""
+def _ramp_order(shape: tuple[int, int], center: tuple[float, float]):
+    """For ``mass_radius``: the pixel distances from ``center`` (flat, row-major), their stable
+    ascending order, and the sorted breakpoints d - 1 and d of every pixel's ramp; cached, as
+    bootstrap replicates ask for the same shape and centre."""
     rows, cols = np.indices(shape)
     dist = np.hypot(rows - center[0], cols - center[1]).ravel()
     order = np.argsort(dist, kind="stable")
-    return dist[order], order
+    return dist[order], order, np.unique(np.concatenate([dist - 1.0, dist]))
+
+
+def _ramp_sum(points: np.ndarray, starts: np.ndarray, masses: np.ndarray) -> np.ndarray:
+    """sum_p masses[p] * max(r - starts[p], 0) at every r of ``points`` (``starts`` sorted)."""
+    k = np.searchsorted(starts, points, side="right")
+    mass = np.concatenate([[0.0], np.cumsum(masses)])
+    moment = np.concatenate([[0.0], np.cumsum(masses * starts)])
+    return points * mass[k] - moment[k]
 
 
 def mass_radius(m, fraction: float = 0.5, center: tuple[float, float] | None = None) -> float:
-    """Radius in pixels of the smallest centred disk holding ``fraction`` of the mass.
+    """Radius in pixels of the disk about ``center`` (default :func:`erf_center`) that holds
+    ``fraction`` of the non-negative mass, read off a continuous cumulative mass curve.
 
-    Pixels are sorted by Euclidean distance from ``center`` (default :func:`erf_center`); the
-    result is the distance of the pixel at which the cumulative non-negative mass first
-    reaches ``fraction`` * total. NaN if the mass is zero or not finite.
+    A pixel at distance d enters the disk over radii d - 1 to d (linearly; wholly inside at
+    radius d, as in a count of the pixels within r): M(r) = sum_p m_p · clip(r - d_p + 1, 0,
+    1), and the radius is the smallest r >= 0 with M(r) = ``fraction`` · total (0 when the
+    centre pixel holds it). A count of whole pixels moves in jumps between pixel distances, so
+    its bootstrap interval is mostly zero wide; this curve moves with the map and with the
+    centre. NaN if the mass is zero or not finite.
     """
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"fraction must be in [0, 1], got {fraction}")
     m, (r0, c0) = _map_and_center(m, center)
-    dist, order = _distance_order(m.shape, (float(r0), float(c0)))
-    cum = np.cumsum(_mass(m).ravel()[order])
-    total = cum[-1] if cum.size else 0.0
+    dist, order, points = _ramp_order(m.shape, (float(r0), float(c0)))
+    masses = _mass(m).ravel()[order]
+    total = masses.sum()
     if not np.isfinite(total) or total <= 0:
         return float("nan")
-    i = min(int(np.searchsorted(cum, fraction * total, side="left")), cum.size - 1)
-    return float(dist[i])
+    curve = _ramp_sum(points, dist - 1.0, masses) - _ramp_sum(points, dist, masses)
+    target = fraction * total
+    j = min(int(np.searchsorted(curve, target, side="left")), curve.size - 1)
+    if j == 0:
+        return max(float(points[0]), 0.0)
+    step = curve[j] - curve[j - 1]
+    share = (target - curve[j - 1]) / step if step > 0 else 1.0
+    radius = points[j - 1] + (points[j] - points[j - 1]) * min(max(share, 0.0), 1.0)
+    return max(float(radius), 0.0)
 
 
 def erf_size(m, method: str = "luo", *, trf=None, **kw) -> float:

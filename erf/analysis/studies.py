@@ -132,39 +132,37 @@ def centre_profile(erf_map: np.ndarray, center: tuple[int, int] | None = None) -
 def fit_r2_interval(
     maps: np.ndarray | Sequence[np.ndarray], groups: int = 16, level: float = 0.95
 ) -> dict[str, Any]:
-    """Gaussian-fit R² of the mean of per-draw ``maps`` ([M, H, W]) with a delete-a-group
-    jackknife interval over weight draws.
+    """Gaussian-fit R² of the mean of per-draw ``maps`` ([M, H, W]), its jackknife
+    bias-corrected value and interval over weight draws.
 
-    The M draws are split into G = min(M, ``groups``) contiguous groups; R²_(g) is the fit
-    R² (``erf.analysis.fit.fit_gaussian``) of the mean map without group g, the standard error
-    ``sqrt((G - 1) / G · Σ (R²_(g) - mean)²)`` and the interval R² ± t_{G-1} · SE, capped at 1.
-    (A percentile bootstrap is biased here: resampling draws with replacement makes the mean
-    map noisier, so its R² is lower than the estimate's.) The interval is over weight draws:
-    for a protocol whose draws each average many inputs it includes their input noise. With
-    one draw ``low``/``high`` are NaN."""
+    The M draws are split into G = min(M, ``groups``) contiguous groups; R²_(g) is the fit R²
+    (``erf.analysis.fit.fit_gaussian``) of the mean map without group g. Noise in a finite
+    mean map lowers its R² by about c / M (the noise's share of the map's variance), so the
+    estimate ``fit_r2`` is biased low and an interval centred on it misses the R² of the map at
+    infinitely many draws (measured: 0.01 coverage at 0.95, ``experiments/calibration``). The
+    jackknife removes a c / M bias exactly: ``fit_r2_corrected`` = G · R² − (G − 1) · mean
+    R²_(g) (the leave-out maps hold (G − 1) / G of the draws, so their bias is G / (G − 1)
+    times larger). The interval is ``fit_r2_corrected`` ± t_{G-1} · SE with SE =
+    sqrt((G − 1) / G · Σ (R²_(g) − mean)²), capped at 1. It is over weight draws: for a
+    protocol whose draws each average many inputs it includes their input noise. With one
+    draw ``low``/``high``/``fit_r2_corrected`` are NaN."""
     stack = np.asarray(maps, dtype=np.float64)
     if stack.ndim != 3 or stack.shape[0] < 1:
         raise ValueError(f"maps must be [draws, H, W] with draws >= 1, got shape {stack.shape}")
     if groups < 2:
         raise ValueError(f"groups must be >= 2, got {groups}")
-    m = stack.shape[0]
     r2 = float(fit_gaussian(stack.mean(axis=0)).r_squared)
-    nan = float("nan")
-    out: dict[str, Any] = {"fit_r2": r2, "low": nan, "high": nan, "se": nan, "n_draws": m}
-    g = min(m, int(groups))
-    if g < 2:
-        return out
-    total = stack.sum(axis=0)
-    loo = []
-    for part in np.array_split(np.arange(m), g):
-        rest = (total - stack[part].sum(axis=0)) / (m - part.size)
-        loo.append(float(fit_gaussian(rest).r_squared))
-    vals = np.array(loo)
-    if not np.all(np.isfinite(vals)):
-        return out
-    se = float(math.sqrt((g - 1) / g * np.sum((vals - vals.mean()) ** 2)))
-    half = float(stats.t.ppf(0.5 + level / 2, g - 1)) * se
-    out.update(se=se, low=r2 - half, high=min(1.0, r2 + half), groups=g)
+    j = jackknife(lambda ms: fit_gaussian(ms[0]).r_squared, [stack], groups, level)
+    out: dict[str, Any] = {
+        "fit_r2": r2,
+        "fit_r2_corrected": j["corrected"],
+        "low": j["corrected_low"],
+        "high": min(1.0, j["corrected_high"]),
+        "se": j["se"],
+        "n_draws": stack.shape[0],
+    }
+    if j["groups"]:
+        out["groups"] = j["groups"]
     return out
 
 
@@ -178,8 +176,10 @@ def jackknife(
     the same order, e.g. one stack per depth) with a delete-a-group jackknife interval over
     draws: draws are split into G = min(M, ``groups``) contiguous groups, the statistic is
     recomputed on the mean maps without group g (the same draws left out of every stack), and
-    the interval is estimate ± t_{G-1} · sqrt((G - 1) / G · Σ (θ_(g) - mean)²). ``low``/``high``
-    are NaN with one draw or a non-finite leave-out value."""
+    the interval is estimate ± t_{G-1} · sqrt((G - 1) / G · Σ (θ_(g) - mean)²). ``corrected``
+    is the jackknife bias-corrected estimate G · θ − (G − 1) · mean θ_(g), and
+    ``corrected_low``/``corrected_high`` the same half-width about it. ``low``/``high`` (and the
+    corrected values) are NaN with one draw or a non-finite leave-out value."""
     arrays = [np.asarray(s, dtype=np.float64) for s in stacks]
     m = arrays[0].shape[0]
     if any(a.ndim != 3 or a.shape[0] != m for a in arrays):
@@ -188,6 +188,7 @@ def jackknife(
     estimate = float(statistic([t / m for t in totals]))
     nan = float("nan")
     out = {"estimate": estimate, "low": nan, "high": nan, "se": nan, "n_draws": m, "groups": 0}
+    out.update(corrected=nan, corrected_low=nan, corrected_high=nan)
     g = min(m, int(groups))
     if g < 2:
         return out
@@ -200,7 +201,9 @@ def jackknife(
         return out
     se = float(math.sqrt((g - 1) / g * np.sum((v - v.mean()) ** 2)))
     half = float(stats.t.ppf(0.5 + level / 2, g - 1)) * se
+    corrected = g * estimate - (g - 1) * float(v.mean())
     out.update(se=se, low=estimate - half, high=estimate + half, groups=g)
+    out.update(corrected=corrected, corrected_low=corrected - half, corrected_high=corrected + half)
     return out
 
 

@@ -12,13 +12,17 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from erf.analysis.bands import luo_size_band
 from erf.analysis.bootstrap import (
     DEFAULT_LEVEL,
     DEFAULT_REPLICATES,
     DEFAULT_SEED,
-    bootstrap_intervals,
+    JACKKNIFE_BLOCKS,
+    bootstrap_replicates,
     check_settings,
+    jackknife_intervals,
     nonempty,
+    percentile_interval,
 )
 from erf.analysis.fit import GaussianFit, fit_gaussian
 from erf.analysis.metrics import (
@@ -44,19 +48,13 @@ CI_KEYS = (
     "moment_sigma_col",
     "mass_radius_50",
     "mass_radius_95",
-    "area_ratio_20",
-    "area_ratio_30",
-    "area_ratio_50",
-    "area_ratio_99",
     "fit_r2",
     "sigma_x",
     "sigma_y",
 )
+# RepLKNet's area ratios get no interval: they move in whole square rings, so a bootstrap of
+# them is mostly zero wide (measured in experiments/calibration).
 FIT_KEYS = ("fit_r2", "sigma_x", "sigma_y")
-# The Gaussian fit costs ~60 ms on a 224 x 224 map (2-core CPU), the other metrics ~4 ms
-# together: the fit is bootstrapped on the first FIT_REPLICATES replicates only (the same
-# resamples as the others'), each warm-started from the full map's fit.
-FIT_REPLICATES = 40
 
 
 def expanded_level(level: float, n: int) -> float:
@@ -90,8 +88,7 @@ def size_metrics(erf_map: np.ndarray, center: tuple[int, int]) -> dict[str, floa
         "erf_size_robust": robust_luo_size(erf_map, center=center),
         "moment_sigma_row": s_row,
         "moment_sigma_col": s_col,
-        "mass_radius_50": mass_radius(erf_map, 0.5, center=center),
-        "mass_radius_95": mass_radius(erf_map, 0.9545, center=center),
+        **_radii(erf_map, center),
         **{
             f"area_ratio_{round(t * 100)}": v
             for t, v in area_ratios(erf_map, center=center).items()
@@ -235,7 +232,8 @@ def _intervals(
     seed: int,
 ) -> dict[str, Any]:
     """``<key>_ci_low``/``_ci_high`` of every ``CI_KEYS`` metric, ``ci_level``,
-    ``ci_method`` and ``ci_n`` (``erf_metrics``)."""
+    ``ci_method`` and ``ci_n`` (``erf_metrics``). Each family's method is the one
+    ``erf.analysis.calibration`` shows to cover at ``level`` (``experiments/calibration``)."""
     over_draws = result.meta.get("bootstrap_over") == "draws"
     unit = "weight draws" if over_draws else "input groups"
     groups, group_n = (None, None) if result.groups is None else nonempty(
@@ -247,45 +245,16 @@ def _intervals(
         method = "none: the result holds no bootstrap groups (probe.bootstrap_groups=0)"
     elif n < 2:
         method = f"none: {n} {unit} (an interval needs at least 2)"
-    elif replicates == 0:
-        method = "none: fit.bootstrap=0"
     elif fit is None:
         method = "none: degenerate map"
     else:
         clamp = LEGACY_REDUCTIONS.get(result.reduce, result.reduce) == "clamp_after_mean"
-        percentiles = expanded_level(level, n)
-        found = bootstrap_intervals(
-            groups, group_n, lambda m: size_metrics(m, center),
-            replicates=replicates, level=percentiles, seed=seed, clamp=clamp,
-        )  # fmt: skip
-        fit_reps = min(replicates, FIT_REPLICATES)
-        start = fit if fit.degenerate is None else None
-        found.update(
-            bootstrap_intervals(
-                groups,
-                group_n,
-                lambda m: fit_metrics(m, start),
-                replicates=fit_reps,
-                level=percentiles,
-                seed=seed,
-                clamp=clamp,
-            )  # fmt: skip
-        )
-        r2 = float(fit.r_squared)
-        if "fit_r2" in found and math.isfinite(r2):
-            # A replicate averages fewer distinct inputs than the mean map, so it is noisier and
-            # its R² is biased low: the percentile interval can sit wholly below the estimate.
-            # Report its width centred on the estimate (the spread, without the bias).
-            low, high = found["fit_r2"]
-            half = (high - low) / 2
-            found["fit_r2"] = (r2 - half, min(1.0, r2 + half))
-        method = (
-            f"bootstrap over {n} {unit}, {replicates} replicates, seed {seed}; expanded "
-            f"percentile interval (the {percentiles:.4f} central percentiles for {n} groups); "
-            f"Gaussian fit (fit_r2, sigma_x, sigma_y): the first {fit_reps} replicates, "
-            "warm-started from the full map's fit; fit_r2: that interval's width centred on the "
-            "estimate, as a resampled map's R² is biased low"
-        )
+        for key, robust in (("erf_size", False), ("erf_size_robust", True)):
+            found[key] = luo_size_band(groups, group_n, center, level, robust=robust, clamp=clamp)
+        if replicates > 0:
+            boot = _bootstrapped(groups, group_n, center, fit, replicates, level, seed, clamp)
+            found.update(boot)
+        method = _method_text(n, unit, over_draws, replicates, level, seed)
     if trf_size and "erf_size" in found:  # the TRF is exact: the ratio scales the interval
         low, high = found["erf_size"]
         found["erf_trf_ratio"] = (low / trf_size, high / trf_size)
@@ -295,6 +264,83 @@ def _intervals(
         out[f"{key}_ci_low"], out[f"{key}_ci_high"] = low, high
     out.update(ci_level=level, ci_method=method, ci_n=n)
     return out
+
+
+def _bootstrapped(
+    groups: np.ndarray,
+    group_n: np.ndarray,
+    center: tuple[int, int],
+    fit: GaussianFit,
+    replicates: int,
+    level: float,
+    seed: int,
+    clamp: bool,
+) -> dict[str, tuple[float, float]]:
+    """The resampling intervals of ``erf_metrics``: expanded percentile bootstrap intervals of
+    the mass radii (``replicates``); delete-a-block jackknife t-intervals of the moment and
+    Gaussian sigmas, and of the fit's R² about its bias-corrected value (the methods that
+    cover best in ``experiments/calibration``)."""
+    radii = bootstrap_replicates(
+        groups, group_n, lambda m: _radii(m, center),
+        replicates=replicates, seed=seed, clamp=clamp,
+    )  # fmt: skip
+    percentiles = expanded_level(level, len(groups))
+    found = {key: percentile_interval(v, percentiles) for key, v in radii.items()}
+    start = fit if fit.degenerate is None else None
+
+    def smooth(m: np.ndarray) -> dict[str, float]:
+        m = np.clip(m, 0.0, None) if clamp else m
+        s_row, s_col = moment_sigma(m)
+        return {"moment_sigma_row": s_row, "moment_sigma_col": s_col, **fit_metrics(m, start)}
+
+    mean = groups.sum(axis=0) / float(np.sum(group_n))
+    s_row, s_col = moment_sigma(np.clip(mean, 0.0, None) if clamp else mean)
+    estimate = {
+        "moment_sigma_row": s_row,
+        "moment_sigma_col": s_col,
+        **{"fit_r2": fit.r_squared, "sigma_x": fit.sigma_x, "sigma_y": fit.sigma_y},
+    }
+    jack = jackknife_intervals(
+        groups, group_n, smooth, estimate, level=level, corrected=("fit_r2",)
+    )
+    found.update(jack)
+    if "fit_r2" in found:
+        low, high = found["fit_r2"]
+        found["fit_r2"] = (low, min(high, 1.0))
+    return found
+
+
+def _radii(m: np.ndarray, center: tuple[int, int]) -> dict[str, float]:
+    """The mass radii of ``size_metrics`` alone (what the bootstrap recomputes)."""
+    return {
+        "mass_radius_50": mass_radius(m, 0.5, center=center),
+        "mass_radius_95": mass_radius(m, 0.9545, center=center),
+    }
+
+
+def _method_text(
+    n: int, unit: str, over_draws: bool, replicates: int, level: float, seed: int
+) -> str:
+    """``ci_method``: what the intervals are over, what not, and how each family is made."""
+    scope = (
+        "each draw's inputs included; not over architectures or input distributions"
+        if over_draws
+        else "not over weight draws: another seed gives another map"
+    )
+    blocks = min(n, JACKKNIFE_BLOCKS)
+    resampled = (
+        f"mass radii: expanded percentile bootstrap ({replicates} replicates, seed {seed}); "
+        f"moment sigmas, sigma_x/y: jackknife t over {blocks} blocks; fit_r2: the same about "
+        "its jackknife bias-corrected value, the R² at infinitely many inputs, which noise "
+        "lowers (the interval may lie above fit_r2)"
+        if replicates
+        else "sigmas, mass radii, fit_r2: none (fit.bootstrap=0)"
+    )
+    return (
+        f"{level:g} intervals over {n} {unit} ({scope}). erf_size, erf_size_robust, "
+        f"erf_trf_ratio: t-band of the threshold count (conservative); {resampled}; area "
+        "ratios: none (they move in whole square rings)"
+    )
 
 
 LAYOUT_KEYS = ("layout", "grid", "prefix_tokens", "layout_decided_by")

@@ -2,8 +2,9 @@
 shape (activations, saturation), growth with its null models, and the skip-scale curve.
 
 Every number that compares jobs carries an interval over weight draws: fit R² a delete-a-group
-jackknife of the mean map over draws (``erf.analysis.studies.fit_r2_interval``),
-sizes a jackknife over draws of the pooled map's size (``jackknife``), growth slopes both
+jackknife of the mean map over draws, bias-corrected (``erf.analysis.studies.fit_r2_interval``),
+sizes the t-band over draws of the pooled map's count (``erf.analysis.bands.draws_size_band``),
+growth slopes both
 ways: t-intervals over per-draw slopes (``growth_stats``) and a jackknife of the pooled curve's
 slope (``pooled_growth``, the only one that applies to ``probe.protocol=luo``).
 """
@@ -19,13 +20,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from erf.analysis.metrics import luo_size
+from erf.analysis.bands import draws_size_band
 from erf.analysis.null_models import null_curves
 from erf.analysis.studies import (
     centre_profile,
     fit_r2_interval,
     growth_stats,
-    jackknife,
     per_draw_rows,
     pooled_growth,
 )
@@ -43,6 +43,7 @@ SHAPE_COLUMNS = (
     "n_draws",
     "n_samples",
     "fit_r2",
+    "fit_r2_corrected",
     "fit_r2_low",
     "fit_r2_high",
     "erf_size",
@@ -84,13 +85,13 @@ def shape_entries(
     rows: Sequence[Mapping[str, Any]], group_by: Sequence[str]
 ) -> list[dict[str, Any]]:
     """One entry per job: its group keys, protocol, unit seeding (``channel``: None = every
-    channel), reduction, draws × samples, fit R² with its jackknife interval over draws and
-    ERF size with its t-interval over draws."""
+    channel), reduction, draws × samples, fit R² with its jackknife bias-corrected value and
+    interval over draws, and ERF size with its t-band over draws."""
     out = []
     for row in rows:
         maps = _per_draw_maps(row)
         r2 = fit_r2_interval(maps)
-        size = jackknife(lambda ms: luo_size(ms[0]), [maps])
+        size = draws_size_band(maps)
         out.append(
             {
                 "job": row.get("job"),
@@ -102,11 +103,12 @@ def shape_entries(
                 "n_draws": row.get("n_draws", 1),
                 "n_samples": row.get("n_samples"),
                 "fit_r2": r2["fit_r2"],
+                "fit_r2_corrected": r2["fit_r2_corrected"],
                 "fit_r2_low": r2["low"],
                 "fit_r2_high": r2["high"],
                 "erf_size": row.get("erf_size"),
-                "erf_size_low": size["low"],  # jackknife over draws of the pooled map's size
-                "erf_size_high": size["high"],
+                "erf_size_low": size[0],  # t-band over draws of the pooled map's count
+                "erf_size_high": size[1],
                 "sigma_x": row.get("sigma_x"),
                 "trf_size": row.get("trf_size"),
             }
@@ -198,8 +200,9 @@ def _num(v: Any) -> float:
 
 @styled
 def fit_r2_figure(entries: Sequence[Mapping[str, Any]], group_by: Sequence[str]) -> Figure:
-    """1 − R² (log scale, lower = more Gaussian) with its jackknife interval over draws: x =
-    the values of ``group_by[-1]`` in job order, one line per combination of the other keys."""
+    """1 − R² of the map at infinitely many draws (the jackknife bias-corrected R², symlog
+    scale: a corrected R² can reach 1) with its interval over draws: x = the values of
+    ``group_by[-1]`` in job order, one line per combination of the other keys."""
     x_key, line_keys = group_by[-1], list(group_by[:-1])
     values = list(dict.fromkeys(e.get(x_key) for e in entries))
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
@@ -214,18 +217,19 @@ def fit_r2_figure(entries: Sequence[Mapping[str, Any]], group_by: Sequence[str])
         pos = (
             np.array([xs.index(str(e.get(x_key))) for e in members]) + (i - len(lines) / 2) * width
         )
-        y = np.array([1 - _num(e["fit_r2"]) for e in members])
+        y = np.array([1 - _num(e.get("fit_r2_corrected", e["fit_r2"])) for e in members])
         lo = np.array([1 - _num(e["fit_r2_high"]) for e in members])
         hi = np.array([1 - _num(e["fit_r2_low"]) for e in members])
         err = np.vstack(
             [np.where(np.isfinite(lo), y - lo, 0), np.where(np.isfinite(hi), hi - y, 0)]
         )
         ax.errorbar(pos, y, yerr=np.clip(err, 0, None), fmt="o-", ms=4, capsize=2, label=name)
-    ax.set_yscale("log")
+    ax.set_yscale("symlog", linthresh=1e-4)
+    ax.axhline(0.0, color="0.5", lw=0.8)
     ax.set_xticks(range(len(xs)), xs)
     ax.set_xlabel(human(x_key))
-    ax.set_ylabel("1 − Gaussian-fit R² (lower: more Gaussian)")
-    ax.set_title("fit R², 95 % jackknife interval over weight draws", fontsize=10)
+    ax.set_ylabel("1 − fit R², bias-corrected")
+    ax.set_title("bias-corrected fit R², 95 % interval over draws", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, title="/".join(line_keys) or None, title_fontsize=7)
     return fig
@@ -278,7 +282,7 @@ def write_skip_study(sweep_dir: Path, rows: Sequence[Mapping[str, Any]]) -> str:
     branch scale α, one line per batch_norm, TRF dashed). Returns a text table."""
     entries = []
     for row in rows:
-        size = jackknife(lambda ms: luo_size(ms[0]), [_per_draw_maps(row)])
+        size = draws_size_band(_per_draw_maps(row))
         entries.append(
             {
                 "job": row.get("job"),
@@ -289,8 +293,8 @@ def write_skip_study(sweep_dir: Path, rows: Sequence[Mapping[str, Any]]) -> str:
                 "n_samples": row.get("n_samples"),
                 "trf_size": row.get("trf_size"),
                 "erf_size": row.get("erf_size"),
-                "erf_size_low": size["low"],
-                "erf_size_high": size["high"],
+                "erf_size_low": size[0],  # t-band over draws of the pooled map's count
+                "erf_size_high": size[1],
                 "erf_trf_ratio": row.get("erf_trf_ratio"),
                 "fit_r2": row.get("fit_r2"),
             }

@@ -89,7 +89,16 @@ def test_mass_radius_of_uniform_disk_matches_radius():
     rows, cols = np.indices((101, 101))
     m = (np.hypot(rows - 50, cols - 50) <= radius).astype(float)
     assert mass_radius(m, fraction=1.0) == pytest.approx(radius, abs=0.5)
-    assert mass_radius(m, fraction=0.25) == pytest.approx(radius / 2, abs=0.5)
+    # A pixel is wholly inside at r = its distance and enters from r - 1: the disk of radius r
+    # holds about pi (r + 1/2)^2 pixels, so a quarter of the pi 20^2 is reached at 10 - 1/2.
+    assert mass_radius(m, fraction=0.25) == pytest.approx(radius / 2 - 0.5, abs=0.1)
+
+
+def test_mass_radius_moves_continuously_with_the_map_between_pixel_distances():
+    m = np.zeros((9, 9))
+    m[4, 4], m[4, 5] = 1.0, 1.0  # half the mass at the centre, half at distance 1
+    radii = [mass_radius(m, f) for f in (0.5, 0.625, 0.75, 1.0)]
+    assert radii == pytest.approx([0.0, 0.25, 0.5, 1.0])
 
 
 def test_mass_radius_is_monotone_in_fraction():

@@ -89,7 +89,7 @@ def test_centre_profile_is_the_centre_row_scaled_to_one_at_the_centre():
     np.testing.assert_allclose(centre_profile(m), [0.5, 2, 1, 0.5])
 
 
-def test_fit_r2_interval_is_the_mean_map_fit_with_a_jackknife_interval_over_draws():
+def test_fit_r2_interval_is_a_jackknife_interval_about_the_bias_corrected_r2():
     from erf.analysis.fit import fit_gaussian
     from erf.analysis.studies import fit_r2_interval
 
@@ -99,12 +99,15 @@ def test_fit_r2_interval_is_the_mean_map_fit_with_a_jackknife_interval_over_draw
     maps = g + 0.05 * rng.standard_normal((12, 21, 21))
     out = fit_r2_interval(maps, groups=4)
     assert out["fit_r2"] == fit_gaussian(maps.mean(axis=0)).r_squared
-    assert out["low"] < out["fit_r2"] < out["high"] <= 1 and out["groups"] == 4
     # jackknife by hand: leave out 3 draws at a time
     loo = [fit_gaussian(np.delete(maps, range(3 * i, 3 * i + 3), axis=0).mean(0)).r_squared
            for i in range(4)]  # fmt: skip
     se = np.sqrt(3 / 4 * np.sum((np.array(loo) - np.mean(loo)) ** 2))
-    assert out["se"] == pytest.approx(se, rel=1e-12)
+    corrected = 4 * out["fit_r2"] - 3 * np.mean(loo)
+    assert out["se"] == pytest.approx(se, rel=1e-12) and out["groups"] == 4
+    assert out["fit_r2_corrected"] == pytest.approx(corrected, rel=1e-12)
+    assert corrected > out["fit_r2"]  # noise lowers a map's R²; the correction adds it back
+    assert out["low"] < corrected < out["high"] <= 1
     noisier = fit_r2_interval(g + 0.2 * rng.standard_normal((12, 21, 21)), groups=4)
     assert noisier["fit_r2"] < out["fit_r2"]
     single = fit_r2_interval(maps[:1])
