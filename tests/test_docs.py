@@ -4,10 +4,14 @@ sentence, fails here until both agree again."""
 
 import csv
 import json
+import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+
+from erf.analysis.metrics import LUO_FRACTION
 
 ROOT = Path(__file__).resolve().parents[1]
 LUO = ROOT / "experiments" / "luo2016"
@@ -264,3 +268,557 @@ def test_every_top_level_name_the_readme_uses_exists():
         except ImportError:
             missing.append(name)
     assert names and not missing, missing
+
+
+# Tables of the Luo write-up that quote study files: slopes, shape (fit R²) and size studies.
+
+SIGNED = r"([−+-]?\d+(?:\.\d+)?)"  # a number that may carry its sign, "+0.0018"
+CI = rf"\**{SIGNED} \[{SIGNED}, {SIGNED}\]\**"  # value [low, high], maybe bold
+CELL_CI = rf"\**{SIGNED}(?: \[{SIGNED}, {SIGNED}\])?\**"  # a value, its interval if quoted
+
+
+def _subsection(text: str, heading: str) -> str:
+    """The text of the ``### heading...`` subsection up to the next ``##`` heading."""
+    start = text.index(f"\n### {heading}")
+    end = text.find("\n##", start + 1)
+    return text[start : end if end >= 0 else len(text)]
+
+
+def _check_ci(quoted: Sequence[str | None], values: Sequence[float], what: str) -> None:
+    """``quoted`` = (value, low, high) as matched (low and high None where no interval is
+    quoted) against ``values`` = (value, low, high) from a file."""
+    value, low, high = quoted
+    _check(value, values[0], what)
+    if low is not None:
+        _check(low, values[1], f"{what} low")
+        _check(high, values[2], f"{what} high")
+
+
+def _triple(row: dict, key: str, low: str = "_low", high: str = "_high") -> tuple[float, ...]:
+    return float(row[key]), float(row[key + low]), float(row[key + high])
+
+
+def test_the_growth_table_is_its_growth_slopes():
+    section = _section(_text(LUO / "README.md"), "growth")
+    slopes = {r["group"]: r for r in _csv(LUO / "growth" / "growth_slopes.csv")}
+    for init, act in (
+        ("uniform", "none"),
+        ("uniform", "relu"),
+        ("random", "none"),
+        ("random", "relu"),
+    ):
+        row, what = slopes[f"{init}/{act}/ours"], f"growth {init}/{act}"
+        found = _find(rf"\| {init} / {act} \| {CI} \| {CI} \|", section, what)
+        _check_ci(found[:3], _triple(row, "erf_size_slope"), f"{what} size slope")
+        _check_ci(found[3:], _triple(row, "erf_trf_ratio_slope"), f"{what} ERF/TRF slope")
+    for name, key in (("box", "box"), ("√box", "sqrt_box")):
+        null = slopes[f"null model: {key}"]
+        size, ratio = _find(
+            rf"\| null model: {name} \([^)]*\) \| \**{SIGNED}\** \| \**{SIGNED}\** \|",
+            section,
+            f"growth null {name}",
+        )
+        _check(size, float(null["erf_size_slope"]), f"growth null {name} size slope")
+        _check(ratio, float(null["erf_trf_ratio_slope"]), f"growth null {name} ERF/TRF slope")
+
+
+def test_the_protocol_table_is_its_growth_slopes():
+    section = _subsection(_text(LUO / "README.md"), "growth under both protocols")
+    slopes = {r["group"]: r for r in _csv(LUO / "growth" / "protocols" / "growth_slopes.csv")}
+    for act in ("none", "relu"):
+        for protocol in ("ours", "luo"):
+            row, what = slopes[f"random/{act}/{protocol}"], f"protocols random/{act}/{protocol}"
+            found = _find(
+                rf"\| random / {act} \| {protocol} \| {CI} \| {CI} \| {CI} \|", section, what
+            )
+            _check_ci(found[:3], _triple(row, "pooled_erf_size_slope"), f"{what} pooled")
+            _check_ci(found[3:6], _triple(row, "pooled_erf_trf_ratio_slope"), f"{what} ratio")
+            _check_ci(found[6:], _triple(row, "erf_size_slope"), f"{what} per-draw")
+    null = slopes["null model: sqrt_box"]
+    size, ratio = _find(
+        rf"\| null model √box [^|]*\| — \| {SIGNED} \| {SIGNED} \|", section, "protocols null model"
+    )
+    _check(size, float(null["erf_size_slope"]), "protocols √box size slope")
+    _check(ratio, float(null["erf_trf_ratio_slope"]), "protocols √box ERF/TRF slope")
+
+
+def test_the_reduction_table_is_its_growth_slopes():
+    section = _subsection(_text(LUO / "README.md"), "Reduction table")
+    slopes = {r["group"]: r for r in _csv(LUO / "growth_reductions" / "growth_slopes.csv")}
+    for reduce, null in (("abs", "sqrt_box"), ("relu", "sqrt_box"), ("square", "box")):
+        row, what = slopes[reduce], f"reductions {reduce}"
+        found = _find(
+            rf"\| `{reduce}`(?:\\\||[^|])*\| {CI} \| {CI} \| {CI} \| {CI} \| √?box: "
+            rf"{SIGNED} / {SIGNED} \|",
+            section,
+            what,
+        )
+        _check_ci(found[:3], _triple(row, "erf_size_slope"), f"{what} size slope")
+        _check_ci(found[3:6], _triple(row, "pooled_erf_size_slope"), f"{what} pooled")
+        _check_ci(found[6:9], _triple(row, "erf_trf_ratio_slope"), f"{what} ERF/TRF slope")
+        _check_ci(found[9:12], _triple(row, "pooled_erf_trf_ratio_slope"), f"{what} pooled")
+        null_row = slopes[f"null model: {null}"]
+        _check(found[12], float(null_row["erf_size_slope"]), f"{what} null size slope")
+        _check(found[13], float(null_row["erf_trf_ratio_slope"]), f"{what} null ERF/TRF")
+
+
+def _shape(path: Path, *keys: str) -> dict[tuple[str, ...], dict[str, str]]:
+    return {tuple(r[k] for k in keys): r for r in _csv(path)}
+
+
+def _differences(path: Path, *keys: str) -> dict[tuple[str, ...], dict]:
+    rows = json.loads(_text(path))["rows"]
+    return {tuple(str(r[k]) for k in keys): r for r in rows}
+
+
+def _diff(row: dict) -> tuple[float, float, float]:
+    return row["estimate"], row["low"], row["high"]
+
+
+def test_the_activation_table_is_its_shape_summary():
+    section = _section(_text(LUO / "README.md"), "activation_sweep")
+    rows = _shape(LUO / "activation_sweep" / "shape.csv", "protocol", "activation")
+    for (protocol, act), row in rows.items():
+        draws, inputs = int(row["n_draws"]), int(row["n_samples"]) // int(row["n_draws"])
+        found = _find(
+            rf"\| {protocol} \| {act} \| {draws} × {inputs} \| {CI} \|",
+            section,
+            f"activation {protocol}/{act}",
+        )
+        _check_ci(found, _triple(row, "fit_r2"), f"activation {protocol}/{act} fit R²")
+    diffs = _differences(LUO / "activation_sweep" / "r2_difference.json", "protocol")
+    found = _find(
+        rf"Paired R²\(none\) − R²\(relu\): ours {CI} .*?luo\s+{CI}",
+        section,
+        "activation paired differences",
+    )
+    _check_ci(found[:3], _diff(diffs["ours",]), "activation paired difference, ours")
+    _check_ci(found[3:], _diff(diffs["luo",]), "activation paired difference, luo")
+
+
+def test_the_activation_settings_table_is_its_shape_summary():
+    section = _section(_text(LUO / "README.md"), "activation_sweep")
+    folder = LUO / "activation_settings"
+    rows = _shape(folder / "shape.csv", "depth", "channels", "protocol", "activation")
+    diffs = _differences(folder / "r2_difference.json", "depth", "channels", "protocol")
+    for depth, channels, protocol in diffs:
+        what = f"activation_settings {depth}/{channels}/{protocol}"
+        found = _find(
+            rf"\| {depth} \| {channels} \| {protocol} \| {CI} \| {CI} \| {CI} \|", section, what
+        )
+        for quoted, act in ((found[:3], "none"), (found[3:6], "relu")):
+            row = rows[depth, channels, protocol, act]
+            _check_ci(quoted, _triple(row, "fit_r2"), f"{what} R² {act}")
+        _check_ci(found[6:], _diff(diffs[depth, channels, protocol]), f"{what} paired")
+
+
+def test_the_one_channel_seeding_sentence_is_its_shape_summary():
+    section = _section(_text(LUO / "README.md"), "activation_sweep")
+    folder = LUO / "activation_sweep" / "channel0"
+    rows = _shape(folder / "shape.csv", "protocol", "activation")
+    diffs = _differences(folder / "r2_difference.json", "protocol")
+    found = _find(
+        rf"R² none {CI} vs\s+ReLU {CI}, paired difference {CI}", section, "channel 0, luo"
+    )
+    _check_ci(found[:3], _triple(rows["luo", "none"], "fit_r2"), "channel 0 luo R² none")
+    _check_ci(found[3:6], _triple(rows["luo", "relu"], "fit_r2"), "channel 0 luo R² relu")
+    _check_ci(found[6:], _diff(diffs["luo",]), "channel 0 luo paired difference")
+    ours = _find(
+        rf"ReLU is again the more Gaussian \({CI}", section.replace("\n  ", " "), "channel 0, ours"
+    )
+    _check_ci(ours, _diff(diffs["ours",]), "channel 0 ours paired difference")
+
+
+def test_the_saturation_table_is_its_shape_summaries():
+    section = _subsection(_text(LUO / "README.md"), "activation_saturation")
+    folder = LUO / "activation_saturation"
+    diffs = _differences(folder / "r2_difference.json", "protocol", "activation", "gain")
+    for protocol, path in (("luo", folder / "luo" / "shape.csv"), ("ours", folder / "shape.csv")):
+        rows = _shape(path, "activation", "weight_scale")
+        # none and relu are quoted under luo only: they do not depend on the gain
+        for act in (
+            ("none", "relu", "tanh", "sigmoid") if protocol == "luo" else ("tanh", "sigmoid")
+        ):
+            what = f"saturation {act}/{protocol}"
+            match = re.search(
+                rf"\| {act} \| {protocol} \| {CI} \| (.+?) \| (.+?) \| (.+?) \| "
+                rf"(.+?) \|",
+                section,
+            )
+            assert match, f"{what}: no table row"
+            _check_ci(match.groups()[:3], _triple(rows[act, "1"], "fit_r2"), f"{what} g = 1")
+            cells = match.groups()[3:]
+            if cells[:3] == ("same", "same", "same"):  # bitwise the same R² at every gain
+                assert {rows[act, g]["fit_r2"] for g in ("1", "2", "4", "8")} == {
+                    rows[act, "1"]["fit_r2"]
+                }, what
+                assert cells[3].startswith("0 "), what
+                continue
+            for cell, gain in zip(cells[:3], ("2", "4", "8")):
+                quoted = _find(rf"^{CELL_CI}$", cell, f"{what} g = {gain}")
+                _check_ci(quoted, _triple(rows[act, gain], "fit_r2"), f"{what} g = {gain}")
+            quoted = _find(rf"^{CI}$", cells[3], f"{what} paired")
+            _check_ci(quoted, _diff(diffs[protocol, act, "8"]), f"{what} paired R²(1) − R²(8)")
+
+
+def test_the_saturation_differences_in_the_text_are_its_paired_differences():
+    section = _subsection(_text(LUO / "README.md"), "activation_saturation")
+    text = re.sub(r"\s+", " ", section)
+    diffs = _differences(
+        LUO / "activation_saturation" / "r2_difference.json", "protocol", "activation", "gain"
+    )
+    found = _find(
+        rf"tanh's paired difference is {CI} at g = 2, {CI} at g = 4 and {CI} at g = 8; "
+        rf"sigmoid's only at g = 8 \({CI}\)",
+        text,
+        "saturation paired differences",
+    )
+    for i, key in enumerate([("tanh", "2"), ("tanh", "4"), ("tanh", "8"), ("sigmoid", "8")]):
+        _check_ci(found[3 * i : 3 * i + 3], _diff(diffs[("luo", *key)]), f"saturation {key}")
+
+
+def test_the_dropout_skip_table_is_its_summary():
+    section = _section(_text(LUO / "README.md"), "dropout_skip")
+    for row in _csv(LUO / "dropout_skip" / "summary.csv"):
+        what = f"dropout_skip {row['label']}"
+        found = _find(
+            rf"\| {row['label']} \| {NUMBER} \| {CI} \| {NUMBER} \| {NUMBER} \| {CI} \|",
+            section,
+            what,
+        )
+        _check(found[0], float(row["trf_size"]), f"{what} TRF")
+        _check_ci(found[1:4], _triple(row, "erf_size", "_ci_low", "_ci_high"), f"{what} ERF")
+        _check(found[4], float(row["erf_trf_ratio"]), f"{what} ERF/TRF")
+        _check(found[5], float(row["sigma_x"]), f"{what} σ_x")
+        _check_ci(found[6:], _triple(row, "fit_r2", "_ci_low", "_ci_high"), f"{what} fit R²")
+
+
+def test_the_skip_scale_table_is_its_skip_scale_summary():
+    section = _subsection(_text(LUO / "README.md"), "skip_scale")
+    rows = _shape(LUO / "skip_scale" / "skip_scale.csv", "batch_norm", "branch_scale")
+    cell = rf"{CELL_CI}¹?"
+    for alpha in ("0", "0.25", "0.5", "1", "2"):
+        what = f"skip_scale α = {alpha}"
+        found = _find(
+            rf"\| {re.escape(alpha)}(?: \([^)]*\))? \| {cell} \| {cell} \| "
+            rf"{NUMBER} \|",
+            section,
+            what,
+        )
+        for quoted, bn in ((found[:3], "False"), (found[3:6], "True")):
+            row = rows[bn, alpha]
+            _check_ci(quoted, _triple(row, "erf_size"), f"{what} batch_norm={bn}")
+            _check(found[6], float(row["trf_size"]), f"{what} TRF")
+    plain = json.loads(_text(LUO / "skip_scale" / "plain_control.json"))["jobs"]
+    sizes = {job["batch_norm"]: job for job in plain}
+    no_bn, bn, trf = _find(
+        rf"\| plain stack \(no skips\) \| {NUMBER} \(no interval committed\) \| {NUMBER} "
+        rf"\(no interval committed\) \| {NUMBER} \|",
+        section,
+        "skip_scale plain control",
+    )  # the control's file holds no interval, so none is quoted
+    _check(no_bn, sizes[False]["erf_size"], "skip_scale plain control, no batch-norm")
+    _check(bn, sizes[True]["erf_size"], "skip_scale plain control, batch-norm")
+    _check(trf, sizes[False]["trf_size"], "skip_scale plain control TRF")
+
+
+def test_the_gap_against_runs_table_is_its_json():
+    text = _text(LUO / "README.md")
+    gaps = json.loads(_text(LUO / "activation_settings" / "gap_vs_runs.json"))
+    blocks = {b["runs"]: b for b in gaps["blocks"]}
+    for nested in gaps["nested"]:
+        n = nested["runs"]
+        what = f"gap against runs, N = {n}"
+        found = _find(
+            rf"\| {n:,} \| {NUMBER} \| {NUMBER} \| {SIGNED} \| (?:{SIGNED} ± {NUMBER} "
+            rf"\((\d+) blocks\)|\(one block\)) \|",
+            text,
+            what,
+        )
+        _check(found[0], nested["r2_none"], f"{what} R² none")
+        _check(found[1], nested["r2_relu"], f"{what} R² relu")
+        _check(found[2], nested["gap"], f"{what} gap")
+        if n in blocks:
+            _check(found[3], blocks[n]["gap_mean"], f"{what} block mean")
+            _check(found[4], blocks[n]["gap_se"], f"{what} block s.e.")
+            assert int(found[5]) == blocks[n]["blocks"], what
+        else:
+            assert found[3] is None, f"{what}: one block has no mean over blocks"
+
+
+def test_the_run_to_run_gain_and_dead_runs_are_the_gap_json():
+    gaps = json.loads(_text(LUO / "activation_settings" / "gap_vs_runs.json"))
+    for path, pattern in (
+        (LUO / "README.md", rf"map sum is {NUMBER} \(linear\) and {NUMBER} \(ReLU"),
+        (ROOT / "README.md", rf"variation {NUMBER} for a random linear stack, {NUMBER} with"),
+    ):
+        text = re.sub(r"\s+", " ", _text(path))
+        linear, relu = _find(pattern, text, f"{path.name}: gain CV")
+        _check(linear, gaps["gain_cv"]["none"], f"{path.name}: gain CV, linear")
+        _check(relu, gaps["gain_cv"]["relu"], f"{path.name}: gain CV, ReLU")
+    text = re.sub(r"\s+", " ", _text(LUO / "README.md"))
+    (dead,) = _find(r"(\d+) of the 4,096 ReLU runs are dead, none of the linear", text, "dead")
+    assert int(dead) == gaps["n_dead_runs"]["relu"] and gaps["n_dead_runs"]["none"] == 0
+
+
+def test_the_dead_draw_counts_are_the_summaries_n_dead_draws():
+    """The sentences quote ``n_dead_draws``; a summary.csv rendered before that column
+    existed cannot confirm them, and the test says so instead of passing silently."""
+    text = re.sub(r"\s+", " ", _section(_text(LUO / "README.md"), "activation_sweep"))
+    settings = _shape(
+        LUO / "activation_settings" / "summary.csv", "depth", "channels", "protocol", "activation"
+    )
+    channel0 = _shape(
+        LUO / "activation_sweep" / "channel0" / "summary.csv", "protocol", "activation"
+    )
+    _find(r"One of the 64 one-input ReLU runs at depth 10 with 8 channels was dead", text, "d")
+    luo, ours = _find(
+        r"under luo \**(\d+) of the 64 one-input ReLU draws are dead.*?Under "
+        r"ours \((\d+) of 4 ReLU draws dead\)",
+        text,
+        "channel 0 dead",
+    )
+    quoted = [
+        (settings["10", "8", "luo", "relu"], 1),
+        (channel0["luo", "relu"], int(luo)),
+        (channel0["ours", "relu"], int(ours)),
+    ]
+    if any("n_dead_draws" not in row for row, _ in quoted):
+        pytest.skip("summary.csv predates its n_dead_draws column: re-render it to check")
+    for row, count in quoted:
+        assert int(row["n_dead_draws"]) == count, f"{row['job']}: {row['n_dead_draws']}"
+
+
+CROSS_ARCH_METRICS = (
+    "area_ratio_20",
+    "area_ratio_30",
+    "area_ratio_50",
+    "area_ratio_99",
+    "erf_size",
+)
+
+
+def test_the_cross_arch_table_is_its_study_table():
+    """Each cell quotes the mean over seeds and, in brackets, its interval; a cell without
+    brackets is one whose seeds agree (a zero-width interval), as the write-up says."""
+    folder = ROOT / "experiments" / "cross_arch"
+    text = _text(folder / "README.md")
+    rows = _csv(folder / "cross_arch.csv")
+    assert len(rows) == 18
+    for row in rows:
+        what = f"cross_arch {row['label']} {row['inputs']}"
+        cells = " \\| ".join([CELL_CI] * 5)
+        found = _find(
+            rf"\| {re.escape(row['label'])} \| {row['inputs']} \| {row['input_h']} \| "
+            rf"{row['n_seeds']} \| {cells} \| ({NUMBER[1:-1]}|global) \| (.+?) \|",
+            text,
+            what,
+        )
+        for i, key in enumerate(CROSS_ARCH_METRICS):
+            values = tuple(float(row[f"{key}_{s}"]) for s in ("mean", "lo", "hi"))
+            _check_ci(found[3 * i : 3 * i + 3], values, f"{what} {key}")
+            if found[3 * i + 1] is None:
+                assert values[1] == values[2], f"{what} {key}: no interval quoted, but a spread"
+        trf, ratio = found[15:]
+        if row["trf_global"] == "True":
+            assert (trf, ratio) == ("global", "n/a (global)"), what
+            continue
+        _check(trf, float(row["trf_size_mean"]), f"{what} TRF")
+        quoted = _find(rf"^{CELL_CI}$", ratio, f"{what} ERF/TRF")
+        values = tuple(float(row[f"erf_trf_ratio_{s}"]) for s in ("mean", "lo", "hi"))
+        _check_ci(quoted, values, f"{what} ERF/TRF")
+
+
+def test_the_memory_table_is_its_estimate_file():
+    folder = ROOT / "experiments" / "memory"
+    text = _text(folder / "README.md")
+    jobs = json.loads(_text(folder / "estimate_vs_peak.json"))
+    mib = 2.0**20
+    for name, job in jobs.items():
+        found = _find(
+            rf"\| {re.escape(name)} \| {NUMBER} \| {NUMBER} \| {NUMBER} \|", text, f"memory {name}"
+        )
+        _check(found[0], job["estimate"] / mib, f"memory {name} estimate")
+        _check(found[1], job["peak"] / mib, f"memory {name} peak")
+        _check(found[2], job["ratio"], f"memory {name} ratio")
+
+
+def _summary_row(study: str) -> str:
+    """The row of the luo2016 summary table whose first cell starts with ``study``."""
+    text = _text(LUO / "README.md")
+    start = text.index("\n## Summary")
+    (row,) = _find(rf"\n(\| {re.escape(study)}[^\n]*)", text[start:], f"summary row {study}")
+    return row
+
+
+def test_the_summary_table_quotes_the_growth_and_depth_sweep_slopes():
+    slopes = {r["group"]: r for r in _csv(LUO / "growth" / "growth_slopes.csv")}
+    relu = slopes["random/relu/ours"]
+    found = _find(
+        rf"\*\*{NUMBER}\*\* \[{NUMBER}, {NUMBER}\].*null model √box: {NUMBER}",
+        _summary_row("growth, random + ReLU, size slope"),
+        "summary growth size",
+    )
+    _check_ci(found[:3], _triple(relu, "erf_size_slope"), "summary: growth size slope")
+    _check(found[3], float(slopes["null model: sqrt_box"]["erf_size_slope"]), "summary: √box")
+    found = _find(
+        rf"\*\*{NUMBER}\*\* \[{NUMBER}, {NUMBER}\]",
+        _summary_row("growth, random + ReLU, ERF/TRF"),
+        "summary growth ERF/TRF",
+    )
+    _check_ci(found, _triple(relu, "erf_trf_ratio_slope"), "summary: growth ERF/TRF slope")
+    uniform = slopes["uniform/none/ours"]
+    size, ratio = _find(
+        rf"\| {NUMBER} / {NUMBER} \(exact box", _summary_row("growth, uniform"), "summary uniform"
+    )
+    _check(size, float(uniform["erf_size_slope"]), "summary: uniform size slope")
+    _check(ratio, float(uniform["erf_trf_ratio_slope"]), "summary: uniform ERF/TRF slope")
+    depth = _slopes(LUO / "depth_sweep" / "slopes.json")["random", "relu"]
+    size, ratio = _find(
+        rf"\| {NUMBER} / {NUMBER} \(one draw", _summary_row("depth sweep"), "summary depth sweep"
+    )
+    _check(size, depth["erf_size_slope"], "summary: depth sweep size slope")
+    _check(ratio, depth["erf_trf_ratio_slope"], "summary: depth sweep ERF/TRF slope")
+
+
+def test_the_summary_table_quotes_the_size_studies():
+    rows = {r["label"]: r for r in _csv(LUO / "subsample_dilation" / "summary.csv")}
+    found = _find(
+        rf"ERF {CI} → {CI} \(subsample\), {CI} \(dilation\)",
+        _summary_row("subsampling and dilation"),
+        "summary subsample",
+    )
+    for i, label in enumerate(("baseline", "subsample", "dilation")):
+        values = _triple(rows[label], "erf_size", "_ci_low", "_ci_high")
+        _check_ci(found[3 * i : 3 * i + 3], values, f"summary: {label} ERF size")
+    rows = {r["label"]: r for r in _csv(LUO / "dropout_skip" / "summary.csv")}
+    found = _find(
+        rf"ERF {CI} \(plain\) vs {NUMBER} \(eval\) vs {CI} px \(masks\); R² {NUMBER} each",
+        _summary_row("dropout"),
+        "summary dropout",
+    )
+    size = lambda label: _triple(rows[label], "erf_size", "_ci_low", "_ci_high")  # noqa: E731
+    _check_ci(found[:3], size("plain"), "summary: plain ERF size")
+    _check(found[3], float(rows["dropout_eval"]["erf_size"]), "summary: dropout_eval ERF size")
+    _check_ci(found[4:7], size("dropout_mask"), "summary: dropout_mask ERF size")
+    for label in ("plain", "dropout_eval", "dropout_mask"):
+        _check(found[7], float(rows[label]["fit_r2"]), f"summary: {label} fit R²")
+    row = _summary_row("skip connections")
+    found = _find(rf"{CI} px \(residual\) vs {CI} px \(plain\), same TRF {NUMBER}", row, "skip")
+    _check_ci(found[:3], size("residual"), "summary: residual ERF size")
+    _check_ci(found[3:6], size("plain"), "summary: plain ERF size")
+    _check(found[6], float(rows["residual"]["trf_size"]), "summary: residual TRF")
+    alpha2, plain = _find(rf"\({NUMBER} vs {NUMBER} px\)", row, "summary skip_scale α = 2")
+    scale = _shape(LUO / "skip_scale" / "skip_scale.csv", "batch_norm", "branch_scale")
+    _check(alpha2, float(scale["False", "2"]["erf_size"]), "summary: skip_scale α = 2")
+    control = json.loads(_text(LUO / "skip_scale" / "plain_control.json"))["jobs"]
+    _check(plain, next(j for j in control if not j["batch_norm"])["erf_size"], "summary: plain")
+    ratios = json.loads(_text(LUO / "init_sweep" / "per_draw.json"))["rim_heavy_over_random"]
+    found = _find(
+        rf"\+{NUMBER} % \[{NUMBER}, {NUMBER}\] \(linear\), \+{NUMBER} % \[{NUMBER}, "
+        rf"{NUMBER}\] \(ReLU\)",
+        _summary_row("rim-heavy init enlarges"),
+        "rim-heavy",
+    )
+    for i, act in enumerate(("none", "relu")):
+        values = [100 * (ratios[act][k] - 1) for k in ("mean", "low", "high")]
+        _check_ci(found[3 * i : 3 * i + 3], values, f"summary: rim-heavy / random, {act} (%)")
+
+
+def test_the_summary_table_quotes_the_relu_gap_against_runs():
+    row = _summary_row("ReLU makes the ERF less Gaussian")
+    settings = _shape(
+        LUO / "activation_settings" / "shape.csv", "depth", "channels", "protocol", "activation"
+    )
+    diffs = _differences(
+        LUO / "activation_settings" / "r2_difference.json", "depth", "channels", "protocol"
+    )
+    found = _find(
+        rf"R² {NUMBER} \(none\) vs \*\*{NUMBER} \(ReLU\)\*\*, paired difference {CI}",
+        row,
+        "summary ReLU",
+    )
+    _check(found[0], float(settings["20", "8", "luo", "none"]["fit_r2"]), "summary: R² none")
+    _check(found[1], float(settings["20", "8", "luo", "relu"]["fit_r2"]), "summary: R² relu")
+    _check_ci(found[2:], _diff(diffs["20", "8", "luo"]), "summary: paired difference")
+    gaps = json.loads(_text(LUO / "activation_settings" / "gap_vs_runs.json"))
+    found = _find(
+        rf"{SIGNED} at 64 runs, {SIGNED} at 256, {SIGNED} at 1,024, {SIGNED} at 4,096",
+        row,
+        "summary gap against runs",
+    )
+    expected = [b["gap_mean"] for b in gaps["blocks"]] + [gaps["nested"][-1]["gap"]]
+    for quoted, value, n in zip(found, expected, (64, 256, 1024, 4096)):
+        _check(quoted, value, f"summary: gap at {n} runs")
+
+
+def test_the_summary_table_quotes_the_training_shifts():
+    table = {
+        (r["setting"], r["quantity"], r["phase"]): r
+        for r in _csv(LUO / "trained_vs_untrained" / "shift_growth.csv")
+    }
+    value = lambda *key: tuple(float(table[key][k]) for k in ("mean", "low", "high"))  # noqa: E731
+    found = _find(
+        rf"moment σ {CI} px, Luo size {NUMBER} → {NUMBER} px",
+        _summary_row("CIFAR-10"),
+        "summary CIFAR-10",
+    )
+    _check_ci(found[:3], value("classification", "moment_sigma_own", "change"), "σ change")
+    _check(found[3], value("classification", "luo_size_unit", "before")[0], "Luo size before")
+    _check(found[4], value("classification", "luo_size_unit", "after")[0], "Luo size after")
+    found = _find(
+        rf"COM moves {CI} px off the unit; moment σ about its own centre {CI} px",
+        _summary_row("CamVid"),
+        "summary CamVid",
+    )
+    _check_ci(found[:3], value("segmentation", "shift_norm", "change"), "CamVid shift change")
+    _check_ci(found[3:], value("segmentation", "moment_sigma_own", "change"), "CamVid σ change")
+
+
+def _null_gap(path: Path, group: dict, model: str, sizes: list[float]) -> float:
+    """The largest |size / null size − 1| over the depths of ``group``."""
+    null = next(m for m in json.loads(_text(path))["null_models"] if m["model"] == model)
+    ref = dict(zip(null["depths"], null["erf_size"]))
+    return max(abs(s / ref[x] - 1) for x, s in zip(group["xs"], sizes))
+
+
+def test_the_null_model_gaps_in_the_text_are_the_growth_files():
+    text = re.sub(r"\s+", " ", _text(LUO / "README.md"))
+    path = LUO / "growth" / "growth.json"
+    groups = {(g["init"], g["activation"]): g for g in json.loads(_text(path))["groups"]}
+    random = groups["random", "none"]
+    gap, size, null = _find(
+        rf"random / none mean sizes are within {NUMBER} % of √box at "
+        rf"every depth \(depth 80: {NUMBER} vs {NUMBER} px\)",
+        text,
+        "√box",
+    )
+    _check(gap, 100 * _null_gap(path, random, "sqrt_box", random["erf_size"]), "√box gap (%)")
+    _check(size, random["erf_size"][random["xs"].index(80)], "random / none size at depth 80")
+    sqrt_box = next(m for m in json.loads(_text(path))["null_models"] if m["model"] == "sqrt_box")
+    _check(null, sqrt_box["erf_size"][sqrt_box["depths"].index(80)], "√box size at depth 80")
+    path = LUO / "growth_reductions" / "growth.json"
+    square = next(g for g in json.loads(_text(path))["groups"] if g["reduce"] == "square")
+    mean, pooled = _find(
+        rf"mean per-draw sizes within {NUMBER} % of box at every depth, the "
+        rf"pooled map's within {NUMBER} %",
+        text,
+        "square vs box",
+    )
+    _check(mean, 100 * _null_gap(path, square, "box", square["erf_size"]), "square vs box (%)")
+    gap = _null_gap(path, square, "box", square["pooled"]["erf_size"])
+    _check(pooled, 100 * gap, "square pooled vs box (%)")
+
+
+def test_the_luo_threshold_is_placed_at_its_gaussian_contour():
+    """4.55 % of a Gaussian's peak lies at √(−2 ln 0.0455) σ, which the write-ups quote."""
+    sigmas = math.sqrt(-2 * math.log(1 - LUO_FRACTION))
+    for path in (ROOT / "README.md", LUO / "README.md"):
+        text = re.sub(r"\s+", " ", _text(path))
+        quoted, at_two = _find(
+            rf"√\(−2 ln 0.0455\) = {NUMBER} σ[^%]*? 2 σ [^%]*?{NUMBER} %",
+            text,
+            f"{path.name}: threshold",
+        )
+        _check(quoted, sigmas, f"{path.name}: the 4.55 % contour in σ")
+        _check(at_two, 100 * math.exp(-2), f"{path.name}: a Gaussian at 2 σ (% of its peak)")
