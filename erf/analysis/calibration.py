@@ -27,6 +27,7 @@ from erf.analysis.summary import CI_KEYS, erf_metrics
 from erf.result import ERFResult
 
 NOISE_MODELS = ("half_normal", "exponential", "gaussian")
+MAX_REPETITIONS = 100_000  # experiment=calibration: beyond this a case would take days
 
 
 def box_stack_map(depth: int, kernel: int, size: int) -> np.ndarray:
@@ -114,6 +115,24 @@ class SyntheticCase:
     n_groups: int
     noise: str = "half_normal"
     trf_size: float | None = None
+
+
+def _cases() -> dict[str, SyntheticCase]:
+    cases = [
+        SyntheticCase("box_depth4_n64", box_stack_map(4, 3, 21), 64, 16, trf_size=9),
+        SyntheticCase("box_depth8_n256", box_stack_map(8, 3, 31), 256, 16, trf_size=17),
+        SyntheticCase("box_depth6_n32_k8", box_stack_map(6, 3, 25), 32, 8, trf_size=13),
+        SyntheticCase("gaussian_n64_exp", gaussian_map(3.0, 25), 64, 16, noise="exponential"),
+        SyntheticCase("laplace_n64", laplace_map(2.0, 25), 64, 16),
+        SyntheticCase("laplace_n16_exp", laplace_map(3.0, 25), 16, 16, noise="exponential"),
+    ]
+    return {case.name: case for case in cases}
+
+
+# The exact cases of ``experiment=calibration`` and experiments/calibration, by name: box stacks
+# (Luo's uniform-weight oracle) at three depths, group counts and sample counts, a Gaussian
+# under Exp(1) noise, and two Laplace cusps whose fit R² lies inside (0, 1).
+CASES: dict[str, SyntheticCase] = _cases()
 
 
 class _BoxTRF:

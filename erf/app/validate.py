@@ -26,6 +26,9 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from erf.analysis.bootstrap import MAX_REPLICATES as MAX_BOOTSTRAP
+from erf.analysis.calibration import CASES as CALIBRATION_CASES
+from erf.analysis.calibration import MAX_REPETITIONS
+from erf.analysis.draw_stats import DRAW_WEIGHTS
 from erf.app.build import INPUT_SOURCES
 from erf.app.config import CONFIG_DIR
 from erf.app.launchers import launcher_problem
@@ -154,8 +157,18 @@ RULES: dict[str, Rule] = {
     "benchmark.warmup": int_at_least(0),
     "benchmark.repeats": int_at_least(1),
     "benchmark.threads": optional(int_at_least(1)),
+    "calibration.run": boolean(),
+    "calibration.repetitions": int_between(1, MAX_REPETITIONS),
+    "calibration.seed": int_at_least(0),
+    "calibration.cases": (
+        lambda v: isinstance(v, list) and all(c in CALIBRATION_CASES for c in v),
+        f"a list of {', '.join(CALIBRATION_CASES)}",
+    ),
+    "calibration.network": boolean(),
+    "calibration.reference_samples": int_between(1, MAX_SAMPLES),
     "probe.checkpoint_every": int_at_least(1),
     "probe.draws": int_between(1, MAX_DRAWS),
+    "probe.draw_weight": choice(DRAW_WEIGHTS),
     "probe.reduce": choice(REDUCTIONS),
     "probe.dtype": choice(tuple(DTYPES)),
     "probe.on_nonfinite": choice(("skip", "raise")),

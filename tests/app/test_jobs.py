@@ -27,6 +27,7 @@ def _cfg(*overrides):
         (["experiment=layer_profile"], "profile"),
         (["benchmark.run=true"], "benchmark"),
         (["experiment=benchmark"], "benchmark"),
+        (["experiment=calibration"], "calibration"),
         (["setting=classification"], "training"),
         (["experiment=paper_figures"], "suite"),
     ],
@@ -50,6 +51,10 @@ def test_job_kind_names_the_job_a_config_asks_for(overrides, kind):
         (
             ["probe.draws=2", "probe.crop=on"],
             "probe.crop=on does not combine with probe.draws > 1",
+        ),
+        (
+            ["probe.draw_weight=equal"],
+            "probe.draw_weight=equal does not combine with probe.draws=1 (one network",
         ),
         (
             ["benchmark.run=true", "probe.channel=0"],

@@ -1,8 +1,9 @@
 """The jobs of ``python -m erf.run``, one module each, and ``run_job``, which picks one.
 
 ``job_kind`` names the kind of a composed config: a suite of experiments
-(``erf.app.suite``), a training job (``training``), the probe benchmark (``benchmark``), a
-layer profile or one measurement (``measure``), or many weight draws (``draws``).
+(``erf.app.suite``), a training job (``training``), the probe benchmark (``benchmark``), the
+interval calibration (``calibration``), a layer profile or one measurement (``measure``), or
+many weight draws (``draws``).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from erf.app.build import input_shape_for, resolve_target, seeded_model
+from erf.app.build import input_shape_for, refuse_probe, resolve_target, seeded_model
 from erf.app.jobs.benchmark import run_benchmark
+from erf.app.jobs.calibration import run_calibration
 from erf.app.jobs.draws import run_draws
 from erf.app.jobs.measure import run_measure, run_profile
 from erf.app.jobs.training import run_training
@@ -24,18 +26,21 @@ from erf.app.suite import run_suite
 from erf.app.validate import validate
 from erf.probe import distributed
 
-JOB_KINDS = ("suite", "training", "benchmark", "profile", "draws", "measure")
+JOB_KINDS = ("suite", "training", "benchmark", "calibration", "profile", "draws", "measure")
 
 
 def job_kind(cfg: DictConfig) -> str:
     """Which job ``cfg`` asks for, one of ``JOB_KINDS``: ``suite`` set, ``train`` set,
-    ``benchmark.run``, ``profile.layers`` set, ``probe.draws`` > 1, else one measurement."""
+    ``benchmark.run``, ``calibration.run``, ``profile.layers`` set, ``probe.draws`` > 1, else
+    one measurement."""
     if cfg.get("suite"):
         return "suite"
     if cfg.get("train") is not None:
         return "training"
     if cfg.get("benchmark") and cfg.benchmark.get("run"):
         return "benchmark"
+    if cfg.get("calibration") and cfg.calibration.get("run"):
+        return "calibration"
     if cfg.get("profile") and cfg.profile.get("layers"):
         return "profile"
     if cfg.probe.get("draws", 1) > 1:
@@ -65,12 +70,17 @@ def _run_kind(
 ) -> dict[str, Any]:
     if kind == "training":  # the ERF at init and after training
         return run_training(cfg, out_dir, should_stop)
+    if kind != "draws":
+        refuse_probe(cfg, ("draw_weight",), "probe.draws=1 (one network: no draws to pool)")
     model = seeded_model(cfg.model, cfg.seed)  # the same weights on every run of a seed
     input_shape = input_shape_for(cfg, model)
     if kind == "benchmark":
         return run_benchmark(cfg, model, input_shape, out_dir)
     if kind == "profile":
         return run_profile(cfg, model, input_shape, out_dir, should_stop)
+    if kind == "calibration":
+        target = resolve_target(cfg.probe.target, model, input_shape)
+        return run_calibration(cfg, model, input_shape, target, out_dir)
     finished = completed_metrics(cfg, out_dir)
     if finished is not None:
         return finished
