@@ -35,7 +35,7 @@ INPUT_SOURCES = (*RANDOM_SOURCES, *REAL_SOURCES)  # what a probe job accepts (``
 DEFAULT_SIZE = 224  # input side for models whose TRF cannot size the input (graphs, global RFs)
 
 # probe.* settings that are not ProbeOptions fields, at their plain values (``refuse_probe``).
-PLAIN_PROBE = {"target": None, "position": "center", "draws": 1}
+PLAIN_PROBE = {"target": None, "position": "center", "draws": 1, "draw_weight": "gain"}
 
 
 def build_model(model_cfg: DictConfig) -> nn.Module:

@@ -55,7 +55,7 @@ def run_draws(
         options=options,
         should_stop=should_stop,
     )
-    pooled = pool_draws(results)
+    pooled = pool_draws(results, cfg.probe.get("draw_weight", "gain"))
     metrics = job_metrics(cfg, pooled, trf, model)
     metrics.pop("model_seed")  # draw d was built with seed + d (``draws``)
     metrics["draws"] = draw_metrics(results, trf, r2_min=cfg.fit.r2_min)
