@@ -121,13 +121,15 @@ def erf_metrics(
       threshold relative to the median of the centre's 3 x 3 neighbourhood
       (``metrics.robust_luo_size``; a single spiky centre pixel barely moves it).
     - ``<key>_ci_low``/``<key>_ci_high`` for every key of ``CI_KEYS``: ``ci_level`` (0.95)
-      expanded percentile bootstrap intervals (``expanded_level``) over ``bootstrap``
-      replicates (``erf.analysis.bootstrap``,
-      ``np.random.default_rng(seed)``) of the result's groups: input groups
-      (``ERFResult.groups``), or weight draws for a pooled many-draws result
-      (``meta["bootstrap_over"] == "draws"``). ``ci_method`` says which and how, ``ci_n``
-      is the number of groups or draws. NaN (null) without groups, with fewer than 2, with
-      ``bootstrap=0`` or on a degenerate map.
+      intervals over the result's groups: input groups (``ERFResult.groups``), or weight draws
+      for a pooled many-draws result (``meta["bootstrap_over"] == "draws"``); each family by
+      the method that covers in ``erf.analysis.calibration`` (``_intervals``): the t-band of
+      the threshold count for the Luo sizes (``erf.analysis.bands``), a delete-a-block
+      jackknife for the sigmas and, about its bias-corrected value, for ``fit_r2``, the
+      expanded percentile bootstrap (``bootstrap`` replicates, ``np.random.default_rng(seed)``)
+      for the mass radii; none for the area ratios. ``ci_method`` says what they are over and
+      how, ``ci_n`` is the number of groups or draws. NaN (null) without groups, with fewer
+      than 2 or on a degenerate map; ``bootstrap=0`` keeps only the count bands.
     - ``n_dead``/``dead_fraction``: inputs whose per-sample map was all zero, and their
       share of ``n_samples``.
     - ``sigma_x``/``sigma_y``/``rotation``/``fit_r2``: elliptical Gaussian fit (x = column).

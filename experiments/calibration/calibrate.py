@@ -1,14 +1,16 @@
-"""Coverage of erf's intervals by simulation (issue "intervals that mean what they say").
+"""Before and after: the same coverage simulation through the code before the interval fix
+(``d3f12c5``) and through the current code.
 
-    python experiments/calibration/calibrate.py --label after [--repetitions 300]
-    python experiments/calibration/calibrate.py --figure      # coverage.csv -> .md and .png
+    PYTHONPATH=/path/to/checkout-of-d3f12c5 python calibrate.py --label before
+    python calibrate.py --label after --figure   # before_after.csv -> .md and .png
 
-Each case is an exact truth map (erf.analysis.calibration) measured many times with fresh
-noise; every repetition goes through erf_metrics (the job's intervals, over 16 or 8 input
-groups) and through the shape study's intervals over draws (each sample one draw:
-fit_r2_interval and the ERF size of the pooled map). ``--label`` names the code that made the
-rows (run it from a checkout of the code before the fix with PYTHONPATH pointing there to get
-the "before" rows); rows of other labels in coverage.csv are kept.
+The current code's own run is ``python -m erf.run experiment=calibration`` (coverage.*);
+this script exists for the "before" column, which needs the old code: it is self-contained
+except for the case definitions (``erf.analysis.calibration``, copied into the old checkout)
+and, with ``--figure``, the current code's table and figure (``erf.io.calibration``). Besides
+``erf_metrics`` (the job's intervals over 16 or 8 input groups) each repetition goes through
+the shape study's intervals over draws (each sample one draw: ``fit_r2_interval`` and the
+pooled map's size, rows ``draws_*``). Rows of other labels in before_after.csv are kept.
 """
 
 from __future__ import annotations
@@ -25,22 +27,12 @@ from erf.analysis import calibration as cal
 from erf.analysis import studies
 
 HERE = Path(__file__).resolve().parent
-CSV = HERE / "coverage.csv"
+CSV = HERE / "before_after.csv"
 COLUMNS = ["label", "case", "metric", "truth", "n", "n_missing", "coverage", "coverage_low",
            "coverage_high", "miss_below", "miss_above", "width", "zero_width", "bias", "bias_sd",
            "verdict"]  # fmt: skip
 
-CASES = [
-    cal.SyntheticCase("box d4, 64 inputs / 16 groups", cal.box_stack_map(4, 3, 21), 64, 16,
-                      trf_size=9),
-    cal.SyntheticCase("box d8, 256 / 16", cal.box_stack_map(8, 3, 31), 256, 16, trf_size=17),
-    cal.SyntheticCase("box d6, 32 / 8", cal.box_stack_map(6, 3, 25), 32, 8, trf_size=13),
-    cal.SyntheticCase("gaussian σ3, 64 / 16, Exp noise", cal.gaussian_map(3.0, 25), 64, 16,
-                      noise="exponential"),
-    cal.SyntheticCase("laplace, 64 / 16", cal.laplace_map(2.0, 25), 64, 16),
-    cal.SyntheticCase("laplace, 16 / 16, Exp noise", cal.laplace_map(3.0, 25), 16, 16,
-                      noise="exponential"),
-]  # fmt: skip
+CASES = list(cal.CASES.values())
 
 
 def draws_rows(case: cal.SyntheticCase, repetitions: int, seed: int) -> list[dict]:
@@ -103,59 +95,12 @@ def read_csv() -> list[dict]:
 
 
 def write_summary(rows: list[dict]) -> None:
-    """coverage.md (per metric and label: the range of coverage over the cases, the worst
-    case's verdict) and coverage.png (coverage with its 95 % Clopper-Pearson interval per case,
-    before and after)."""
-    import matplotlib
+    """before_after.md and before_after.png (``erf.io.calibration``)."""
+    from erf.io.calibration import coverage_figure, coverage_markdown
+    from erf.io.plots import save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    labels = list(dict.fromkeys(r["label"] for r in rows))
-    metrics = list(dict.fromkeys(r["metric"] for r in rows))
-    head = "coverage (range over cases) · mean width · verdicts"
-    lines = ["| metric | " + " | ".join(f"{lab}: {head}" for lab in labels) + " |",
-             "|---|" + "---|" * len(labels)]  # fmt: skip
-    for m in metrics:
-        cells = []
-        for lab in labels:
-            mine = [r for r in rows if r["metric"] == m and r["label"] == lab]
-            cov = [float(r["coverage"]) for r in mine if r["coverage"] not in ("", "nan")]
-            if not cov:
-                cells.append("no interval")
-                continue
-            bad = sum(r["verdict"] != "ok" for r in mine)
-            zero = max(float(r["zero_width"]) for r in mine)
-            cells.append(f"{min(cov):.2f}–{max(cov):.2f} · "
-                         f"{np.mean([float(r['width']) for r in mine]):.3g} · "
-                         f"{len(mine) - bad}/{len(mine)} ok"
-                         + (f" · up to {zero:.0%} zero-width" if zero > 0.05 else ""))  # fmt: skip
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    (HERE / "coverage.md").write_text("\n".join(lines) + "\n")
-
-    fig, axes = plt.subplots(1, len(labels), figsize=(5.5 * len(labels), 0.32 * len(metrics) + 1.6),
-                             sharey=True, constrained_layout=True, squeeze=False)  # fmt: skip
-    cases = list(dict.fromkeys(r["case"] for r in rows))
-    for ax, lab in zip(axes[0], labels):
-        for i, m in enumerate(metrics):
-            for j, case in enumerate(cases):
-                hit = [r for r in rows if (r["label"], r["metric"], r["case"]) == (lab, m, case)]
-                if not hit or hit[0]["coverage"] in ("", "nan"):
-                    continue
-                r = hit[0]
-                y = i + (j - len(cases) / 2) * 0.1
-                c, lo, hi = (float(r[k]) for k in ("coverage", "coverage_low", "coverage_high"))
-                ax.errorbar(c, y, xerr=[[c - lo], [hi - c]], fmt="o", ms=3, color=f"C{j}",
-                            label=case if i == 0 else None)  # fmt: skip
-        ax.axvline(0.95, color="k", lw=1)
-        ax.axvspan(0.92, 0.95, color="0.85", zorder=0)
-        ax.set_xlim(-0.02, 1.02)
-        ax.set_title(f"{lab}: coverage of 95 % intervals", fontsize=10)
-        ax.set_xlabel("share of repetitions whose interval holds the exact truth")
-    axes[0][0].set_yticks(range(len(metrics)), metrics, fontsize=8)
-    axes[0][0].invert_yaxis()
-    axes[0][-1].legend(fontsize=7, loc="lower left")
-    fig.savefig(HERE / "coverage.png", dpi=110)
+    (HERE / "before_after.md").write_text(coverage_markdown(rows))
+    save_figure(coverage_figure(rows), HERE / "before_after.png")
 
 
 def main() -> None:
