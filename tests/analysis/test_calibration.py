@@ -4,12 +4,15 @@ are experiments/calibration)."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from scipy.signal import convolve2d
 
 from erf.analysis.bootstrap import bootstrap_intervals
 from erf.analysis.calibration import (
+    CASES,
     SyntheticCase,
     box_stack_map,
     coverage_rows,
@@ -96,3 +99,14 @@ def test_the_verdict_allows_the_simulations_binomial_error_and_no_more():
     assert verdict({"n": 2000, "coverage": 0.90}) == "undercovers"
     assert verdict({"n": 100, "coverage": 0.80}) == "undercovers"
     assert verdict({"n": 0, "coverage": float("nan")}) == "no interval"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("ERF_CALIBRATION") != "slow", reason="set ERF_CALIBRATION=slow")
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_every_printed_interval_covers_on_every_exact_case_at_300_repetitions(name):
+    """The committed profile (experiments/calibration), about 25 s per case on 2 cores."""
+    case = CASES[name]
+    table = coverage_rows(simulate(case, 300, seed=11), truth_metrics(case))
+    failing = [(r["metric"], round(r["coverage"], 3)) for r in table if r["verdict"] != "ok"]
+    assert not failing, failing
