@@ -785,7 +785,11 @@ def _null_gap(path: Path, group: dict, model: str, sizes: list[float]) -> float:
 def test_the_null_model_gaps_in_the_text_are_the_growth_files():
     text = re.sub(r"\s+", " ", _text(LUO / "README.md"))
     path = LUO / "growth" / "growth.json"
-    groups = {(g["init"], g["activation"]): g for g in json.loads(_text(path))["groups"]}
+    groups = {
+        (g["init"], g["activation"]): g
+        for g in json.loads(_text(path))["groups"]
+        if g.get("protocol", "ours") == "ours"  # the text quotes our protocol's sizes
+    }
     random = groups["random", "none"]
     gap, size, null = _find(
         rf"random / none mean sizes are within {NUMBER} % of √box at "
@@ -822,3 +826,48 @@ def test_the_luo_threshold_is_placed_at_its_gaussian_contour():
         )
         _check(quoted, sigmas, f"{path.name}: the 4.55 % contour in σ")
         _check(at_two, 100 * math.exp(-2), f"{path.name}: a Gaussian at 2 σ (% of its peak)")
+
+
+BENCH = ROOT / "experiments" / "benchmarks"
+
+
+def _table_rows(text: str, header: str) -> list[list[str]]:
+    """The body rows of the Markdown table whose header line starts with ``header``, as cells
+    with bold markers and "×" stripped."""
+    lines = text[text.index(header) :].splitlines()[2:]
+    rows = []
+    for line in lines:
+        if not line.startswith("|"):
+            break
+        rows.append(
+            [c.strip().replace("*", "").replace("×", "") for c in line.strip("|").split("|")]
+        )
+    return rows
+
+
+@pytest.mark.parametrize(
+    "folder, header, columns",
+    [
+        (
+            "cpu_resnet18_224",
+            "## CPU: ResNet-18 at 224 px",
+            ("images_per_s", "vs_per_image", "vs_floor"),
+        ),
+        ("cpu_resnet18_224_1thread", "Same with 1 thread", ("images_per_s", "vs_per_image")),
+    ],
+)
+def test_the_benchmark_tables_are_their_benchmark_files(folder, header, columns):
+    section = _text(BENCH / "README.md")
+    section = section[section.index(header) :]
+    rows = _table_rows(section, "| method | images/s")
+    by_method = {r["method"]: r for r in _csv(BENCH / folder / "benchmark.csv")}
+    checked = 0
+    for cells in rows:
+        method = cells[0].split(" (")[0]
+        if method not in by_method or "/" in method:
+            continue
+        for quoted, key in zip(cells[1 : 1 + len(columns)], columns):
+            if quoted:
+                _check(quoted.split()[0], float(by_method[method][key]), f"{folder} {method} {key}")
+                checked += 1
+    assert checked >= 10, f"{folder}: only {checked} numbers checked"
