@@ -871,3 +871,21 @@ def test_the_benchmark_tables_are_their_benchmark_files(folder, header, columns)
                 _check(quoted.split()[0], float(by_method[method][key]), f"{folder} {method} {key}")
                 checked += 1
     assert checked >= 10, f"{folder}: only {checked} numbers checked"
+
+
+def test_the_depth_sweep_input_spread_is_its_seed_file():
+    text = re.sub(r"\s+", " ", _text(ROOT / "experiments" / "depth_sweep" / "README.md"))
+    groups = json.loads(_text(ROOT / "experiments" / "depth_sweep" / "slopes_by_input_seed.json"))
+    found = _find(
+        rf"standard deviation of {NUMBER} \(random, {NUMBER}–{NUMBER}\) and {NUMBER} "
+        rf"\(uniform, {NUMBER}–{NUMBER}\)",
+        text,
+        "depth sweep input spread",
+    )
+    for quoted, (group, key) in zip(
+        found,
+        [("random/relu", k) for k in ("sd", "min", "max")]
+        + [("uniform/relu", k) for k in ("sd", "min", "max")],
+    ):
+        _check(quoted, groups["groups"][group][key], f"{group} {key}")
+    assert groups["groups"]["random/none"]["sd"] == 0 == groups["groups"]["uniform/none"]["sd"]
