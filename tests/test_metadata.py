@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from helpers.paths import REPO
 
 import erf
@@ -30,3 +31,13 @@ def test_the_package_ships_its_typing_marker():
     assert (REPO / "erf" / "py.typed").is_file()
     package_data = re.search(r"^erf = \[(.*)\]$", _pyproject(), re.M).group(1)
     assert '"py.typed"' in package_data
+
+
+def test_every_public_name_loads_on_first_use_from_its_module():
+    """``import erf`` loads no torch (``erf.__getattr__``); each public name still resolves."""
+    for name in erf.__all__:
+        value = getattr(erf, name)
+        assert name in dir(erf)
+        assert getattr(value, "__name__", name) == name or not callable(value), name
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        erf.nope  # noqa: B018

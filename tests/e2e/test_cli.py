@@ -2,9 +2,10 @@
 errors, and each subcommand doing what its ``python -m erf.<module>`` twin does."""
 
 import csv
+import sys
 
 import pytest
-from helpers.cli import run_erf
+from helpers.cli import run_command, run_erf
 
 import erf
 from erf.cli import COMMANDS, main
@@ -23,6 +24,15 @@ def _one_error_line(stderr: str) -> str:
     assert len(lines) == 1, stderr
     assert lines[0].startswith("error: ")
     return lines[0]
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["experiments"]])
+def test_help_version_and_the_listing_do_not_import_torch(args):
+    """What the process imports is the point: ``python -X importtime`` lists every module."""
+    proc = run_command([sys.executable, "-X", "importtime", "-m", "erf", *args])
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
+    assert "erf.cli" in imported
+    assert not {m for m in imported if m == "torch" or m.startswith("torch.")}
 
 
 def test_help_lists_every_subcommand_with_an_example():
