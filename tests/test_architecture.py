@@ -42,6 +42,7 @@ LAYERS = {
     "erf.result": 0,
     "erf.device": 0,
     "erf.version": 0,
+    "erf.normalization": 0,
     "erf.rf": 1,
     "erf.nets": 1,
     "erf.analysis": 2,

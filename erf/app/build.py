@@ -20,7 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader
 
-from erf.nets.zoo import IMAGENET_MEAN, IMAGENET_STD, input_normalization, load_checkpoint
+from erf.nets.zoo import input_normalization, load_checkpoint
+from erf.normalization import IMAGENET_MEAN, IMAGENET_STD
 from erf.probe.inputs import RANDOM_SOURCES, image_folder
 from erf.probe.options import DTYPES, ProbeOptions
 from erf.probe.photos import PhotoSource

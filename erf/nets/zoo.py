@@ -15,10 +15,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from erf.normalization import IMAGENET_MEAN, IMAGENET_STD
+
 # The ImageNet statistics most pretrained models expect (inputs in [0, 1], per RGB channel);
 # erf.probe.inputs keeps the same numbers (the probe does not import the nets).
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # The attribute torchvision_model and timm_model set on the models they build:
 # (mean, std, source) of the normalisation the model's weights expect (input_normalization).

@@ -9,6 +9,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
+from erf.normalization import IMAGENET_MEAN, IMAGENET_STD
+
 RANDOM_SOURCES = ("gaussian", "uniform")
 
 
@@ -97,10 +99,6 @@ def input_batches(
         yield x
         if done >= n_samples:
             return
-
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _as_rgb(im):

@@ -35,14 +35,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from erf.normalization import IMAGENET_MEAN, IMAGENET_STD
+
 TASKS = ("classification", "segmentation")
 DATASETS = ("generated_classification", "generated_segmentation", "cifar10", "camvid")
 SPLITS = {"train": 0, "val": 1, "test": 2}
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # The 11 CamVid classes of the SegNet tutorial copy, in label order; 11 is void.
 CAMVID_CLASSES = (
