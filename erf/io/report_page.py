@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from erf.io.store import CorruptJob, read_job_metrics, write_text
-from erf.io.tables import CI_HIGH, CI_LOW, key_columns, paper_cells
+from erf.io.tables import CI_HIGH, CI_LOW, is_number, key_columns, paper_cells
 
 REPORT_HTML, REPORT_MD = "report.html", "report.md"
 FIGURE_SUFFIXES = (".png", ".svg")
@@ -317,10 +317,6 @@ def _size(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB" if n >= 1e3 else f"{n} B"
 
 
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
 def _summary_html(page: Mapping[str, Any]) -> str:
     columns, rows = page["columns"], page["rows"]
     if not rows:
@@ -335,7 +331,7 @@ def _summary_html(page: Mapping[str, Any]) -> str:
                 text_html = f'<a href="{_e(job_href)}">{_e(text)}</a>'
             else:
                 text_html = _e(text)
-            cls = ' class="num"' if _is_num(r.get(c)) else ""
+            cls = ' class="num"' if is_number(r.get(c)) else ""
             tds.append(f"<td{cls}>{text_html}</td>")
         body.append("<tr>" + "".join(tds) + "</tr>")
     return (

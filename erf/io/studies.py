@@ -32,7 +32,7 @@ from erf.analysis.studies import (
 from erf.io.figure_style import caption, caption_text, human, styled, wrap
 from erf.io.plots import growth_figure, save_figure, shape_figure
 from erf.io.store import load_result, load_results, write_json, write_text
-from erf.io.tables import csv_text
+from erf.io.tables import csv_text, is_number
 
 SHAPE_COLUMNS = (
     "job",
@@ -205,7 +205,7 @@ def fit_r2_figure(entries: Sequence[Mapping[str, Any]], group_by: Sequence[str])
     ``group_by[-1]`` in job order, one line per combination of the other keys."""
     x_key, line_keys = group_by[-1], list(group_by[:-1])
     values = list(dict.fromkeys(e.get(x_key) for e in entries))
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+    if all(is_number(v) for v in values):
         values.sort()  # numeric x (a gain, a depth): in order, not in job order
     xs = [str(v) for v in values]
     lines: dict[str, list[Mapping[str, Any]]] = {}

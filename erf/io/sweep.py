@@ -26,7 +26,7 @@ from erf.io.plots import (
 )
 from erf.io.store import load_result, read_job_metrics, write_json, write_text
 from erf.io.studies import write_growth_study, write_shape_study, write_skip_study
-from erf.io.tables import csv_text, format_rows, write_paper_tables
+from erf.io.tables import csv_text, fixed_text, format_rows, is_number, write_paper_tables
 
 STUDIES = ("growth", "shape", "paths", "cross_arch", "skip_scale")
 
@@ -159,7 +159,9 @@ def _panel(row: dict[str, Any], title: str | None = None) -> dict[str, Any]:
         "fit": row.get("fit"),
         "warning": _flags(row),
         "title": title,
-        "note": f"ERF {_fmt(row.get('erf_size'))} / TRF {_fmt(row.get('trf_size'), 0)} px",
+        "note": (
+            f"ERF {fixed_text(row.get('erf_size'))} / TRF {fixed_text(row.get('trf_size'), 0)} px"
+        ),
         "unit": row.get("unit_in_input"),
     }
 
@@ -214,7 +216,7 @@ def write_summary(
     slopes.json and trf_vs_erf.png. Return the slope table (empty without slopes)."""
     sweep_dir = Path(sweep_dir)
     rows = _collect_or_fail(sweep_dir)
-    numeric_x = all(_is_number(r.get(x)) for r in rows)
+    numeric_x = all(is_number(r.get(x)) for r in rows)
     if numeric_x:  # else (e.g. x = label) keep the job order; resnet18 < resnet50 < resnet101
         rows.sort(key=lambda r: (natural_key(tuple(r.get(k) for k in group_by)), r[x]))
     n_x = len({str(r.get(x)) for r in rows})
@@ -285,10 +287,6 @@ def write_study(sweep_dir: str | Path, study: str, x: str, group_by: Sequence[st
     raise ValueError(f"unknown study {study!r}; allowed: {list(STUDIES)}")
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
 def _label(row: dict[str, Any], keys: Sequence[str]) -> str:
     return row.get("label") or "/".join(str(row.get(k)) for k in keys)
 
@@ -332,10 +330,6 @@ def _flags(row: dict[str, Any]) -> str | None:
         if on
     ]
     return ", ".join(flags) or None
-
-
-def _fmt(v: Any, digits: int = 1) -> str:
-    return "n/a" if v is None else f"{v:.{digits}f}"
 
 
 def format_slopes(slopes: Sequence[dict[str, Any]], group_by: Sequence[str]) -> str:

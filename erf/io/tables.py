@@ -81,6 +81,17 @@ MISSING = "—"  # an empty, None or NaN cell (LaTeX: ---, the same em dash)
 CI_LOW, CI_HIGH = "_ci_low", "_ci_high"
 
 
+def is_number(v: Any) -> bool:
+    """An int or float that is not a bool (NaN and ±Inf included: a table's number column may
+    hold missing values)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def fixed_text(v: Any, digits: int = 1) -> str:
+    """``v`` in fixed point with ``digits`` decimals, "n/a" for None (console lines, labels)."""
+    return "n/a" if v is None else f"{v:.{digits}f}"
+
+
 def is_missing(v: Any) -> bool:
     """None, an empty string or a non-finite float (NaN, ±Inf): a cell with no value."""
     if v is None or (isinstance(v, str) and not v.strip()):
@@ -162,9 +173,7 @@ def paper_cells(
 
 def _numeric(rows: Sequence[dict[str, Any]], column: str) -> bool:
     values = [r.get(column) for r in rows if not is_missing(r.get(column))]
-    return bool(values) and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
-    )
+    return bool(values) and all(is_number(v) for v in values)
 
 
 def _md_escape(text: str) -> str:

@@ -26,8 +26,9 @@ from erf.io.plots import (
     shift_growth_figure,
     training_curves_figure,
 )
-from erf.io.store import load_result, read_job_metrics, write_json, write_text
-from erf.io.tables import csv_text, write_paper_tables
+from erf.io.store import load_result, write_json, write_text
+from erf.io.sweep import collect
+from erf.io.tables import csv_text, fixed_text, write_paper_tables
 from erf.result import ERFResult
 
 SUMMARY_COLUMNS = (
@@ -69,10 +70,6 @@ def final_scores(metrics: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _fmt(v: Any) -> str:
-    return "n/a" if v is None else f"{v:.1f}"
-
-
 def _panel(metrics: dict[str, Any], erf_init: ERFResult, erf_trained: ERFResult, label: str):
     init, trained = metrics["erf_init"], metrics["erf_trained"]
     return {
@@ -82,9 +79,9 @@ def _panel(metrics: dict[str, Any], erf_init: ERFResult, erf_trained: ERFResult,
         "fit_init": init.get("fit"),
         "fit_trained": trained.get("fit"),
         "center": (init["center_row"], init["center_col"]),
-        "label_init": f"at init: ERF size {_fmt(metrics['erf_size_init'])}",
-        "label_trained": f"trained: ERF size {_fmt(metrics['erf_size_trained'])}",
-        "title": f"{label}\n{final_scores(metrics)}; TRF {_fmt(metrics['trf_size'])}",
+        "label_init": f"at init: ERF size {fixed_text(metrics['erf_size_init'])}",
+        "label_trained": f"trained: ERF size {fixed_text(metrics['erf_size_trained'])}",
+        "title": f"{label}\n{final_scores(metrics)}; TRF {fixed_text(metrics['trf_size'])}",
     }
 
 
@@ -137,13 +134,9 @@ def write_training_figures(
 
 
 def collect_jobs(sweep_dir: str | Path) -> list[dict[str, Any]]:
-    """Metrics of every finished training job under ``sweep_dir``."""
-    rows = []
-    for path in sorted(Path(sweep_dir).glob("*/metrics.json")):
-        row = read_job_metrics(path)
-        if "erf_size_init" in row:
-            row["job"], row["_dir"] = path.parent.name, path.parent
-            rows.append(row)
+    """Metrics of every finished training job under ``sweep_dir`` (``erf.io.sweep.collect``'s
+    rows that hold ``erf_size_init``, in the same natural order)."""
+    rows = [row for row in collect(sweep_dir) if "erf_size_init" in row]
     if not rows:
         raise FileNotFoundError(f"no finished training jobs (*/metrics.json) under {sweep_dir}")
     return rows
@@ -286,8 +279,9 @@ def format_summary(rows: Sequence[dict[str, Any]]) -> str:
     """A short text table: dataset, init, ERF size before -> after, TRF, scores."""
     lines = [f"{'job':<36} {'ERF size init -> trained':>26} {'TRF':>6}  scores"]
     for r in rows:
-        change = f"{_fmt(r['erf_size_init'])} -> {_fmt(r['erf_size_trained'])}"
-        lines.append(f"{r['job']:<36} {change:>26} {_fmt(r['trf_size']):>6}  {final_scores(r)}")
+        change = f"{fixed_text(r['erf_size_init'])} -> {fixed_text(r['erf_size_trained'])}"
+        trf = fixed_text(r["trf_size"])
+        lines.append(f"{r['job']:<36} {change:>26} {trf:>6}  {final_scores(r)}")
     if rows and all("shift_growth" in r for r in rows):
         lines.append(format_stats(study_stats(rows)))
     return "\n".join(lines)

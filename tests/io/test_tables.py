@@ -6,8 +6,10 @@ from erf.io import store
 from erf.io.tables import (
     cell,
     csv_text,
+    fixed_text,
     format_rows,
     interval_text,
+    is_number,
     key_columns,
     latex_escape,
     latex_table,
@@ -145,3 +147,12 @@ def test_write_paper_tables_writes_both_files_atomically(tmp_path, monkeypatch):
     md = (tmp_path / "summary.md").read_text()
     assert md.splitlines()[0] == "| depth | ERF size (px) | fit R2 |"
     assert "\\toprule" in (tmp_path / "summary.tex").read_text()
+
+
+def test_is_number_takes_ints_and_floats_with_nan_but_not_bools_or_text():
+    assert is_number(3) and is_number(0.5) and is_number(float("nan"))
+    assert not is_number(True) and not is_number("3") and not is_number(None)
+
+
+def test_fixed_text_writes_the_decimals_asked_for_and_n_a_for_none():
+    assert (fixed_text(12.345), fixed_text(12.345, 0), fixed_text(None)) == ("12.3", "12", "n/a")
