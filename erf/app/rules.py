@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from erf.nets.checks import is_finite_number, is_integer
+from erf.checks import is_finite_number, is_integer
 
 Rule = tuple[Callable[[Any], bool], str]
 
@@ -20,7 +20,7 @@ class ConfigError(ValueError):
 
 
 def is_number(v: Any) -> bool:
-    """A finite int or float (not a bool, NaN or +-Inf): ``erf.nets.checks.is_finite_number``,
+    """A finite int or float (not a bool, NaN or +-Inf): ``erf.checks.is_finite_number``,
     the test the Python API applies too."""
     return is_finite_number(v)
 
@@ -31,7 +31,7 @@ def int_at_least(low: int) -> Rule:
 
 def int_between(low: int, high: int) -> Rule:
     """An integer in [low, high]: ``high`` is one of the documented upper bounds
-    (``erf.nets.checks``), beyond which a run would not finish or not fit in memory."""
+    (``erf.checks``), beyond which a run would not finish or not fit in memory."""
     return (lambda v: is_integer(v) and low <= v <= high), f"an integer >= {low} (at most {high})"
 
 

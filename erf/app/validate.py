@@ -5,7 +5,7 @@ the command-line overrides of ``erf.run`` before Hydra creates any folder: the o
 group choices, unknown keys (``+``-added ones too, with a "did you mean"), every value of a
 sweep, the probe target of our own (cheap to build) networks, and the output folder;
 ``validate`` checks a composed config (also run at the start of every job): required values
-(``???``), finite numbers, types, bounds (``erf.nets.checks``: the same ones the Python API
+(``???``), finite numbers, types, bounds (``erf.checks``: the same ones the Python API
 applies).
 """
 
@@ -50,8 +50,7 @@ from erf.app.rules import (
     positive,
 )
 from erf.app.train_rules import training_rules  # trained networks, data/ and train/ groups
-from erf.io.figure_style import FORMATS, MAX_DPI
-from erf.nets.checks import (
+from erf.checks import (
     MAX_BATCH,
     MAX_CHANNELS,
     MAX_DRAWS,
@@ -62,6 +61,7 @@ from erf.nets.checks import (
     MAX_WEIGHTS,
     conv_stack_weights,
 )
+from erf.io.figure_style import FORMATS, MAX_DPI
 from erf.nets.luo import ACTIVATIONS, DROPOUT_MODES, INITS, POOLS
 from erf.probe.bench import METHODS as BENCH_METHODS
 from erf.probe.forward import unknown_module

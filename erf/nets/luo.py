@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from erf.nets.checks import (
+from erf.checks import (
     MAX_CHANNELS,
     MAX_KERNEL,
     MAX_LAYERS,

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from erf.nets.checks import MAX_BATCH, MAX_SAMPLES, check_int, is_integer
+from erf.checks import MAX_BATCH, MAX_SAMPLES, check_int, is_integer
 from erf.probe.layout import LAYOUTS, Grid, resolve_grid
 from erf.result import REDUCTIONS
 
