@@ -142,6 +142,23 @@ def bootstrap_intervals(
 JACKKNIFE_BLOCKS = 16  # a jackknife deletes one of at most this many blocks of groups
 
 
+def jackknife_spread(
+    estimate: float, leave_outs, level: float = DEFAULT_LEVEL
+) -> tuple[float, float, float] | None:
+    """The delete-a-block jackknife of a statistic from its B leave-one-block-out values
+    θ_(b): (SE, half-width, bias-corrected estimate) with SE = sqrt((B − 1) / B · Σ (θ_(b) −
+    mean)²), half-width t_(B−1) · SE at ``level`` and the corrected estimate B · θ − (B − 1) ·
+    mean θ_(b), which removes a bias proportional to 1 / n. None when a leave-out value is not
+    finite. The one jackknife of ``jackknife_intervals`` and ``erf.analysis.studies``."""
+    v = np.asarray(leave_outs, dtype=np.float64)
+    if not np.all(np.isfinite(v)):
+        return None
+    b = v.size
+    se = math.sqrt((b - 1) / b * float(np.sum((v - v.mean()) ** 2)))
+    half = float(stats.t.ppf((1 + level) / 2, b - 1)) * se
+    return se, half, b * estimate - (b - 1) * float(v.mean())
+
+
 def jackknife_intervals(
     groups: np.ndarray,
     group_n: np.ndarray,
@@ -170,28 +187,17 @@ def jackknife_intervals(
         rest = (total - groups[part].sum(axis=0)) / (n - float(np.sum(group_n[part])))
         for key, value in statistic(rest).items():
             values.setdefault(key, []).append(value)
-    b = len(parts)
-    t = float(stats.t.ppf((1 + level) / 2, b - 1))
     out = {}
     for key, vals in values.items():
-        v, theta = np.asarray(vals, dtype=np.float64), float(estimate.get(key, math.nan))
-        if not (np.all(np.isfinite(v)) and math.isfinite(theta)):
+        theta = float(estimate.get(key, math.nan))
+        spread = jackknife_spread(theta, vals, level) if math.isfinite(theta) else None
+        if spread is None:
             out[key] = (math.nan, math.nan)
             continue
-        half = t * math.sqrt((b - 1) / b * float(np.sum((v - v.mean()) ** 2)))
-        centre = b * theta - (b - 1) * float(v.mean()) if key in corrected else theta
+        _, half, bias_corrected = spread
+        centre = bias_corrected if key in corrected else theta
         out[key] = (centre - half, centre + half)
     return out
-
-
-def basic_interval(estimate: float, values, level: float = DEFAULT_LEVEL) -> tuple[float, float]:
-    """The basic (reverse percentile) bootstrap interval (2θ̂ − q_high, 2θ̂ − q_low) of an
-    ``estimate`` θ̂ from its replicate ``values``: where replicates sit below the estimate by
-    the bias b that the estimate has against the truth (a map's R² falls with its noise, and
-    a replicate is noisier again), the interval moves up by b instead of down. (NaN, NaN) as
-    ``percentile_interval``."""
-    low, high = percentile_interval(values, level)
-    return 2 * estimate - high, 2 * estimate - low
 
 
 __all__ = [
@@ -200,12 +206,12 @@ __all__ = [
     "DEFAULT_SEED",
     "JACKKNIFE_BLOCKS",
     "MAX_REPLICATES",
-    "basic_interval",
     "bootstrap_intervals",
     "bootstrap_replicates",
     "check_replicates",
     "check_settings",
     "jackknife_intervals",
+    "jackknife_spread",
     "nonempty",
     "percentile_interval",
     "replicate_maps",

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from erf.analysis.bootstrap import jackknife_spread
 from erf.analysis.fit import fit_gaussian
 from erf.analysis.metrics import loglog_slope, luo_size
 
@@ -151,10 +152,9 @@ def fit_r2_interval(
         raise ValueError(f"maps must be [draws, H, W] with draws >= 1, got shape {stack.shape}")
     if groups < 2:
         raise ValueError(f"groups must be >= 2, got {groups}")
-    r2 = float(fit_gaussian(stack.mean(axis=0)).r_squared)
     j = jackknife(lambda ms: fit_gaussian(ms[0]).r_squared, [stack], groups, level)
     out: dict[str, Any] = {
-        "fit_r2": r2,
+        "fit_r2": j["estimate"],
         "fit_r2_corrected": j["corrected"],
         "low": j["corrected_low"],
         "high": min(1.0, j["corrected_high"]),
@@ -196,12 +196,10 @@ def jackknife(
     for part in np.array_split(np.arange(m), g):
         rest = [(t - a[part].sum(axis=0)) / (m - part.size) for t, a in zip(totals, arrays)]
         vals.append(float(statistic(rest)))
-    v = np.array(vals)
-    if not np.all(np.isfinite(v)):
+    spread = jackknife_spread(estimate, vals, level)
+    if spread is None:
         return out
-    se = float(math.sqrt((g - 1) / g * np.sum((v - v.mean()) ** 2)))
-    half = float(stats.t.ppf(0.5 + level / 2, g - 1)) * se
-    corrected = g * estimate - (g - 1) * float(v.mean())
+    se, half, corrected = spread
     out.update(se=se, low=estimate - half, high=estimate + half, groups=g)
     out.update(corrected=corrected, corrected_low=corrected - half, corrected_high=corrected + half)
     return out
