@@ -55,6 +55,8 @@ CI_KEYS = (
 # RepLKNet's area ratios get no interval: they move in whole square rings, so a bootstrap of
 # them is mostly zero wide (measured in experiments/calibration).
 FIT_KEYS = ("fit_r2", "sigma_x", "sigma_y")
+# The metrics whose intervals are delete-a-block jackknifes about the row's own values.
+JACKKNIFE_KEYS = ("moment_sigma_row", "moment_sigma_col", *FIT_KEYS)
 
 
 def expanded_level(level: float, n: int) -> float:
@@ -220,7 +222,7 @@ def erf_metrics(
         if trf.path_sizes:
             out["trf_path_sizes"] = [[int(r), int(c), int(n)] for (r, c), n in trf.path_sizes]
         out["erf_trf_ratio"] = out["erf_size"] / out["trf_size"]
-    out.update(_intervals(result, center, fit, out.get("trf_size"), bootstrap, ci_level, seed))
+    out.update(_intervals(result, center, fit, out, bootstrap, ci_level, seed))
     return out
 
 
@@ -228,14 +230,15 @@ def _intervals(
     result: ERFResult,
     center: tuple[int, int],
     fit: GaussianFit | None,
-    trf_size: float | None,
+    row: dict[str, Any],
     replicates: int,
     level: float,
     seed: int,
 ) -> dict[str, Any]:
     """``<key>_ci_low``/``_ci_high`` of every ``CI_KEYS`` metric, ``ci_level``,
-    ``ci_method`` and ``ci_n`` (``erf_metrics``). Each family's method is the one
-    ``erf.analysis.calibration`` shows to cover at ``level`` (``experiments/calibration``)."""
+    ``ci_method`` and ``ci_n`` (``erf_metrics``; ``row`` holds its point values, about which
+    the jackknife intervals sit). Each family's method is the one ``erf.analysis.calibration``
+    shows to cover at ``level`` (``experiments/calibration``)."""
     over_draws = result.meta.get("bootstrap_over") == "draws"
     unit = "weight draws" if over_draws else "input groups"
     groups, group_n = (None, None) if result.groups is None else nonempty(
@@ -254,9 +257,23 @@ def _intervals(
         for key, robust in (("erf_size", False), ("erf_size_robust", True)):
             found[key] = luo_size_band(groups, group_n, center, level, robust=robust, clamp=clamp)
         if replicates > 0:
-            boot = _bootstrapped(groups, group_n, center, fit, replicates, level, seed, clamp)
-            found.update(boot)
+            estimate = {key: row[key] for key in JACKKNIFE_KEYS}
+            start = fit if fit.degenerate is None else None
+            found.update(
+                _bootstrapped(
+                    groups,
+                    group_n,
+                    center,
+                    estimate,
+                    start,
+                    replicates=replicates,
+                    level=level,
+                    seed=seed,
+                    clamp=clamp,
+                )  # fmt: skip
+            )
         method = _method_text(n, unit, over_draws, replicates, level, seed)
+    trf_size = row.get("trf_size")
     if trf_size and "erf_size" in found:  # the TRF is exact: the ratio scales the interval
         low, high = found["erf_size"]
         found["erf_trf_ratio"] = (low / trf_size, high / trf_size)
@@ -272,7 +289,9 @@ def _bootstrapped(
     groups: np.ndarray,
     group_n: np.ndarray,
     center: tuple[int, int],
-    fit: GaussianFit,
+    estimate: dict[str, float],
+    start: GaussianFit | None,
+    *,
     replicates: int,
     level: float,
     seed: int,
@@ -288,20 +307,12 @@ def _bootstrapped(
     )  # fmt: skip
     percentiles = expanded_level(level, len(groups))
     found = {key: percentile_interval(v, percentiles) for key, v in radii.items()}
-    start = fit if fit.degenerate is None else None
 
     def smooth(m: np.ndarray) -> dict[str, float]:
         m = np.clip(m, 0.0, None) if clamp else m
         s_row, s_col = moment_sigma(m)
         return {"moment_sigma_row": s_row, "moment_sigma_col": s_col, **fit_metrics(m, start)}
 
-    mean = groups.sum(axis=0) / float(np.sum(group_n))
-    s_row, s_col = moment_sigma(np.clip(mean, 0.0, None) if clamp else mean)
-    estimate = {
-        "moment_sigma_row": s_row,
-        "moment_sigma_col": s_col,
-        **{"fit_r2": fit.r_squared, "sigma_x": fit.sigma_x, "sigma_y": fit.sigma_y},
-    }
     jack = jackknife_intervals(
         groups, group_n, smooth, estimate, level=level, corrected=("fit_r2",)
     )
