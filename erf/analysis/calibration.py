@@ -25,6 +25,7 @@ from scipy import stats
 
 from erf.analysis.summary import CI_KEYS, erf_metrics
 from erf.result import ERFResult
+from erf.rf import TheoreticalRF
 
 NOISE_MODELS = ("half_normal", "exponential", "gaussian")
 MAX_REPETITIONS = 100_000  # experiment=calibration: beyond this a case would take days
@@ -135,31 +136,21 @@ def _cases() -> dict[str, SyntheticCase]:
 CASES: dict[str, SyntheticCase] = _cases()
 
 
-class _BoxTRF:
-    """The few ``TheoreticalRF`` members ``erf_metrics`` reads, for a centred square TRF."""
-
-    def __init__(self, side: int, shape: tuple[int, int]) -> None:
-        self.side, self.shape = side, shape
-        self.size = (side, side)
-        self.is_global = False
-        self.source = "closed_form"
-        self.varies_by_unit = False
-        self.convention = "exact"
-        self.stride = (1, 1)
-        self.padding = (0, 0)
-        self.global_from = None
-        self.path_sizes = None
-
-    def interval(self, unit: tuple[int, int], clipped: bool = False):
-        half = self.side // 2
-        return (unit[0] - half, unit[0] + half), (unit[1] - half, unit[1] + half)
-
-
-def case_trf(case: SyntheticCase) -> Any:
-    """The case's TRF as ``erf_metrics`` reads it, or None without ``trf_size``."""
+def case_trf(case: SyntheticCase) -> TheoreticalRF | None:
+    """The case's TRF, or None without ``trf_size``: a centred ``trf_size``-pixel square at
+    stride 1 (the box stack's closed form, ``(kernel - 1) * depth + 1`` pixels), so the centre
+    unit reads ``unit ± trf_size // 2``."""
     if case.trf_size is None:
         return None
-    return _BoxTRF(int(case.trf_size), case.truth.shape)
+    side = int(case.trf_size)
+    return TheoreticalRF(
+        size=(side, side),
+        stride=(1, 1),
+        padding=(side // 2, side // 2),
+        input_shape=case.truth.shape,
+        out_shape=case.truth.shape,
+        source="closed_form",
+    )
 
 
 def truth_metrics(case: SyntheticCase) -> dict[str, float]:
