@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
 import re
 
 import pytest
@@ -41,3 +43,21 @@ def test_every_public_name_loads_on_first_use_from_its_module():
         assert getattr(value, "__name__", name) == name or not callable(value), name
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         erf.nope  # noqa: B018
+
+
+def test_the_type_checking_imports_name_each_public_name_at_its_home():
+    """erf/__init__.py's ``TYPE_CHECKING`` re-exports (what type checkers see) and the lazy
+    loader (what runs) must agree: the same names, each the object the loader returns."""
+    tree = ast.parse((REPO / "erf" / "__init__.py").read_text())
+    block = next(
+        n for n in tree.body if isinstance(n, ast.If) and "TYPE_CHECKING" in ast.dump(n.test)
+    )
+    seen = {
+        alias.name: node.module
+        for node in block.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    assert sorted(seen) == sorted(erf.__all__)
+    for name, module in seen.items():
+        assert getattr(importlib.import_module(module), name) is getattr(erf, name), name
