@@ -58,3 +58,14 @@ def test_bad_settings_are_refused_in_one_line_naming_the_option(tmp_path, overri
         run_job(_cfg(*SMALL, override), tmp_path / "job")
     assert "\n" not in str(info.value)
     assert not (tmp_path / "job" / "coverage.csv").exists()
+
+
+def test_inputs_that_are_not_random_are_refused_before_any_case_runs(tmp_path, monkeypatch):
+    from erf.app.jobs import calibration
+
+    def ran(*args, **kwargs):
+        raise AssertionError("a case ran before the refusal")
+
+    monkeypatch.setattr(calibration, "simulate", ran)
+    with pytest.raises(ValueError, match="needs fresh random inputs per repetition"):
+        run_job(_cfg(*SMALL, "inputs=photos"), tmp_path / "job")

@@ -45,6 +45,11 @@ def run_calibration(
     ``calibration.json`` into ``out_dir`` and prints the table."""
     c = cfg.calibration
     refuse_probe(cfg, ("draws",), f"{JOB} (it measures one network's intervals over inputs)")
+    if c.network and cfg.inputs.source not in RANDOM_SOURCES:  # before any case runs
+        raise ValueError(
+            f"{JOB} needs fresh random inputs per repetition: inputs.source="
+            f"{cfg.inputs.source!r} is not one of {', '.join(RANDOM_SOURCES)}"
+        )
     level, replicates = float(cfg.fit.ci_level), int(cfg.fit.bootstrap)
     rows: list[dict[str, Any]] = []
     for name in c.cases:
@@ -79,11 +84,6 @@ def _network(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The network case's coverage rows, and what was measured (model, unit, samples)."""
     c = cfg.calibration
-    if cfg.inputs.source not in RANDOM_SOURCES:
-        raise ValueError(
-            f"{JOB} needs fresh random inputs per repetition: inputs.source="
-            f"{cfg.inputs.source!r} is not one of {', '.join(RANDOM_SOURCES)}"
-        )
     position = probe_position(cfg)
     options = replace(probe_options(cfg, cfg.inputs.source), progress=False)
     trf = trf_or_support(model, input_shape, target, position, cfg.seed, options=options)
