@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable, Sequence
 from typing import Any
+
+# A rule: ``test(value)`` says whether a value is allowed, the text says in words what is
+# (``erf.settings`` and the config checks turn a failed test into one line naming both).
+Rule = tuple[Callable[[Any], bool], str]
 
 # Upper bounds (README "When things go wrong"): beyond these a run would not finish or not fit
 # in memory on any machine this lab targets; they are refused in one line instead of running
@@ -69,7 +74,60 @@ def check_positive(name: str, value: Any) -> float:
     return float(value)
 
 
+# --------------------------------------------------------------------------- rules
+
+
+def int_at_least(low: int) -> Rule:
+    return (lambda v: is_integer(v) and v >= low), f"an integer >= {low}"
+
+
+def int_between(low: int, high: int) -> Rule:
+    """An integer in [low, high]: ``high`` is one of the documented upper bounds
+    (``erf.checks``), beyond which a run would not finish or not fit in memory."""
+    return (lambda v: is_integer(v) and low <= v <= high), f"an integer >= {low} (at most {high})"
+
+
+def positive() -> Rule:
+    return (lambda v: is_finite_number(v) and v > 0), "a finite number > 0"
+
+
+def choice(options: Sequence[str]) -> Rule:
+    return (lambda v: v in options), f"one of {', '.join(map(str, options))}"
+
+
+def optional(check: Rule) -> Rule:
+    test, text = check
+    return (lambda v: v is None or test(v)), f"null or {text}"
+
+
+def pair_of(check: Rule) -> Rule:
+    test, text = check
+    return (lambda v: isinstance(v, list) and len(v) == 2 and all(map(test, v))), (
+        f"a list of two values, each {text}"
+    )
+
+
+def int_or_list(low: int, high: int | None = None) -> Rule:
+    test, text = int_at_least(low) if high is None else int_between(low, high)
+    return (lambda v: test(v) or (isinstance(v, list) and v and all(map(test, v)))), (
+        f"{text}, or a list of them (one per layer)"
+    )
+
+
+def boolean() -> Rule:
+    return (lambda v: isinstance(v, bool)), "true or false"
+
+
 __all__ = [
+    "Rule",
+    "boolean",
+    "choice",
+    "int_at_least",
+    "int_between",
+    "int_or_list",
+    "optional",
+    "pair_of",
+    "positive",
     "MAX_BATCH",
     "MAX_CHANNELS",
     "MAX_DRAWS",

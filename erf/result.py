@@ -11,11 +11,12 @@ from typing import Any
 
 import numpy as np
 
-# How each image's input gradient becomes its map (README "Reductions"): |g|, max(g, 0) and g²
-# summed over input channels; clamp_after_mean: sum_c g, clamped only after averaging over
-# images (``ERFResult.map``); clamp_per_image: max(mean_c g, 0) per image (OpenERF).
-REDUCTIONS = ("abs", "relu", "clamp_after_mean", "clamp_per_image", "square")
-LEGACY_REDUCTIONS = {"signed_clamp": "clamp_after_mean"}  # old names in saved results
+from erf import reductions
+
+# How each image's input gradient becomes its map: the registered reductions (``erf.reductions``)
+# as they stood when this module was imported, and the old names saved results may carry.
+REDUCTIONS = reductions.names()
+LEGACY_REDUCTIONS = reductions.LEGACY_NAMES
 
 
 @dataclass
@@ -84,7 +85,7 @@ class ERFResult:
         ``stderr`` stay unscaled.
         """
         m = self.mean
-        if LEGACY_REDUCTIONS.get(self.reduce, self.reduce) == "clamp_after_mean":
+        if reductions.is_signed(self.reduce):
             m = np.clip(m, 0.0, None)
         if self.meta.get("normalise") == "sum":
             mass = m.sum()

@@ -8,7 +8,8 @@ imports along the way (``erf``, ``erf.x``) are not counted; an explicit ``import
 Layers (a module may import its own room, any layer-0 module, and the rooms ARCHITECTURE.md's
 "may import" column names for its room: ``MAY_IMPORT``; all of them strictly lower):
 
-    0  erf.result, erf.device, erf.version, erf.normalization, erf.checks
+    0  erf.result, erf.device, erf.version, erf.normalization, erf.checks, erf.settings,
+       erf.reductions
     1  erf.rf, erf.nets (each only layer 0)
     2  erf.analysis (rf)
     3  erf.probe, erf.training (rf, analysis; not each other, not nets)
@@ -46,6 +47,8 @@ LAYERS = {
     "erf.version": 0,
     "erf.normalization": 0,
     "erf.checks": 0,
+    "erf.settings": 0,
+    "erf.reductions": 0,
     "erf.rf": 1,
     "erf.nets": 1,
     "erf.analysis": 2,
@@ -88,7 +91,6 @@ ALLOWED: set[str] = {
         "erf.io.heatmaps.draw_erf",
         "erf.probe.bench.run_benchmark",
         "erf.probe.draws.measure_erf_draws",
-        "erf.probe.measure.measure_erf",
         "erf.probe.measure.probe_units",
         "erf.rf.builder._enter_builtin_rules",
         "erf.training.loop.fit",

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from erf import reductions
 from erf.analysis.bands import luo_size_band
 from erf.analysis.bootstrap import (
     DEFAULT_LEVEL,
@@ -36,7 +37,7 @@ from erf.analysis.metrics import (
     robust_luo_size,
     unit_location,
 )
-from erf.result import LEGACY_REDUCTIONS, ERFResult
+from erf.result import ERFResult
 from erf.rf import TheoreticalRF
 
 # Metrics that get ``<key>_ci_low`` / ``<key>_ci_high`` (fixed names: error bars read them).
@@ -253,7 +254,7 @@ def _intervals(
     elif fit is None:
         method = "none: degenerate map"
     else:
-        clamp = LEGACY_REDUCTIONS.get(result.reduce, result.reduce) == "clamp_after_mean"
+        clamp = reductions.is_signed(result.reduce)
         for key, robust in (("erf_size", False), ("erf_size_robust", True)):
             found[key] = luo_size_band(groups, group_n, center, level, robust=robust, clamp=clamp)
         if replicates > 0:

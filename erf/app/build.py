@@ -20,14 +20,16 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader
 
+from erf.app.groups import PLAIN_PROBE
 from erf.nets.zoo import input_normalization, load_checkpoint
 from erf.normalization import IMAGENET_MEAN, IMAGENET_STD
 from erf.probe.inputs import RANDOM_SOURCES, image_folder
-from erf.probe.options import DTYPES, ProbeOptions
+from erf.probe.options import ProbeOptions
 from erf.probe.photos import PhotoSource
 from erf.rf.graph import graph_rf, layer_table
 from erf.rf.targets import auto_target, stage_layers
 from erf.rf.theory import TheoreticalRF, theoretical_rf
+from erf.settings import from_config as settings_from_config
 from erf.training.data import DataBundle, build_data
 from erf.training.loop import TrainSettings
 
@@ -36,7 +38,6 @@ INPUT_SOURCES = (*RANDOM_SOURCES, *REAL_SOURCES)  # what a probe job accepts (``
 DEFAULT_SIZE = 224  # input side for models whose TRF cannot size the input (graphs, global RFs)
 
 # probe.* settings that are not ProbeOptions fields, at their plain values (``refuse_probe``).
-PLAIN_PROBE = {"target": None, "position": "center", "draws": 1, "draw_weight": "gain"}
 
 
 def build_model(model_cfg: DictConfig) -> nn.Module:
@@ -273,39 +274,12 @@ def model_for_seed(cfg: DictConfig, seed: int) -> nn.Module:
     return seeded_model(cfg.model, seed)
 
 
-def crop_mode(value: Any) -> str:
-    """``probe.crop`` as measure_erf's mode: YAML reads a bare off/on as false/true."""
-    return {False: "off", True: "on"}.get(value, value) if isinstance(value, bool) else value
-
-
 def probe_options(cfg: DictConfig, inputs: str | Iterable) -> ProbeOptions:
     """The probe's options from ``probe.*``, ``seed`` and ``device``, probing ``inputs`` (a
     random source name or an iterable of batches: ``build_inputs``). Every job (measure,
     profile, draws, torchrun, benchmark, training) takes its options from here."""
-    p = cfg.probe
-    return ProbeOptions(
-        n_samples=p.n_samples,
-        batch_size=p.batch_size if p.batch_size == "auto" else int(p.batch_size),
-        channel=p.channel,
-        reduce=p.reduce,
-        seeding=p.get("seeding"),
-        normalise=p.get("normalise", "none"),
-        inputs=inputs,
-        device=cfg.device,
-        dtype=DTYPES[p.dtype],
-        seed=cfg.seed,
-        on_nonfinite=p.on_nonfinite,
-        checkpoint_every=p.checkpoint_every,
-        fast=p.fast,
-        channels_last=p.channels_last,
-        compile=p.compile,
-        crop=crop_mode(p.crop),
-        layout=p.get("layout", "auto"),
-        grid=None if p.get("grid") is None else tuple(int(v) for v in p.grid),
-        prefix_tokens=p.get("prefix_tokens"),
-        output=p.get("output"),
-        bootstrap_groups=p.get("bootstrap_groups", 16),
-    )
+    probe = OmegaConf.to_container(cfg.probe, resolve=True)
+    return ProbeOptions.from_config(probe, inputs=inputs, device=cfg.device, seed=cfg.seed)
 
 
 def probe_position(cfg: DictConfig) -> str | tuple[int, int]:
@@ -334,23 +308,8 @@ def refuse_probe(cfg: DictConfig, keys: Iterable[str], job: str) -> None:
 
 def training_settings(cfg: DictConfig) -> TrainSettings:
     """``TrainSettings`` from the ``train`` config, the global ``seed`` and ``device``."""
-    t = cfg.train
-    return TrainSettings(
-        epochs=t.epochs,
-        batch_size=t.batch_size,
-        eval_batch_size=t.eval_batch_size,
-        optimizer=t.optimizer,
-        lr=float(t.lr),
-        momentum=float(t.momentum),
-        weight_decay=float(t.weight_decay),
-        schedule=t.schedule,
-        milestones=tuple(t.milestones),
-        gamma=float(t.gamma),
-        warmup_epochs=float(t.warmup_epochs),
-        seed=cfg.seed,
-        num_workers=t.num_workers,
-        device=cfg.device,
-    )
+    train = OmegaConf.to_container(cfg.train, resolve=True)
+    return settings_from_config(TrainSettings, train, seed=cfg.seed, device=cfg.device)
 
 
 def build_data_from(cfg: DictConfig) -> DataBundle:

@@ -21,9 +21,10 @@ import copy
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from erf.app.groups import ProbeJobSettings
 from erf.app.rules import ConfigError
+from erf.settings import settings_of
 
-PROTOCOLS = ("ours", "luo")
 RANDOM_SOURCES = ("gaussian", "uniform")
 
 
@@ -36,11 +37,11 @@ def check_protocol(cfg: DictConfig) -> None:
     """Raise ConfigError (one line) for an unknown protocol, a ``probe.runs`` that breaks the
     budget rule, or ``protocol=luo`` where it cannot apply."""
     protocol = protocol_of(cfg)
-    if protocol not in PROTOCOLS:
-        raise ConfigError(f"probe.protocol={protocol} is not allowed: expected ours or luo")
     runs = OmegaConf.select(cfg, "probe.runs", default=None)
-    if runs is not None and (isinstance(runs, bool) or not isinstance(runs, int) or runs < 1):
-        raise ConfigError(f"probe.runs={runs} is not allowed: expected null or an integer >= 1")
+    for key, value in (("protocol", protocol), ("runs", runs)):
+        test, allowed = settings_of(ProbeJobSettings)[key].rule
+        if not test(value):
+            raise ConfigError(f"probe.{key}={value} is not allowed: expected {allowed}")
     draws, n = int(cfg.probe.get("draws", 1)), int(cfg.probe.n_samples)
     if protocol == "ours":
         if runs is not None and runs != draws * n:

@@ -32,6 +32,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from erf.app.build import locate_target
+from erf.app.groups import TrainJobSettings
 from erf.io.store import (
     LOCK,
     check_files,
@@ -41,7 +42,9 @@ from erf.io.store import (
     read_json,
     write_json,
 )
+from erf.probe.options import ProbeOptions
 from erf.result import ERFResult
+from erf.settings import unfingerprinted
 
 log = logging.getLogger("erf")
 
@@ -53,9 +56,9 @@ UNFINGERPRINTED = (
     "resume",
     "device",
     "plot",
-    "probe.checkpoint_every",
+    *unfingerprinted(ProbeOptions, "probe."),  # probe.checkpoint_every
     "profile.shared_forward",
-    "train.threads",
+    *unfingerprinted(TrainJobSettings, "train."),  # train.threads
     "benchmark.threads",
 )
 CHECKPOINTS = ("checkpoint.npz", "checkpoint_draws.npz", "train_checkpoint.pt")

@@ -6,20 +6,10 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
-from erf.app.rules import (
-    BLOCK_INDICES,
-    DROPOUT,
-    ODD_KERNEL,
-    ConfigError,
-    Rule,
-    choice,
-    int_at_least,
-    is_number,
-    optional,
-    pair_of,
-)
+from erf.app.groups import group_rules
+from erf.app.rules import BLOCK_INDICES, DROPOUT, ODD_KERNEL, ConfigError, is_number
+from erf.checks import Rule, choice, int_at_least, optional, pair_of
 from erf.nets.luo import ACTIVATIONS, INITS
-from erf.training.loop import OPTIMIZERS, SCHEDULES
 
 _NUMBER: Rule = (is_number, "a finite number")
 _POSITIVE: Rule = (lambda v: is_number(v) and v > 0, "a finite number > 0")
@@ -103,23 +93,7 @@ DATA_RULES: dict[str, dict[str, Rule]] = {
 
 TRAIN_RULES: dict[str, Rule] = {
     "data.name": choice(tuple(DATA_RULES)),
-    "train.epochs": int_at_least(1),
-    "train.batch_size": int_at_least(1),
-    "train.eval_batch_size": optional(int_at_least(1)),
-    "train.optimizer": choice(OPTIMIZERS),
-    "train.lr": _POSITIVE,
-    "train.momentum": _FRACTION,
-    "train.weight_decay": _NON_NEGATIVE,
-    "train.schedule": choice(SCHEDULES),
-    "train.milestones": (
-        lambda v: isinstance(v, list) and all(int_at_least(1)[0](m) for m in v),
-        "a list of epochs >= 1",
-    ),
-    "train.gamma": _GAMMA,
-    "train.warmup_epochs": _NON_NEGATIVE,
-    "train.num_workers": int_at_least(0),
-    "train.threads": optional(int_at_least(1)),
-    "train.erf_every_epoch": _BOOL,
+    **group_rules("train"),  # declared once (erf.app.groups)
 }
 
 

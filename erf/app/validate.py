@@ -28,54 +28,38 @@ from omegaconf.errors import OmegaConfBaseException
 from erf.analysis.bootstrap import MAX_REPLICATES as MAX_BOOTSTRAP
 from erf.analysis.calibration import CASES as CALIBRATION_CASES
 from erf.analysis.calibration import MAX_REPETITIONS
-from erf.analysis.draw_stats import DRAW_WEIGHTS
 from erf.app.build import INPUT_SOURCES
 from erf.app.config import CONFIG_DIR
+from erf.app.groups import group_rules
 from erf.app.launchers import launcher_problem
 from erf.app.protocol import check_protocol
-from erf.app.rules import (
-    BLOCK_INDICES,
-    DROPOUT,
-    ODD_KERNEL,
-    ConfigError,
-    Rule,
-    boolean,
-    choice,
-    int_at_least,
-    int_between,
-    int_or_list,
-    is_number,
-    optional,
-    pair_of,
-    positive,
-)
+from erf.app.rules import BLOCK_INDICES, DROPOUT, ODD_KERNEL, ConfigError, is_number
 from erf.app.train_rules import training_rules  # trained networks, data/ and train/ groups
 from erf.checks import (
-    MAX_BATCH,
     MAX_CHANNELS,
-    MAX_DRAWS,
     MAX_KERNEL,
     MAX_LAYERS,
     MAX_SAMPLES,
     MAX_SIDE,
     MAX_WEIGHTS,
+    Rule,
+    boolean,
+    choice,
     conv_stack_weights,
+    int_at_least,
+    int_between,
+    int_or_list,
+    optional,
+    pair_of,
+    positive,
 )
 from erf.io.figure_style import FORMATS, MAX_DPI
 from erf.nets.luo import ACTIVATIONS, DROPOUT_MODES, INITS, POOLS
 from erf.probe.bench import METHODS as BENCH_METHODS
 from erf.probe.forward import unknown_module
-from erf.probe.layout import LAYOUTS, prefix_index
 from erf.probe.options import (
-    CROP_MODES,
-    DTYPES,
-    MAX_BOOTSTRAP_GROUPS,
-    NORMALISE_MODES,
-    SEEDINGS,
     seeding_problem,
 )
-from erf.probe.units import POSITION_NAMES
-from erf.result import REDUCTIONS
 
 GROUPS = (
     "model",
@@ -89,23 +73,6 @@ GROUPS = (
     "setting",
     "experiment",
 )
-
-
-def _position(v: Any) -> bool:
-    if isinstance(v, str):
-        try:
-            return v in POSITION_NAMES or prefix_index(v) >= 0
-        except ValueError:
-            return False
-    return pair_of(int_at_least(0))[0](v)
-
-
-def _output(v: Any) -> bool:
-    return v is None or (isinstance(v, (str, int)) and not isinstance(v, bool))
-
-
-def _batch_size(v: Any) -> bool:
-    return v == "auto" or int_between(1, MAX_BATCH)[0](v)
 
 
 def _names_or(word: str) -> Rule:
@@ -140,13 +107,6 @@ RULES: dict[str, Rule] = {
         lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1,
         "a number in (0, 1)",
     ),
-    "probe.n_samples": int_between(1, MAX_SAMPLES),
-    "probe.bootstrap_groups": int_between(0, MAX_BOOTSTRAP_GROUPS),
-    "probe.batch_size": (_batch_size, f"an integer >= 1 or auto (at most {MAX_BATCH})"),
-    "probe.fast": boolean(),
-    "probe.channels_last": optional(boolean()),
-    "probe.compile": boolean(),
-    "probe.crop": (lambda v: v in CROP_MODES or isinstance(v, bool), "off, auto or on"),
     "profile.shared_forward": optional(boolean()),
     "benchmark.run": boolean(),
     "benchmark.methods": (
@@ -166,27 +126,10 @@ RULES: dict[str, Rule] = {
     ),
     "calibration.network": boolean(),
     "calibration.reference_samples": int_between(1, MAX_SAMPLES),
-    "probe.checkpoint_every": int_at_least(1),
-    "probe.draws": int_between(1, MAX_DRAWS),
-    "probe.draw_weight": choice(DRAW_WEIGHTS),
-    "probe.reduce": choice(REDUCTIONS),
-    "probe.dtype": choice(tuple(DTYPES)),
-    "probe.on_nonfinite": choice(("skip", "raise")),
-    "probe.channel": optional(int_at_least(0)),
-    "probe.seeding": optional(choice(SEEDINGS)),
-    "probe.normalise": choice(NORMALISE_MODES),
-    "probe.position": (
-        _position,
-        f"{', '.join(POSITION_NAMES)}, [row, col] with integers >= 0, cls or prefix:K",
-    ),
-    "probe.layout": choice(LAYOUTS),
-    "probe.grid": optional(pair_of(int_at_least(1))),
-    "probe.prefix_tokens": optional(int_at_least(0)),
-    "probe.output": (_output, "null, a key or an index"),
-    "probe.target": (lambda v: v is None or isinstance(v, str), "null, auto or a module name"),
     "inputs.source": choice((*INPUT_SOURCES, "dataset")),
     "inputs.size": optional(pair_of(int_between(1, MAX_SIDE))),
     "inputs.channels": optional(int_between(1, MAX_CHANNELS)),
+    **group_rules("probe"),  # the probe group, declared once (erf.app.groups)
 }
 
 _CHANNELS = int_between(1, MAX_CHANNELS)

@@ -34,6 +34,8 @@ from matplotlib.ticker import (  # noqa: E402
     NullFormatter,
 )
 
+from erf import reductions  # noqa: E402
+
 # PDF text embeds subsets of TrueType fonts; fontTools logs every table it prunes at INFO.
 logging.getLogger("fontTools").setLevel(logging.WARNING)
 
@@ -92,13 +94,9 @@ LABELS = {
     "epoch": "epoch",
 }
 
-REDUCTIONS = {
-    "abs": "mean |∂y/∂x|",
-    "relu": "mean max(∂y/∂x, 0)",
-    "clamp_after_mean": "max(mean ∂y/∂x, 0)",
-    "clamp_per_image": "mean max(Σ_c ∂y/∂x_c / C, 0)",
-    "signed_clamp": "max(mean ∂y/∂x, 0)",  # results saved before the rename
-    "square": "mean (∂y/∂x)²",
+REDUCTIONS = {  # figure labels of the registered reductions (erf.reductions), old names too
+    **{name: reductions.get(name).label for name in reductions.names()},
+    **{old: reductions.get(new).label for old, new in reductions.LEGACY_NAMES.items()},
 }
 
 

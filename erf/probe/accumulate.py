@@ -8,33 +8,14 @@ import math
 import numpy as np
 import torch
 
+from erf import reductions
 from erf.probe.layout import Grid, unit_in_input
-from erf.probe.options import BATCHED_SEEDINGS
+from erf.probe.options import BATCHED_SEEDINGS, ProbeOptions
 from erf.result import LEGACY_REDUCTIONS, ERFResult
+from erf.settings import compared
 
 # Settings that must match for a checkpoint to be resumed (they decide every sample's map).
-FINGERPRINT_KEYS = (
-    "input_shape",
-    "n_samples",
-    "batch_size",
-    "target",
-    "position",
-    "channel",
-    "seeding",
-    "reduce",
-    "inputs",
-    "dtype",
-    "seed",
-    "fast",
-    "channels_last",
-    "compile",
-    "crop",
-    "layout",
-    "grid",
-    "prefix_tokens",
-    "output",
-    "bootstrap_groups",
-)
+FINGERPRINT_KEYS = ("input_shape", "target", "position", *compared(ProbeOptions))
 # What a checkpoint written before a key existed meant by it.
 FINGERPRINT_DEFAULTS = {
     "fast": False,
@@ -239,7 +220,7 @@ class Accumulator:
             dead = torch.nonzero(~self.alive).flatten().tolist()
             meta.update(n_dead_channels=len(dead), dead_channels=dead)
         warnings = []
-        if self.fingerprint["reduce"] == "clamp_after_mean" and self.n_used:
+        if reductions.is_signed(self.fingerprint["reduce"]) and self.n_used:
             warning = _clamp_warning(total, total_sq, self.position, self.target_shape)
             if warning:
                 warnings.append(warning)

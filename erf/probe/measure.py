@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
+from typing import Any
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from erf import reductions
 from erf.device import resolve_device
 from erf.probe.accumulate import Accumulator
 from erf.probe.batches import (
@@ -38,7 +40,7 @@ from erf.probe.forward import forward_fn, forward_to, forward_to_many, probing
 from erf.probe.layout import NormWatch, graph_spatial_dims, seed_warning, select_output
 from erf.probe.options import ProbeOptions
 from erf.probe.units import Unit, as_unit
-from erf.result import REDUCTIONS, ERFResult
+from erf.result import ERFResult
 
 log = logging.getLogger("erf")
 
@@ -58,21 +60,9 @@ FAST_AUTOCAST = torch.bfloat16  # the fast mode's compute dtype (autocast); sums
 
 
 def reduce_gradient(grad: torch.Tensor, reduce: str) -> torch.Tensor:
-    """Per-sample map ``[B, H, W]`` of dy/dx ``[B, C_in, H, W]`` (``erf.result.REDUCTIONS``):
-    abs, relu and square are elementwise, then summed over input channels; clamp_after_mean
-    is the plain sum (clamped only after averaging over samples, ``ERFResult.map``);
-    clamp_per_image is max(mean over input channels, 0) per sample (OpenERF)."""
-    if reduce == "abs":
-        return grad.abs().sum(1)
-    if reduce == "relu":
-        return grad.clamp(min=0).sum(1)
-    if reduce == "square":
-        return grad.square().sum(1)
-    if reduce == "clamp_per_image":
-        return grad.mean(1).clamp(min=0)
-    if reduce == "clamp_after_mean":
-        return grad.sum(1)
-    raise ValueError(f"unknown reduction {reduce!r}; allowed: {list(REDUCTIONS)}")
+    """Per-sample map ``[B, H, W]`` of dy/dx ``[B, C_in, H, W]`` by the registered reduction
+    ``reduce`` (``erf.reductions``; an unknown name is a one-line ValueError)."""
+    return reductions.get(reduce).per_image(grad)
 
 
 # per_channel_normalised: input-gradient elements per batched backward (a chunk of channels).
@@ -162,77 +152,33 @@ def _batched_input_grads(
 def measure_erf(
     model: nn.Module,
     input_shape: tuple[int, int, int],
+    options: ProbeOptions | None = None,
     *,
-    n_samples: int = 32,
-    batch_size: int | str = 16,
     target: str | None = None,
     position: str | tuple[int, int] = "center",
-    channel: int | None = None,
-    reduce: str = "abs",
-    seeding: str | None = None,
-    normalise: str = "none",
-    inputs: str | Iterable = "gaussian",
-    device: str | torch.device = "auto",
-    dtype: torch.dtype = torch.float32,
-    seed: int = 0,
-    on_nonfinite: str = "skip",
-    progress: bool | None = None,
     resume: ERFResult | None = None,
     on_checkpoint: Callable[[ERFResult], None] | None = None,
-    checkpoint_every: int = 10,
     should_stop: Callable[[], bool] | None = None,
-    fast: bool = False,
-    channels_last: bool | None = None,
-    compile: bool = False,
-    crop: str = "off",
-    layout: str = "auto",
-    grid: tuple[int, int] | None = None,
-    prefix_tokens: int | None = None,
-    output: str | int | None = None,
-    bootstrap_groups: int = 16,
+    **settings: Any,
 ) -> ERFResult:
     """Measure the ERF of one unit of ``model``.
 
     For each input x, the upstream gradient is set at ``position`` of the target feature map
-    by ``seeding`` (default: 1 on every channel, or only on ``channel``) and 0 elsewhere;
-    dy/dx is reduced per pixel with ``reduce`` ("abs", "relu", "clamp_after_mean",
-    "clamp_per_image", "square"; the README's "Reductions"), combined over input channels,
-    and averaged over samples in float64.
+    by the options' ``seeding`` (default: 1 on every channel, or only on ``channel``) and 0
+    elsewhere; dy/dx is reduced per pixel with ``reduce`` (``erf.reductions``), combined over
+    input channels, and averaged over samples in float64.
 
     Args:
         model: any module; it is put in eval mode with frozen parameters while probing and
             restored afterwards.
         input_shape: ``(C, H, W)`` of one input.
-        n_samples: number of inputs to average over.
-        batch_size: inputs per forward/backward pass, or "auto": the largest batch that fits
-            (estimated from the memory one sample's forward keeps for the backward, at most
-            ``AUTO_BATCH_MAX`` and ``n_samples``), halved after every out-of-memory error
-            (CUDA, or a CPU allocation failure). The chosen size is ``meta["batch_size"]``;
-            the map is the one a run with that fixed batch size gives. With an iterable
-            source, "auto" keeps its batches and only splits them after an error.
+        options: how to probe (``ProbeOptions``: samples, batch size, seeding, reduction,
+            inputs, device, dtype, speed and layout settings, each documented there and in
+            the configuration reference); default: all defaults.
         target: module name (as in ``model.named_modules()``) or None for the model output.
             The forward pass stops at the target.
-        position: "center" = (h // 2, w // 2) of the target map, or (row, col).
-        channel: target channel, or None for a unit gradient on every channel.
-        seeding: how the probed unit is seeded (README "Unit seeding and peer protocols"):
-            "all_channels" (1 on every channel), "channel" (1 on ``channel``; needs it),
-            "channel_mean" (1/C on every channel: OpenERF), "relu_gated" (1 on the channels
-            whose value is > 0, per sample: RepLKNet) or "per_channel_normalised" (one
-            backward per channel; each channel's per-sample map scaled to sum 1 and averaged
-            over the channels that are not all zero; ``meta["n_dead_channels"]`` counts the
-            channels that were zero in every sample). None: "channel" when ``channel`` is set,
-            else "all_channels". ``erf.PRESETS`` holds the peers' settings.
-        normalise: "none" or "sum": ``result.map`` scaled to sum 1 (OpenERF's display and
-            metric normalisation; the sums and ``stderr`` are not scaled). Every metric but
-            RepLKNet's area ratios (log10(x + 1) of the map) is scale-free.
-        inputs: "gaussian" (N(0,1)), "uniform" (U[-1,1)) or an iterable of batches
-            (tensors or (x, y) tuples, e.g. a DataLoader).
-        device: "auto", "cpu", "cuda", ...
-        dtype: compute dtype of model and inputs; accumulation is always float64.
-        seed: random inputs are a pure function of (seed, sample index).
-        on_nonfinite: "skip" samples whose gradient holds NaN/Inf (counted in
-            ``n_nonfinite``) or "raise".
-        progress: show a progress bar (None: only when there is more than one batch).
+        position: "center" = (h // 2, w // 2) of the target map, (row, col), or a prefix token
+            ("cls", "prefix:K").
         resume: a partial result from ``on_checkpoint`` (or ``ProbeInterrupted.partial``)
             made with the same settings; probing continues after its last sample, and the
             final map is bitwise the uninterrupted one (same batch boundaries, same order).
@@ -240,37 +186,11 @@ def measure_erf(
             and when stopping early (the caller decides where to store it).
         should_stop: polled after every batch; when it returns True the probe checkpoints
             and raises ``ProbeInterrupted``.
-        fast: bfloat16 autocast for forward and backward and the channels_last memory format
-            (model and inputs); ``dtype`` must be float32, sums stay float64. For GPUs with
-            bf16 tensor cores; on CPUs without native bf16 it is much slower than float32.
-        channels_last: the channels_last memory format for model and inputs without
-            autocast (None: on with ``fast``). On some CPUs the fastest float32 setting.
-        compile: ``torch.compile`` the forward pass, truncated at the target with torch.fx
-            (falls back to the uncompiled forward, with a warning, if it cannot be traced).
-            The first batches pay the compile time.
-        crop: "off", "auto" (feed only the target unit's window of the input when
-            ``erf.probe.crop.plan_crop`` proves that changes nothing, else log why and probe the
-            whole input) or "on" (the same, but raise ``ValueError`` when it does not
-            apply). ``meta["crop"]`` says what happened.
-        layout: how to read the target tensor (``erf.probe.layout``): "auto" (a Conv2d
-            output is [B, C, H, W]; otherwise the reading that fits the input's aspect ratio;
-            two readings that both fit are refused, naming this option), "NCHW", "NHWC"
-            (channels-last maps: Swin stages, ...) or "tokens" ([B, N, C]: prefix tokens,
-            then the row-major patch grid). A [B, C] output is a 1 x 1 grid. The result's
-            meta records ``layout``, ``grid``, ``prefix_tokens`` and what decided them.
-        grid: ``(h, w)`` of a token sequence's patch grid (default: from the model's patch
-            size and the input, or the one factorisation that fits the input's aspect ratio).
-        prefix_tokens: class/distillation/register tokens before the patch tokens (default:
-            the model's ``num_prefix_tokens`` or ``class_token``). ``position="cls"`` or
-            ``"prefix:K"`` probes a prefix token.
-        output: the tensor to probe when the target returns a tuple, list, dict or dataclass
-            (a key, field name or index; "a.0" follows a path). Without it such an output
-            is refused with a one-line error listing the choices.
-        bootstrap_groups: K group sums kept beside ``total`` (sample ``i`` of the run in group
-            ``i % K``; fewer samples than K: one group per sample; 0 = none) for bootstrap
-            intervals over inputs (``erf.analysis.bootstrap``).
+        **settings: ``ProbeOptions`` fields by name, replacing those of ``options``
+            (``measure_erf(model, shape, n_samples=64, reduce="relu")``); an unknown name is a
+            one-line TypeError.
     """
-    options = ProbeOptions.among(locals())
+    options = ProbeOptions.of(options, **settings)
     try:
         (result,) = probe_units(
             model,
@@ -290,32 +210,12 @@ def measure_erfs(
     model: nn.Module,
     input_shape: tuple[int, int, int],
     units: Sequence[Unit],
+    options: ProbeOptions | None = None,
     *,
-    n_samples: int = 32,
-    batch_size: int | str = 16,
-    channel: int | None = None,
-    reduce: str = "abs",
-    seeding: str | None = None,
-    normalise: str = "none",
-    inputs: str | Iterable = "gaussian",
-    device: str | torch.device = "auto",
-    dtype: torch.dtype = torch.float32,
-    seed: int = 0,
-    on_nonfinite: str = "skip",
-    progress: bool | None = None,
     resume: Sequence[ERFResult] | None = None,
     on_checkpoint: Callable[[list[ERFResult]], None] | None = None,
-    checkpoint_every: int = 10,
     should_stop: Callable[[], bool] | None = None,
-    fast: bool = False,
-    channels_last: bool | None = None,
-    compile: bool = False,
-    crop: str = "off",
-    layout: str = "auto",
-    grid: tuple[int, int] | None = None,
-    prefix_tokens: int | None = None,
-    output: str | int | None = None,
-    bootstrap_groups: int = 16,
+    **settings: Any,
 ) -> list[ERFResult]:
     """ERFs of several units from one forward pass per batch; one ``ERFResult`` per unit.
 
@@ -323,17 +223,17 @@ def measure_erfs(
     ``(target, position)`` pairs, in any mix. The forward runs once per batch up to the last
     target it reaches; each unit then gets its own backward (the graph is retained between
     them), so the results are those of separate ``measure_erf`` calls with the same
-    arguments (tested: bitwise on CPU). Every other argument is ``measure_erf``'s; ``resume``
-    and ``on_checkpoint`` take and give one partial result per unit, all at the same sample.
-    The saving is the forward passes: K units cost one forward and K input-gradient
-    backwards instead of K of each (about a third for K stage layers of a ResNet).
+    arguments (tested: bitwise on CPU). ``options`` and ``settings`` are ``measure_erf``'s;
+    ``resume`` and ``on_checkpoint`` take and give one partial result per unit, all at the
+    same sample. The saving is the forward passes: K units cost one forward and K
+    input-gradient backwards instead of K of each (about a third for K stage layers of a
+    ResNet).
     """
-    options = ProbeOptions.among(locals())
     return probe_units(
         model,
         input_shape,
         units,
-        options,
+        ProbeOptions.of(options, **settings),
         resume=resume,
         on_checkpoint=on_checkpoint,
         should_stop=should_stop,

@@ -16,9 +16,21 @@ from typing import Any
 
 import torch
 
-from erf.checks import MAX_BATCH, MAX_SAMPLES, check_int, is_integer
+from erf import reductions
+from erf.checks import (
+    MAX_BATCH,
+    MAX_SAMPLES,
+    boolean,
+    choice,
+    int_at_least,
+    int_between,
+    optional,
+    pair_of,
+)
 from erf.probe.layout import LAYOUTS, Grid, resolve_grid
-from erf.result import REDUCTIONS
+from erf.settings import IGNORED, JOB, RECORDED, check_fields, is_unset, setting, settings_of
+from erf.settings import fingerprint as settings_fingerprint
+from erf.settings import from_config as settings_from_config
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
 CROP_MODES = ("off", "auto", "on")
@@ -34,8 +46,6 @@ SEEDINGS = ("all_channels", "channel", "channel_mean", "relu_gated", "per_channe
 BATCHED_SEEDINGS = ("per_channel_normalised",)
 # How the result's map is scaled (``ERFResult.map``): as measured, or to sum 1 (OpenERF's).
 NORMALISE_MODES = ("none", "sum")
-# Reductions whose per-image map can be negative: a sum-to-1 scaling of it means nothing.
-SIGNED_REDUCTIONS = ("clamp_after_mean",)
 
 # The peers' protocols as measure_erf keywords (``measure_erf(model, shape, **PRESETS[name])``:
 # ProbeOptions fields, and the probed position where the peer picks another unit than erf); the
@@ -56,131 +66,224 @@ PRESETS: dict[str, dict[str, Any]] = {
     "replknet": {"seeding": "relu_gated", "reduce": "relu", "n_samples": 50},
 }
 
-# What "not set" means for each setting an engine may refuse (batch_size: only "auto" is).
-_UNSET: dict[str, tuple[Any, ...]] = {
-    "channel": (None,),
-    "seeding": ("all_channels", "channel"),  # "channel" comes with `channel`, refused as such
-    "normalise": ("none",),
-    "inputs": ("gaussian",),
-    "dtype": (torch.float32,),
-    "on_nonfinite": ("skip",),
-    "checkpoint_every": (10,),
-    "fast": (False,),
-    "channels_last": (False,),
-    "compile": (False,),
-    "crop": ("off",),
-    "layout": ("auto",),
-    "grid": (None,),
-    "prefix_tokens": (None,),
-    "output": (None,),
-}
 MAX_BOOTSTRAP_GROUPS = 1024  # each group is one more [H, W] float64 sum on the device
+
+
+def source_name(inputs: Any) -> str:
+    """How an input source is recorded in a fingerprint: a random source by name, a seeded
+    source (a frozen dataclass such as ``PhotoSource``) by its full settings (photos,
+    normalisation), so a checkpoint made with other inputs is refused; other iterables by
+    their type (a DataLoader's order is its own)."""
+    if isinstance(inputs, str):
+        return inputs
+    if dataclasses.is_dataclass(inputs) and not isinstance(inputs, type):
+        return repr(inputs)
+    return type(inputs).__name__
+
+
+def _dtype_name(dtype: Any) -> Any:
+    return str(dtype).replace("torch.", "") if isinstance(dtype, torch.dtype) else dtype
+
+
+def _dtype(value: Any) -> Any:
+    return DTYPES.get(value, value) if isinstance(value, str) else value
+
+
+def _crop_mode(value: Any) -> Any:
+    """YAML reads a bare off/on as false/true."""
+    return {False: "off", True: "on"}.get(value, value) if isinstance(value, bool) else value
+
+
+def _pair(value: Any) -> Any:
+    return None if value is None else tuple(int(v) for v in value)
+
+
+def _listed(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _output_key(value: Any) -> Any:
+    return value if value is None else str(value)
+
+
+def _is_key_or_index(v: Any) -> bool:
+    return v is None or (isinstance(v, (str, int)) and not isinstance(v, bool))
+
+
+def _is_batch_size(v: Any) -> bool:
+    return v == "auto" or int_between(1, MAX_BATCH)[0](v)
+
+
+def _is_source(v: Any) -> bool:
+    return v in ("gaussian", "uniform") if isinstance(v, str) else v is not None
 
 
 @dataclass(frozen=True)
 class ProbeOptions:
-    """Settings of one measurement (``erf.measure_erf`` documents each).
+    """Settings of one measurement: each field is declared once, with its default, the values
+    it allows, its help text and how it enters the resume fingerprint (``erf.settings``); the
+    config keys ``probe.*``, their validation, the shipped ``probe/default.yaml`` and the
+    configuration reference are derived from these declarations
+    (``erf.settings.reference_markdown("probe.", ProbeOptions)`` prints the reference).
 
-    ``n_samples`` inputs per unit, ``batch_size`` per forward/backward pass (or "auto"), ``channel``
-    (None: a unit gradient on every channel of the probed position), ``seeding`` (``SEEDINGS``;
-    None: "channel" when ``channel`` is set, else "all_channels"; stored resolved), ``normalise``
-    ("none", or "sum": the map scaled to sum 1, OpenERF's; only ``ERFResult.map`` changes, not the
-    sums), ``reduce`` (``erf.result.REDUCTIONS``), ``inputs`` ("gaussian", "uniform" or an iterable
-    of batches), ``device``, ``dtype`` (compute dtype; sums are float64), ``seed`` (random inputs
-    are a pure function of (seed, sample index)), ``on_nonfinite`` ("skip" or "raise"), ``progress``
-    (None: a bar when there is more than one batch), ``checkpoint_every`` (batches between partial
-    results), and the speed settings ``fast``, ``channels_last`` (None: on with ``fast``; stored
-    resolved), ``compile`` and ``crop`` ("off", "auto", "on"), and how to read the target's output
-    (``erf.probe.layout``): ``output`` (key or index of the tensor in a tuple/dict/dataclass
-    output), ``layout`` ("auto", "NCHW", "NHWC", "tokens"), ``grid`` ((h, w) of a token sequence's
-    patch grid) and ``prefix_tokens``.
-    ``bootstrap_groups``: K sums of the per-sample map, sample ``i`` in group ``i % K``
-    (``erf.analysis.bootstrap`` resamples them for intervals; 0 = none; fewer samples than K:
-    one group per sample).
-
-    Construction checks every value and raises one-line ``ValueError``s.
+    Construction checks every value against its rule and raises one-line ``ValueError``s; a
+    config form is read as what it means (``dtype="float64"``, ``crop=True``: "on", ``grid``
+    as a tuple). ``seeding=None`` is stored resolved ("channel" when ``channel`` is set, else
+    "all_channels"), and so is ``channels_last=None`` (on with ``fast``).
     """
 
-    n_samples: int = 32
-    batch_size: int | str = 16
-    channel: int | None = None
-    reduce: str = "abs"
-    seeding: str | None = None
-    normalise: str = "none"
-    inputs: str | Iterable = "gaussian"
-    device: str | torch.device = "auto"
-    dtype: torch.dtype = torch.float32
-    seed: int = 0
-    on_nonfinite: str = "skip"
-    progress: bool | None = None
-    checkpoint_every: int = 10
-    fast: bool = False
-    channels_last: bool | None = None
-    compile: bool = False
-    crop: str = "off"
-    layout: str = "auto"
-    grid: tuple[int, int] | None = None
-    prefix_tokens: int | None = None
-    output: str | int | None = None
-    bootstrap_groups: int = 16
+    n_samples: int = setting(
+        32, int_between(1, MAX_SAMPLES), "inputs averaged over", config_default=64
+    )
+    batch_size: int | str = setting(
+        16,
+        (_is_batch_size, f"an integer >= 1 or auto (at most {MAX_BATCH})"),
+        "inputs per forward/backward pass, or auto (the largest that fits; halved on OOM)",
+        unset=lambda v: v != "auto",
+    )
+    output: str | int | None = setting(
+        None,
+        (_is_key_or_index, "null, a key or an index"),
+        "the tensor to probe when the target returns a tuple/list/dict/dataclass: a key or "
+        "index (e.g. out, 0)",
+        from_config=_output_key,
+    )
+    layout: str = setting(
+        "auto", choice(LAYOUTS), "how to read the target tensor (auto refuses ambiguous shapes)"
+    )
+    grid: tuple[int, int] | None = setting(
+        None,
+        optional(pair_of(int_at_least(1))),
+        "[h, w] patch grid of a token sequence [B, N, C] (null: from the model / the input)",
+        to_config=_listed,
+        from_config=_pair,
+    )
+    prefix_tokens: int | None = setting(
+        None,
+        optional(int_at_least(0)),
+        "class/distillation/register tokens before the patch tokens (null: "
+        "model.num_prefix_tokens)",
+    )
+    channel: int | None = setting(
+        None,
+        optional(int_at_least(0)),
+        "null = unit gradient on every channel, or a channel index (seeding: channel)",
+    )
+    seeding: str | None = setting(
+        None,
+        optional(choice(SEEDINGS)),
+        "how the probed unit is seeded; null: channel if probe.channel is set, else "
+        "all_channels (README: Unit seeding)",
+        unset=("all_channels", "channel"),  # "channel" comes with `channel`, refused as such
+    )
+    normalise: str = setting(
+        "none",
+        choice(NORMALISE_MODES),
+        "sum: the map scaled to sum 1 (OpenERF; only area ratios change)",
+        fingerprint=RECORDED,  # it scales the map only
+    )
+    reduce: str = setting(
+        "abs",
+        (lambda v: v in reductions.names(), f"one of {', '.join(reductions.names())}"),
+        "how each image's input gradient becomes its map (README: Reductions)",
+    )
+    dtype: torch.dtype = setting(
+        torch.float32,
+        choice(tuple(DTYPES)),
+        "compute dtype (accumulation is float64)",
+        to_config=_dtype_name,
+        from_config=_dtype,
+    )
+    on_nonfinite: str = setting(
+        "skip",
+        choice(NONFINITE_MODES),
+        "what to do with a sample whose gradient holds NaN/Inf",
+        fingerprint=JOB,
+    )
+    checkpoint_every: int = setting(
+        10,
+        int_at_least(1),
+        "batches between checkpoints of the partial sums (also saved on SIGINT/SIGTERM)",
+        fingerprint=IGNORED,
+    )
+    fast: bool = setting(
+        False, boolean(), "bf16 autocast + channels_last (GPU speed; float64 sums)"
+    )
+    channels_last: bool | None = setting(
+        None,
+        optional(boolean()),
+        "channels_last memory format (null: with fast); true alone = float32 (CPU)",
+        unset=(False,),
+    )
+    compile: bool = setting(False, boolean(), "torch.compile the forward truncated at the target")
+    crop: str = setting(
+        "off",
+        (lambda v: v in CROP_MODES or isinstance(v, bool), "off, auto or on"),
+        "feed only the probed unit's input window when provably exact",
+        from_config=_crop_mode,
+    )
+    bootstrap_groups: int = setting(
+        16,
+        int_between(0, MAX_BOOTSTRAP_GROUPS),
+        "K group sums (sample i in group i % K) for intervals over inputs; 0 = none",
+    )
+    inputs: str | Iterable = setting(
+        "gaussian",
+        (_is_source, "gaussian, uniform, a seeded source or an iterable of batches"),
+        "the inputs: a random source by name or an iterable of batches (config: inputs group)",
+        config=False,
+        record=source_name,
+    )
+    device: str | torch.device = setting(
+        "auto",
+        (lambda v: isinstance(v, (str, torch.device)), "auto, cpu, cuda, cuda:N"),
+        "where to probe (config: the top-level device)",
+        config=False,
+        fingerprint=IGNORED,
+    )
+    seed: int = setting(
+        0,
+        int_at_least(0),
+        "random inputs are a pure function of (seed, sample index) (config: top-level seed)",
+        config=False,
+    )
+    progress: bool | None = setting(
+        None,
+        optional(boolean()),
+        "a progress bar (null: when there is more than one batch)",
+        config=False,
+        fingerprint=IGNORED,
+    )
 
     def __post_init__(self) -> None:
         problem = seeding_problem(self.reduce, self.seeding, self.channel)
         if problem:
             raise ValueError(problem)
-        if self.reduce not in REDUCTIONS:
-            raise ValueError(f"unknown reduction {self.reduce!r}; allowed: {list(REDUCTIONS)}")
-        if self.normalise not in NORMALISE_MODES:
-            raise ValueError(f"normalise must be 'none' or 'sum', got {self.normalise!r}")
-        if self.on_nonfinite not in NONFINITE_MODES:
-            raise ValueError(f"on_nonfinite must be 'skip' or 'raise', got {self.on_nonfinite!r}")
-        if self.crop not in CROP_MODES:
-            raise ValueError(f"crop must be one of {list(CROP_MODES)}, got {self.crop!r}")
-        auto = self.batch_size == "auto"
-        bad_batch = not auto and (not is_integer(self.batch_size) or int(self.batch_size) < 1)
-        if not is_integer(self.n_samples) or int(self.n_samples) < 1 or bad_batch:
-            raise ValueError(
-                f"n_samples must be >= 1 and batch_size >= 1 or 'auto', got {self.n_samples}, "
-                f"{self.batch_size}"
-            )
-        check_int("n_samples", self.n_samples, 1, MAX_SAMPLES)
-        if not auto:
-            check_int("batch_size", self.batch_size, 1, MAX_BATCH)
-        check_int("checkpoint_every", self.checkpoint_every, 1)
-        check_int("seed", self.seed, 0)
-        check_int("bootstrap_groups", self.bootstrap_groups, 0, MAX_BOOTSTRAP_GROUPS)
-        if self.channel is not None:
-            check_int("channel", self.channel, 0)
-        if self.layout not in LAYOUTS:
-            raise ValueError(f"layout must be one of {list(LAYOUTS)}, got {self.layout!r}")
-        grid = None if self.grid is None else tuple(int(v) for v in self.grid)
-        if grid is not None and (len(grid) != 2 or min(grid) < 1):
-            raise ValueError(f"grid must be (h, w) with positive sizes, got {self.grid}")
-        if self.prefix_tokens is not None and int(self.prefix_tokens) < 0:
-            raise ValueError(f"prefix_tokens must be >= 0, got {self.prefix_tokens}")
-        for name in ("fast", "channels_last", "compile"):
-            value = getattr(self, name)
-            if not (isinstance(value, bool) or (name == "channels_last" and value is None)):
-                raise ValueError(f"{name} must be True or False, got {value!r}")
+        check_fields(self)
+        for name, meta in settings_of(self).items():
+            object.__setattr__(self, name, meta.from_config(getattr(self, name)))
         if self.fast and self.dtype != torch.float32:
             raise ValueError("fast mode autocasts a float32 model to bfloat16; use dtype=float32")
         resolved = {
             "n_samples": int(self.n_samples),
-            "batch_size": "auto" if auto else int(self.batch_size),
+            "batch_size": "auto" if self.batch_size == "auto" else int(self.batch_size),
             "channel": None if self.channel is None else int(self.channel),
             "seeding": self.seeding or ("all_channels" if self.channel is None else "channel"),
             "seed": int(self.seed),
             "checkpoint_every": int(self.checkpoint_every),
-            "fast": bool(self.fast),
             "channels_last": bool(self.fast if self.channels_last is None else self.channels_last),
-            "compile": bool(self.compile),
-            "grid": grid,
             "prefix_tokens": None if self.prefix_tokens is None else int(self.prefix_tokens),
-            "output": self.output if self.output is None else str(self.output),
             "bootstrap_groups": int(self.bootstrap_groups),
         }
         for key, value in resolved.items():
             object.__setattr__(self, key, value)
+
+    @classmethod
+    def from_config(cls, probe: dict[str, Any], **fixed: Any) -> ProbeOptions:
+        """The options from the plain ``probe`` config group (keys it lacks take their config
+        defaults; keys that are not options, such as ``target``, are ignored); ``fixed``: the
+        options the config sets elsewhere (``inputs``, ``device``, ``seed``)."""
+        return settings_from_config(cls, probe, **fixed)
 
     @classmethod
     def of(cls, options: ProbeOptions | None = None, **settings: Any) -> ProbeOptions:
@@ -197,23 +300,15 @@ class ProbeOptions:
             settings = {**settings, "seeding": None}
         return replace(base, **settings)
 
-    @classmethod
-    def among(cls, arguments: dict[str, Any]) -> ProbeOptions:
-        """The options among a probe function's arguments (its ``locals()``), so that a public
-        function whose signature spells the settings out builds them in one line."""
-        return cls(**{f.name: arguments[f.name] for f in fields(cls)})
-
     @property
     def auto_batch(self) -> bool:
         """batch_size="auto": the largest batch that fits, halved on out-of-memory errors."""
         return self.batch_size == "auto"
 
     def is_set(self, key: str) -> bool:
-        """Whether setting ``key`` asks for something beyond the plain probe (batch_size: only
-        "auto" does; others: any value but the default)."""
-        if key == "batch_size":
-            return self.auto_batch
-        return getattr(self, key) not in _UNSET[key]
+        """Whether setting ``key`` asks for something beyond the plain probe (its declared
+        ``unset`` values; batch_size: only "auto" asks)."""
+        return not is_unset(self, key)
 
     def refuse(self, keys: Sequence[str], job: str, prefix: str = "") -> None:
         """ValueError naming every setting among ``keys`` that is set (``is_set``), for a
@@ -226,28 +321,9 @@ class ProbeOptions:
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings that decide every sample's map (a checkpoint made with other values
-        cannot be resumed); the unit's target and position are added by the engine."""
-        inputs = source_name(self.inputs)
-        return {
-            "n_samples": self.n_samples,
-            "batch_size": self.batch_size,
-            "channel": self.channel,
-            "seeding": self.seeding,
-            "normalise": self.normalise,  # recorded, not compared: it scales the map only
-            "reduce": self.reduce,
-            "inputs": inputs,
-            "dtype": str(self.dtype).replace("torch.", ""),
-            "seed": self.seed,
-            "fast": self.fast,
-            "channels_last": self.channels_last,
-            "compile": self.compile,
-            "crop": self.crop,
-            "layout": self.layout,
-            "grid": None if self.grid is None else list(self.grid),
-            "prefix_tokens": self.prefix_tokens,
-            "output": self.output,
-            "bootstrap_groups": self.bootstrap_groups,
-        }
+        cannot be resumed; ``normalise`` is recorded, not compared); the unit's target and
+        position are added by the engine."""
+        return settings_fingerprint(self)
 
     def read_grid(self, y: torch.Tensor, input_hw: tuple[int, int], **evidence: Any) -> Grid:
         """``erf.probe.layout.resolve_grid`` of ``y`` with these options' layout settings;
@@ -283,25 +359,14 @@ def seeding_problem(reduce: Any, seeding: Any, channel: Any, prefix: str = "") -
             f"{prefix}channel={channel} seeds one channel: it needs {prefix}seeding=channel "
             f"(or null), not {prefix}seeding={seeding}"
         )
-    if seeding in BATCHED_SEEDINGS and reduce in SIGNED_REDUCTIONS:
+    # a signed per-image map (erf.reductions): a sum-to-1 scaling of it means nothing
+    if seeding in BATCHED_SEEDINGS and reductions.is_signed(reduce):
         return (
             f"{prefix}seeding={seeding} scales each channel's map to sum 1, which needs a "
             f"non-negative map: {prefix}reduce={reduce} is signed; use abs, relu, square or "
             "clamp_per_image"
         )
     return None
-
-
-def source_name(inputs: Any) -> str:
-    """How an input source is recorded in a fingerprint: a random source by name, a seeded
-    source (a frozen dataclass such as ``PhotoSource``) by its full settings (photos,
-    normalisation), so a checkpoint made with other inputs is refused; other iterables by
-    their type (a DataLoader's order is its own)."""
-    if isinstance(inputs, str):
-        return inputs
-    if dataclasses.is_dataclass(inputs) and not isinstance(inputs, type):
-        return repr(inputs)
-    return type(inputs).__name__
 
 
 def _shown(key: str, value: Any) -> str:

@@ -15,7 +15,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -24,7 +24,10 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from erf.checks import Rule, boolean, choice, int_at_least, is_finite_number, optional
 from erf.device import resolve_device
+from erf.settings import IGNORED, JOB, check_fields, setting, settings_of
+from erf.settings import fingerprint as settings_fingerprint
 from erf.training.data import Augment
 from erf.training.scores import class_iou, mean_iou, pixel_accuracy
 
@@ -45,59 +48,109 @@ class TrainingInterrupted(Exception):
         self.state = state
 
 
+def _number(test: Callable[[float], bool], allowed: str) -> Rule:
+    return (lambda v: is_finite_number(v) and test(v)), allowed
+
+
+def _tuple_of_ints(value: Any) -> tuple[int, ...]:
+    return tuple(int(m) for m in value)
+
+
+def _listed(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
 @dataclass
 class TrainSettings:
-    """How to train (the ``train`` config without its file-level keys).
+    """How to train (the ``train`` config group without its job-level keys): each field is
+    declared once with its default, allowed values, help and fingerprint role
+    (``erf.settings``); the ``train.*`` rules, YAML and reference are derived from it.
 
-    Attributes:
-        epochs: passes over the training set.
-        batch_size: training batch size; ``eval_batch_size`` (default: the same) for val.
-        optimizer: "sgd" (with ``momentum``, Nesterov off), "adam" or "adamw".
-        lr, momentum, weight_decay: optimizer settings (momentum is SGD's only).
-        schedule: "none", "step" (multiply by ``gamma`` at each epoch in ``milestones``) or
-            "cosine" (to 0 at the end); both after ``warmup_epochs`` of linear warmup from 0.
-            The learning rate is updated every batch, from the fractional epoch.
-        seed: data order, augmentation and the global torch RNG during training.
-        num_workers: DataLoader workers (0 = load in the main process).
-        device: "cpu", "cuda", "auto", ...
-        progress: show a per-epoch progress bar (None: auto).
+    The learning rate is updated every batch, from the fractional epoch: after
+    ``warmup_epochs`` of linear warmup from 0, "step" multiplies it by ``gamma`` at each
+    epoch in ``milestones`` and "cosine" takes it to 0 at the end (``lr_factor``). "sgd" uses
+    ``momentum`` (Nesterov off). Construction checks every value (one-line ValueError).
     """
 
-    epochs: int = 5
-    batch_size: int = 64
-    eval_batch_size: int | None = None
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    schedule: str = "none"
-    milestones: Sequence[int] = field(default_factory=tuple)
-    gamma: float = 0.1
-    warmup_epochs: float = 0.0
-    seed: int = 0
-    num_workers: int = 0
-    device: str = "cpu"
-    progress: bool | None = None
+    epochs: int = setting(5, int_at_least(1), "passes over the training set")
+    batch_size: int = setting(64, int_at_least(1), "training batch size", config_default=32)
+    eval_batch_size: int | None = setting(
+        None, optional(int_at_least(1)), "validation batch size (null = batch_size)"
+    )
+    optimizer: str = setting("adam", choice(OPTIMIZERS), "sgd, adam or adamw")
+    lr: float = setting(
+        1e-3, _number(lambda v: v > 0, "a finite number > 0"), "learning rate", from_config=float
+    )
+    momentum: float = setting(
+        0.9,
+        _number(lambda v: 0 <= v < 1, "a number in [0, 1)"),
+        "sgd's momentum (sgd only)",
+        from_config=float,
+    )
+    weight_decay: float = setting(
+        0.0, _number(lambda v: v >= 0, "a finite number >= 0"), "weight decay", from_config=float
+    )
+    schedule: str = setting(
+        "none",
+        choice(SCHEDULES),
+        "learning-rate schedule per batch, from the fractional epoch",
+        config_default="cosine",
+    )
+    milestones: Sequence[int] = setting(
+        default_factory=tuple,
+        rule=(
+            lambda v: isinstance(v, list) and all(int_at_least(1)[0](m) for m in v),
+            "a list of epochs >= 1",
+        ),
+        help="step: epochs at which the lr is multiplied by gamma",
+        to_config=_listed,
+        from_config=_tuple_of_ints,
+    )
+    gamma: float = setting(
+        0.1,
+        _number(lambda v: 0 < v <= 1, "a number in (0, 1]"),
+        "step: the lr factor",
+        from_config=float,
+    )
+    warmup_epochs: float = setting(
+        0.0,
+        _number(lambda v: v >= 0, "a finite number >= 0"),
+        "linear warmup from 0 (fractional epochs allowed)",
+        config_default=0,
+        from_config=float,
+    )
+    seed: int = setting(
+        0,
+        int_at_least(0),
+        "data order, augmentation and the global torch RNG (config: top-level seed)",
+        config=False,
+    )
+    num_workers: int = setting(
+        0, int_at_least(0), "DataLoader workers (0 = load in the main process)", fingerprint=JOB
+    )
+    device: str = setting(
+        "cpu",
+        (lambda v: isinstance(v, str), "cpu, cuda, cuda:N or auto"),
+        "where to train (config: the top-level device)",
+        config=False,
+        fingerprint=IGNORED,
+    )
+    progress: bool | None = setting(
+        None,
+        optional(boolean()),
+        "a per-epoch progress bar (null: auto)",
+        config=False,
+        fingerprint=IGNORED,
+    )
 
     def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; allowed: {list(OPTIMIZERS)}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {self.schedule!r}; allowed: {list(SCHEDULES)}")
-        if int(self.epochs) < 1 or int(self.batch_size) < 1:
-            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs}, "
-                             f"{self.batch_size}")  # fmt: skip
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        self.milestones = tuple(int(m) for m in self.milestones)
+        check_fields(self)
+        for name, meta in settings_of(self).items():
+            setattr(self, name, meta.from_config(getattr(self, name)))
 
     def fingerprint(self) -> dict[str, Any]:
         """Settings that decide the trajectory (a checkpoint must match them to resume)."""
-        keep = asdict(self)
-        for k in ("num_workers", "device", "progress"):
-            keep.pop(k)
-        keep["milestones"] = list(self.milestones)
-        return keep
+        return settings_fingerprint(self)
 
 
 def lr_factor(step: int, steps_per_epoch: int, settings: TrainSettings) -> float:

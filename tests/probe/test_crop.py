@@ -146,5 +146,5 @@ def test_the_crop_is_refused_where_it_could_change_the_result(model, shape, reas
 
 
 def test_an_unknown_crop_mode_is_a_clear_error():
-    with pytest.raises(ValueError, match="crop must be one of"):
+    with pytest.raises(ValueError, match="crop='maybe' is not allowed: expected off, auto or on"):
         measure_erf(ConvStack(2), (1, 8, 8), crop="maybe", device="cpu")

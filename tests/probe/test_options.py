@@ -31,11 +31,14 @@ def test_defaults_match_measure_erf_and_resolve_channels_last_from_fast():
 @pytest.mark.parametrize(
     "settings, message",
     [
-        ({"reduce": "max"}, "unknown reduction 'max'"),
-        ({"on_nonfinite": "ignore"}, "on_nonfinite must be 'skip' or 'raise'"),
-        ({"crop": "maybe"}, "crop must be one of"),
-        ({"n_samples": 0}, "n_samples must be >= 1"),
-        ({"batch_size": "big"}, "batch_size >= 1 or 'auto'"),
+        ({"reduce": "max"}, "reduce='max' is not allowed: expected one of abs, relu"),
+        ({"on_nonfinite": "ignore"}, "on_nonfinite='ignore' is not allowed: expected one of skip"),
+        ({"crop": "maybe"}, "crop='maybe' is not allowed: expected off, auto or on"),
+        ({"n_samples": 0}, "n_samples=0 is not allowed: expected an integer >= 1"),
+        (
+            {"batch_size": "big"},
+            "batch_size='big' is not allowed: expected an integer >= 1 or auto",
+        ),
         ({"fast": True, "dtype": torch.float64}, "use dtype=float32"),
     ],
 )
@@ -102,12 +105,17 @@ def test_benchmark_refuses_settings_it_would_otherwise_ignore(setting):
         run_benchmark(_net(), SHAPE, target=None, n_samples=2, batch_size=2, **setting)
 
 
-def test_among_takes_exactly_the_option_fields_of_a_functions_arguments():
-    arguments = {**ProbeOptions(seed=5).as_dict(), "model": object(), "target": "3"}
-    assert ProbeOptions.among(arguments) == ProbeOptions(seed=5)
-    del arguments["crop"]
-    with pytest.raises(KeyError, match="crop"):
-        ProbeOptions.among(arguments)
+def test_measure_erf_takes_options_and_keyword_overrides_of_them_alike():
+    options = ProbeOptions(n_samples=3, batch_size=2, device="cpu", seed=5)
+    by_options = measure_erf(_net(), SHAPE, options, target="3")
+    by_name = measure_erf(
+        _net(), SHAPE, target="3", n_samples=3, batch_size=2, device="cpu", seed=5
+    )
+    overridden = measure_erf(_net(), SHAPE, options, target="3", seed=6)
+    np.testing.assert_array_equal(by_options.total, by_name.total)
+    assert overridden.meta["fingerprint"]["seed"] == 6
+    with pytest.raises(TypeError, match=r"unknown probe option\(s\) \['n_sampels'\]"):
+        measure_erf(_net(), SHAPE, n_sampels=3)
 
 
 def test_a_seeded_source_is_fingerprinted_by_its_settings_so_other_inputs_do_not_resume():
@@ -127,7 +135,7 @@ def test_a_seeded_source_is_fingerprinted_by_its_settings_so_other_inputs_do_not
     [
         ({"checkpoint_every": 0}, "checkpoint_every=0 is not allowed"),
         ({"n_samples": 10**12}, "n_samples=1000000000000 is not allowed"),
-        ({"n_samples": 2.5}, "n_samples must be >= 1"),
+        ({"n_samples": 2.5}, "n_samples=2.5 is not allowed"),
         ({"channel": -1}, "channel=-1 is not allowed"),
     ],
 )
