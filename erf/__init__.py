@@ -22,7 +22,7 @@ _HOMES = {
     "SupportResult": "erf.probe.support",
     "TheoreticalRF": "erf.rf",
     "area_ratios": "erf.analysis.metrics",
-    "erf_size": "erf.analysis.metrics",
+    "erf_size": "erf.analysis.sizes",
     "first_global_layer": "erf.probe.support",
     "fit_gaussian": "erf.analysis.fit",
     "luo_size": "erf.analysis.metrics",
@@ -58,11 +58,11 @@ if TYPE_CHECKING:  # static checkers and IDEs see the names directly (explicit r
     from erf.analysis.fit import GaussianFit as GaussianFit
     from erf.analysis.fit import fit_gaussian as fit_gaussian
     from erf.analysis.metrics import area_ratios as area_ratios
-    from erf.analysis.metrics import erf_size as erf_size
     from erf.analysis.metrics import luo_size as luo_size
     from erf.analysis.metrics import mass_radius as mass_radius
     from erf.analysis.metrics import moment_sigma as moment_sigma
     from erf.analysis.metrics import radial_mass as radial_mass
+    from erf.analysis.sizes import erf_size as erf_size
     from erf.nets.luo import ConvStack as ConvStack
     from erf.probe.measure import measure_erf as measure_erf
     from erf.probe.measure import measure_erfs as measure_erfs

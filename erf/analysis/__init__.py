@@ -5,13 +5,13 @@ Gaussian fits (``fit``), a job's metric summary (``summary``), study statistics 
 from erf.analysis.fit import GaussianFit, fit_gaussian
 from erf.analysis.metrics import (
     area_ratios,
-    erf_size,
     loglog_slope,
     luo_size,
     mass_radius,
     moment_sigma,
     radial_mass,
 )
+from erf.analysis.sizes import erf_size
 
 __all__ = [
     "GaussianFit",

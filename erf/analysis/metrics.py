@@ -17,7 +17,6 @@ import numpy as np
 from erf.result import ERFResult
 
 LUO_FRACTION = 0.9545  # Luo et al. 2016: pixels above (1 - 0.9545) * centre value count as ERF
-SIZE_METHODS = ("luo", "moment", "mass", "robust")
 
 
 def as_map(m) -> np.ndarray:
@@ -194,34 +193,6 @@ def mass_radius(m, fraction: float = 0.5, center: tuple[float, float] | None = N
     share = (target - curve[j - 1]) / step if step > 0 else 1.0
     radius = points[j - 1] + (points[j] - points[j - 1]) * min(max(share, 0.0), 1.0)
     return max(float(radius), 0.0)
-
-
-def erf_size(m, method: str = "luo", *, trf=None, **kw) -> float:
-    """One ERF size in pixels, by ``method``, of a map or an ``ERFResult``, centred at
-    :func:`erf_center`. With ``trf`` (the result's ``erf.TheoreticalRF``) the centre is the
-    exact TRF centre (:func:`unit_location`), the pixel ``metrics.json`` uses; without it an
-    ``ERFResult`` is centred at the probe's grid-scale estimate, which can be a pixel off on
-    strided networks.
-
-    "luo": :func:`luo_size`; "robust": :func:`robust_luo_size`; "moment": geometric mean
-    sqrt(sigma_row * sigma_col) of :func:`moment_sigma` (about the centre of mass); "mass":
-    :func:`mass_radius`. Extra keywords go to that function.
-    """
-    if trf is not None:
-        if not isinstance(m, ERFResult):
-            raise ValueError("erf_size(trf=...) needs the ERFResult (its probed position)")
-        if method != "moment" and "center" not in kw:
-            kw["center"] = erf_center(m, unit_location(m, trf)[0])
-    if method == "luo":
-        return luo_size(m, **kw)
-    if method == "robust":
-        return robust_luo_size(m, **kw)
-    if method == "moment":
-        sr, sc = moment_sigma(m, **kw)
-        return float(np.sqrt(sr * sc))
-    if method == "mass":
-        return mass_radius(m, **kw)
-    raise ValueError(f"unknown method {method!r}; allowed: {', '.join(SIZE_METHODS)}")
 
 
 def loglog_slope(x, y) -> tuple[float, float, float]:

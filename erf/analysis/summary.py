@@ -13,7 +13,6 @@ import numpy as np
 from scipy import stats
 
 from erf import reductions
-from erf.analysis.bands import luo_size_band
 from erf.analysis.bootstrap import (
     DEFAULT_LEVEL,
     DEFAULT_REPLICATES,
@@ -27,37 +26,36 @@ from erf.analysis.bootstrap import (
 )
 from erf.analysis.fit import GaussianFit, fit_gaussian
 from erf.analysis.metrics import (
-    area_ratios,
     erf_center,
     is_degenerate,
-    luo_size,
-    mass_radius,
-    moment_sigma,
     radial_mass,
-    robust_luo_size,
     unit_location,
+)
+from erf.analysis.sizes import (
+    interval_columns,
+    measure_all,
+    measure_kind,
+    size_metrics_registered,
 )
 from erf.result import ERFResult
 from erf.rf import TheoreticalRF
 
-# Metrics that get ``<key>_ci_low`` / ``<key>_ci_high`` (fixed names: error bars read them).
-CI_KEYS = (
-    "erf_size",
-    "erf_size_robust",
-    "erf_trf_ratio",
-    "moment_sigma_row",
-    "moment_sigma_col",
-    "mass_radius_50",
-    "mass_radius_95",
-    "fit_r2",
-    "sigma_x",
-    "sigma_y",
-)
-# RepLKNet's area ratios get no interval: they move in whole square rings, so a bootstrap of
-# them is mostly zero wide (measured in experiments/calibration).
 FIT_KEYS = ("fit_r2", "sigma_x", "sigma_y")
+
+
+# Metrics that get ``<key>_ci_low`` / ``<key>_ci_high`` (fixed names: error bars read them):
+# the count-band sizes, their TRF ratio, the other registered sizes with an interval
+# (``erf.analysis.sizes``), the Gaussian fit.
+def ci_keys() -> tuple[str, ...]:
+    """``CI_KEYS`` as the registry stands now (a metric registered later is included)."""
+    banded = interval_columns("count_band")
+    others = (c for c in interval_columns() if c not in banded)
+    return (*banded, "erf_trf_ratio", *others, *FIT_KEYS)
+
+
+CI_KEYS = ci_keys()
 # The metrics whose intervals are delete-a-block jackknifes about the row's own values.
-JACKKNIFE_KEYS = ("moment_sigma_row", "moment_sigma_col", *FIT_KEYS)
+JACKKNIFE_KEYS = (*interval_columns("jackknife"), *FIT_KEYS)
 
 
 def expanded_level(level: float, n: int) -> float:
@@ -82,21 +80,10 @@ def trf_bound(trf: TheoreticalRF) -> str:
 
 
 def size_metrics(erf_map: np.ndarray, center: tuple[int, int]) -> dict[str, float]:
-    """The size metrics of one map about ``center`` (pixels; area ratios are fractions):
-    ``erf_size`` (Luo), ``erf_size_robust``, the moment sigmas, the mass radii and RepLKNet's
-    area ratios. What the bootstrap recomputes on every replicate."""
-    s_row, s_col = moment_sigma(erf_map)
-    return {
-        "erf_size": luo_size(erf_map, center=center),
-        "erf_size_robust": robust_luo_size(erf_map, center=center),
-        "moment_sigma_row": s_row,
-        "moment_sigma_col": s_col,
-        **_radii(erf_map, center),
-        **{
-            f"area_ratio_{round(t * 100)}": v
-            for t, v in area_ratios(erf_map, center=center).items()
-        },
-    }
+    """The registered size metrics of one map about ``center`` (``erf.analysis.sizes``; pixels,
+    area ratios are fractions): ``erf_size`` (Luo), ``erf_size_robust``, the moment sigmas, the
+    mass radii and RepLKNet's area ratios."""
+    return measure_all(erf_map, center)
 
 
 def fit_metrics(erf_map: np.ndarray, start: GaussianFit | None = None) -> dict[str, float]:
@@ -255,8 +242,10 @@ def _intervals(
         method = "none: degenerate map"
     else:
         clamp = reductions.is_signed(result.reduce)
-        for key, robust in (("erf_size", False), ("erf_size_robust", True)):
-            found[key] = luo_size_band(groups, group_n, center, level, robust=robust, clamp=clamp)
+        for metric in size_metrics_registered():
+            if metric.interval == "count_band":
+                (key,) = metric.columns
+                found[key] = metric.band(groups, group_n, center, level, clamp=clamp)
         if replicates > 0:
             estimate = {key: row[key] for key in JACKKNIFE_KEYS}
             start = fit if fit.degenerate is None else None
@@ -279,7 +268,7 @@ def _intervals(
         low, high = found["erf_size"]
         found["erf_trf_ratio"] = (low / trf_size, high / trf_size)
     out: dict[str, Any] = {}
-    for key in CI_KEYS:
+    for key in ci_keys():
         low, high = found.get(key, (math.nan, math.nan))
         out[f"{key}_ci_low"], out[f"{key}_ci_high"] = low, high
     out.update(ci_level=level, ci_method=method, ci_n=n)
@@ -302,17 +291,16 @@ def _bootstrapped(
     the mass radii (``replicates``); delete-a-block jackknife t-intervals of the moment and
     Gaussian sigmas, and of the fit's R² about its bias-corrected value (the methods that
     cover best in ``experiments/calibration``)."""
-    radii = bootstrap_replicates(
-        groups, group_n, lambda m: _radii(m, center),
+    resampled = bootstrap_replicates(
+        groups, group_n, lambda m: measure_kind("bootstrap", m, center),
         replicates=replicates, seed=seed, clamp=clamp,
     )  # fmt: skip
     percentiles = expanded_level(level, len(groups))
-    found = {key: percentile_interval(v, percentiles) for key, v in radii.items()}
+    found = {key: percentile_interval(v, percentiles) for key, v in resampled.items()}
 
     def smooth(m: np.ndarray) -> dict[str, float]:
         m = np.clip(m, 0.0, None) if clamp else m
-        s_row, s_col = moment_sigma(m)
-        return {"moment_sigma_row": s_row, "moment_sigma_col": s_col, **fit_metrics(m, start)}
+        return {**measure_kind("jackknife", m, center), **fit_metrics(m, start)}
 
     jack = jackknife_intervals(
         groups, group_n, smooth, estimate, level=level, corrected=("fit_r2",)
@@ -322,14 +310,6 @@ def _bootstrapped(
         low, high = found["fit_r2"]
         found["fit_r2"] = (low, min(high, 1.0))
     return found
-
-
-def _radii(m: np.ndarray, center: tuple[int, int]) -> dict[str, float]:
-    """The mass radii of ``size_metrics`` alone (what the bootstrap recomputes)."""
-    return {
-        "mass_radius_50": mass_radius(m, 0.5, center=center),
-        "mass_radius_95": mass_radius(m, 0.9545, center=center),
-    }
 
 
 def _method_text(

@@ -35,6 +35,7 @@ from matplotlib.ticker import (  # noqa: E402
 )
 
 from erf import reductions  # noqa: E402
+from erf.analysis import row  # noqa: E402
 
 # PDF text embeds subsets of TrueType fonts; fontTools logs every table it prunes at INFO.
 logging.getLogger("fontTools").setLevel(logging.WARNING)
@@ -65,26 +66,8 @@ CAPTION_SIZE = 6.5
 
 # Human labels of internal keys (axis labels, headers, legends).
 LABELS = {
-    "depth": "depth (layers)",
-    "blocks": "residual blocks",
-    "kernel_size": "kernel size (px)",
-    "channels": "channels",
-    "init": "weights",
-    "activation": "activation",
-    "input_h": "input (px)",
-    "input_w": "input width (px)",
-    "inputs": "inputs",
-    "n_samples": "samples",
-    "n_draws": "weight draws",
-    "erf_size": "ERF size (px)",
-    "trf_size": "TRF size (px)",
-    "erf_trf_ratio": "ERF size / TRF size",
-    "dilation": "dilation",
-    "stride": "stride",
-    "dropout": "dropout",
-    "target": "layer",
-    "label": "model",
-    "name": "model",
+    **row.labels(),  # the columns of a job's row (erf.analysis.row)
+    # the training study's scores
     "val_accuracy": "validation accuracy",
     "val_mean_iou": "validation mean IoU",
     "train_accuracy": "training accuracy",

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from erf.analysis import row
+from erf.analysis.row import CI_HIGH, CI_LOW
 from erf.io.store import write_text
 
 
@@ -47,13 +49,9 @@ def format_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
 # Paper tables: the key columns of a summary as Markdown and LaTeX (booktabs), numbers rounded
 # to a few significant digits, intervals "value [low, high]", missing cells "—".
 
+# The trained-vs-untrained study's key columns and headings follow the row's (erf.analysis.row).
 KEY_METRICS = (
-    "erf_size",
-    "trf_size",
-    "erf_trf_ratio",
-    "sigma_x",
-    "sigma_y",
-    "fit_r2",
+    *row.key_metrics(),
     "erf_size_init",
     "erf_size_trained",
     "erf_size_change",
@@ -63,12 +61,7 @@ KEY_METRICS = (
     "val_mean_iou",
 )
 HEADINGS = {
-    "erf_size": "ERF size (px)",
-    "trf_size": "TRF size (px)",
-    "erf_trf_ratio": "ERF/TRF",
-    "sigma_x": "sigma_x (px)",
-    "sigma_y": "sigma_y (px)",
-    "fit_r2": "fit R2",
+    **row.headings(),
     "erf_size_init": "ERF size at init (px)",
     "erf_size_trained": "ERF size trained (px)",
     "erf_size_change": "ERF size change",
@@ -78,7 +71,6 @@ HEADINGS = {
     "val_mean_iou": "val mIoU",
 }
 MISSING = "—"  # an empty, None or NaN cell (LaTeX: ---, the same em dash)
-CI_LOW, CI_HIGH = "_ci_low", "_ci_high"
 
 
 def is_number(v: Any) -> bool:

@@ -191,7 +191,7 @@ def test_clamp_after_mean_replicates_are_clamped_like_the_map(monkeypatch):
     """Signed per-sample maps whose mean is negative on a ring: the reported map is 0 there,
     and every bootstrap replicate handed to the metrics must be clamped the same way, or the
     interval describes another map than the one reported."""
-    import erf.analysis.summary as summary
+    import erf.analysis.sizes as sizes
 
     rng = np.random.default_rng(7)
     ring = np.hypot(ROWS - 7, COLS - 7)
@@ -199,9 +199,9 @@ def test_clamp_after_mean_replicates_are_clamped_like_the_map(monkeypatch):
     samples = signed * rng.exponential(1.0, size=(32, SIDE, SIDE))
     seen = []
     for name in ("mass_radius", "moment_sigma"):  # the bootstrap's and the jackknife's metrics
-        real = getattr(summary, name)
+        real = getattr(sizes, name)
         monkeypatch.setattr(
-            summary, name, lambda m, *a, real=real, **k: (seen.append(m.min()), real(m, *a, **k))[1]
+            sizes, name, lambda m, *a, real=real, **k: (seen.append(m.min()), real(m, *a, **k))[1]
         )
     for reduce, clamped in (("clamp_after_mean", True), ("signed_clamp", True), ("abs", False)):
         seen.clear()

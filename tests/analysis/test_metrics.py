@@ -6,7 +6,6 @@ from erf import ConvStack, measure_erf, theoretical_rf
 from erf.analysis.metrics import (
     area_ratios,
     erf_center,
-    erf_size,
     is_degenerate,
     loglog_slope,
     luo_size,
@@ -15,6 +14,7 @@ from erf.analysis.metrics import (
     radial_mass,
     robust_luo_size,
 )
+from erf.analysis.sizes import erf_size
 from erf.analysis.summary import erf_metrics
 from erf.result import ERFResult
 
@@ -109,24 +109,6 @@ def test_mass_radius_is_monotone_in_fraction():
 
 def test_mass_radius_nan_for_zero_mass():
     assert np.isnan(mass_radius(np.zeros((4, 4))))
-
-
-def test_erf_size_dispatches_to_each_method():
-    m = uniform_stack_map(6, 3)
-    sr, sc = moment_sigma(m)
-    assert erf_size(m) == luo_size(m)
-    assert erf_size(m, method="moment") == pytest.approx(np.sqrt(sr * sc))
-    assert erf_size(m, method="mass", fraction=0.9) == mass_radius(m, fraction=0.9)
-
-
-def test_erf_size_rejects_unknown_method_naming_allowed_ones():
-    with pytest.raises(ValueError, match="luo, moment, mass"):
-        erf_size(np.ones((3, 3)), method="area")
-
-
-def test_erf_size_rejects_non_2d_input():
-    with pytest.raises(ValueError, match="2-D"):
-        erf_size(np.ones((2, 3, 3)))
 
 
 def test_loglog_slope_recovers_exact_power_law():
