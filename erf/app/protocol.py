@@ -67,10 +67,10 @@ def _luo_refusal(cfg: DictConfig) -> str | None:
     source = OmegaConf.select(cfg, "inputs.source", default="gaussian")
     if source not in RANDOM_SOURCES:
         return f"real images or datasets (inputs.source={source})"
-    if OmegaConf.select(cfg, "profile.layers", default=None):
-        return "layer profiles (profile.layers)"
-    if OmegaConf.select(cfg, "benchmark.run", default=False):
-        return "the benchmark (benchmark.run=true)"
+    if cfg.get("job") == "profile":
+        return "layer profiles (job=profile)"
+    if cfg.get("job") == "benchmark":
+        return "the benchmark (job=benchmark)"
     return None
 
 

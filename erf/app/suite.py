@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from erf.app.config import EXPERIMENT_DIR
+from erf.app.job_kinds import job_kind
 from erf.io.store import atomic_write, write_json
 
 log = logging.getLogger("erf")
@@ -99,7 +100,13 @@ def collect_figures(out_dir: Path, names: list[str]) -> list[str]:
     return copied
 
 
-def run_suite(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+@job_kind(
+    "suite",
+    help="run every experiment of suite.experiments in turn (experiment=paper_figures)",
+    owns=("suite",),
+    locked=False,
+)
+def run_suite(cfg: DictConfig, out_dir: Path, should_stop: Any = None) -> dict[str, Any]:
     """Run every experiment of ``cfg.suite.experiments`` in turn (a failure is recorded and
     the next one still runs); collect figures; write ``suite.json``. Raises RuntimeError
     naming the failed experiments at the end, if any."""

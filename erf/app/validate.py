@@ -31,6 +31,7 @@ from erf.analysis.calibration import MAX_REPETITIONS
 from erf.app.build import INPUT_SOURCES
 from erf.app.config import CONFIG_DIR
 from erf.app.groups import group_rules
+from erf.app.job_kinds import check_job
 from erf.app.launchers import launcher_problem
 from erf.app.protocol import check_protocol
 from erf.app.rules import BLOCK_INDICES, DROPOUT, ODD_KERNEL, ConfigError, is_number
@@ -108,7 +109,6 @@ RULES: dict[str, Rule] = {
         "a number in (0, 1)",
     ),
     "profile.shared_forward": optional(boolean()),
-    "benchmark.run": boolean(),
     "benchmark.methods": (
         lambda v: isinstance(v, list) and bool(v) and all(m in BENCH_METHODS for m in v),
         f"a non-empty list of {', '.join(BENCH_METHODS)}",
@@ -117,7 +117,6 @@ RULES: dict[str, Rule] = {
     "benchmark.warmup": int_at_least(0),
     "benchmark.repeats": int_at_least(1),
     "benchmark.threads": optional(int_at_least(1)),
-    "calibration.run": boolean(),
     "calibration.repetitions": int_between(1, MAX_REPETITIONS),
     "calibration.seed": int_at_least(0),
     "calibration.cases": (
@@ -226,6 +225,7 @@ def validate(cfg: DictConfig) -> None:
         if not test(value):
             raise ConfigError(f"{key}={_show(value)} is not allowed: expected {allowed}")
     check_protocol(cfg)  # probe.protocol / probe.runs (erf.app.protocol)
+    check_job(cfg)  # job: a registered kind, and no key another kind owns (erf.app.job_kinds)
 
 
 _REQUIRED_HINTS = {

@@ -6,8 +6,10 @@ from hydra import compose, initialize_config_dir
 
 from erf.app.build import build_model, input_shape_for
 from erf.app.config import CONFIG_DIR
-from erf.app.jobs import JOB_KINDS, job_kind, run_job
+from erf.app.job_kinds import selected_kind
+from erf.app.jobs import JOB_KINDS, run_job
 from erf.app.jobs import measure as measure_job
+from erf.app.rules import ConfigError
 
 TINY = ["model.depth=2", "model.channels=1", "probe.n_samples=2", "probe.batch_size=2"]
 TRAIN = ["setting=classification", "data.train_size=8", "data.val_size=8", "model.blocks=1"]
@@ -22,19 +24,41 @@ def _cfg(*overrides):
     "overrides, kind",
     [
         ([], "measure"),
-        (["probe.draws=3"], "draws"),
-        (["profile.layers=stages"], "profile"),
+        (["probe.draws=3"], "measure"),
+        (["job=profile", "profile.layers=stages"], "profile"),
         (["experiment=layer_profile"], "profile"),
-        (["benchmark.run=true"], "benchmark"),
+        (["job=benchmark"], "benchmark"),
         (["experiment=benchmark"], "benchmark"),
         (["experiment=calibration"], "calibration"),
         (["setting=classification"], "training"),
         (["experiment=paper_figures"], "suite"),
     ],
 )
-def test_job_kind_names_the_job_a_config_asks_for(overrides, kind):
-    assert job_kind(_cfg(*overrides)) == kind
+def test_the_job_key_names_the_job_a_config_asks_for(overrides, kind):
+    assert selected_kind(_cfg(*overrides)).name == kind
     assert kind in JOB_KINDS
+
+
+def test_every_job_module_registers_a_kind_and_the_kinds_are_the_documented_six():
+    assert JOB_KINDS == ("benchmark", "calibration", "measure", "profile", "suite", "training")
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ([*TINY, "job=train"], "job=train is not allowed: expected one of benchmark, calibration"),
+        ([*TINY, "profile.layers=stages"], "profile.layers is set: it belongs to job=profile"),
+        (
+            ["data=generated_classification", "train=default", "model=residual_classifier"],
+            "train is set: it belongs to job=training (this run has job=measure)",
+        ),
+        ([*TINY, "job=profile"], "job=profile needs profile.layers"),
+    ],
+)
+def test_a_job_is_never_guessed_from_other_keys(tmp_path, overrides, message):
+    with pytest.raises(ConfigError) as info:
+        run_job(_cfg(*overrides), tmp_path)
+    assert message in str(info.value) and "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -57,27 +81,27 @@ def test_job_kind_names_the_job_a_config_asks_for(overrides, kind):
             "probe.draw_weight=equal does not combine with probe.draws=1 (one network",
         ),
         (
-            ["benchmark.run=true", "probe.channel=0"],
+            ["job=benchmark", "probe.channel=0"],
             "probe.channel=0 does not combine with experiment=benchmark (its methods time those)",
         ),
         (
-            ["benchmark.run=true", "probe.position=[1,1]"],
+            ["job=benchmark", "probe.position=[1,1]"],
             "probe.position=[1,1] does not combine with experiment=benchmark",
         ),
         (
-            ["benchmark.run=true", "probe.draws=2"],
+            ["job=benchmark", "probe.draws=2"],
             "probe.draws=2 does not combine with experiment=benchmark",
         ),
         (
-            ["benchmark.run=true", "probe.batch_size=auto"],
+            ["job=benchmark", "probe.batch_size=auto"],
             "the benchmark needs a fixed probe.batch_size (an integer)",
         ),
         (
-            ["profile.layers=[1]", "probe.target='0'"],
+            ["job=profile", "profile.layers=[1]", "probe.target='0'"],
             "probe.target=0 does not combine with profile.layers (it names the probed layers)",
         ),
         (
-            ["profile.layers=[1]", "probe.draws=2"],
+            ["job=profile", "profile.layers=[1]", "probe.draws=2"],
             "probe.draws > 1 does not combine with profile.layers",
         ),
         (

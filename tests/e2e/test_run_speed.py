@@ -23,6 +23,7 @@ PROFILE = [
     "probe.n_samples=6",
     "probe.batch_size=2",
     "probe.checkpoint_every=1",
+    "job=profile",
     "profile.layers=[1,3,7]",
 ]
 

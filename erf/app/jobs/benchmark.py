@@ -3,6 +3,7 @@ floor, the fast mode and shared-forward profiles (``erf.probe.bench``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,15 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from erf.app.build import layer_names, probe_options, refuse_probe, resolve_target
+from erf.app.build import (
+    input_shape_for,
+    layer_names,
+    probe_options,
+    refuse_probe,
+    resolve_target,
+    seeded_model,
+)
+from erf.app.job_kinds import job_kind
 from erf.app.provenance import provenance
 from erf.io.benchmark import format_benchmark, write_benchmark
 from erf.probe.bench import BENCH_REFUSES
@@ -71,3 +80,13 @@ def run_benchmark(cfg: DictConfig, model: nn.Module, input_shape, out_dir: Path)
     write_benchmark(out_dir, record, title)
     print(format_benchmark(rows, out["ratios"]), flush=True)
     return record
+
+
+@job_kind("benchmark", help="time the probe against the per-image method and the floor")
+def benchmark_job(
+    cfg: DictConfig, out_dir: Path, should_stop: Callable[[], bool] | None = None
+) -> dict[str, Any]:
+    """The benchmark kind: ``run_benchmark`` of the seeded model."""
+    refuse_probe(cfg, ("draw_weight",), "probe.draws=1 (one network: no draws to pool)")
+    model = seeded_model(cfg.model, cfg.seed)
+    return run_benchmark(cfg, model, input_shape_for(cfg, model), out_dir)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,15 @@ from torch import nn
 
 from erf.analysis.calibration import CASES, coverage_rows, simulate, truth_metrics
 from erf.analysis.summary import CI_KEYS, erf_metrics
-from erf.app.build import probe_options, probe_position, refuse_probe
+from erf.app.build import (
+    input_shape_for,
+    probe_options,
+    probe_position,
+    refuse_probe,
+    resolve_target,
+    seeded_model,
+)
+from erf.app.job_kinds import job_kind
 from erf.app.provenance import provenance
 from erf.io.calibration import write_calibration
 from erf.io.tables import format_rows
@@ -117,3 +126,15 @@ def _network(
 
 
 __all__ = ["run_calibration"]
+
+
+@job_kind("calibration", help="do the printed intervals cover at their level? (simulation)")
+def calibration_job(
+    cfg: DictConfig, out_dir: Path, should_stop: Callable[[], bool] | None = None
+) -> dict[str, Any]:
+    """The calibration kind: ``run_calibration`` of the seeded model's probed unit."""
+    refuse_probe(cfg, ("draw_weight",), "probe.draws=1 (one network: no draws to pool)")
+    model = seeded_model(cfg.model, cfg.seed)
+    input_shape = input_shape_for(cfg, model)
+    target = resolve_target(cfg.probe.target, model, input_shape)
+    return run_calibration(cfg, model, input_shape, target, out_dir)

@@ -1,5 +1,6 @@
-"""Many-draws jobs: ``probe.draws`` = M > 1 random networks (seeds seed .. seed + M - 1)
-measured in one pass (``erf.probe.draws``)."""
+"""The ``measure`` job kind: one network (``erf.app.jobs.measure.run_measure``) or, with
+``probe.draws`` = M > 1, M random networks (seeds seed .. seed + M - 1) measured in one pass
+(``run_draws``, ``erf.probe.draws``)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,21 @@ from omegaconf import DictConfig
 from torch import nn
 
 from erf.analysis.draw_stats import draw_metrics, pool_draws
-from erf.app.build import build_inputs, model_for_seed, probe_options, probe_position
-from erf.app.jobs.measure import job_metrics, save_measurement, with_settings
-from erf.app.resume import load_draws_checkpoint, settings
+from erf.app.build import (
+    build_inputs,
+    input_shape_for,
+    model_for_seed,
+    probe_options,
+    probe_position,
+    refuse_probe,
+    resolve_target,
+    seeded_model,
+)
+from erf.app.job_kinds import job_kind
+from erf.app.jobs.measure import job_metrics, run_measure, save_measurement, with_settings
+from erf.app.resume import completed_metrics, load_draws_checkpoint, settings
 from erf.io.store import save_results
+from erf.probe import distributed
 from erf.probe.draws import measure_erf_draws
 from erf.probe.options import SPEED_KEYS
 from erf.probe.support import trf_or_support
@@ -71,3 +83,28 @@ def run_draws(
     save_measurement(out_dir, pooled, metrics, cfg.plot.scale, extra_files=["draws.npz"])
     checkpoint.unlink(missing_ok=True)
     return metrics
+
+
+@job_kind(
+    "measure",
+    help="one ERF measurement (probe.draws > 1: that many weight draws in one pass)",
+)
+def measure_job(
+    cfg: DictConfig, out_dir: Path, should_stop: Callable[[], bool] | None = None
+) -> dict[str, Any]:
+    """The measure kind: the seeded model, a finished job's metrics when it is complete, else
+    one measurement or ``probe.draws`` of them."""
+    draws = cfg.probe.get("draws", 1)
+    if draws == 1:
+        refuse_probe(cfg, ("draw_weight",), "probe.draws=1 (one network: no draws to pool)")
+    model = seeded_model(cfg.model, cfg.seed)  # the same weights on every run of a seed
+    input_shape = input_shape_for(cfg, model)
+    finished = completed_metrics(cfg, out_dir)
+    if finished is not None:
+        return finished
+    target = resolve_target(cfg.probe.target, model, input_shape)
+    if draws > 1:
+        if distributed.active():
+            raise ValueError("probe.draws > 1 does not run under torchrun; use one process")
+        return run_draws(cfg, model, input_shape, target, out_dir, should_stop)
+    return run_measure(cfg, model, input_shape, target, out_dir, should_stop)

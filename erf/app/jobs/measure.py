@@ -20,16 +20,20 @@ from torch import nn
 from erf.analysis.summary import erf_metrics
 from erf.app.build import (
     build_inputs,
+    input_shape_for,
     inputs_record,
     layer_names,
     model_settings,
     probe_options,
     probe_position,
     refuse_probe,
+    seeded_model,
 )
+from erf.app.job_kinds import job_kind
 from erf.app.protocol import protocol_of
 from erf.app.provenance import provenance
 from erf.app.resume import completed_metrics, fingerprint, load_checkpoint, settings
+from erf.app.rules import ConfigError
 from erf.io.job import write_job
 from erf.io.store import save_result
 from erf.io.sweep import write_profile
@@ -328,3 +332,19 @@ def run_profile(
     if not distributed.is_main_process():
         return {"layers": list(layers)}
     return {"layers": list(layers), "summary": write_profile(out_dir, scale=cfg.plot.scale)}
+
+
+@job_kind(
+    "profile",
+    help="ERF and TRF of several layers of one model (profile.layers), one forward per batch",
+    owns=("profile.layers",),
+)
+def profile_job(
+    cfg: DictConfig, out_dir: Path, should_stop: Callable[[], bool] | None = None
+) -> dict[str, Any]:
+    """The profile kind: ``run_profile`` of the seeded model."""
+    if not cfg.profile.get("layers"):
+        raise ConfigError("job=profile needs profile.layers: stages or a list of module names")
+    refuse_probe(cfg, ("draw_weight",), "probe.draws=1 (one network: no draws to pool)")
+    model = seeded_model(cfg.model, cfg.seed)
+    return run_profile(cfg, model, input_shape_for(cfg, model), out_dir, should_stop)

@@ -49,6 +49,7 @@ from erf.app.build import (
     training_settings,
 )
 from erf.app.errors import JobInterrupted
+from erf.app.job_kinds import job_kind
 from erf.app.provenance import provenance
 from erf.app.resume import completed_metrics, fingerprint, load_training_state, settings
 from erf.io.figure_style import FORMATS
@@ -127,6 +128,11 @@ def _result_files(out_dir: Path) -> list[str]:
     return names + sorted(p.name for p in out_dir.glob("erf_epoch_*.npz"))
 
 
+@job_kind(
+    "training",
+    help="ERF at init, train, ERF after (data and train groups; setting=... sets them)",
+    owns=("train",),
+)
 def run_training(
     cfg: DictConfig, out_dir: Path, should_stop: Callable[[], bool] | None = None
 ) -> dict[str, Any]:
