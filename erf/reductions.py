@@ -107,4 +107,13 @@ def _square(g: Any) -> Any:
     return g.square().sum(1)
 
 
+@reduction(
+    "max_abs",
+    label="mean max_c |∂y/∂x_c|",
+    help="max_c |g_c| (Simonyan et al. 2014's saliency map)",
+)
+def _max_abs(g: Any) -> Any:
+    return g.abs().amax(1)
+
+
 __all__ = ["LEGACY_NAMES", "Reduction", "get", "is_signed", "names", "reduction"]

@@ -19,6 +19,7 @@ ORACLES = {
     "clamp_after_mean": lambda g: g.sum(1),
     "clamp_per_image": lambda g: np.maximum(g.mean(1), 0),
     "square": lambda g: (g**2).sum(1),
+    "max_abs": lambda g: np.abs(g).max(1),
 }
 
 
