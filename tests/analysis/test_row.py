@@ -17,7 +17,8 @@ HEADER_TEXT = (
     "fit_problem moment_sigma_row moment_sigma_row_ci_low moment_sigma_row_ci_high "
     "moment_sigma_col moment_sigma_col_ci_low moment_sigma_col_ci_high mass_radius_50 "
     "mass_radius_50_ci_low mass_radius_50_ci_high mass_radius_95 mass_radius_95_ci_low "
-    "mass_radius_95_ci_high area_ratio_20 area_ratio_30 area_ratio_50 area_ratio_99 ci_level "
+    "mass_radius_95_ci_high area_ratio_20 area_ratio_30 area_ratio_50 area_ratio_99 "
+    "participation_size ci_level "
     "ci_n ci_method n_nonfinite n_dead dead_fraction n_dead_draws degenerate trf_clipped "
     "wall_time_s"
 )
@@ -54,7 +55,7 @@ def test_a_size_metric_registered_later_follows_the_placed_ones_with_its_interva
     )
     names = row.summary_columns()
     i = names.index("peak_share")
-    assert names[i - 1] == "area_ratio_99"
+    assert names[i - 1] == "participation_size"  # after the last registered one
     assert names[i : i + 3] == ("peak_share", "peak_share_ci_low", "peak_share_ci_high")
     assert row.labels()["peak_share"] == "peak share"
 

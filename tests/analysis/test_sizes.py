@@ -52,7 +52,7 @@ def test_the_registered_metrics_write_the_documented_columns_in_order():
     assert columns == [
         "erf_size", "erf_size_robust", "moment_sigma_row", "moment_sigma_col",
         "mass_radius_50", "mass_radius_95",
-        "area_ratio_20", "area_ratio_30", "area_ratio_50", "area_ratio_99",
+        "area_ratio_20", "area_ratio_30", "area_ratio_50", "area_ratio_99", "participation_size",
     ]  # fmt: skip
 
 
@@ -95,3 +95,21 @@ def test_a_new_metric_is_one_entry_and_reaches_metrics_and_intervals(monkeypatch
     assert low <= row["peak_share"] <= high and high - low > 0
     assert "peak_share" in sizes.interval_columns("bootstrap")
     assert "peak_share" in sizes.measure_kind("bootstrap", truth, (7, 7))
+
+
+def test_participation_size_of_a_uniform_box_is_its_side_and_of_a_gaussian_2_sqrt_pi_sigma():
+    box = np.zeros((21, 21))
+    box[5:12, 3:10] = 2.5
+    assert sizes.participation_size(box) == pytest.approx(7.0)
+    rows, cols = np.indices((121, 121))
+    gauss = np.exp(-((rows - 60) ** 2 + (cols - 60) ** 2) / (2 * 6.0**2))
+    assert sizes.participation_size(gauss) == pytest.approx(2 * np.sqrt(np.pi) * 6.0, rel=1e-9)
+    assert erf_size(gauss, method="participation") == sizes.participation_size(gauss)
+
+
+def test_participation_size_ignores_negative_values_and_is_nan_without_mass():
+    signed = np.zeros((9, 9))
+    signed[2:5, 2:5] = 1.0
+    signed[7, 7] = -50.0
+    assert sizes.participation_size(signed) == pytest.approx(3.0)
+    assert np.isnan(sizes.participation_size(np.zeros((4, 4))))
