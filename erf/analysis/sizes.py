@@ -57,6 +57,7 @@ class SizeMetric:
     band: Band | None = None
     why_no_interval: str = ""
     centred: bool = True  # measured about the unit's centre pixel (else its own centre)
+    family: str = ""  # how ``ci_method`` names it (default: the name)
 
 
 _REGISTRY: dict[str, SizeMetric] = {}
@@ -71,10 +72,12 @@ def size_metric(
     band: Band | None = None,
     why_no_interval: str = "",
     centred: bool = True,
+    family: str = "",
 ) -> Callable[[Measure], Measure]:
     """Register the decorated ``measure(map, center) -> {column: value}`` as size metric
     ``name`` (a name or column taken twice, or an interval kind without what it needs, is a
-    ValueError)."""
+    ValueError). ``why_no_interval``: a short reason that ``ci_method`` quotes; ``family``:
+    the metric's name there (default ``name``)."""
     if interval not in INTERVALS:
         raise ValueError(f"interval must be one of {INTERVALS}, got {interval!r}")
     if (interval == "count_band") != (band is not None):
@@ -87,7 +90,15 @@ def size_metric(
         if name in _REGISTRY or taken & set(columns):
             raise ValueError(f"size metric {name!r} or one of its columns is already registered")
         _REGISTRY[name] = SizeMetric(
-            name, dict(columns), measure, interval, size, band, why_no_interval, centred
+            name,
+            dict(columns),
+            measure,
+            interval,
+            size,
+            band,
+            why_no_interval,
+            centred,
+            family or name,
         )
         return measure
 
@@ -123,6 +134,13 @@ def measure_kind(kind: str, m: np.ndarray, center: tuple[int, int]) -> dict[str,
         if metric.interval == kind:
             out.update(metric.measure(m, center))
     return out
+
+
+def no_interval_text() -> str:
+    """``ci_method``'s clause for the metrics without an interval ("area ratios: none (...)")."""
+    return "; ".join(
+        f"{m.family}: none ({m.why_no_interval})" for m in _REGISTRY.values() if m.interval is None
+    )
 
 
 def interval_columns(kind: str | None = None) -> tuple[str, ...]:
@@ -219,8 +237,8 @@ def _mass(m: np.ndarray, center: tuple[int, int]) -> dict[str, float]:
     "area",
     {f"area_ratio_{round(t * 100)}": f"area ratio {round(t * 100)} %" for t in REPLKNET_THRESHOLDS},
     interval=None,
-    why_no_interval="they move in whole square rings, so a bootstrap of them is mostly zero "
-    "wide (measured in experiments/calibration)",
+    why_no_interval="they move in whole square rings",  # a bootstrap: mostly zero wide
+    family="area ratios",
 )
 def _area(m: np.ndarray, center: tuple[int, int]) -> dict[str, float]:
     """RepLKNet's high-contribution area ratios (log10(x + 1) scaling, centred squares)."""
@@ -242,9 +260,9 @@ def participation_size(m: Any) -> float:
     "participation",
     {"participation_size": "participation size (px)"},
     interval=None,
-    why_no_interval="the plug-in ratio is biased low by the noise in Σ m²: its bootstrap "
-    "interval covered 0.25-0.91 at 0.95 on the six exact cases "
-    "(experiments/calibration/participation_coverage.csv)",
+    # bootstrap coverage 0.25-0.91 at 0.95 (experiments/calibration/participation_coverage.csv)
+    why_no_interval="biased low by the noise in Σ m², so a bootstrap undercovers",
+    family="participation_size",
     size=participation_size,
     centred=False,
 )
@@ -262,6 +280,7 @@ __all__ = [
     "interval_columns",
     "measure_all",
     "measure_kind",
+    "no_interval_text",
     "size_metric",
     "size_metrics_registered",
 ]

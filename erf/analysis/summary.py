@@ -35,6 +35,7 @@ from erf.analysis.sizes import (
     interval_columns,
     measure_all,
     measure_kind,
+    no_interval_text,
     size_metrics_registered,
 )
 from erf.result import ERFResult
@@ -332,8 +333,8 @@ def _method_text(
     )
     return (
         f"{level:g} intervals over {n} {unit} ({scope}). erf_size, erf_size_robust, "
-        f"erf_trf_ratio: t-band of the threshold count (conservative); {resampled}; area "
-        "ratios: none (they move in whole square rings)"
+        f"erf_trf_ratio: t-band of the threshold count (conservative); {resampled}; "
+        f"{no_interval_text()}"
     )
 
 
