@@ -325,9 +325,11 @@ class ResidualStack(nn.Sequential):
         init: as in ConvStack; shortcut 1×1 convs get the same named init.
         skip: False removes every identity path (the plain-stack control).
         subsample_at: block indices whose first conv has stride 2.
-        dropout, dropout_mode: dropout between the two convs of each block: "eval" is
-            nn.Dropout (identity while probing), "mask" keeps drawing masks in eval mode.
-        weight_std, seed: as in ConvStack.
+        dropout: dropout probability between the two convs of each block.
+        dropout_mode: "eval" is nn.Dropout (identity while probing), "mask" keeps drawing
+            masks in eval mode.
+        weight_std: as in ConvStack.
+        seed: as in ConvStack.
         branch_scale: α of every block, ``act(x + α·branch(x))`` (>= 0; 1 = the usual block).
         batch_norm: a BatchNorm2d after each branch conv. Its statistics are those of the
             network's own inputs: right after the init, ``calibrate_batch_norm`` runs 4
