@@ -1,11 +1,14 @@
-"""Numbers quoted in README.md and the experiments' READMEs equal, to the quoted digits, the
-committed summary files they come from: a rerun that changes a file, or an edit that changes a
-sentence, fails here until both agree again."""
+"""Numbers quoted in README.md, the documentation pages (docs/) and the experiments' READMEs
+equal, to the quoted digits, the committed summary files they come from: a rerun that changes a
+file, or an edit that changes a sentence, fails here until both agree again. Each check reads
+the page where its number is quoted; the README's seeded examples are run and must print what
+the README says they print."""
 
 import csv
 import json
 import math
 import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +17,7 @@ import pytest
 from erf.analysis.metrics import LUO_FRACTION
 
 ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
 LUO = ROOT / "experiments" / "luo2016"
 NUMBER = r"([−-]?\d+(?:\.\d+)?)"
 
@@ -78,25 +82,25 @@ def test_the_agreement_rule_holds_to_the_quoted_digits_and_no_further():
     assert not _agrees("0.89", 0.9606) and not _agrees("0.530", 0.5292)
 
 
-def test_the_user_manual_quotes_the_committed_depth_sweep():
-    text = _text(ROOT / "README.md")
+def test_the_concepts_page_quotes_the_committed_depth_sweep():
+    text = _text(DOCS / "concepts.md")  # "What the depth sweep shows" (was in README.md)
     slopes = _slopes(ROOT / "experiments" / "depth_sweep" / "slopes.json")
-    (trf,) = _find(rf"slope 1 at large depth; {NUMBER} over 5–40", text, "README TRF slope")
+    (trf,) = _find(rf"slope 1 at large depth; {NUMBER} over 5–40", text, "concepts TRF slope")
     for group in slopes.values():
-        _check(trf, group["trf_size_slope"], "README: TRF slope over depths 5–40")
+        _check(trf, group["trf_size_slope"], "concepts: TRF slope over depths 5–40")
     uniform, relu = _find(
         rf"uniform weights give slope {NUMBER}.*?random weights with ReLU {NUMBER}",
         text.replace("\n", " "),
-        "README ERF slopes",
+        "concepts ERF slopes",
     )
-    _check(uniform, slopes["uniform", "none"]["erf_size_slope"], "README: uniform ERF slope")
-    _check(relu, slopes["random", "relu"]["erf_size_slope"], "README: random + ReLU ERF slope")
+    _check(uniform, slopes["uniform", "none"]["erf_size_slope"], "concepts: uniform ERF slope")
+    _check(relu, slopes["random", "relu"]["erf_size_slope"], "concepts: random + ReLU ERF slope")
     r_uniform, r_relu = _find(
-        rf"ERF/TRF\s+falls with slope {NUMBER} and {NUMBER}", text, "README ERF/TRF slopes"
+        rf"ERF/TRF\s+falls with slope {NUMBER} and {NUMBER}", text, "concepts ERF/TRF slopes"
     )
-    _check(r_uniform, slopes["uniform", "none"]["erf_trf_ratio_slope"], "README: uniform ERF/TRF")
-    _check(r_relu, slopes["random", "relu"]["erf_trf_ratio_slope"], "README: ReLU ERF/TRF")
-    sizes = _find(rf"Luo sizes\s+{NUMBER}, {NUMBER}, {NUMBER}, {NUMBER}", text, "README sizes")
+    _check(r_uniform, slopes["uniform", "none"]["erf_trf_ratio_slope"], "concepts: uniform ERF/TRF")
+    _check(r_relu, slopes["random", "relu"]["erf_trf_ratio_slope"], "concepts: ReLU ERF/TRF")
+    sizes = _find(rf"Luo sizes\s+{NUMBER}, {NUMBER}, {NUMBER}, {NUMBER}", text, "concepts sizes")
     rows = _csv(ROOT / "experiments" / "depth_sweep" / "summary.csv")
     uniform_rows = sorted(
         (int(r["depth"]), float(r["erf_size"]))
@@ -105,7 +109,7 @@ def test_the_user_manual_quotes_the_committed_depth_sweep():
     )
     assert [d for d, _ in uniform_rows] == [5, 10, 20, 40]
     for quoted, (depth, size) in zip(sizes, uniform_rows):
-        _check(quoted, size, f"README: uniform Luo size at depth {depth}")
+        _check(quoted, size, f"concepts: uniform Luo size at depth {depth}")
 
 
 def test_the_depth_sweep_write_ups_quote_their_slopes():
@@ -251,12 +255,12 @@ def test_the_trf_fuzz_census_table_quotes_the_committed_census_files():
             assert [int(q) for q in quoted] == found, f"{family}: {quoted} vs {found}"
 
 
-def test_every_top_level_name_the_readme_uses_exists():
+def test_every_top_level_name_the_readme_and_the_docs_use_exists():
     import importlib
 
     import erf
 
-    text = _text(ROOT / "README.md")
+    text = "\n".join(_text(p) for p in [ROOT / "README.md", *sorted(DOCS.glob("*.md"))])
     names = set(re.findall(r"`[^`]*?(?<![{\w.])erf\.([A-Za-z_]\w*)", text))  # not ${erf.dirname}
     names -= {"npz"}  # the file erf.npz
     missing = []
@@ -550,7 +554,7 @@ def test_the_run_to_run_gain_and_dead_runs_are_the_gap_json():
     gaps = json.loads(_text(LUO / "activation_settings" / "gap_vs_runs.json"))
     for path, pattern in (
         (LUO / "README.md", rf"map sum is {NUMBER} \(linear\) and {NUMBER} \(ReLU"),
-        (ROOT / "README.md", rf"variation {NUMBER} for a random linear stack, {NUMBER} with"),
+        (DOCS / "scaling.md", rf"variation {NUMBER} for a random linear stack, {NUMBER} with"),
     ):
         text = re.sub(r"\s+", " ", _text(path))
         linear, relu = _find(pattern, text, f"{path.name}: gain CV")
@@ -818,7 +822,7 @@ def test_the_null_model_gaps_in_the_text_are_the_growth_files():
 def test_the_luo_threshold_is_placed_at_its_gaussian_contour():
     """4.55 % of a Gaussian's peak lies at √(−2 ln 0.0455) σ, which the write-ups quote."""
     sigmas = math.sqrt(-2 * math.log(1 - LUO_FRACTION))
-    for path in (ROOT / "README.md", LUO / "README.md"):
+    for path in (DOCS / "concepts.md", LUO / "README.md"):
         text = re.sub(r"\s+", " ", _text(path))
         quoted, at_two = _find(
             rf"√\(−2 ln 0.0455\) = {NUMBER} σ[^%]*? 2 σ [^%]*?{NUMBER} %",
@@ -890,3 +894,52 @@ def test_the_depth_sweep_input_spread_is_its_seed_file():
     ):
         _check(quoted, groups["groups"][group][key], f"{group} {key}")
     assert groups["groups"]["random/none"]["sd"] == 0 == groups["groups"]["uniform/none"]["sd"]
+
+
+# The README's Python examples are seeded and quote what they print.
+
+EXAMPLE = re.compile(r"```python\n(.*?)```\n\n[^\n`]*\bprints\b[^\n]*\n\n```text\n(.*?)```", re.S)
+
+
+def _readme_examples() -> list[tuple[str, str]]:
+    """(code, quoted output) of each README ``python`` block followed by a "prints" ``text``
+    block."""
+    return EXAMPLE.findall(_text(ROOT / "README.md"))
+
+
+def test_the_readme_quotes_the_output_of_its_seeded_examples():
+    examples = _readme_examples()
+    assert len(examples) == 2, [code.splitlines()[:1] for code, _ in examples]
+    for code, output in examples:
+        assert "torch.manual_seed(0)" in code and output.strip(), code
+
+
+@pytest.mark.slow  # a ConvStack and a ResNet-18 probed on CPU: ~15 s on 2 shared cores
+@pytest.mark.parametrize("index", [0, 1])
+def test_a_seeded_readme_example_prints_what_the_readme_says(index):
+    from helpers.cli import run_command
+
+    code, output = _readme_examples()[index]
+    proc = run_command([sys.executable, "-c", code])  # from the repository root: this erf
+    assert proc.stdout == output, f"README example {index} printed:\n{proc.stdout}"
+
+
+def _slug(heading: str) -> str:
+    """The anchor Python-Markdown's ``toc`` (mkdocs) and GitHub give a plain heading."""
+    text = re.sub(r"[^\w\s-]", "", heading.replace("`", "")).strip().lower()
+    return re.sub(r"[-\s]+", "-", text)
+
+
+def test_every_link_of_the_readme_reaches_a_file_and_heading():
+    """The README is the front door to docs/ and experiments/: its relative links name files of
+    the repository, and its anchors name headings of the page they point into."""
+    links = re.findall(r"\]\(([^)\s]+)\)", _text(ROOT / "README.md"))
+    local = [link for link in links if "://" not in link]
+    assert len(local) >= 20, local
+    for link in local:
+        path, _, anchor = link.partition("#")
+        target = ROOT / path
+        assert target.is_file(), f"README links to {link}: no such file"
+        if anchor:
+            headings = re.findall(r"^#+ (.+)$", _text(target), re.M)
+            assert anchor in {_slug(h) for h in headings}, f"README: no heading #{anchor} in {path}"
