@@ -3,49 +3,21 @@
 erf.report`` rebuilds it. Skipped without a browser, except in CI (``CI`` set), where
 ``.ci/run`` installs Chromium and a missing one fails the test."""
 
-import os
 import re
-import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import matplotlib.image
 import pytest
+from helpers.browser import chromium, console_lines
 from helpers.cli import last_line, run_module
 
 pytestmark = pytest.mark.slow  # a sweep, a rebuild, three browser starts: ~75 s on 2 shared cores
 
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def _browser() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None and Path("/usr/bin/chromium").exists():
-        found = "/usr/bin/chromium"
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("no chromium in CI: .ci/run installs it with apt-get (Debian: chromium)")
-        pytest.skip("no chromium (apt-get install chromium); CI runs this test")
-    return found
-
 
 def _chromium(tmp_path: Path, page: Path, *args: str) -> subprocess.CompletedProcess:
     """Run headless Chromium on ``page`` with a fresh profile; return its output."""
-    profile = tempfile.mkdtemp(prefix="chromium-", dir=tmp_path)
-    argv = [_browser(), *FLAGS, f"--user-data-dir={profile}", *args, page.as_uri()]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, f"{argv} exited {proc.returncode}:\n{proc.stderr[-3000:]}"
-    return proc
+    return chromium(tmp_path, page.as_uri(), *args)
 
 
 def _body(dom: str) -> dict[str, str]:
@@ -81,7 +53,7 @@ def test_report_loads_without_errors_and_every_image_decodes(sweep, tmp_path):
     body = _body(proc.stdout)
     assert body.get("data-images-decoded") == f"{n_images}/{n_images}", body
     assert body.get("data-script-errors") == "", body
-    console = [ln for ln in proc.stderr.splitlines() if "CONSOLE" in ln]
+    console = console_lines(proc)
     assert not console, console
 
 
@@ -103,7 +75,7 @@ def test_the_checks_catch_a_broken_image_and_a_script_error(sweep, tmp_path):
     assert body.get("data-images-decoded") == f"{n_images}/{n_images + 1}", body
     assert "boom" in body.get("data-script-errors", ""), body
     assert "this image did not load: broken" in proc.stdout
-    assert any("CONSOLE" in ln and "boom" in ln for ln in proc.stderr.splitlines())
+    assert any("boom" in ln for ln in console_lines(proc))
 
 
 def test_a_screenshot_of_the_report_is_not_blank(sweep, tmp_path):
