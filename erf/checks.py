@@ -17,7 +17,7 @@ from typing import Any
 # (``erf.settings`` and the config checks turn a failed test into one line naming both).
 Rule = tuple[Callable[[Any], bool], str]
 
-# Upper bounds (README "When things go wrong"): beyond these a run would not finish or not fit
+# Upper bounds (docs/troubleshooting.md): beyond these a run would not finish or not fit
 # in memory on any machine this lab targets; they are refused in one line instead of running
 # until killed.
 MAX_SIDE = 16_384  # pixels per side of a probe input (inputs.size)

@@ -5,7 +5,7 @@ gradient: the summed target over the batch is back-propagated, which is exact be
 do not interact in eval mode. ``measure_erfs`` probes several units (modules and/or positions)
 from one forward pass per batch; ``measure_erf`` is its one-unit case.
 
-Speed knobs (all off by default; the README's "Speed" section): ``fast`` (bf16 autocast +
+Speed knobs (all off by default; docs/scaling.md, "Speed"): ``fast`` (bf16 autocast +
 channels_last; sums stay float64), ``channels_last`` (alone: float32), ``compile``
 (``torch.compile`` of the forward truncated at the targets), ``batch_size="auto"`` (largest
 batch that fits, halved on out-of-memory) and ``crop`` (feed only the window of the input the

@@ -37,10 +37,10 @@ CROP_MODES = ("off", "auto", "on")
 NONFINITE_MODES = ("skip", "raise")
 SPEED_KEYS = ("fast", "channels_last", "compile", "crop")  # off unless asked for
 
-# How the probed unit is seeded (the upstream gradient at the probed position; README "Unit
-# seeding and peer protocols"): 1 on every channel; 1 on ``channel`` only; 1/C on every channel
-# (OpenERF); 1 on the channels whose value is > 0, per image (RepLKNet); one backward per
-# channel, each channel's map scaled to sum 1 and averaged over the live channels.
+# How the probed unit is seeded (the upstream gradient at the probed position; docs/concepts.md,
+# "Unit seeding and peer protocols"): 1 on every channel; 1 on ``channel`` only; 1/C on every
+# channel (OpenERF); 1 on the channels whose value is > 0, per image (RepLKNet); one backward
+# per channel, each channel's map scaled to sum 1 and averaged over the live channels.
 SEEDINGS = ("all_channels", "channel", "channel_mean", "relu_gated", "per_channel_normalised")
 # Seedings that need one backward pass per channel of the target (engines may refuse them).
 BATCHED_SEEDINGS = ("per_channel_normalised",)
@@ -173,7 +173,7 @@ class ProbeOptions:
         None,
         optional(choice(SEEDINGS)),
         "how the probed unit is seeded; null: channel if probe.channel is set, else "
-        "all_channels (README: Unit seeding)",
+        "all_channels (docs/concepts.md: Unit seeding)",
         unset=("all_channels", "channel"),  # "channel" comes with `channel`, refused as such
     )
     normalise: str = setting(
@@ -185,7 +185,7 @@ class ProbeOptions:
     reduce: str = setting(
         "abs",
         (lambda v: v in reductions.names(), f"one of {', '.join(reductions.names())}"),
-        "how each image's input gradient becomes its map (README: Reductions)",
+        "how each image's input gradient becomes its map (docs/concepts.md: Reductions)",
     )
     dtype: torch.dtype = setting(
         torch.float32,
