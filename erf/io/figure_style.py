@@ -18,6 +18,7 @@ import textwrap
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -219,7 +220,9 @@ def caption_text(
     rows: Sequence[Mapping[str, Any]], *, model: str | None = None, layer: str | None = None
 ) -> str:
     """The caption of a figure of ``rows`` (metrics.json dicts): reduction, samples (and
-    weight draws), model and layer, each as one value or "per panel"."""
+    weight draws), model, its weights (random unless the row says otherwise: a figure of a
+    random network must not read like one of a trained one), the inputs and the layer, each as
+    one value or "per panel"."""
     reduces = _one(r.get("reduce") for r in rows)
     samples = _one(r.get("n_samples") for r in rows)
     draws = _one(r.get("n_draws") for r in rows)
@@ -237,8 +240,48 @@ def caption_text(
     parts = [f"reduction: {reduce}", f"samples: {n}"]
     if draws and draws != [1]:
         parts.append(f"weight draws: {' / '.join(str(d) for d in draws)}")
-    parts += [f"model: {model}", f"layer: {layer}"]
+    parts += [
+        f"model: {model}",
+        f"weights: {_per_panel(weights_text(r) for r in rows)}",
+        f"inputs: {_per_panel(inputs_text(r) for r in rows)}",
+        f"layer: {layer}",
+    ]
     return "; ".join(parts)
+
+
+def _per_panel(values: Iterable[str]) -> str:
+    found = _one(values)
+    return found[0] if len(found) == 1 else "per panel" if found else "n/a"
+
+
+def weights_text(row: Mapping[str, Any]) -> str:
+    """A row's weights in words: the pretrained weights or checkpoint it loaded, else "random"
+    with the init of a Luo stack ("random (uniform init)") or of the model's own code."""
+    if row.get("weights"):
+        return f"pretrained {row['weights']}"
+    if row.get("pretrained"):
+        return "pretrained (timm)"
+    if row.get("checkpoint"):
+        return f"checkpoint {Path(str(row['checkpoint'])).name}"
+    if row.get("init"):
+        return f"random ({row['init']} init)"
+    return "random (the model's own init)"
+
+
+# How a row's ``inputs`` reads in a caption.
+INPUT_WORDS = {
+    "gaussian": "N(0, 1) noise",
+    "uniform": "U[-1, 1) noise",
+    "photos": "photos (scikit-image)",
+    "imagefolder": "images from a folder",
+    "dataset": "the dataset's validation images",
+}
+
+
+def inputs_text(row: Mapping[str, Any]) -> str:
+    """A row's inputs in words (``INPUT_WORDS``; an unknown source by its name)."""
+    source = row.get("inputs")
+    return INPUT_WORDS.get(str(source), str(source)) if source else "n/a"
 
 
 def model_name(row: Mapping[str, Any]) -> str:

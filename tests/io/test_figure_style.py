@@ -50,11 +50,47 @@ def test_settings_and_captions_are_in_words():
     assert setting("init", "random") == "weights random"
     row = {"reduce": "abs", "n_samples": 32, "label": "ResNet-50", "target": "layer3"}
     assert caption_text([row]) == (
-        "reduction: mean |∂y/∂x| (abs); samples: 32; model: ResNet-50; layer: layer3"
+        "reduction: mean |∂y/∂x| (abs); samples: 32; model: ResNet-50; weights: random (the "
+        "model's own init); inputs: n/a; layer: layer3"
     )
     rows = [{**row, "n_draws": 4, "target": None}, {**row, "label": "VGG", "target": None}]
     text = caption_text(rows)
     assert "weight draws: 4" in text and "model: per panel" in text and "layer: output" in text
+
+
+@pytest.mark.parametrize(
+    "row, weights, inputs",
+    [
+        (
+            {"name": "resnet18", "weights": None, "inputs": "gaussian"},
+            "random (the model's own init)",
+            "N(0, 1) noise",
+        ),  # fmt: skip
+        (
+            {"name": "resnet18", "weights": "DEFAULT", "inputs": "photos"},
+            "pretrained DEFAULT",
+            "photos (scikit-image)",
+        ),  # fmt: skip
+        (
+            {"depth": 5, "init": "uniform", "inputs": "uniform"},
+            "random (uniform init)",
+            "U[-1, 1) noise",
+        ),  # fmt: skip
+        (
+            {"name": "x", "pretrained": True, "inputs": "imagefolder"},
+            "pretrained (timm)",
+            "images from a folder",
+        ),  # fmt: skip
+        (
+            {"name": "x", "checkpoint": "/a/b/net.pt", "inputs": "dataset"},
+            "checkpoint net.pt",
+            "the dataset's validation images",
+        ),  # fmt: skip
+    ],
+)
+def test_every_caption_names_the_weights_and_the_inputs(row, weights, inputs):
+    text = caption_text([{"reduce": "abs", "n_samples": 4, **row}])
+    assert f"weights: {weights};" in text and f"inputs: {inputs};" in text
 
 
 def test_the_mass_extent_holds_the_bright_block_and_not_a_faint_pixel():
