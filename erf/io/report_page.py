@@ -183,9 +183,17 @@ def _distinct(values: Sequence[Any]) -> list[str]:
     return out
 
 
+# Shown once above the summary table instead of in every row (the interval method: a long
+# sentence that is the same for every job of a sweep).
+ABOVE_TABLE = ("ci_method",)
+MAX_SHOWN_COLUMNS = 12  # a table without key columns shows this many of the others
+
+
 def _table(folder: Path, jobs: Sequence[dict[str, Any]]) -> tuple[list[str], list[dict]]:
     """The summary table: ``summary.csv`` when there is one, else a row per finished job
-    from its metrics (a single run). Columns: job, the key columns, then the rest; interval
+    from its metrics (a single run). Columns: job and the key columns (the paper tables'
+    ``key_columns``; without any, the first ``MAX_SHOWN_COLUMNS`` others); every column is in
+    ``summary.csv``, and ``ABOVE_TABLE`` values are shown once above the table; interval
     bounds are not columns of their own."""
     path = folder / "summary.csv"
     if path.is_file():
@@ -202,7 +210,15 @@ def _table(folder: Path, jobs: Sequence[dict[str, Any]]) -> tuple[list[str], lis
     rest = [c for c in columns if c not in keys and not c.endswith((CI_LOW, CI_HIGH))]
     rest = [c for c in rest if any(r.get(c) is not None for r in rows)]
     shown = ["job", *[c for c in keys if c != "job"]] if "job" in columns else keys
-    return [*shown, *[c for c in rest if c not in shown]], rows
+    if len([c for c in shown if c != "job"]) < 1:
+        others = [c for c in rest if c not in shown and c not in ABOVE_TABLE]
+        shown = [*shown, *others[:MAX_SHOWN_COLUMNS]]
+    return shown, rows
+
+
+def _above_table(rows: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
+    """The distinct values of each ``ABOVE_TABLE`` column among ``rows`` (empty: none)."""
+    return {key: _distinct([r.get(key) for r in rows]) for key in ABOVE_TABLE}
 
 
 def _shared_settings(jobs: Sequence[dict[str, Any]]) -> dict[str, str]:
@@ -242,6 +258,8 @@ def gather(folder: str | Path, context: Mapping[str, Any] | None = None) -> dict
         "figures": _figures(folder),
         "columns": columns,
         "rows": rows,
+        "above_table": _above_table(rows),
+        "has_summary_csv": (folder / "summary.csv").is_file(),
         "jobs": jobs,
         "command": context.get("command"),
         "sweeper_params": dict(context.get("sweeper_params") or {}),
@@ -317,10 +335,22 @@ def _size(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB" if n >= 1e3 else f"{n} B"
 
 
+def _table_notes(page: Mapping[str, Any]) -> list[str]:
+    """The lines above the summary table: each ``ABOVE_TABLE`` value once, and where every
+    column is."""
+    notes = [
+        f"{key}: {' | '.join(values)}" for key, values in page["above_table"].items() if values
+    ]
+    if page["has_summary_csv"]:
+        notes.append("Key columns only; every column is in summary.csv.")
+    return notes
+
+
 def _summary_html(page: Mapping[str, Any]) -> str:
     columns, rows = page["columns"], page["rows"]
     if not rows:
         return "<p>No finished jobs: no summary table.</p>"
+    notes = "".join(f"<p>{_e(n)}</p>" for n in _table_notes(page))
     head = "".join(f"<th>{_e(c)}</th>" for c in columns)
     body = []
     for r, cells in zip(rows, paper_cells(rows, columns)):
@@ -335,7 +365,8 @@ def _summary_html(page: Mapping[str, Any]) -> str:
             tds.append(f"<td{cls}>{text_html}</td>")
         body.append("<tr>" + "".join(tds) + "</tr>")
     return (
-        '<div class="scroll"><table><thead><tr>'
+        notes
+        + '<div class="scroll"><table><thead><tr>'
         + head
         + "</tr></thead><tbody>"
         + "".join(body)
@@ -489,6 +520,7 @@ def report_markdown(page: Mapping[str, Any]) -> str:
     out += ["## Summary", ""]
     columns, rows = page["columns"], page["rows"]
     if rows:
+        out += [*(_md(n) + "\n" for n in _table_notes(page))]
         out.append("| " + " | ".join(_md(c) for c in columns) + " |")
         out.append("|" + "|".join("---" for _ in columns) + "|")
         for r, cells in zip(rows, paper_cells(rows, columns)):

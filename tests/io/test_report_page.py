@@ -234,3 +234,24 @@ def test_read_summary_parses_numbers_and_empty_cells(sweep):
 def test_a_folder_without_jobs_is_refused(tmp_path):
     with pytest.raises(FileNotFoundError, match="no job folders"):
         write_report_page(tmp_path)
+
+
+def test_the_summary_table_shows_the_key_columns_and_the_interval_method_once_above_it(tmp_path):
+    folder = tmp_path / "sweep"
+    folder.mkdir()
+    method = "0.95 intervals over 16 input groups (" + "a long sentence, " * 12 + ")"
+    columns = ["job", "depth", "init", "erf_size", "trf_size", "ci_method", "wall_time_s"]
+    rows = [
+        ["0_depth5", "5", "uniform", "8.31", "11", method, "1"],
+        ["1_depth10", "10", "uniform", "11.7", "21", method, "0.7"],
+    ]
+    with open(folder / "summary.csv", "w", newline="") as f:
+        csv.writer(f).writerows([columns, *rows])
+    _job(folder, "0_depth5", ["model.depth=5"], {"warnings": []})
+    text, page = _write(folder)
+    head = text[text.index("<h2>Summary</h2>") : text.index("</table>", text.index("<h2>Summary"))]
+    assert head.count(method) == 1 and head.index(method) < head.index("<table>")
+    assert "<th>ci_method</th>" not in head and "<th>wall_time_s</th>" not in head
+    assert "<th>erf_size</th>" in head and "every column is in summary.csv" in head
+    md = (folder / "report.md").read_text()
+    assert md.count(method) == 1
