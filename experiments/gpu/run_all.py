@@ -1,10 +1,10 @@
 """The whole GPU run in one command, within a wall-clock budget (``experiments/gpu/run.sh``).
 
 Here: the options, the budget and the loop over the steps (a step that would not fit what is
-left is not started, and the rest are recorded as "not run"). ``steps.py``: each step's
-command and the reader of its results (``install.py``: the install step). ``report.py``: the
+left is not started, and the rest are recorded as "not run"). ``gpu_steps.py``: each step's
+command and the reader of its results (``gpu_install.py``: the install step). ``gpu_report.py``: the
 targets, the summary table (met / not met / not run), ``run.json`` and the archive, rewritten
-after every step. ``common.py``: the step record, one process under a timeout.
+after every step. ``gpu_common.py``: the step record, one process under a timeout.
 
 Standard library only until the install step has run: nothing here imports hydra (or torch:
 the hardware is read in a subprocess).
@@ -29,10 +29,10 @@ HERE = str(Path(__file__).resolve().parent)
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-import install  # noqa: E402
-import report  # noqa: E402
-import steps  # noqa: E402
-from common import REPO, STOP, Failure, Step, run_process  # noqa: E402
+import gpu_install as install  # noqa: E402
+import gpu_report as report  # noqa: E402
+import gpu_steps as steps  # noqa: E402
+from gpu_common import REPO, STOP, Failure, Step, run_process  # noqa: E402
 
 __all__ = ["Run", "main", "parse_args", "run_process"]  # run_process: the test calls it here
 

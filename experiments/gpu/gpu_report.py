@@ -17,8 +17,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from common import REPO, Step, write_json, write_text
-from steps import STEPS
+from gpu_common import REPO, Step, write_json, write_text
+from gpu_steps import STEPS
 
 if TYPE_CHECKING:
     from run_all import Run

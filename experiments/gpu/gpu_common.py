@@ -1,6 +1,6 @@
-"""What ``run_all``, ``steps`` and ``report`` share: the step record, the one-line failure, the
-stop flag the signal handler sets, running one step's process under a timeout, and atomic file
-writes. Standard library only.
+"""What ``run_all``, ``gpu_steps`` and ``gpu_report`` share: the step record, the one-line
+failure, the stop flag the signal handler sets, running one step's process under a timeout,
+and atomic file writes. Standard library only.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from common import REPO, Failure, Step, last_line, run_process
+from gpu_common import REPO, Failure, Step, last_line, run_process
 
 if TYPE_CHECKING:
     from run_all import Run

@@ -2,7 +2,7 @@
 the most it may take), the command it runs and the reader of the results its job wrote.
 
 - ``install``: the carried wheels of hydra-core, omegaconf and antlr4-python3-runtime, then
-  the project, with pip and no network (``install.py``; ``--skip-install``,
+  the project, with pip and no network (``gpu_install.py``; ``--skip-install``,
   ``--dry-run-install``).
 - ``bench224``: ``experiment=benchmark``, ResNet-50 at 224 (probe, per_image, floor, fast).
 - ``bench1024``: the same at 1024 (probe, per_image, fast).
@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import install
-from common import Step, last_line, run_process, write_json
+import gpu_install as install
+from gpu_common import Step, last_line, run_process, write_json
 
 if TYPE_CHECKING:
     import argparse
