@@ -1,6 +1,6 @@
 """``python -m erf.report SWEEP_DIR``: rebuild a sweep's summary table and figures.
 
-A thin entry point; the work is in ``erf.app.report`` and ``erf.io.sweep``.
+A thin entry point; the work is in ``erf.app.report``, ``erf.io.sweep`` and ``erf.studies``.
 """
 
 import sys

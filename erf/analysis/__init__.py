@@ -1,6 +1,7 @@
 """Numbers from maps (layer 2, numpy and scipy only, no torch): ERF size metrics (``metrics``),
-Gaussian fits (``fit``), a job's metric summary (``summary``), study statistics with intervals
-(``studies``, ``draw_stats``). Maps are [H, W] float64 arrays, (row, col), in input pixels."""
+Gaussian fits (``fit``), a job's metric summary (``summary``), intervals over draws and seeds
+(``repeats``, ``draw_stats``, ``bands``). Maps are [H, W] float64 arrays, (row, col), in input
+pixels. Each study's own statistics live in its module of ``erf.studies``."""
 
 from erf.analysis.fit import GaussianFit, fit_gaussian
 from erf.analysis.metrics import (

@@ -149,7 +149,8 @@ def jackknife_spread(
     θ_(b): (SE, half-width, bias-corrected estimate) with SE = sqrt((B − 1) / B · Σ (θ_(b) −
     mean)²), half-width t_(B−1) · SE at ``level`` and the corrected estimate B · θ − (B − 1) ·
     mean θ_(b), which removes a bias proportional to 1 / n. None when a leave-out value is not
-    finite. The one jackknife of ``jackknife_intervals`` and ``erf.analysis.studies``."""
+    finite. The one jackknife of ``jackknife_intervals`` and
+    ``erf.analysis.repeats.jackknife``."""
     v = np.asarray(leave_outs, dtype=np.float64)
     if not np.all(np.isfinite(v)):
         return None

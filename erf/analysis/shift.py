@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from erf.analysis.metrics import as_map, center_of_mass, luo_size, mass_radius, moment_sigma
-from erf.analysis.studies import t_interval
+from erf.analysis.repeats import t_interval
 
 SIZE_KEYS = ("luo_size", "moment_sigma", "mass_radius_50")
 SHIFT_KEYS = ("shift_row", "shift_col", "shift_norm")
@@ -111,7 +111,7 @@ def shift_growth_stats(
 ) -> list[dict[str, Any]]:
     """Per group (``group_by``, e.g. the task) and per key of ``KEYS``: the per-seed values
     before and after training and their change, each with its mean and two-sided Student-t
-    interval over seeds (``erf.analysis.studies.t_interval``).
+    interval over seeds (``erf.analysis.repeats.t_interval``).
 
     ``rows`` have ``group_by``, ``seed``, ``before`` and ``after`` (dicts from
     ``shift_growth``). Returns one entry per group: ``{group_by: name, "seeds": [...],

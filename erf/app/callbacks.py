@@ -1,5 +1,6 @@
-"""Hydra callbacks that summarise a sweep when its multirun ends (``hydra.callbacks`` in
-``erf/configs/experiment/*.yaml``): they call the ``erf.io`` summary writers and print.
+"""The Hydra callback that summarises a sweep when its multirun ends (``hydra.callbacks`` in
+``erf/configs/experiment/*.yaml``): it calls the ``erf.io`` sweep summary and the registered
+study (``erf.studies``) the config names, and prints.
 
 Hydra only warns when a callback raises, so a failed summary is recorded in ``FAILURES``
 (the traceback goes to the log files) and ``erf.app.run.cli`` exits 1 with
@@ -20,9 +21,9 @@ from erf.app.figures import output_of
 from erf.app.suite import hardware
 from erf.io.figure_style import figure_output
 from erf.io.report_page import write_report_page
-from erf.io.sweep import STUDIES, collect, format_slopes, write_study, write_summary
+from erf.io.sweep import collect, format_slopes, write_summary
 from erf.io.tables import format_rows
-from erf.io.trained import format_summary, write_study_summary
+from erf.studies import get_study, write_study
 
 FAILURES: list[str] = []  # one line per failed summary of this process's sweeps
 
@@ -89,7 +90,10 @@ def recorded(on_end: Callable[..., None]) -> Callable[..., None]:
 
 
 class SweepSummary(Callback):
-    """Summarise a probe sweep (``erf.io.sweep``), then print its folder."""
+    """Summarise a sweep (``erf.io.sweep``) and, with ``study``, write that registered study
+    (``erf.studies``), then print its folder. A study that writes its own summary
+    (``trained_vs_untrained``) replaces the plain one; an unknown ``study`` is a one-line
+    ValueError naming the registered ones."""
 
     def __init__(
         self,
@@ -99,8 +103,8 @@ class SweepSummary(Callback):
         columns: Sequence[str] | None = None,
         study: str | None = None,
     ) -> None:
-        if study is not None and study not in STUDIES:
-            raise ValueError(f"unknown study {study!r}; allowed: {list(STUDIES)}")
+        if study is not None:
+            get_study(study)
         self.x = x
         self.group_by = tuple(group_by)
         self.scale = scale
@@ -110,27 +114,15 @@ class SweepSummary(Callback):
     @recorded
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        slopes = write_summary(sweep_dir, self.x, self.group_by, self.scale)
-        if self.columns:
-            print(format_rows(collect(sweep_dir), self.columns), flush=True)
-        elif slopes and self.study != "growth":
-            print(format_slopes(slopes, self.group_by), flush=True)
-        if self.study:
-            print(write_study(sweep_dir, self.study, self.x, self.group_by), flush=True)
-        write_report(sweep_dir, config)
-        print(f"results: {sweep_dir}", flush=True)
-
-
-class TrainedSummary(Callback):
-    """Summarise a trained-vs-untrained sweep (``erf.io.trained``), then print its folder."""
-
-    def __init__(self, scale: str = "linear") -> None:
-        self.scale = scale
-
-    @recorded
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        rows = write_study_summary(sweep_dir, self.scale)
-        print(format_summary(rows), flush=True)
+        study = get_study(self.study) if self.study else None
+        if study is None or study.sweep_summary:
+            slopes = write_summary(sweep_dir, self.x, self.group_by, self.scale)
+            if self.columns:
+                print(format_rows(collect(sweep_dir), self.columns), flush=True)
+            elif slopes and not (study and study.prints_slopes):
+                print(format_slopes(slopes, self.group_by), flush=True)
+        if study:
+            text = write_study(sweep_dir, study.name, self.x, self.group_by, self.scale)
+            print(text, flush=True)
         write_report(sweep_dir, config)
         print(f"results: {sweep_dir}", flush=True)

@@ -41,7 +41,6 @@ from erf.io.figure_style import (  # noqa: E402
     wrap,
 )
 from erf.io.heatmaps import (  # noqa: E402
-    cross_arch_figure,
     draw_erf,
     erf_figure,
     erf_grid_figure,
@@ -54,10 +53,9 @@ from erf.io.store import atomic_write  # noqa: E402
 
 # The heatmap figures live in erf.io.heatmaps; these names stay importable from here.
 __all__ = [
-    "before_after_figure", "benchmark_figure", "cross_arch_figure", "draw_erf", "erf_epochs_figure",
-    "erf_figure", "erf_grid_figure", "growth_figure", "path_rf_figure", "profile_figure",
-    "save_figure", "scaled_map", "shape_figure", "training_curves_figure", "trf_box",
-    "trf_vs_erf_figure",
+    "before_after_figure", "benchmark_figure", "draw_erf", "erf_epochs_figure", "erf_figure",
+    "erf_grid_figure", "loglog_axes", "profile_figure", "save_figure", "scaled_map",
+    "training_curves_figure", "trf_box", "trf_vs_erf_figure",
 ]  # fmt: skip
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
@@ -132,7 +130,7 @@ def trf_vs_erf_figure(
     t_slope, _, _ = loglog_slope(xs, ts)
     ax_size.plot(xs, ts, "k--", linewidth=1.0, label=f"TRF (slope {t_slope:.2f})")
     for ax, ylabel in ((ax_size, "size (px)"), (ax_ratio, "ERF size / TRF size")):
-        _loglog_axes(ax, xs, x, ylabel, legend=False)
+        loglog_axes(ax, xs, x, ylabel, legend=False)
     ax_size.set_title("ERF and TRF size (log-log)")
     ax_ratio.set_title("ERF / TRF (log-log; slopes in the legend)")
     handles, _ = ax_size.get_legend_handles_labels()
@@ -140,7 +138,7 @@ def trf_vs_erf_figure(
     return fig
 
 
-def _loglog_axes(
+def loglog_axes(
     ax: plt.Axes, xs: np.ndarray, x: str, ylabel: str, legend: bool = True, loc: str = "best"
 ) -> None:
     """Log-log axes with plain-number ticks at ``xs`` (1-2-5 ticks on y), a grid and, with
@@ -158,167 +156,6 @@ def _loglog_axes(
         width_in = ax.get_position().width * ax.figure.get_figwidth()
         ax.legend(handles, [wrap(t, 0.75 * width_in, 6.5) for t in labels], fontsize=6.5,
                   loc=loc)  # fmt: skip
-
-
-@styled
-def growth_figure(
-    groups: Sequence[Mapping[str, Any]],
-    level: float = 0.95,
-    null_models: Sequence[Mapping[str, Any]] = (),
-) -> Figure:
-    """ERF size (left, with the TRF) and ERF/TRF (right) against depth, log-log: mean over
-    weight draws with a ``level`` t-interval band per group; the legend gives the slope of the
-    mean curve and the t-interval of the per-draw slopes. ``groups`` are
-    ``erf.analysis.studies.growth_stats`` entries; ``null_models`` are
-    ``erf.analysis.null_models.null_curves`` entries, drawn as grey reference lines with
-    their slopes (box: uniform weights, no activation; √box: random signed weights)."""
-    fig, (ax_size, ax_ratio) = plt.subplots(1, 2, figsize=(10.5, 4.4), constrained_layout=True)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    pct = f"{level:.0%}"
-    xs = np.array([], dtype=float)
-    for i, g in enumerate(groups):
-        xs = np.array(g["xs"], dtype=float)
-        label = "/".join(str(g[k]) for k in g if k not in _GROWTH_FIELDS)
-        color = colors[i % len(colors)]
-        for ax, y in ((ax_size, "erf_size"), (ax_ratio, "erf_trf_ratio")):
-            mean = np.array([_num(v) for v in g[y]])
-            low = np.array([_num(v) for v in g[f"{y}_low"]])
-            high = np.array([_num(v) for v in g[f"{y}_high"]])
-            ci = f"[{_num(g[f'{y}_slope_low']):.2f}, {_num(g[f'{y}_slope_high']):.2f}]"
-            ax.plot(xs, mean, "o-", color=color, label=f"{label}: {g[f'{y}_slope']:.2f} {ci}")
-            if np.isfinite(low).any():
-                ax.fill_between(xs, low, high, color=color, alpha=0.2, linewidth=0)
-    styles = {
-        "box": ("--", "null: box (uniform, linear)"),
-        "sqrt_box": (":", "null: √box (random)"),
-    }
-    for n in null_models:
-        ls, name = styles.get(str(n["model"]), ("-.", f"null: {n['model']}"))
-        nx = np.array(n["depths"], dtype=float)
-        for ax, y in ((ax_size, "erf_size"), (ax_ratio, "erf_trf_ratio")):
-            ax.plot(nx, [_num(v) for v in n[y]], ls, color="grey", lw=1.5,
-                    label=f"{name}: {_num(n[f'{y}_slope']):.2f}")  # fmt: skip
-        xs = nx if not xs.size else xs
-    if groups:
-        trf = np.array([_num(v) for v in groups[0]["trf_size"]])
-        ax_size.plot(xs, trf, "k-", lw=0.8, label="TRF")
-    for ax, ylabel, where in (
-        (ax_size, "size (pixels)", "upper left"),
-        (ax_ratio, "ERF size / TRF size", "lower left"),
-    ):
-        _loglog_axes(ax, xs, "depth", ylabel, loc=where)
-    ax_size.set_title(f"ERF size vs depth: slope, {pct} CI over draws", fontsize=10)
-    ax_ratio.set_title(f"ERF / TRF vs depth: slope, {pct} CI over draws", fontsize=10)
-    return fig
-
-
-_GROWTH_FIELDS = {
-    "x",
-    "xs",
-    "pooled",
-    "trf_size",
-    "n_draws",
-    *(
-        f"{y}{suffix}"
-        for y in ("erf_size", "erf_trf_ratio")
-        for suffix in ("", "_low", "_high", "_slope", "_slope_low", "_slope_high", "_slope_draws")
-    ),
-}
-
-
-@styled
-def path_rf_figure(
-    path_sizes: Sequence[tuple[int, int]],
-    *,
-    erf_size: float | None = None,
-    trf_size: float | None = None,
-    title: str = "",
-    caption_text: str | None = None,
-) -> Figure:
-    """Distribution of path RF sizes (pixels) over all input-to-target paths, as fractions of
-    the paths, with the TRF (the largest path) and the measured ERF size marked.
-    ``path_sizes`` are (span in pixels, number of paths) pairs."""
-    fig, ax = plt.subplots(figsize=(5.6, 3.6), layout="constrained")
-    spans = np.array([s for s, _ in path_sizes], dtype=float)
-    counts = np.array([n for _, n in path_sizes], dtype=float)
-    width = 0.8 * (np.diff(np.sort(spans)).min() if spans.size > 1 else 1.0)
-    ax.bar(spans, counts / counts.sum(), width=width, color="C0", label="paths")
-    if trf_size is not None:
-        ax.axvline(trf_size, color="k", ls="--", label=f"TRF = longest path ({trf_size:g} px)")
-    if erf_size is not None and math.isfinite(erf_size):
-        ax.axvline(erf_size, color="C3", label=f"measured ERF size ({erf_size:.1f} px)")
-    ax.set_xlabel("path RF (px)")
-    ax.set_ylabel("fraction of paths")
-    ax.set_title(wrap(title or "RF of the input-to-target paths", 5.0, 8))
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="best")
-    caption(fig, caption_text or "")
-    return fig
-
-
-@styled
-def shape_figure(
-    profiles: Sequence[tuple[str, np.ndarray, float | None]], *, caption_text: str | None = None
-) -> Figure:
-    """Centre-row profiles of several ERFs, scaled to 1 at the centre, on a log y axis, each
-    with its fitted Gaussian (dotted; a Gaussian is a parabola here), one small panel per
-    profile so curves that coincide stay readable, and a last panel overlaying every
-    profile / its Gaussian (1 = exactly Gaussian). Items are (label, profile, fitted sigma in
-    pixels or None). x is the offset from the centre, limited to where a profile is above
-    1e-4 of its centre."""
-    n = max(len(profiles), 1)
-    ncols = min(n + 1, 3)
-    nrows = math.ceil((n + 1) / ncols)
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(2.5 * ncols + 0.6, 2.2 * nrows + 1.0), squeeze=False,
-        layout="constrained",
-    )  # fmt: skip
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    reach = 1
-    for _label, profile, _ in profiles:
-        p = np.asarray(profile, dtype=float)
-        offsets = np.arange(p.size) - p.size // 2
-        centre = p[p.size // 2] if p.size else 0.0
-        above = np.abs(offsets[(p > 1e-4 * centre) & np.isfinite(p)]) if centre > 0 else []
-        reach = max(reach, int(np.max(above)) if len(above) else 1)
-    lim = math.ceil(reach * 1.1) + 1
-    ratio_ax = axes.flat[n]
-    for i, (label, profile, sigma) in enumerate(profiles):
-        ax = axes.flat[i]
-        p = np.asarray(profile, dtype=float)
-        offsets = np.arange(p.size) - p.size // 2
-        centre = p[p.size // 2] if p.size else 0.0
-        shown = np.where(p > 0, p / centre, np.nan) if centre > 0 else np.full(p.shape, np.nan)
-        color = colors[i % len(colors)]
-        ax.plot(offsets, shown, "-", color=color, marker=".", markersize=2, label="ERF")
-        if sigma is not None and math.isfinite(sigma) and sigma > 0:
-            gauss = np.exp(-0.5 * (offsets / sigma) ** 2)
-            ax.plot(offsets, gauss, ":", color="k", label=f"Gaussian σ={sigma:.1f} px")
-            ratio_ax.plot(offsets, np.clip(shown / gauss, 0.1, 10), LINESTYLES[i % 4], color=color,
-                          label=wrap(label, 2.0, 6))  # fmt: skip
-        ax.set_yscale("log")
-        ax.set_ylim(1e-4, 1.5)
-        ax.set_xlim(-lim, lim)
-        ax.set_title(wrap(label, 2.3, 8))
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(loc="lower center", fontsize=6)
-        if i % ncols == 0:
-            ax.set_ylabel("ERF / centre value")
-        ax.set_xlabel("offset from centre (columns, px)")
-    ratio_ax.axhline(1, color="k", linewidth=0.6)
-    ratio_ax.set_ylim(0.1, 10)
-    log_axis(ratio_ax, "y")
-    ratio_ax.set_xlim(-lim, lim)
-    ratio_ax.set_title("ERF / fitted Gaussian (1 = Gaussian)")
-    ratio_ax.set_xlabel("offset from centre (columns, px)")
-    ratio_ax.grid(True, which="both", alpha=0.3)
-    if ratio_ax.lines[1:]:
-        ratio_ax.legend(loc="best", fontsize=6)
-    for ax in axes.flat[n + 1 :]:
-        ax.set_visible(False)
-    fig.suptitle("ERF centre-row profiles against their fitted Gaussians")
-    caption(fig, caption_text or "")
-    return fig
 
 
 @styled
@@ -462,7 +299,7 @@ def _metadata(fmt: str) -> dict[str, Any] | None:
     return None
 
 
-# --------------------------------------------------------------------------- training study
+# --------------------------------------------------------------------------- training jobs
 
 
 @styled
@@ -605,85 +442,4 @@ def training_curves_figure(
             ax.legend(fontsize=6.5, loc="best")
     fig.suptitle(wrap(title or "training curves", 6.8, 9))
     caption(fig, caption_text or "")
-    return fig
-
-
-# --------------------------------------------------------------------------- shift vs growth
-
-_GROWTH_LABELS = {
-    "shift_norm": "shift |COM − unit|",
-    "luo_size_own": "Luo size\n(own centre)",
-    "moment_sigma_own": "moment σ\n(own centre)",
-    "mass_radius_50_own": "mass r50\n(own centre)",
-    "luo_size_unit": "Luo size\n(unit)",
-    "moment_sigma_unit": "moment σ\n(unit)",
-    "mass_radius_50_unit": "mass r50\n(unit)",
-}
-
-
-@styled
-def shift_growth_figure(
-    groups: Sequence[Mapping[str, Any]], group_by: str = "setting", level: float = 0.95
-) -> Figure:
-    """Off-centre shift vs growth of the ERF through training, one row per group (setting).
-
-    Left: the map's centre of mass relative to the probed unit (at 0, 0), in input pixels,
-    before (open circle) and after training (filled), one arrow per seed. Right: the change
-    after − before (px) of the shift and of each size about the map's own centre and about
-    the unit, one dot per seed, with the mean and its ``level`` t-interval.
-    ``groups`` are ``erf.analysis.shift.shift_growth_stats`` entries.
-    """
-    n = max(len(groups), 1)
-    fig, axes = plt.subplots(
-        n, 2, figsize=(11, 3.6 * n), squeeze=False, constrained_layout=True,
-        gridspec_kw={"width_ratios": [1, 2.2]},
-    )  # fmt: skip
-    for (ax_s, ax_g), group in zip(axes, groups):
-        seeds = group["seeds"]
-        colours = plt.cm.tab10(np.arange(len(seeds)) % 10)
-        for i, (seed, colour) in enumerate(zip(seeds, colours)):
-            r0, r1 = (group["shift_row"][p]["values"][i] for p in ("before", "after"))
-            c0, c1 = (group["shift_col"][p]["values"][i] for p in ("before", "after"))
-            ax_s.plot([c0], [r0], "o", mfc="none", color=colour)
-            if not all(math.isfinite(v) for v in (r1, c1)):  # left out: a vanished map
-                ax_s.plot([], [], "o", mfc="none", color=colour, label=f"seed {seed} (left out)")
-                continue
-            ax_s.annotate("", (c1, r1), (c0, r0), arrowprops={"arrowstyle": "->", "color": colour})
-            ax_s.plot([c1], [r1], "o", color=colour, label=f"seed {seed}")
-        ax_s.plot([0], [0], "k+", markersize=10, label="probed unit")
-        ax_s.set_aspect("equal", adjustable="datalim")
-        ax_s.invert_yaxis()
-        ax_s.set_xlabel("COM − unit, columns (px)")
-        ax_s.set_ylabel("COM − unit, rows (px)")
-        ax_s.grid(True, alpha=0.3)
-        ax_s.legend(fontsize=6)
-        ax_s.set_title(
-            wrap(f"{group[group_by]}: centre of mass, init (open) → trained", 2.6, 8), fontsize=8
-        )
-        keys = list(_GROWTH_LABELS)
-        for x, key in enumerate(keys):
-            change = group[key]["change"]
-            ax_g.scatter(
-                x + np.linspace(-0.12, 0.12, len(seeds)), change["values"], c=colours, s=14
-            )
-            if math.isfinite(change["low"]):
-                err = [[change["mean"] - change["low"]], [change["high"] - change["mean"]]]
-                ax_g.errorbar([x + 0.25], [change["mean"]], yerr=err, fmt="ks", ms=4, capsize=3)
-            else:
-                ax_g.plot([x + 0.25], [change["mean"]], "ks", ms=4)
-        ax_g.axhline(0.0, color="grey", linewidth=0.8)
-        ax_g.axvline(0.5, color="grey", linewidth=0.5, linestyle=":")
-        ax_g.axvline(3.5, color="grey", linewidth=0.5, linestyle=":")
-        ax_g.set_xticks(range(len(keys)), [_GROWTH_LABELS[k] for k in keys], fontsize=7)
-        ax_g.set_ylabel("after − before (px)")
-        ax_g.grid(True, axis="y", alpha=0.3)
-        ax_g.set_title(
-            wrap(
-                f"{group[group_by]}: change per seed (dots), mean with {level:.0%} t-interval "
-                f"over the seeds (black; n = {group['shift_norm']['change']['n']})",
-                5.6,
-                8,
-            ),
-            fontsize=8,
-        )
     return fig

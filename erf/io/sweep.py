@@ -5,31 +5,26 @@ Reads every job's ``metrics.json`` and ``erf.npz`` under SWEEP_DIR and writes
 ``summary.csv`` (one row per job; its key columns also as ``summary.md`` and ``summary.tex``),
 ``slopes.json`` (log-log slopes per group),
 ``erf_grid.png`` (all heatmaps) and ``trf_vs_erf.png`` (sizes against depth, log-log).
+
+The job rows (``collect``) and the per-draw maps and labels of a job (``per_draw_maps``,
+``job_label``) are what the studies (``erf.studies``) read too; a study's own files are
+written by its module there.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from erf.analysis.metrics import loglog_slope
 from erf.analysis.row import summary_columns
-from erf.io.cross_arch import write_cross_arch
 from erf.io.figure_style import caption_text, natural_key, setting
-from erf.io.plots import (
-    erf_grid_figure,
-    path_rf_figure,
-    profile_figure,
-    save_figure,
-    trf_vs_erf_figure,
-)
-from erf.io.store import load_result, read_job_metrics, write_json, write_text
-from erf.io.studies import write_growth_study, write_shape_study, write_skip_study
-from erf.io.tables import csv_text, fixed_text, format_rows, is_number, write_paper_tables
-
-STUDIES = ("growth", "shape", "paths", "cross_arch", "skip_scale")
+from erf.io.plots import erf_grid_figure, profile_figure, save_figure, trf_vs_erf_figure
+from erf.io.store import load_result, load_results, read_job_metrics, write_json, write_text
+from erf.io.tables import csv_text, fixed_text, is_number, write_paper_tables
 
 COLUMNS = summary_columns()  # summary.csv: the typed row (erf.analysis.row)
 
@@ -66,11 +61,27 @@ def group_slopes(
     return out
 
 
-def _collect_or_fail(folder: Path) -> list[dict[str, Any]]:
+def collect_or_fail(folder: Path) -> list[dict[str, Any]]:
+    """``collect``, or a FileNotFoundError naming ``folder`` when it holds no job results."""
     rows = collect(folder)
     if not rows:
         raise FileNotFoundError(f"no job results (*/metrics.json) under {folder}")
     return rows
+
+
+def per_draw_maps(row: Mapping[str, Any]) -> np.ndarray:
+    """[M, H, W]: a job row's per-draw maps (its draws.npz), or its one map as a single draw
+    (``row["_dir"]`` is the job folder, as ``collect`` gives it)."""
+    folder = Path(row["_dir"])
+    if (folder / "draws.npz").exists():
+        return np.stack([r.map for r in load_results(folder / "draws.npz")])
+    return load_result(folder / "erf.npz").map[None]
+
+
+def job_label(row: Mapping[str, Any], keys: Sequence[str]) -> str:
+    """A job's name in a study's figures: its ``label``, else its values of ``keys`` joined
+    by "/"."""
+    return row.get("label") or "/".join(str(row.get(k)) for k in keys)
 
 
 def _panel(row: dict[str, Any], title: str | None = None) -> dict[str, Any]:
@@ -137,7 +148,7 @@ def write_summary(
     """Write summary.csv and erf_grid.png; with two or more numeric values of ``x`` also
     slopes.json and trf_vs_erf.png. Return the slope table (empty without slopes)."""
     sweep_dir = Path(sweep_dir)
-    rows = _collect_or_fail(sweep_dir)
+    rows = collect_or_fail(sweep_dir)
     numeric_x = all(is_number(r.get(x)) for r in rows)
     if numeric_x:  # else (e.g. x = label) keep the job order; resnet18 < resnet50 < resnet101
         rows.sort(key=lambda r: (natural_key(tuple(r.get(k) for k in group_by)), r[x]))
@@ -161,77 +172,10 @@ def write_summary(
     return slopes
 
 
-def write_study(sweep_dir: str | Path, study: str, x: str, group_by: Sequence[str]) -> str:
-    """The extra outputs of one Luo et al. 2016 study; returns a text summary to print.
-
-    - "growth": ``growth.json``, ``growth_slopes.csv`` and ``growth.png``: ERF size and ERF/TRF
-      vs ``x`` per group, averaged over weight draws, with t-intervals of the per-draw log-log
-      slopes, beside the closed-form null models (``erf.io.studies.write_growth_study``).
-    - "shape": ``shape.json``/``.csv`` (fit R² with a jackknife interval over draws),
-      ``fit_r2.png``, ``shape_panels.png`` and ``shape.png`` (``erf.io.studies``).
-    - "skip_scale": ``skip_scale.json``/``.csv``/``.png``: ERF size against the residual
-      branch scale, with and without batch-norm.
-    - "paths": ``path_rf_<job>.png`` for every job whose graph has several paths: the
-      distribution of path RFs (binomial for residual stacks) with TRF and ERF marked.
-    - "cross_arch": ``cross_arch.png``, ``cross_arch_per_map.png``, ``cross_arch.csv`` and
-      ``cross_arch.md`` (``erf.io.cross_arch``): models x (inputs, size), seed-averaged maps,
-      t-intervals over seeds; ``x`` and ``group_by`` are not used.
-    """
-    sweep_dir = Path(sweep_dir)
-    rows = _collect_or_fail(sweep_dir)
-    if study == "growth":  # with the closed-form null models (erf.io.studies)
-        return format_growth(write_growth_study(sweep_dir, rows, x, group_by), group_by)
-    if study == "skip_scale":
-        return write_skip_study(sweep_dir, rows)
-    if study == "cross_arch":
-        return write_cross_arch(sweep_dir, rows, scale="log")
-    if study == "shape":  # R² with jackknife intervals over draws (erf.io.studies)
-        entries = write_shape_study(sweep_dir, rows, group_by)
-        return format_rows(entries, [*group_by, "erf_size", "fit_r2", "fit_r2_low", "fit_r2_high"])
-    if study == "paths":
-        lines = []
-        for r in rows:
-            sizes = r.get("trf_path_sizes") or []
-            if len(sizes) < 2:
-                continue
-            spans = [(int(math.sqrt(a * b)), n) for a, b, n in sizes]
-            fig = path_rf_figure(
-                spans,
-                erf_size=r.get("erf_size"),
-                trf_size=r.get("trf_size"),
-                title=f"path RFs: {_label(r, group_by)} ({sum(n for _, n in spans)} paths)",
-                caption_text=caption_text([r]),
-            )
-            save_figure(fig, sweep_dir / f"path_rf_{r['job']}.png")
-            mean = sum(s * n for s, n in spans) / sum(n for _, n in spans)
-            lines.append(f"{r['job']}: mean path RF {mean:.1f} px, TRF {r.get('trf_size'):g} px")
-        return "\n".join(lines)
-    raise ValueError(f"unknown study {study!r}; allowed: {list(STUDIES)}")
-
-
-def _label(row: dict[str, Any], keys: Sequence[str]) -> str:
-    return row.get("label") or "/".join(str(row.get(k)) for k in keys)
-
-
-def format_growth(groups: Sequence[dict[str, Any]], group_by: Sequence[str]) -> str:
-    """Slope of the mean curve and the 95 % t-interval over draws, per group."""
-    lines = [
-        f"{'/'.join(group_by):<22} {'ERF size slope [95% CI]':>28} {'ERF/TRF slope [95% CI]':>28}"
-    ]
-    for g in groups:
-        name = "/".join(str(g[k]) for k in group_by)
-        cells = [
-            f"{g[f'{y}_slope']:>8.3f} [{g[f'{y}_slope_low']:.3f}, {g[f'{y}_slope_high']:.3f}]"
-            for y in ("erf_size", "erf_trf_ratio")
-        ]
-        lines.append(f"{name:<22} {cells[0]:>28} {cells[1]:>28}  ({g['n_draws'][0]} draws)")
-    return "\n".join(lines)
-
-
 def write_profile(profile_dir: str | Path, scale: str = "linear") -> list[dict[str, Any]]:
     """A layer profile's summary.csv, erf_grid.png and profile.png (sizes through the net)."""
     profile_dir = Path(profile_dir)
-    rows = sorted(_collect_or_fail(profile_dir), key=lambda r: r.get("layer_index", 0))
+    rows = sorted(collect_or_fail(profile_dir), key=lambda r: r.get("layer_index", 0))
     labels = [str(r.get("target")) for r in rows]
     _write_table_and_grid(profile_dir, rows, labels, min(4, len(rows)), scale)
     fig = profile_figure(rows, caption_text=caption_text(rows))

@@ -24,7 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from erf.analysis import calibration as cal
-from erf.analysis import studies
+from erf.analysis.metrics import luo_size
+from erf.analysis.repeats import jackknife
+from erf.studies.shape import fit_r2_interval
 
 HERE = Path(__file__).resolve().parent
 CSV = HERE / "before_after.csv"
@@ -47,11 +49,11 @@ def draws_rows(case: cal.SyntheticCase, repetitions: int, seed: int) -> list[dic
     for rep in range(repetitions):
         maps = cal.noisy_samples(case.truth, case.n_samples, case.noise,
                                  np.random.default_rng([seed, rep]))  # fmt: skip
-        r2 = studies.fit_r2_interval(maps)
+        r2 = fit_r2_interval(maps)
         if band is not None:
             low, high = band(maps)
         else:
-            j = studies.jackknife(lambda ms: studies.luo_size(ms[0]), [maps])
+            j = jackknife(lambda ms: luo_size(ms[0]), [maps])
             low, high = j["low"], j["high"]
         rows.append({"draws_fit_r2": r2["fit_r2"], "draws_fit_r2_ci_low": r2["low"],
                      "draws_fit_r2_ci_high": r2["high"], "draws_erf_size": math.nan,

@@ -1,7 +1,7 @@
-"""Every figure type at its extreme cases (long warnings, one panel, twelve panels, long labels,
-NaN values, a tiny ERF on a big canvas): no text leaves the canvas, no two texts overlap, the
-caption names reduction, samples, model and layer, and PNG, PDF and SVG all render with the
-caption kept as text. Small maps, dpi 50."""
+"""Every figure type (``erf.io``'s and the studies' of ``erf.studies``) at its extreme cases
+(long warnings, one panel, twelve panels, long labels, NaN values, a tiny ERF on a big canvas):
+no text leaves the canvas, no two texts overlap, the caption names reduction, samples, model
+and layer, and PNG, PDF and SVG all render with the caption kept as text. Small maps, dpi 50."""
 
 from __future__ import annotations
 
@@ -18,8 +18,10 @@ import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
-from erf.io import plots, studies  # noqa: E402
+from erf.io import plots  # noqa: E402
 from erf.io.figure_style import FigureOutput, caption, caption_text  # noqa: E402
+from erf.studies import cross_arch, growth, paths, shape, skip_scale  # noqa: E402
+from erf.studies import trained_vs_untrained as trained  # noqa: E402
 
 CASES = ("long_warnings", "one_panel", "many_panels", "long_labels", "nan", "tiny_erf")
 MODEL, LAYER, SAMPLES = "ResNet-18", "layer3.1.conv2", 24
@@ -130,7 +132,7 @@ def _shape(case: str) -> Figure:
         (_label(case, i), _map(case, i)[_map(case, i).shape[0] // 2], 2.0 + 0.3 * i)
         for i in range(_n(case))
     ]
-    return plots.shape_figure(profiles, caption_text=_caption(case))
+    return shape.shape_figure(profiles, caption_text=_caption(case))
 
 
 def _profile(case: str) -> Figure:
@@ -154,7 +156,7 @@ def _benchmark(case: str) -> Figure:
 
 def _path_rf(case: str) -> Figure:
     spans = [(3 + 2 * k, 1 + k * (_n(case) - k)) for k in range(_n(case) + 1)]
-    return plots.path_rf_figure(
+    return paths.path_rf_figure(
         spans, erf_size=float("nan") if case == "nan" else 6.0, trf_size=3.0 + 2 * _n(case),
         title=_label(case, 0), caption_text=_caption(case),
     )  # fmt: skip
@@ -202,7 +204,7 @@ def _cross_arch(case: str) -> Figure:
           "caption": "ERF 5.0 px (n=3)"} for j in range(ncols)]
         for i in range(nrows)
     ]  # fmt: skip
-    return plots.cross_arch_figure(
+    return cross_arch.cross_arch_figure(
         panels, [_label(case, i) for i in range(nrows)], [_label(case, j) for j in range(ncols)],
         caption_text=_caption(case),
     )  # fmt: skip
@@ -223,7 +225,7 @@ def _growth(case: str) -> Figure:
                           f"{y}_high": [v * 1.1 for v in values], f"{y}_slope": 0.5,
                           f"{y}_slope_low": 0.45, f"{y}_slope_high": 0.55})  # fmt: skip
         groups.append(entry)
-    fig = plots.growth_figure(groups)
+    fig = growth.growth_figure(groups)
     caption(fig, _caption(case))
     return fig
 
@@ -234,7 +236,7 @@ def _shape_panels(case: str) -> Figure:
         (_label(case, i), _map(case, i)[_map(case, i).shape[0] // 2], 2.0) for i in range(n)
     ]
     entries = [{"fit_r2": 0.99, "fit_r2_low": 0.98, "fit_r2_high": 0.995} for _ in range(n)]
-    fig = studies.shape_panels_figure(profiles, entries)
+    fig = shape.shape_panels_figure(profiles, entries)
     caption(fig, _caption(case))
     return fig
 
@@ -245,7 +247,7 @@ def _fit_r2(case: str) -> Figure:
          "fit_r2_low": 0.985 if case != "nan" else float("nan"), "fit_r2_high": 0.995}
         for i in range(max(_n(case), 1))
     ]  # fmt: skip
-    fig = studies.fit_r2_figure(entries, ["activation", "depth"])
+    fig = shape.fit_r2_figure(entries, ["activation", "depth"])
     caption(fig, _caption(case))
     return fig
 
@@ -256,7 +258,7 @@ def _skip_scale(case: str) -> Figure:
          "erf_size_high": 5.5 + a, "trf_size": 33.0}
         for bn in (False, True) for a in [0.25 * 2**k for k in range(max(_n(case) // 2, 1))]
     ]  # fmt: skip
-    fig = studies.skip_scale_figure(entries)
+    fig = skip_scale.skip_scale_figure(entries)
     caption(fig, _caption(case))
     return fig
 
@@ -276,7 +278,7 @@ def _shift_growth(case: str) -> Figure:
             "mass_radius_50_unit"]  # fmt: skip
     group = {"setting": _label(case, 0), "seeds": seeds}
     group.update({k: {p: entry(1.0) for p in ("before", "after", "change")} for k in keys})
-    fig = plots.shift_growth_figure([group])
+    fig = trained.shift_growth_figure([group])
     caption(fig, _caption(case))
     return fig
 

@@ -16,9 +16,11 @@ The glue between the config, ``erf.training.data``, ``erf.training.loop`` and th
   size / diameter / ERF:TRF before and after, the train/val history, wall times,
   provenance and the resolved config.
 
-A sweep's summary (``summary.csv``, ``before_after.png`` over all jobs) is written by the
-``TrainedSummary`` Hydra callback, or later by ``python -m erf.trainjob SWEEP_DIR``
-(``erf.io.trained``).
+A job's figures are ``erf.io.trained``'s. A sweep's summary (``summary.csv``,
+``before_after.png`` over all jobs) is the trained_vs_untrained study
+(``erf.studies.trained_vs_untrained``), written by the ``SweepSummary`` Hydra callback with
+``study: trained_vs_untrained``, or later by ``erf report SWEEP_DIR --study
+trained_vs_untrained`` (alias ``erf train-summary SWEEP_DIR``).
 """
 
 from __future__ import annotations

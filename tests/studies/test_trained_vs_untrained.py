@@ -1,19 +1,29 @@
-"""A trained-vs-untrained sweep's summary from plain job folders: per-seed shift and growth in
-summary.csv, the over-seeds table with t-intervals (shift_growth.csv/.json) and the figures.
+"""The trained-vs-untrained study (erf.studies.trained_vs_untrained) from plain job folders:
+per-seed shift and growth in summary.csv, the over-seeds table with t-intervals
+(shift_growth.csv/.json) and the figures.
 The maps are Gaussians with a known offset and width, so the numbers have exact oracles."""
 
 import csv
 import json
 import math
+import shutil
 from dataclasses import replace
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 from scipy import stats
 
+from erf.app import callbacks, report, trainjob
 from erf.io.store import save_result, write_json
-from erf.io.trained import format_summary, setting_names, write_study_summary
 from erf.result import ERFResult
+from erf.studies import get_study, write_study
+from erf.studies.trained_vs_untrained import (
+    collect_jobs,
+    format_summary,
+    setting_names,
+    write_study_summary,
+)
 
 N = 61
 UNIT = (30, 30)
@@ -63,7 +73,7 @@ def _t_half(values):
 
 
 def test_the_summary_separates_shift_from_growth_per_seed_and_over_seeds(sweep):
-    rows = write_study_summary(sweep)
+    rows = write_study_summary(sweep, collect_jobs(sweep))
     assert [r["seed"] for r in rows] == [0, 1, 2, 0, 1, 2]
     with open(sweep / "summary.csv") as f:
         table = list(csv.DictReader(f))
@@ -106,7 +116,7 @@ def test_the_summary_separates_shift_from_growth_per_seed_and_over_seeds(sweep):
 def test_settings_that_differ_beyond_the_seed_are_summarised_apart(tmp_path):
     for i, init in enumerate(("kaiming", "rim_heavy")):
         _job(tmp_path, f"{i}_cls_{init}", "classification", 0, 3.0, 0.0, init=init)
-    rows = write_study_summary(tmp_path)
+    rows = write_study_summary(tmp_path, collect_jobs(tmp_path))
     assert setting_names(rows) == ["classification, init=kaiming", "classification, init=rim_heavy"]
     with open(tmp_path / "shift_growth.csv") as f:
         assert {r["setting"] for r in csv.DictReader(f)} == set(setting_names(rows))
@@ -116,7 +126,7 @@ def test_a_seed_whose_trained_map_vanished_is_left_out_of_the_intervals_and_name
     for i, (seed, shift) in enumerate(zip((0, 1, 2), (4.0, 8.0, 12.0))):
         _job(tmp_path, f"{i}_seg_seed{seed}", "segmentation", seed, 2.0, shift)
     _job(tmp_path, "3_seg_seed3", "segmentation", 3, 2.0, 30.0, scale=1e-8)  # a dead unit
-    rows = write_study_summary(tmp_path)
+    rows = write_study_summary(tmp_path, collect_jobs(tmp_path))
     assert "dead" in rows[3]["shift_growth_excluded"] and rows[0]["shift_growth_excluded"] is None
     with open(tmp_path / "shift_growth.csv") as f:
         long = {(r["quantity"], r["phase"]): r for r in csv.DictReader(f)}
@@ -124,3 +134,44 @@ def test_a_seed_whose_trained_map_vanished_is_left_out_of_the_intervals_and_name
     change = long["shift_norm", "change"]
     assert change["n"] == "3" and float(change["mean"]) == pytest.approx(8.0, abs=1e-6)
     assert "seed 3 left out after training" in format_summary(rows)
+
+
+def test_the_registered_study_writes_its_files_without_the_plain_sweep_summary(sweep):
+    study = get_study("trained_vs_untrained")
+    assert not study.sweep_summary  # it writes its own summary.csv
+    text = write_study(sweep, "trained_vs_untrained")
+    assert text == format_summary(write_study_summary(sweep, collect_jobs(sweep)))
+    assert set(study.files) <= {p.name for p in sweep.iterdir()}
+    assert not (sweep / "erf_grid.png").exists()
+
+
+def test_a_folder_without_finished_training_jobs_is_named_in_the_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no finished training jobs"):
+        write_study(tmp_path, "trained_vs_untrained")
+
+
+def test_train_summary_is_an_alias_of_report_with_the_study(sweep, tmp_path, capsys):
+    other = tmp_path / "copy"
+    shutil.copytree(sweep, other)
+    assert trainjob.main([str(sweep), "--scale", "log"]) == 0
+    alias = capsys.readouterr()
+    args = [str(other), "--study", "trained_vs_untrained", "--scale", "log"]
+    assert report.main(args) == 0
+    full = capsys.readouterr()
+    assert alias.err == full.err == ""
+    assert alias.out.replace(str(sweep), "DIR") == full.out.replace(str(other), "DIR")
+    for name in ("summary.csv", "shift_growth.csv", "shift_growth.json", "summary.md"):
+        assert (sweep / name).read_bytes() == (other / name).read_bytes()
+    assert trainjob.main([str(tmp_path / "none")]) == 2
+    assert capsys.readouterr().err.startswith("error: no finished training jobs")
+
+
+def test_the_sweep_callback_serves_the_study(sweep, capsys, monkeypatch):
+    monkeypatch.setattr(callbacks, "FAILURES", [])
+    summary = callbacks.SweepSummary(study="trained_vs_untrained")
+    summary.on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}}))
+    assert callbacks.FAILURES == []
+    out = capsys.readouterr().out
+    rows = collect_jobs(sweep)
+    assert out == f"{format_summary(write_study_summary(sweep, rows))}\nresults: {sweep}\n"
+    assert (sweep / "report.html").is_file() and not (sweep / "erf_grid.png").exists()
