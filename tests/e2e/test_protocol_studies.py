@@ -6,15 +6,14 @@ the branch scale, with and without batch-norm), activation_saturation and activa
 from pathlib import Path
 
 import pytest
-from helpers.cli import run_module
+from helpers.inprocess import run_module_here
 
 from erf.io.store import read_json
 
 
 def _experiment(name, out, *overrides):
-    return run_module(
+    return run_module_here(
         "erf.run", "scale=tiny", f"experiment={name}", f"hydra.sweep.dir={out}", *overrides,
-        timeout=600,
     )  # fmt: skip
 
 

@@ -76,14 +76,3 @@ def run_erf(
     non-zero exit status fails the test with the command's output."""
     argv = [*(erf or command("erf")), *args]
     return run_command(argv, cwd=cwd, check=check, env=env, timeout=timeout)
-
-
-def run_erf_expecting_error(run_dir: Path, *overrides: str) -> str:
-    """Run ``python -m erf.run OVERRIDES`` into ``run_dir``, which must fail cleanly: non-zero
-    exit, no traceback, no ``metrics.json`` in ``run_dir``. Returns the last stderr line (after
-    any progress bar's carriage returns)."""
-    proc = run_module("erf.run", *overrides, f"hydra.run.dir={run_dir}", check=False)
-    assert proc.returncode != 0
-    assert "Traceback" not in proc.stderr
-    assert not (run_dir / "metrics.json").exists()
-    return last_line(proc.stderr)
