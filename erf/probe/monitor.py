@@ -242,6 +242,8 @@ class MonitorProbe:
     ) -> None:
         self.settings = settings
         options = ProbeOptions.of(options)
+        if options.progress is None:  # no progress bar per measurement inside a training loop
+            options = ProbeOptions.of(options, progress=False)
         shape = settings.input_shape
         if inputs is not None:
             batches, shape = fixed_batch(inputs)
