@@ -179,14 +179,21 @@ class ERFMonitor:
         """A small dict to save with the training checkpoint: the epochs measured and their
         rows (numbers only, no maps)."""
         return {"format": STATE_FORMAT, "measured": self.measured,
-                "rows": [dict(r) for r in self.rows]}  # fmt: skip
+                "rows": [dict(r) for r in self.rows],
+                "settings": self.probe.fingerprint()}  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from ``state_dict()``: the rows are those of the checkpoint, and the CSV
         is rewritten from them (rows logged after the checkpoint are dropped and measured
-        again)."""
+        again). A state made with another target, position, input shape or probe setting that
+        changes the maps is refused in one line (``every`` may change)."""
         if state.get("format") != STATE_FORMAT:
             raise ValueError(f"not an ERFMonitor state (format {state.get('format')!r})")
+        differ = self.probe.differences(state.get("settings", {}))
+        if differ:
+            raise ValueError(
+                f"the monitor state was made with other settings ({', '.join(differ)})"
+            )
         self.rows = [dict(r) for r in state["rows"]]
         if probing_rank():
             self._write_csv()

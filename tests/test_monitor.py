@@ -154,6 +154,19 @@ def test_a_resumed_monitor_continues_the_csv_without_duplicates(tmp_path):
     assert got == [_numbers(r) for r in _csv(tmp_path / "whole" / "erf_monitor.csv")]
 
 
+def test_a_state_from_another_target_or_probe_is_refused_and_every_may_change():
+    state = _monitor().state_dict()
+    options = erf.ProbeOptions.of(OPTIONS, n_samples=8)
+    other = erf.ERFMonitor("body.0", 1, options, input_shape=SHAPE)
+    with pytest.raises(ValueError) as err:
+        other.load_state_dict(state)
+    assert _one_line(err) == (
+        "the monitor state was made with other settings "
+        "(target: 'body.5' -> 'body.0', probe.n_samples: 4 -> 8)"
+    )
+    _monitor(every=3).load_state_dict(state)  # measuring more or less often is fine
+
+
 class _Untouchable(nn.Module):
     def forward(self, x):
         raise AssertionError("rank 1 ran the model")

@@ -43,7 +43,8 @@ from erf.probe.options import ProbeOptions
 from erf.probe.support import trf_or_support
 from erf.result import ERFResult
 from erf.rf.theory import TheoreticalRF
-from erf.settings import IGNORED, RECORDED, check_fields, setting
+from erf.settings import IGNORED, RECORDED, check_fields, compared, setting
+from erf.settings import fingerprint as settings_fingerprint
 
 # The numbers of one measurement that the monitor logs (CSV columns, TensorBoard scalars), in
 # order: the epoch, Luo's ERF size with its 95 % interval over input groups, ERF/TRF with its
@@ -104,7 +105,12 @@ class MonitorSettings:
     An epoch is due when ``epoch % every == 0``: epoch 0 is the network before training,
     epoch ``e`` the network after ``e`` epochs."""
 
-    every: int = setting(1, int_at_least(1), "measure after every N-th epoch (0: before training)")
+    every: int = setting(
+        1,
+        int_at_least(1),
+        "measure after every N-th epoch (0: before training)",
+        fingerprint=RECORDED,  # a resumed run may measure more or less often
+    )
     target: str | None = setting(
         None, (_is_target, "a module name or null"), "the probed module (null: the model output)"
     )
@@ -112,11 +118,13 @@ class MonitorSettings:
         "center",
         (_is_position, "center, a prefix token or [row, col]"),
         "the probed unit in the target's map",
+        to_config=lambda v: v if isinstance(v, str) else list(v),
     )
     input_shape: tuple[int, int, int] | None = setting(
         None,
         (_is_shape, "null or [C, H, W] with sizes >= 1"),
         "(C, H, W) of one probe input (null: taken from a fixed batch)",
+        to_config=lambda v: None if v is None else list(v),
         from_config=_shape,
     )
     r2_min: float = setting(
@@ -259,6 +267,24 @@ class MonitorProbe:
         self.options, self.make_inputs = options, make_inputs
         self._trf: TheoreticalRF | None = None
         self._checked: set[int] = set()
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What the measurements depend on, in plain values (kept in the monitor's state):
+        the settings' and the probe options' fingerprints (``erf.settings``), the options'
+        keys prefixed ``probe.``."""
+        probe = {f"probe.{k}": v for k, v in self.options.fingerprint().items()}
+        return {**settings_fingerprint(self.settings), **probe, "input_shape": list(self.shape)}
+
+    def differences(self, recorded: dict[str, Any]) -> list[str]:
+        """The compared settings (``COMPARED``) whose ``recorded`` value is not this probe's,
+        as ``key: old -> new``."""
+        mine = self.fingerprint()
+        keys = [*compared(MonitorSettings), *(f"probe.{k}" for k in compared(ProbeOptions))]
+        return [
+            f"{k}: {recorded.get(k)!r} -> {mine.get(k)!r}"
+            for k in keys
+            if k in mine and recorded.get(k) != mine[k]
+        ]
 
     def device(self, model: nn.Module) -> torch.device:
         """Where the probe runs: ``options.device``, or with "auto" the model's own device.

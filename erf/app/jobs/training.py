@@ -16,8 +16,10 @@ The glue between the config, ``erf.training.data``, ``erf.training.loop`` and th
   size / diameter / ERF:TRF before and after, the train/val history, wall times,
   provenance and the resolved config.
 
-A job's figures are ``erf.io.trained``'s. A sweep's summary (``summary.csv``,
-``before_after.png`` over all jobs) is the trained_vs_untrained study
+Every ERF of the job (init, each epoch, trained) is measured through ``erf.monitor.ERFMonitor``,
+the one way erf measures an ERF during training. A job's figures are ``erf.io.trained``'s. A
+sweep's summary (``summary.csv``, ``before_after.png`` over all jobs) is the
+trained_vs_untrained study
 (``erf.studies.trained_vs_untrained``), written by the ``SweepSummary`` Hydra callback with
 ``study: trained_vs_untrained``, or later by ``erf report SWEEP_DIR --study
 trained_vs_untrained`` (alias ``erf train-summary SWEEP_DIR``).
