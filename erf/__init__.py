@@ -15,6 +15,7 @@ from erf.version import __version__ as __version__
 # Each public name and the module that defines it (one table: __all__ and the lazy loader).
 _HOMES = {
     "ConvStack": "erf.nets.luo",
+    "ERFMonitor": "erf.monitor",
     "ERFResult": "erf.result",
     "GaussianFit": "erf.analysis.fit",
     "PRESETS": "erf.probe.options",
@@ -63,6 +64,7 @@ if TYPE_CHECKING:  # static checkers and IDEs see the names directly (explicit r
     from erf.analysis.metrics import moment_sigma as moment_sigma
     from erf.analysis.metrics import radial_mass as radial_mass
     from erf.analysis.sizes import erf_size as erf_size
+    from erf.monitor import ERFMonitor as ERFMonitor
     from erf.nets.luo import ConvStack as ConvStack
     from erf.probe.measure import measure_erf as measure_erf
     from erf.probe.measure import measure_erfs as measure_erfs

@@ -648,6 +648,28 @@ def test_the_memory_table_is_its_estimate_file():
         _check(found[2], job["ratio"], f"memory {name} ratio")
 
 
+def test_the_erf_monitor_write_up_quotes_its_csv_and_run_file():
+    folder = ROOT / "experiments" / "erf_monitor"
+    text = _text(folder / "README.md")
+    rows = _csv(folder / "erf_monitor.csv")
+    ci = rf"{NUMBER} \[{NUMBER}, {NUMBER}\]"
+    keys = ("erf_size", "erf_size_ci_low", "erf_size_ci_high", "erf_trf_ratio", "fit_r2",
+            "probe_time_s")  # fmt: skip
+    for row in rows:
+        what = f"erf_monitor epoch {row['epoch']}"
+        pattern = rf"\| {row['epoch']} \| {ci} \| {NUMBER} \| {NUMBER} \| {NUMBER} \|"
+        for quoted, key in zip(_find(pattern, text, what), keys):
+            _check(quoted, float(row[key]), f"{what} {key}")
+    run = json.loads(_text(folder / "run.json"))
+    assert run["weights_bitwise_equal"] is True and "`weights_bitwise_equal: true`" in text
+    took, without = _find(rf"took {NUMBER} s in all (?s:.)*?against {NUMBER} s", text, "cost")
+    _check(took, run["monitor_step_s"], "erf_monitor step time")
+    _check(without, run["train_s_without_monitor"], "erf_monitor training time")
+    first, last = _find(rf"from {NUMBER} px at initialisation to\s+{NUMBER} px", text, "growth")
+    _check(first, float(rows[0]["erf_size"]), "erf_monitor size at init")
+    _check(last, float(rows[-1]["erf_size"]), "erf_monitor size at the end")
+
+
 def _summary_row(study: str) -> str:
     """The row of the luo2016 summary table whose first cell starts with ``study``."""
     text = _text(LUO / "README.md")
