@@ -14,7 +14,9 @@ model's config (``erf.probe.declared``).
 from __future__ import annotations
 
 import difflib
+import inspect
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from erf.nets.zoo import (
     load_checkpoint,
 )
 
+log = logging.getLogger(__name__)
 PREPROCESSOR_FILE = "preprocessor_config.json"  # where a checkpoint keeps its image mean/std
 
 
@@ -73,18 +76,27 @@ def _model_class(tf: Any, name: str, config: Any | None) -> Any:
     )
 
 
-def _checked_overrides(config_cls: Any, overrides: dict[str, Any], name: str) -> None:
-    """Refuse config overrides the config class does not know (transformers would store a
-    misspelt key silently and build the default model)."""
-    default = config_cls()
+def _split_overrides(cls: Any, overrides: dict[str, Any], name: str) -> tuple[dict, dict]:
+    """``overrides`` as (config settings, constructor keywords of ``cls`` such as ViTModel's
+    ``add_pooling_layer``); a key that is neither is refused (transformers would store a
+    misspelt config key silently and build the default model)."""
+    default = cls.config_class()
     known = set(default.to_dict())
-    unknown = sorted(k for k in overrides if k not in known and not hasattr(default, k))
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], known, n=3)
-        hint = f" (close: {', '.join(close)})" if close else ""
-        raise ValueError(
-            f"model.{unknown[0]}: {config_cls.__name__} of {name} has no such setting{hint}"
-        )
+    params = set(inspect.signature(cls.__init__).parameters) - {"self", "config"}
+    settings, keywords = {}, {}
+    for key, value in overrides.items():
+        if key in known or hasattr(default, key):
+            settings[key] = value
+        elif key in params:
+            keywords[key] = value
+        else:
+            close = difflib.get_close_matches(key, sorted(known | params), n=3)
+            hint = f" (close: {', '.join(close)})" if close else ""
+            raise ValueError(
+                f"model.{key}: neither {cls.config_class.__name__} nor {cls.__name__} "
+                f"of {name} has such a setting{hint}"
+            )
+    return settings, keywords
 
 
 def _local_config(tf: Any, source: str, overrides: dict[str, Any]) -> Any:
@@ -123,9 +135,10 @@ def hf_model(
     ``name``: a model class ("ViTModel", "SegformerForSemanticSegmentation"), a config class
     ("Dinov2Config") or a model type ("swin") -- built from its default config -- or a local
     folder / cached hub repo id holding a ``config.json`` (its ``architectures`` class).
-    ``config``: overrides of that config (``image_size=32``, ``num_hidden_layers=2``, ...; an
-    unknown key is refused). ``weights``: None for random weights drawn from torch's global RNG
-    (seed it for reproducible weights), or a local folder / cached hub repo id loaded with
+    ``config``: overrides of that config (``image_size=32``, ``num_hidden_layers=2``, ...) or
+    keywords of the class (ViTModel's ``add_pooling_layer=False``); any other key is refused.
+    ``weights``: None for random weights drawn from torch's global RNG (seed it for
+    reproducible weights), or a local folder / cached hub repo id loaded with
     ``from_pretrained(..., local_files_only=True)``. ``checkpoint``: a state dict loaded
     afterwards (``load_checkpoint``). ``output_hidden_states`` (default on) fills the outputs'
     ``hidden_states`` so that ``probe.output=hidden_states.K`` can pick block K. Loaded weights
@@ -133,33 +146,49 @@ def hf_model(
     """
     tf = _transformers()
     name = str(name)
-    overrides = {**config, "output_hidden_states": bool(output_hidden_states)}
-    folder_config = _local_config(tf, name, overrides) if _is_source(name) else None
-    cls = _model_class(tf, name, folder_config)
-    if folder_config is not None:
-        cfg = folder_config
+    hidden = {"output_hidden_states": bool(output_hidden_states)}
+    folder = _is_source(name)
+    cls = _model_class(tf, name, _local_config(tf, name, {}) if folder else None)
+    settings, keywords = _split_overrides(cls, config, name)
+    weights = None if str(weights).lower() in ("none", "null", "") else str(weights)
+    if folder or weights is not None:  # the config that comes with the files
+        cfg = _local_config(tf, name if folder else weights, {**settings, **hidden})
     else:
-        _checked_overrides(cls.config_class, config, name)
-        cfg = cls.config_class(**overrides)
-    if weights is None or str(weights).lower() in ("none", "null", ""):
-        model = cls(cfg)
+        cfg = cls.config_class(**settings, **hidden)
+    if weights is None:
+        model = cls(cfg, **keywords)
     else:
-        model = _pretrained(cls, str(weights), cfg)
-        _record_normalization(model, str(weights))
+        model = _pretrained(cls, weights, cfg, keywords)
+        _record_normalization(model, weights)
     if checkpoint:
         load_checkpoint(model, checkpoint)
     return model
 
 
-def _pretrained(cls: Any, source: str, cfg: Any) -> nn.Module:
-    """``cls.from_pretrained(source, config=cfg)`` from local files only."""
+def _pretrained(cls: Any, source: str, cfg: Any, keywords: dict[str, Any]) -> nn.Module:
+    """``cls.from_pretrained(source, config=cfg)`` from local files only. Tensors whose shapes
+    do not fit the model are a one-line error; tensors the files lack (a task head over a
+    backbone's weights) keep their random init, and a log line says which."""
     try:
-        return cls.from_pretrained(
-            source, config=cfg, local_files_only=True, cache_dir=_cache_for(source)
-        )
+        model, info = cls.from_pretrained(
+            source, config=cfg, local_files_only=True, cache_dir=_cache_for(source),
+            output_loading_info=True, **keywords,
+        )  # fmt: skip
     except OSError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WeightsUnavailable(f"{_missing(source, 'weights')} ({first[:120]})") from None
+    except RuntimeError:  # transformers' size-mismatch report (ignore_mismatched_sizes=False)
+        raise WeightsUnavailable(
+            f"the weights in {source} do not fit {cls.__name__} with this config: tensors "
+            "differ in shape (drop the model.* settings that change the architecture)"
+        ) from None
+    missing = sorted(info.get("missing_keys") or [])
+    if missing:
+        log.warning(
+            "%s: %d tensors not in %s keep their random init (%s%s)", cls.__name__,
+            len(missing), source, ", ".join(missing[:3]), ", ..." if len(missing) > 3 else "",
+        )  # fmt: skip
+    return model
 
 
 def _record_normalization(model: nn.Module, source: str) -> None:
