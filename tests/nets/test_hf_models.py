@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 import erf
 from erf.app.build import input_shape_for, seeded_model
@@ -210,6 +211,19 @@ def test_a_square_submodule_map_is_refused_naming_probe_layout(convnext):
         erf.measure_erf(convnext, (3, 32, 32), target="encoder.stages.0", **ONE)
 
 
+def test_a_dpt_depth_map_is_probed_as_its_one_channel_map_before_the_last_relu():
+    shape = {k: v for k, v in VIT.items() if k not in ("layer_norm_eps", "num_hidden_layers")}
+    dpt = _build(
+        "DPTForDepthEstimation", **shape, num_hidden_layers=4, backbone_out_indices=[0, 1, 2, 3],
+        neck_hidden_sizes=[8, 16, 16, 32], fusion_hidden_size=16,
+    )  # fmt: skip
+    depth = erf.measure_erf(dpt, (3, 32, 32), target="head.head.4", **ONE)  # before ReLU, squeeze
+    assert depth.target_shape == (1, 64, 64) and depth.position == (32, 32)  # at 2x the input
+    assert depth.meta["layout_decided_by"] == "NCHW (Conv2d output)"
+    assert depth.meta["unit_in_input"] == [15.75, 15.75]
+    assert depth.map.max() > 0
+
+
 # --------------------------------------------------------------------------- exact oracles
 
 
@@ -383,3 +397,25 @@ def test_weights_that_do_not_fit_the_configured_model_are_refused(vit, tmp_path)
     vit.save_pretrained(tmp_path)
     with pytest.raises(WeightsUnavailable, match=r"do not fit ViTModel .* differ in shape"):
         hf_model("ViTModel", weights=str(tmp_path), hidden_size=64, add_pooling_layer=False)
+
+
+HF_ARCHS = sorted(p.stem for p in (CONFIG_DIR / "arch").glob("hf_*.yaml"))
+
+
+@pytest.mark.parametrize("arch", HF_ARCHS)
+def test_every_hf_arch_builds_with_an_output_that_exists_before_the_final_norm(arch):
+    """Each configs/arch/hf_* composes into experiment=cross_arch, builds (on the meta device:
+    no weights) and probes an output entry of the model: ``hidden_states.K`` with K at most
+    its number of blocks (entry K is block K's output, before the final LayerNorm)."""
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["experiment=cross_arch", f"arch={arch}"])
+    assert cfg.model._target_ == "erf.nets.hf.hf_model" and cfg.label
+    spec = OmegaConf.to_container(cfg.model, resolve=True)
+    with torch.device("meta"):
+        model = hf_model(**{k: v for k, v in spec.items() if k != "_target_"})
+    assert spec["weights"] is None and cfg.probe.target is None
+    entry, _, k = cfg.probe.output.partition(".")
+    assert entry in ("last_hidden_state", "hidden_states")
+    if entry == "hidden_states":
+        blocks = getattr(model.config, "num_hidden_layers", None) or len(model.config.depths)
+        assert int(k) == blocks  # the last block's output: hidden_states[0] is the embedding
