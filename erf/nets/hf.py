@@ -53,15 +53,16 @@ def _model_class(tf: Any, name: str, config: Any | None) -> Any:
     """The model class ``name`` names: a model class ("ViTModel"), a config class
     ("ViTConfig": its AutoModel class), a model type ("vit": likewise) or, with ``config``
     (read from a folder), the class its ``architectures`` names, else its AutoModel class."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
+
     if config is not None:
         arch = (getattr(config, "architectures", None) or [None])[0]
         found = getattr(tf, arch, None) if arch else None
-        return found if found is not None else tf.AutoModel.from_config(config).__class__
+        return found if found is not None else getattr(tf, MODEL_MAPPING_NAMES[config.model_type])
     obj = getattr(tf, name, None) if name[:1].isupper() else None
     if isinstance(obj, type) and issubclass(obj, nn.Module) and hasattr(obj, "config_class"):
         return obj
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
-    from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
 
     types = {cls.__name__: t for t, cls in CONFIG_MAPPING.items()}
     model_type = types.get(name, name)

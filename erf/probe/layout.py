@@ -16,8 +16,9 @@ It never guesses silently: the layout is taken from the option (``layout``), els
 the model declares (``erf.probe.declared``: timm's and torchvision's attributes, a
 transformers config) or the module that made the tensor (a Conv2d output is NCHW), else from
 the shape and the input's aspect ratio; when two readings both fit (a square map whose
-channel count is its side, say) it refuses in one line naming the option that decides it. ``Grid.decided_by`` records how the
-layout was decided, and the probe stores it in the result's meta.
+channel count is its side, say) it refuses in one line naming the option that decides it.
+``Grid.decided_by`` records how the layout was decided, and the probe stores it in the
+result's meta.
 
 Positions on the grid are ``(row, col)``, the centre of an ``h x w`` grid is
 ``(h // 2, w // 2)``; a prefix token is named ``"cls"`` (prefix token 0) or ``"prefix:K"``.

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -104,6 +105,12 @@ def test_a_class_a_config_class_and_a_model_type_name_the_five_architectures(
     ]  # fmt: skip
     assert vit.config.num_hidden_layers == 2 and vit.pooler is None  # a constructor keyword
     assert swin.config.window_size == 4 and convnext.config.hidden_sizes == [8, 16]
+
+
+def test_without_transformers_model_hf_says_which_extra_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "transformers", None)  # import transformers fails
+    with pytest.raises(ValueError, match=r"model=hf needs the transformers package: .*\[hf\]"):
+        hf_model("ViTModel")
 
 
 def test_a_misspelt_setting_is_refused_naming_the_close_one():
