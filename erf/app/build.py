@@ -222,7 +222,15 @@ def resolve_target(target: str | None, model: nn.Module, input_shape) -> str | N
             f"maps ends there, so it cannot pick the last layer; name it, e.g. "
             f"probe.target={last_block(model)}"
         )
-    return auto_target(layer_table(model, input_shape))
+    try:
+        table = layer_table(model, input_shape)
+    except ValueError as exc:  # no torch.fx trace (transformers models, control flow)
+        why = str(exc).strip().splitlines()[0]
+        raise ValueError(
+            f"probe.target=auto reads the layer table of the torch.fx trace, and here: {why}; "
+            f"name the layer, e.g. probe.target={last_block(model)}"
+        ) from None
+    return auto_target(table)
 
 
 def graph_stops_at_tokens(model: nn.Module, input_shape) -> str | None:
