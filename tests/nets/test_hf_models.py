@@ -194,6 +194,13 @@ def test_the_vit_grid_and_class_token_are_read_from_the_config(vit):
     assert result.meta["layout_decided_by"] == "hf config (vit): cls_token + config.patch_size=8"
 
 
+def test_deit_under_a_classification_head_has_its_class_and_distillation_tokens():
+    deit = _build("DeiTForImageClassificationWithTeacher", **VIT)
+    dist = erf.measure_erf(deit, (3, 32, 32), output="hidden_states.1", position="prefix:1", **ONE)
+    assert dist.meta["prefix_tokens"] == 2 and dist.position == "prefix:1"
+    assert "cls_token + distillation_token" in dist.meta["layout_decided_by"]
+
+
 def test_dinov2_register_tokens_come_from_the_config(dino):
     result = erf.measure_erf(dino, (3, 32, 32), output="hidden_states.0", **ONE)
     assert (
