@@ -603,16 +603,17 @@ CROSS_ARCH_TABLE_COLUMNS = (
 )
 
 
-def test_the_cross_arch_table_is_its_study_table():
+@pytest.mark.parametrize(("study", "n_rows"), [("cross_arch", 18), ("hf_models", 6)])
+def test_the_cross_arch_table_is_its_study_table(study, n_rows):
     """Each cell quotes the mean over seeds and, in brackets, its interval; a cell without
     brackets is one whose seeds agree (a zero-width interval), as the write-up says."""
-    folder = ROOT / "experiments" / "cross_arch"
+    folder = ROOT / "experiments" / study
     text = _text(folder / "README.md")
     rows = _csv(folder / "cross_arch.csv")
-    assert len(rows) == 18
+    assert len(rows) == n_rows
     for row in rows:
         what = f"cross_arch {row['label']} {row['inputs']}"
-        cells = " \\| ".join([CELL_CI] * 5)
+        cells = " \\| ".join([f"(?:{CELL_CI}|(n/a))"] * 5)
         found = _find(
             rf"\| {re.escape(row['label'])} \| {row['inputs']} \| {row['input_h']} \| "
             rf"{row['n_seeds']} \| {cells} \| ({NUMBER[1:-1]}|global) \| (.+?) \|",
@@ -620,11 +621,14 @@ def test_the_cross_arch_table_is_its_study_table():
             what,
         )
         for i, key in enumerate(CROSS_ARCH_TABLE_COLUMNS):
+            if found[4 * i + 3] is not None:  # n/a: no seed has a value
+                assert int(float(row[f"{key}_n"])) == 0, f"{what} {key}: n/a, but values"
+                continue
             values = tuple(float(row[f"{key}_{s}"]) for s in ("mean", "lo", "hi"))
-            _check_ci(found[3 * i : 3 * i + 3], values, f"{what} {key}")
-            if found[3 * i + 1] is None:
+            _check_ci(found[4 * i : 4 * i + 3], values, f"{what} {key}")
+            if found[4 * i + 1] is None:
                 assert values[1] == values[2], f"{what} {key}: no interval quoted, but a spread"
-        trf, ratio = found[15:]
+        trf, ratio = found[20:]
         if row["trf_global"] == "True":
             assert (trf, ratio) == ("global", "n/a (global)"), what
             continue
@@ -632,6 +636,24 @@ def test_the_cross_arch_table_is_its_study_table():
         quoted = _find(rf"^{CELL_CI}$", ratio, f"{what} ERF/TRF")
         values = tuple(float(row[f"erf_trf_ratio_{s}"]) for s in ("mean", "lo", "hi"))
         _check_ci(quoted, values, f"{what} ERF/TRF")
+
+
+def test_the_hf_models_write_up_quotes_each_jobs_mass_radius_and_luo_size():
+    folder = ROOT / "experiments" / "hf_models"
+    text = " ".join(_text(folder / "README.md").split())
+    jobs = _csv(folder / "summary.csv")
+    by_label: dict[str, list[dict[str, str]]] = {}
+    for job in sorted(jobs, key=lambda j: int(j["job"].split("_")[0])):
+        by_label.setdefault(job["label"], []).append(job)
+    pairs = [("DeiT-S", "ViT-S (HF)"), ("Swin-T", "Swin-T (HF)")]
+    pairs.append(("ConvNeXt-T (ls 1)", "ConvNeXt-T (ls 1, HF)"))
+    for timm_label, hf_label in pairs:
+        quoted = [f"{float(j['mass_radius_50']):.2f}" for j in by_label[timm_label]]
+        theirs = [f"{float(j['mass_radius_50']):.2f}" for j in by_label[hf_label]]
+        assert ", ".join(quoted) in text and ", ".join(theirs) in text, (timm_label, quoted)
+    for label in ("Swin-T", "Swin-T (HF)"):
+        sizes = ", ".join(f"{float(j['erf_size']):.1f}" for j in by_label[label])
+        assert f"{sizes} px for" in text, (label, sizes)
 
 
 def test_the_memory_table_is_its_estimate_file():
