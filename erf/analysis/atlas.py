@@ -5,7 +5,9 @@ For each unit (one ``ERFResult``), in input pixels unless stated:
 
 - ``unit_in_input_row``/``_col``: the unit's centre, the centre of its unclipped exact TRF box
   (``meta["atlas"]["trf_interval"]``; without one, the probe's grid-scale estimate);
-- ``erf_size``: Luo's size about the unit's centre pixel, with the t-band interval of its
+- ``erf_size``: Luo's size with the threshold relative to the ERF's peak pixel
+  (``peak_row``/``_col``, the argmax of the mean map) rather than the pixel under the unit,
+  which a border unit's shifted ERF may leave nearly empty; with the t-band interval of its
   threshold count (``erf.analysis.bands``);
 - ``centroid_row``/``_col``: the ERF's centre of mass; ``shift_row``/``_col``/``_norm``:
   centroid minus unit centre (the border pulls it inwards: positive rows at the top edge);
@@ -34,7 +36,7 @@ import numpy as np
 from erf import reductions
 from erf.analysis.bands import luo_size_band
 from erf.analysis.bootstrap import jackknife_intervals, nonempty
-from erf.analysis.metrics import center_of_mass, erf_center, is_degenerate, luo_size, moment_sigma
+from erf.analysis.metrics import center_of_mass, is_degenerate, luo_size, moment_sigma
 from erf.result import ERFResult
 
 JACKKNIFED = (
@@ -44,7 +46,8 @@ INTERVAL_KEYS = ("erf_size", "erf_trf_ratio", *JACKKNIFED)
 COLUMNS = (
     "unit_row", "unit_col", "region", "border_distance", "unit_in_input_row",
     "unit_in_input_col", "unit_in_input_from", "trf_rows", "trf_cols", "trf_pixels",
-    "erf_size", "erf_trf_ratio", *JACKKNIFED, "mass_outside_trf", "n_samples", "degenerate",
+    "erf_size", "erf_trf_ratio", *JACKKNIFED, "peak_row", "peak_col", "mass_outside_trf",
+    "n_samples", "degenerate",
     "pass",
 )  # fmt: skip
 
@@ -112,7 +115,8 @@ def atlas_row(result: ERFResult, level: float = 0.95) -> dict[str, Any]:
         raise ValueError(f"unit {unit}: no place in the input (a prefix token?)")
     box = atlas.get("trf_interval")
     m = result.map
-    pixel = erf_center(result.shape, centre)
+    m_finite = np.nan_to_num(m, nan=-np.inf)
+    pixel = tuple(int(v) for v in np.unravel_index(int(np.argmax(m_finite)), m.shape))
     pixels = atlas.get("trf_pixels")
     row: dict[str, Any] = {
         "unit_row": unit[0],
@@ -125,6 +129,8 @@ def atlas_row(result: ERFResult, level: float = 0.95) -> dict[str, Any]:
         "trf_rows": None if box is None else box[0][1] - box[0][0] + 1,
         "trf_cols": None if box is None else box[1][1] - box[1][0] + 1,
         "trf_pixels": pixels,
+        "peak_row": pixel[0],
+        "peak_col": pixel[1],
         "n_samples": result.n_samples,
         "degenerate": is_degenerate(m),
         "pass": atlas.get("pass"),

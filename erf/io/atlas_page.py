@@ -103,13 +103,17 @@ SCRIPT = r"""
     const c = colour(v * 255);
     el.setAttribute('fill', `rgb(${c[0]},${c[1]},${c[2]})`);
   });
-  function fmt(v) { return v === null || v === undefined ? 'n/a' : (Number.isInteger(v) ? String(v) : v.toFixed(2)); }
+  function fmt(v) {
+    if (v === null || v === undefined) return 'n/a';
+    return Number.isInteger(v) ? String(v) : v.toFixed(2);
+  }
   function withCi(u, k) {
     const lo = u[k + '_ci_low'], hi = u[k + '_ci_high'];
     return fmt(u[k]) + (lo === null || lo === undefined ? '' : ` [${fmt(lo)}, ${fmt(hi)}]`);
   }
   function table(u) {
-    const box = u.box ? `rows ${u.box[0][0]}..${u.box[0][1]}, cols ${u.box[1][0]}..${u.box[1][1]}` : 'n/a';
+    const b = u.box;
+    const box = b ? `rows ${b[0][0]}..${b[0][1]}, cols ${b[1][0]}..${b[1][1]}` : 'n/a';
     const lines = [
       ['unit (row, col)', `(${u.row}, ${u.col}), ${u.region}`],
       ['ERF size, Luo (px) [95 % interval]', withCi(u, 'erf_size')],
@@ -143,11 +147,15 @@ SCRIPT = r"""
       ctx.strokeStyle = '#4fc3f7'; ctx.lineWidth = 2;
       ctx.strokeRect(c0 * scale, r0 * scale, (c1 - c0 + 1) * scale, (r1 - r0 + 1) * scale);
     }
-    const mark = (p, draw) => { if (p[0] !== null) draw((p[1] + 0.5) * scale, (p[0] + 0.5) * scale); };
+    const mark = (p, draw) => {
+      if (p[0] !== null) draw((p[1] + 0.5) * scale, (p[0] + 0.5) * scale);
+    };
     ctx.strokeStyle = '#fff'; ctx.lineWidth = 2;
     mark(u.centre, (x, y) => { ctx.beginPath(); ctx.moveTo(x - 6, y); ctx.lineTo(x + 6, y);
       ctx.moveTo(x, y - 6); ctx.lineTo(x, y + 6); ctx.stroke(); });
-    mark(u.centroid, (x, y) => { ctx.beginPath(); ctx.arc(x, y, 5, 0, 2 * Math.PI); ctx.stroke(); });
+    mark(u.centroid, (x, y) => {
+      ctx.beginPath(); ctx.arc(x, y, 5, 0, 2 * Math.PI); ctx.stroke();
+    });
     canvas.dataset.unit = `${u.row},${u.col}`;
     document.getElementById('shown').textContent = `unit (${u.row}, ${u.col})`;
     cells.forEach(el => el.classList.toggle('shown', +el.dataset.index === k));

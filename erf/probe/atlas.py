@@ -45,7 +45,7 @@ from erf.probe.accumulate import Accumulator
 from erf.probe.batches import BatchStream, with_twin
 from erf.probe.forward import forward_fn, probing
 from erf.probe.layout import graph_spatial_dims, select_output
-from erf.probe.measure import FAST_AUTOCAST, reduce_gradient
+from erf.probe.measure import FAST_AUTOCAST, input_maps, reduce_gradient
 from erf.probe.options import BATCHED_SEEDINGS, ProbeOptions
 from erf.probe.units import atlas_units
 from erf.result import ERFResult
@@ -291,8 +291,15 @@ def _run(model, input_shape, plan, accs, options, dev, backward) -> int:
         x.requires_grad_(True)
         with autocast:
             y = select_output(forward(x)[plan.target], options.output, where)
-        seeds = [_pass_seed(y, [accs[k] for k in p]) for p in plan.passes]
-        for i, maps in _pass_maps(y, x, seeds, options.reduce, backward):
+        if accs[0].batched:  # one unit per pass, each channel seeded on its own
+            last = len(accs) - 1
+            found = (
+                (k, input_maps(acc, y, x, options.reduce, k < last)) for k, acc in enumerate(accs)
+            )
+        else:
+            seeds = [_pass_seed(y, [accs[k] for k in p]) for p in plan.passes]
+            found = _pass_maps(y, x, seeds, options.reduce, backward)
+        for i, maps in found:
             for k in plan.passes[i]:
                 unit_maps = maps[:n] if len(plan.passes[i]) == 1 else _inside(maps[:n], masks[k])
                 finite = torch.isfinite(unit_maps).flatten(1).all(1)

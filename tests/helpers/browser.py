@@ -2,10 +2,13 @@
 is, how it starts, and the console lines it printed. Skipped without a browser, except in CI
 (``CI`` set), where ``.ci/run`` installs Chromium and a missing one fails the test."""
 
+import contextlib
+import json
 import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -88,8 +91,6 @@ class Page:
 
     def send(self, method: str, **params) -> dict:
         """Send one command (to the page once attached) and return its result."""
-        import json
-
         self._next_id += 1
         message = {"id": self._next_id, "method": method, "params": params}
         if self._session and not method.startswith("Target."):
@@ -117,8 +118,6 @@ class Page:
 
     def wait_for(self, expression: str, timeout: float = 30.0) -> None:
         """Poll until ``expression`` is truthy (TimeoutError after ``timeout`` seconds)."""
-        import time
-
         end = time.monotonic() + timeout
         while not self.evaluate(expression):
             if time.monotonic() > end:
@@ -144,10 +143,8 @@ class Page:
         self.send("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError, OSError):
             self.send("Browser.close")
-        except (RuntimeError, OSError):
-            pass
         try:
             self._proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
