@@ -25,11 +25,16 @@ POOLS = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
+def check_padding_mode(mode: str) -> None:
+    """A one-line ValueError unless ``mode`` is one of ``PADDING_MODES``."""
+    if mode not in PADDING_MODES:
+        raise ValueError(f"padding_mode={mode!r} is not allowed: expected one of {PADDING_MODES}")
+
+
 def set_padding_mode(model: nn.Module, mode: str) -> nn.Module:
     """Set ``padding_mode`` of every ``nn.Conv2d`` of ``model`` that pads (in place; returned
     for chaining). Pooling layers keep their own padding (a max pool pads with -inf)."""
-    if mode not in PADDING_MODES:
-        raise ValueError(f"padding_mode={mode!r} is not allowed: expected one of {PADDING_MODES}")
+    check_padding_mode(mode)
     for conv in model.modules():
         pads = getattr(conv, "padding", 0)
         if isinstance(conv, nn.Conv2d) and (pads == "same" or (pads != "valid" and any(pads))):
@@ -108,10 +113,7 @@ class ConvStack(nn.Sequential):
         padding_mode: str = "zeros",
     ) -> None:
         check_int("depth", depth, 1, MAX_LAYERS)
-        if padding_mode not in PADDING_MODES:
-            raise ValueError(
-                f"padding_mode={padding_mode!r} is not allowed: expected one of {PADDING_MODES}"
-            )
+        check_padding_mode(padding_mode)
         check_positive("weight_scale", weight_scale)
         check_int("kernel_size", kernel_size, 1, MAX_KERNEL)
         check_int("channels", channels, 1, MAX_CHANNELS)

@@ -183,15 +183,18 @@ def measure_atlas(
     batch and one backward pass per group of units with disjoint exact TRFs.
 
     Args:
-        model, input_shape, target: as ``measure_erf`` (the target must be a 2-D map).
+        model: any module, as for ``measure_erf``.
+        input_shape: ``(C, H, W)`` of one input.
+        target: module name, or None for the model output; it must be a 2-D map.
         units: a unit set of ``erf.probe.units.UNIT_SETS`` ("border", "row", "all",
             "grid:N") or a list of (row, col).
-        options, settings: the probe's options (``ProbeOptions``); ``crop`` and
+        options: the probe's options (``ProbeOptions``); ``crop`` and
             ``batch_size="auto"`` are refused.
         share: "auto" (share passes where exact) or "off" (one pass per unit).
         backward: "loop" (one backward per pass on the retained graph; every unit's sums are
             bitwise those of its own ``measure_erf``) or "vmap" (the passes of a chunk in one
             batched backward; equal up to float rounding).
+        **settings: ``ProbeOptions`` fields by name, replacing those of ``options``.
 
     Returns:
         An ``AtlasResult``: per unit the ``ERFResult`` that ``measure_erf(..., position=unit)``
