@@ -60,8 +60,8 @@ def _shift_panel(fig, ax, rows, map_hw) -> None:
         r
         for r in rows
         if math.isfinite(float(r["shift_norm"]))
-        and r["unit_row"] % step == 0
-        and r["unit_col"] % step == 0
+        and (r["unit_row"] % step == 0 or r["unit_row"] == int(map_hw[0]) - 1)
+        and (r["unit_col"] % step == 0 or r["unit_col"] == int(map_hw[1]) - 1)
     ]
     if ok:
         cols = np.array([r["unit_col"] for r in ok], dtype=float)
@@ -92,7 +92,7 @@ def atlas_figure(
     """Size and shift over position: ERF size (Luo, px) and ERF/TRF on the output map, the
     shift arrows, and size and |shift| against the distance to the border with 95 %
     intervals (one point per unit)."""
-    fig, axes = plt_subplots()
+    fig, axes = _atlas_axes()
     _map_panel(fig, axes[0, 0], rows, "erf_size", map_hw, "ERF size, Luo (px)", "viridis")
     axes[0, 0].set_title("ERF size of each output unit")
     _map_panel(fig, axes[0, 1], rows, "erf_trf_ratio", map_hw, "ERF size / √TRF pixels", "cividis")
@@ -107,7 +107,7 @@ def atlas_figure(
     return fig
 
 
-def plt_subplots() -> tuple[Figure, np.ndarray]:
+def _atlas_axes() -> tuple[Figure, np.ndarray]:
     """The atlas figure's 2 x 3 axes (constrained layout)."""
     fig = Figure(figsize=(13.5, 8.2), layout="constrained")
     return fig, fig.subplots(2, 3, squeeze=False)

@@ -47,6 +47,14 @@ def test_an_atlas_job_writes_its_files_and_its_record_last(atlas_run):
     assert 'id="atlas-data"' in (out / "atlas.html").read_text()
 
 
+def test_resume_skips_a_finished_atlas_with_the_same_settings(atlas_run):
+    out, record = atlas_run
+    before = (out / "atlas.json").stat().st_mtime_ns
+    again = run_job(_cfg("experiment=atlas", *TINY, "atlas.units=border", "resume=true"), out)
+    assert again["plan"] == record["plan"]
+    assert (out / "atlas.json").stat().st_mtime_ns == before
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [

@@ -5,7 +5,8 @@ atlas figure and the interactive page (``erf.io.atlas``).
 The units are ``atlas.units`` (a unit set or a list of [row, col]; null: "border", the
 centre, edge midpoints and corners) of ``probe.target``; ``atlas.share`` and
 ``atlas.backward`` say how the backward passes run. Writes ``atlas.csv``, ``atlas_maps.npz``,
-``atlas.png``, ``atlas.html`` and ``atlas.json`` (the record, written last).
+``atlas.png``, ``atlas.html`` and ``atlas.json`` (the record, written last). An atlas keeps no
+checkpoint; ``resume=true`` skips one that finished with the same settings.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from erf.app.job_kinds import job_kind
 from erf.app.provenance import provenance
 from erf.app.resume import fingerprint, settings
 from erf.io.atlas import write_atlas
+from erf.io.store import check_files, read_json
 from erf.io.tables import format_rows
 from erf.probe import distributed
 from erf.probe.atlas import measure_atlas
@@ -113,7 +115,24 @@ def atlas_job(
     refuse_probe(cfg, ("position", "draws", "draw_weight"), f"{JOB} (atlas.units names the units)")
     if distributed.active():
         raise ValueError(f"{JOB} does not run under torchrun; use one process")
+    finished = finished_atlas(cfg, out_dir)
+    if finished is not None:
+        return finished
     model = seeded_model(cfg.model, cfg.seed)
     input_shape = input_shape_for(cfg, model)
     target = resolve_target(cfg.probe.target, model, input_shape)
     return run_atlas(cfg, model, input_shape, target, out_dir)
+
+
+def finished_atlas(cfg: DictConfig, out_dir: Path) -> dict[str, Any] | None:
+    """With ``resume=true``, the record of a finished atlas in ``out_dir`` made with this
+    run's settings whose files are all intact (it is then not measured again); else None."""
+    done = out_dir / "atlas.json"
+    if not cfg.resume or not done.exists():
+        return None
+    record = read_json(done)
+    same = record.get("settings_fingerprint") == fingerprint(settings(cfg))
+    if not same or check_files(out_dir, record.get("files", {})) is not None:
+        return None
+    log.info("atlas: %s is complete with these settings; skipped", out_dir)
+    return record
