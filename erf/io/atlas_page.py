@@ -97,6 +97,8 @@ SCRIPT = r"""
   const cells = Array.from(document.querySelectorAll('#units rect.unit'));
   const sizes = data.units.map(u => u.erf_size).filter(v => v !== null);
   const lo = Math.min(...sizes), hi = Math.max(...sizes);
+  document.getElementById('legend').textContent = sizes.length
+    ? `colour: ERF size, ${lo.toFixed(1)} px (dark) to ${hi.toFixed(1)} px (light)` : '';
   cells.forEach(el => {
     const u = data.units[+el.dataset.index];
     const v = u.erf_size === null || hi <= lo ? 0 : (u.erf_size - lo) / (hi - lo);
@@ -225,7 +227,7 @@ def atlas_html(
 <h1>{html.escape(title)}</h1>
 <p class="note">{html.escape(note)}</p>
 <div id="layout">
-<div><h2>output units ({h} x {w})</h2>{_unit_svg(data, first)}</div>
+<div><h2>output units ({h} x {w})</h2>{_unit_svg(data, first)}<p id="legend" class="note"></p></div>
 <div><h2 id="shown"></h2>
 <canvas id="erf-map" width="{width}" height="{height}" data-unit=""></canvas>
 <table id="numbers"></table></div>

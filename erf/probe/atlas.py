@@ -201,7 +201,8 @@ def measure_atlas(
         gives, with ``meta["atlas"]`` (its pass, the plan's sizes and why it shares).
     """
     options = ProbeOptions.of(options, **settings)
-    options.refuse(("crop", "batch_size"), "the atlas (give a fixed batch size)")
+    options.refuse(("crop",), "the atlas (it probes units all over the input)")
+    options.refuse(("batch_size",), "the atlas (give a number)")
     if backward not in BACKWARDS:
         raise ValueError(f"backward={backward!r} is not allowed: expected one of {BACKWARDS}")
     input_shape = tuple(int(v) for v in input_shape)
