@@ -55,7 +55,8 @@ log = logging.getLogger("erf")
 
 SHARE_MODES = ("auto", "off")
 BACKWARDS = ("loop", "vmap")
-MAX_ATLAS_UNITS = 4096  # each unit keeps float64 sums and bootstrap groups of the input's size
+MAX_ATLAS_UNITS = 4096
+MAX_SUM_BYTES = 4 * 2**30  # every unit keeps float64 sums and bootstrap groups of the input's size
 VMAP_ELEMENTS = 2**25  # input-gradient elements per batched backward (a chunk of passes)
 
 
@@ -211,11 +212,7 @@ def measure_atlas(
     with probing(model, dev, options.dtype, channels_last=options.channels_last):
         grid = _target_grid(model, input_shape, target, options, dev)
         positions = atlas_units(units, grid.height, grid.width)
-        if len(positions) > MAX_ATLAS_UNITS:
-            raise ValueError(
-                f"{len(positions)} units: an atlas takes at most {MAX_ATLAS_UNITS}; "
-                "pick grid:N or a list"
-            )
+        _check_size(len(positions), input_shape, options.bootstrap_groups)
         plan = plan_atlas(
             model, input_shape, target, positions, (grid.height, grid.width),
             share=share, seeding=options.seeding,
@@ -246,6 +243,19 @@ def measure_atlas(
             atlas["trf_pixels"] = int(plan.supports[k].sum())
         results.append(acc.result({**meta, "atlas": atlas}))
     return AtlasResult(plan, results)
+
+
+def _check_size(n_units: int, input_shape: Sequence[int], groups: int) -> None:
+    """A one-line ValueError for more than ``MAX_ATLAS_UNITS`` units, or for float64 sums
+    (total, squares and the bootstrap groups of every unit, on the probe's device) of more
+    than ``MAX_SUM_BYTES``."""
+    need = n_units * (groups + 2) * int(input_shape[1]) * int(input_shape[2]) * 8
+    if n_units > MAX_ATLAS_UNITS or need > MAX_SUM_BYTES:
+        raise ValueError(
+            f"{n_units} units keep {need / 2**30:.1f} GiB of float64 sums (at most "
+            f"{MAX_ATLAS_UNITS} units and {MAX_SUM_BYTES / 2**30:.0f} GiB): pick fewer units "
+            "(grid:N, a list) or fewer bootstrap groups"
+        )
 
 
 def _target_grid(model, input_shape, target, options, dev):
@@ -301,7 +311,7 @@ def _run(model, input_shape, plan, accs, options, dev, backward) -> int:
                 (k, input_maps(acc, y, x, options.reduce, k < last)) for k, acc in enumerate(accs)
             )
         else:
-            seeds = [_pass_seed(y, [accs[k] for k in p]) for p in plan.passes]
+            seeds = _Seeds(y, [[accs[k] for k in p] for p in plan.passes])
             found = _pass_maps(y, x, seeds, options.reduce, backward)
         for i, maps in found:
             for k in plan.passes[i]:
@@ -320,25 +330,36 @@ def _inside(maps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask, maps, torch.zeros((), dtype=maps.dtype, device=maps.device))
 
 
-def _pass_seed(y: torch.Tensor, accs: Sequence[Accumulator]) -> torch.Tensor:
-    """The upstream gradient of one pass: the sum of its units' seeds (disjoint positions)."""
-    seed = accs[0].seed(y)
-    for acc in accs[1:]:
-        seed = seed + acc.seed(y)
-    return seed
+class _Seeds:
+    """The upstream gradient of each pass, made when asked for (one tensor of ``y``'s size
+    each, so only a pass or a chunk of them is held at a time): the sum of its units' seeds,
+    which sit at disjoint positions."""
+
+    def __init__(self, y: torch.Tensor, passes: Sequence[Sequence[Accumulator]]) -> None:
+        self.y, self.passes = y, passes
+
+    def __len__(self) -> int:
+        return len(self.passes)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        accs = self.passes[i]
+        seed = accs[0].seed(self.y)
+        for acc in accs[1:]:
+            seed = seed + acc.seed(self.y)
+        return seed
 
 
 def _pass_maps(y, x, seeds, reduce, backward):
     """(pass index, per-sample maps ``[B, H, W]`` float64) of every pass, in order."""
     if backward == "loop":
         last = len(seeds) - 1
-        for i, seed in enumerate(seeds):
-            (grad,) = torch.autograd.grad(y, x, grad_outputs=seed, retain_graph=i < last)
+        for i in range(len(seeds)):
+            (grad,) = torch.autograd.grad(y, x, grad_outputs=seeds[i], retain_graph=i < last)
             yield i, reduce_gradient(grad, reduce).to(torch.float64)
         return
     per_chunk = max(1, VMAP_ELEMENTS // max(x.numel(), y.numel()))
     for first in range(0, len(seeds), per_chunk):
-        chunk = seeds[first : first + per_chunk]
+        chunk = [seeds[i] for i in range(first, min(first + per_chunk, len(seeds)))]
         grads = _batched_grads(y, x, torch.stack(chunk))
         maps = reduce_gradient(grads.flatten(0, 1), reduce).to(torch.float64)
         maps = maps.view(len(chunk), x.shape[0], *maps.shape[1:])
@@ -364,6 +385,7 @@ def _batched_grads(y, x, seeds):
 __all__ = [
     "BACKWARDS",
     "MAX_ATLAS_UNITS",
+    "MAX_SUM_BYTES",
     "SHARE_MODES",
     "AtlasPlan",
     "AtlasResult",

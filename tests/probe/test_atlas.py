@@ -136,6 +136,9 @@ def test_the_atlas_refuses_what_it_cannot_honour():
         measure_atlas(_stack(), SHAPE, None, "border", crop="auto", **SETTINGS)
     with pytest.raises(ValueError, match="outside the 16x16 target feature map"):
         measure_atlas(_stack(), SHAPE, None, [[0, 16]], **SETTINGS)
+    big = nn.Conv2d(1, 1, 3, stride=2, padding=1)  # 64 x 64 units, 16 groups on 128 x 128
+    with pytest.raises(ValueError, match="4096 units keep 9.0 GiB of float64 sums"):
+        measure_atlas(big, (1, 128, 128), None, "all", bootstrap_groups=16, n_samples=64)
 
 
 @pytest.mark.parametrize(
