@@ -51,6 +51,27 @@ def test_shared_passes_give_every_unit_bitwise_its_own_measurement(padding_mode,
         assert np.array_equal(mine.groups, alone.groups)
 
 
+class _Misaligned(nn.Module):
+    """A strided branch upsampled back onto a plain one: TRFs of 5 or 6 pixels by unit."""
+
+    def __init__(self):
+        super().__init__()
+        self.plain, self.strided = nn.Conv2d(1, 2, 3, padding=1), nn.Conv2d(1, 2, 3, 2, 1)
+        self.up, self.head = nn.Upsample(scale_factor=2), nn.Conv2d(2, 2, 3, padding=1)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.plain(x) + self.up(self.strided(x))))
+
+
+def test_misaligned_branches_vary_by_unit_and_still_share_exactly():
+    model, shape = _Misaligned(), (1, 12, 12)
+    found = measure_atlas(model, shape, None, "all", **SETTINGS)
+    spans = {tuple(b - a + 1 for a, b in box) for box in found.plan.trf_boxes}
+    assert spans == {(5, 5), (5, 6), (6, 5), (6, 6)} and found.plan.shared
+    for mine, alone in zip(found.results, _one_at_a_time(model, found, shape)):
+        assert np.array_equal(mine.total, alone.total)
+
+
 def test_circular_padding_wraps_the_sets_and_the_shared_maps_stay_exact():
     model = _stack("circular", depth=2)  # TRF 5 on 16 px: wrapped sets, some disjoint
     found = measure_atlas(model, SHAPE, None, "border", **SETTINGS)
