@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The padding study of the atlas (experiments/atlas_padding/README.md): zero vs reflect vs
 # circular padding on a Luo-style ReLU stack and on ResNet-18 (random weights, seed 0), every
-# output unit of the map, then the comparison (study.py). About 8 CPU-minutes on 2 cores.
+# output unit of the map, then the comparison (study.py). About 4 minutes on 2 shared cores.
 #   bash experiments/atlas_padding/run.sh [RUNS_DIR]   (default: outputs/atlas_padding)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
