@@ -23,11 +23,13 @@ _HOMES = {
     "SupportResult": "erf.probe.support",
     "TheoreticalRF": "erf.rf",
     "area_ratios": "erf.analysis.metrics",
+    "atlas_rows": "erf.analysis.atlas",
     "erf_size": "erf.analysis.sizes",
     "first_global_layer": "erf.probe.support",
     "fit_gaussian": "erf.analysis.fit",
     "luo_size": "erf.analysis.metrics",
     "mass_radius": "erf.analysis.metrics",
+    "measure_atlas": "erf.probe.atlas",
     "measure_erf": "erf.probe.measure",
     "measure_erfs": "erf.probe.measure",
     "measured_support": "erf.probe.support",
@@ -56,6 +58,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # static checkers and IDEs see the names directly (explicit re-exports)
+    from erf.analysis.atlas import atlas_rows as atlas_rows
     from erf.analysis.fit import GaussianFit as GaussianFit
     from erf.analysis.fit import fit_gaussian as fit_gaussian
     from erf.analysis.metrics import area_ratios as area_ratios
@@ -66,6 +69,7 @@ if TYPE_CHECKING:  # static checkers and IDEs see the names directly (explicit r
     from erf.analysis.sizes import erf_size as erf_size
     from erf.monitor import ERFMonitor as ERFMonitor
     from erf.nets.luo import ConvStack as ConvStack
+    from erf.probe.atlas import measure_atlas as measure_atlas
     from erf.probe.measure import measure_erf as measure_erf
     from erf.probe.measure import measure_erfs as measure_erfs
     from erf.probe.options import PRESETS as PRESETS

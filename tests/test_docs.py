@@ -987,3 +987,34 @@ def test_every_link_of_the_readme_reaches_a_file_and_heading():
         if anchor:
             headings = re.findall(r"^#+ (.+)$", _text(target), re.M)
             assert anchor in {_slug(h) for h in headings}, f"README: no heading #{anchor} in {path}"
+
+
+ATLAS = ROOT / "experiments" / "atlas_padding"
+ATLAS_MODELS = {"Luo stack": "luo", "ResNet-18 layer1": "resnet18"}
+ATLAS_KEYS = ("erf_size", "erf_trf_ratio", "shift_row", "shift_col")
+
+
+def test_the_atlas_padding_table_is_its_padding_file():
+    rows = _table_rows(_text(ATLAS / "README.md"), "| model | padding | unit |")
+    found = {(r["model"], r["padding"], r["unit"]): r for r in _csv(ATLAS / "padding.csv")}
+    assert len(rows) == len(found) == 18
+    for cells in rows:
+        row = found[(ATLAS_MODELS[cells[0]], cells[1], cells[2].split(" (")[0])]
+        what = f"atlas {' '.join(cells[:3])}"
+        for cell, key in zip(cells[3:7], ATLAS_KEYS):
+            quoted = re.fullmatch(rf"{NUMBER} \[{NUMBER}, {NUMBER}\]", cell.replace("-", "−"))
+            assert quoted, f"{what} {key}: {cell!r}"
+            for q, suffix in zip(quoted.groups(), ("", "_ci_low", "_ci_high")):
+                _check(q, float(row[key + suffix]), f"{what} {key}{suffix}")
+        _check(cells[7], float(row["mass_outside_trf"]), f"{what} mass outside")
+        assert int(cells[8]) == int(row["trf_pixels"]), what
+
+
+def test_the_atlas_timings_in_the_text_are_its_timing_file():
+    text = _text(ATLAS / "README.md")
+    timing = {r["run"]: r for r in _csv(ATLAS / "timing.csv")}
+    shared, alone = _find(rf"stack took {NUMBER} s shared against {NUMBER} s", text, "timing")
+    _check(shared, float(timing["luo_zeros"]["wall_time_s"]), "shared wall time")
+    _check(alone, float(timing["luo_zeros_unshared"]["wall_time_s"]), "unshared wall time")
+    assert "576 units take 289 passes" in text and timing["luo_zeros"]["passes"] == "289"
+    assert "256 units take 121 passes" in text and timing["resnet18_zeros"]["passes"] == "121"

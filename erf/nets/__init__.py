@@ -12,6 +12,7 @@ from erf.nets.luo import (
     ResidualSegmenter,
     ResidualStack,
     rim_heavy_profile,
+    set_padding_mode,
 )
 from erf.nets.zoo import (
     WeightsUnavailable,
@@ -33,6 +34,7 @@ __all__ = [
     "input_normalization",
     "load_checkpoint",
     "rim_heavy_profile",
+    "set_padding_mode",
     "timm_model",
     "torchvision_model",
 ]

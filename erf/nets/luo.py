@@ -21,6 +21,25 @@ ACTIVATIONS = {"none": None, "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sig
 INITS = ("uniform", "random", "kaiming", "rim_heavy")
 DROPOUT_MODES = ("eval", "mask")
 POOLS = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
+# torch.nn.Conv2d's padding modes: what a "same"-padded conv reads past the border.
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def check_padding_mode(mode: str) -> None:
+    """A one-line ValueError unless ``mode`` is one of ``PADDING_MODES``."""
+    if mode not in PADDING_MODES:
+        raise ValueError(f"padding_mode={mode!r} is not allowed: expected one of {PADDING_MODES}")
+
+
+def set_padding_mode(model: nn.Module, mode: str) -> nn.Module:
+    """Set ``padding_mode`` of every ``nn.Conv2d`` of ``model`` that pads (in place; returned
+    for chaining). Pooling layers keep their own padding (a max pool pads with -inf)."""
+    check_padding_mode(mode)
+    for conv in model.modules():
+        pads = getattr(conv, "padding", 0)
+        if isinstance(conv, nn.Conv2d) and (pads == "same" or (pads != "valid" and any(pads))):
+            conv.padding_mode = mode
+    return model
 
 
 def _per_layer(name: str, value: int | Sequence[int], depth: int) -> list[int]:
@@ -68,6 +87,8 @@ class ConvStack(nn.Sequential):
             "mask" (MaskDropout: masks are drawn in eval mode too, so the ERF is measured
             through them).
         seed: seeds the random inits (a private generator; the global RNG is untouched).
+        padding_mode: what the convs read past the border: "zeros" (Luo's), "reflect",
+            "replicate" or "circular" (``torch.nn.Conv2d``'s modes; ``PADDING_MODES``).
     """
 
     def __init__(
@@ -89,8 +110,10 @@ class ConvStack(nn.Sequential):
         dropout_mode: str = "eval",
         seed: int = 0,
         weight_scale: float = 1.0,
+        padding_mode: str = "zeros",
     ) -> None:
         check_int("depth", depth, 1, MAX_LAYERS)
+        check_padding_mode(padding_mode)
         check_positive("weight_scale", weight_scale)
         check_int("kernel_size", kernel_size, 1, MAX_KERNEL)
         check_int("channels", channels, 1, MAX_CHANNELS)
@@ -130,6 +153,7 @@ class ConvStack(nn.Sequential):
                     padding=d * (kernel_size - 1) // 2,
                     dilation=d,
                     bias=bias,
+                    padding_mode=padding_mode,
                 )
             )
             if ACTIVATIONS[activation] is not None:
