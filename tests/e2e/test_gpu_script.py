@@ -145,9 +145,10 @@ def test_cpu_tiny_rehearsal_runs_every_step_and_packs_everything(tmp_path):
 @pytest.mark.slow
 def test_a_tiny_budget_stops_cleanly_after_the_first_step(tmp_path):
     out, work = tmp_path / "out", tmp_path / "work"
-    # 90 s: the first step may take 90 - 10 (finish) - 10 (grace) = 70 s; after it, less
-    # than the 69 s every step asks for is left, so the run stops between steps.
-    proc = _run("--cpu", "--tiny", "--skip-install", "--budget", "90", "--min-step", "69",
+    # 1000 s: the first step may take 1000 - 10 (finish) - 10 (grace) = 980 s, far above its
+    # work on any machine; after it (a second at least), less than the 979 s every step asks
+    # for is left, so the run stops between steps. No wall-clock race on a loaded machine.
+    proc = _run("--cpu", "--tiny", "--skip-install", "--budget", "1000", "--min-step", "979",
                 "--out", str(out), "--work", str(work))  # fmt: skip
     assert proc.returncode == 2, proc.stdout + proc.stderr
     run = json.loads((out / "run.json").read_text())
@@ -180,10 +181,12 @@ def test_a_step_past_its_timeout_is_stopped_and_killed_if_it_ignores_sigterm(tmp
         "-c",
         "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)",
     ]
+    # wall < 55: stopped, not ended by its own 60 s sleep (a limit far above the 1 s + grace
+    # the stop takes, so a loaded machine does not break it)
     status, code, wall = helper.run_process(sleeper, tmp_path / "a.log", 1, {}, grace=5)
-    assert (status, code) == ("timed out", -15) and wall < 10
+    assert (status, code) == ("timed out", -15) and wall < 55
     status, code, wall = helper.run_process(stubborn, tmp_path / "b.log", 1, {}, grace=1)
-    assert (status, code) == ("timed out", -9) and wall < 10
+    assert (status, code) == ("timed out", -9) and wall < 55
     status, code, _ = helper.run_process([sys.executable, "-c", "raise SystemExit(3)"],
                                          tmp_path / "c.log", 10, {}, grace=1)  # fmt: skip
     assert (status, code) == ("failed", 3)
