@@ -1,11 +1,15 @@
 """The ``erf`` command (``python -m erf``): usage, the experiment listing, clean one-line
-errors, and each subcommand doing what its ``python -m erf.<module>`` twin does."""
+errors, and each subcommand doing what its ``python -m erf.<module>`` twin does.
+
+What only a process shows runs in one (what it imports, its exit status and streams for an
+unknown command and a refused value); the subcommands' work runs in this process."""
 
 import csv
 import sys
 
 import pytest
 from helpers.cli import run_command, run_erf
+from helpers.inprocess import run_erf_here
 
 import erf
 from erf.cli import COMMANDS, main
@@ -36,7 +40,7 @@ def test_help_version_and_the_listing_do_not_import_torch(args):
 
 
 def test_help_lists_every_subcommand_with_an_example():
-    proc = run_erf("--help")
+    proc = run_erf_here("--help")
     for command in ("run", "layers", "report", "train-summary", "experiments"):
         assert f"\n  {command} " in proc.stdout
     assert "erf run experiment=depth_sweep" in proc.stdout
@@ -57,7 +61,7 @@ def test_version(capsys):
 
 
 def test_experiments_lists_each_experiment_with_its_description():
-    proc = run_erf("experiments")
+    proc = run_erf_here("experiments")
     rows = dict(line.split(None, 1) for line in proc.stdout.splitlines())
     assert {"depth_sweep", "growth", "paper_figures", "trained_vs_untrained"} <= set(rows)
     assert rows["depth_sweep"].startswith("Luo et al. 2016, §3.1")
@@ -89,13 +93,13 @@ def test_argument_errors_are_one_line_and_exit_2(argv, message, capsys):
 
 
 def test_layers_lists_a_tiny_models_layers_with_their_trf():
-    proc = run_erf("layers", "model.depth=3", "model.channels=2", "inputs.size=[16,16]")
+    proc = run_erf_here("layers", "model.depth=3", "model.channels=2", "inputs.size=[16,16]")
     assert "TRF" in proc.stdout.splitlines()[0]
     assert "probe.target=auto picks" in proc.stdout
 
 
 def test_run_keeps_hydras_flags_and_job_name():
-    proc = run_erf("run", "--cfg", "hydra", "-p", "hydra.job.name")
+    proc = run_erf_here("run", "--cfg", "hydra", "-p", "hydra.job.name")
     assert proc.stdout.strip() == "run"
 
 
@@ -108,7 +112,9 @@ def test_run_rejects_a_bad_value_in_one_line_with_exit_2():
 @pytest.fixture(scope="module")
 def tiny_multirun(tmp_path_factory):
     sweep_dir = tmp_path_factory.mktemp("cli") / "sweep"
-    proc = run_erf("run", "-m", *TINY, "model.init=uniform,random", f"hydra.sweep.dir={sweep_dir}")
+    proc = run_erf_here(
+        "run", "-m", *TINY, "model.init=uniform,random", f"hydra.sweep.dir={sweep_dir}"
+    )
     return sweep_dir, proc
 
 
@@ -120,7 +126,7 @@ def test_run_multirun_writes_one_job_per_point(tiny_multirun):
 
 def test_report_rebuilds_the_summary_of_a_sweep(tiny_multirun):
     sweep_dir, _ = tiny_multirun
-    proc = run_erf("report", str(sweep_dir), "--group-by", "init")
+    proc = run_erf_here("report", str(sweep_dir), "--group-by", "init")
     assert proc.stdout.strip().splitlines()[-1] == f"results: {sweep_dir}"
     with open(sweep_dir / "summary.csv") as f:
         assert sorted(r["init"] for r in csv.DictReader(f)) == ["random", "uniform"]
