@@ -112,16 +112,16 @@ def test_paper_figures_runs_each_listed_experiment_and_gathers_their_figures(tmp
         "erf.run",
         "scale=tiny",
         "experiment=paper_figures",
-        "suite.experiments=[init_sweep,dropout_skip]",
+        "suite.experiments=[subsample_dilation,dropout_skip]",  # the two smallest sweeps
         f"hydra.run.dir={tmp_path}",
     )
     suite = read_json(tmp_path / "suite.json")
-    assert [e["name"] for e in suite["experiments"]] == ["init_sweep", "dropout_skip"]
+    assert [e["name"] for e in suite["experiments"]] == ["subsample_dilation", "dropout_skip"]
     assert all(e["returncode"] == 0 for e in suite["experiments"])
-    assert "init_sweep__erf_grid.png" in suite["figures"]
+    assert "subsample_dilation__erf_grid.png" in suite["figures"]
     assert (tmp_path / "figures" / "dropout_skip__summary.csv").exists()
     assert str(tmp_path) not in (tmp_path / "suite.json").read_text()  # paths relative to it
-    assert suite["experiments"][0]["command"].endswith(" hydra.sweep.dir=init_sweep")
+    assert suite["experiments"][0]["command"].endswith(" hydra.sweep.dir=subsample_dilation")
 
 
 def test_paper_figures_lists_every_luo_study():
