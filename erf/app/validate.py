@@ -352,20 +352,28 @@ def preflight(argv: Sequence[str], multirun: bool = False) -> None:
         options.append([f"{prefix}{key}={_override_text(o, v)}" for v in values])
     first = [opts[0] for opts in options]
     hydra_args = [a for a in argv if a.startswith("hydra.") or a.startswith("hydra/")]
+    # each distinct combination once: without a sweep, every override's "combination" is
+    # ``first`` itself (composing is most of a small job's start-up time)
+    combinations = dict.fromkeys(
+        (*first[:i], choice, *first[i + 1 :]) for i, opts in enumerate(options) for choice in opts
+    )
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            base = _compose(compose, [o for o in first if not o.startswith("+")])
+            composed: dict[tuple[str, ...], DictConfig] = {}
+
+            def config_of(overrides: tuple[str, ...]) -> DictConfig:
+                if overrides not in composed:
+                    composed[overrides] = _compose(compose, list(overrides))
+                return composed[overrides]
+
+            base = config_of(tuple(o for o in first if not o.startswith("+")))
             for o in parsed:
                 if (o.is_add() or o.is_force_add()) and not o.key_or_group.startswith("hydra"):
                     _check_added_key(o.key_or_group, base)
-            for i, opts in enumerate(options):
-                for choice in opts:
-                    overrides = [*first[:i], choice, *first[i + 1 :]]
-                    cfg = _compose(compose, overrides)
-                    validate(cfg)
-                    check_cheap_target(cfg)
-            if not options:
-                validate(_compose(compose, []))
+            for overrides in combinations or [()]:
+                cfg = config_of(overrides)
+                validate(cfg)
+                check_cheap_target(cfg)
             setup = compose("config", overrides=[*first, *hydra_args], return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(_explain(exc, parsed)) from None
