@@ -128,9 +128,11 @@ RULES: dict[str, Rule] = {
     "inputs.source": choice((*INPUT_SOURCES, "dataset")),
     "inputs.size": optional(
         (
-            lambda v: isinstance(v, list)
-            and 1 <= len(v) <= 3
-            and all(map(int_between(1, MAX_SIDE)[0], v)),
+            lambda v: (
+                isinstance(v, list)
+                and 1 <= len(v) <= 3
+                and all(map(int_between(1, MAX_SIDE)[0], v))
+            ),
             f"[H, W] ([L] for sequences, [D, H, W] for volumes), each an integer in "
             f"[1, {MAX_SIDE}]",
         )

@@ -68,11 +68,13 @@ def profile_figure(
     warning: str | None = None,
     caption_text: str | None = None,
     trf_label: str = "TRF",
+    center: Sequence[int] | None = None,
 ) -> Figure:
     """A sequence ERF ``[L]`` over the input samples (see the module docstring): map / peak
     (``scale="log"``: log10(map + 1) / max), the TRF span ``trf_interval`` (``[[start,
-    end]]``) shaded, the Gaussian ``fit`` dashed, Luo's threshold (linear scale) dotted and
-    the probed ``unit`` (``[t]``) marked."""
+    end]]``) shaded, the Gaussian ``fit`` dashed, Luo's threshold (linear scale; relative to
+    the value at ``center``, ``[t]``, the metrics' reference entry; default: ``unit``
+    rounded) dotted and the probed ``unit`` (``[t]``) marked."""
     profile = np.asarray(profile, dtype=np.float64)
     t = np.arange(len(profile))
     fig, ax = plt.subplots(figsize=(6.4, 3.4), layout="constrained")
@@ -88,9 +90,10 @@ def profile_figure(
         ax.plot(
             t, model / peak, "--", color="red", linewidth=0.9, label=f"Gaussian fit (R² {r2:.3f})"
         )
-    if unit is not None and scale == "linear" and peak > 0:
-        centre = profile[min(max(math.floor(float(unit[0]) + 0.5), 0), len(profile) - 1)]
-        level = (1 - LUO_FRACTION) * centre / peak
+    if center is None and unit is not None:
+        center = [min(max(math.floor(float(unit[0]) + 0.5), 0), len(profile) - 1)]
+    if center is not None and scale == "linear" and peak > 0:
+        level = (1 - LUO_FRACTION) * profile[int(center[0])] / peak
         ax.axhline(level, color="0.4", linestyle=":", linewidth=0.8, label="Luo threshold")
     if unit is not None:
         ax.axvline(float(unit[0]), color="0.2", linewidth=0.8, label="probed unit")
@@ -178,7 +181,9 @@ def nd_job_figure(
         "trf_label": trf_label,
     }
     if np.ndim(erf_map) == 1:
-        return profile_figure(erf_map, fit=metrics.get("fit"), **common)
+        return profile_figure(
+            erf_map, fit=metrics.get("fit"), center=metrics.get("center"), **common
+        )
     return slices_figure(erf_map, center=metrics["center"], **common)
 
 
