@@ -187,4 +187,54 @@ def nd_job_figure(
     return slices_figure(erf_map, center=metrics["center"], **common)
 
 
-__all__ = ["nd_job_figure", "nd_title", "profile_figure", "slices_figure"]
+@styled
+def nd_grid_figure(
+    panels: Sequence[Mapping[str, Any]],
+    *,
+    ncols: int = 4,
+    scale: str = "linear",
+    caption_text: str | None = None,
+) -> Figure:
+    """A sweep's maps of sequences or volumes, one small panel per job: a profile with its TRF
+    span shaded (``[L]``), or the slice through the probed voxel at fixed d with its TRF box
+    (``[D, H, W]``; the job's ``heatmap.png`` has all three slices). A panel is a dict with
+    ``map``, ``trf_interval``, ``center`` (the reference entry), ``title`` and ``note``."""
+    n = len(panels)
+    ncols = max(1, min(ncols, n))
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(2.6 * ncols + 0.6, 2.0 * nrows + 0.9), layout="constrained",
+        squeeze=False,
+    )  # fmt: skip
+    image = None
+    for ax, panel in zip(axes.ravel(), panels):
+        erf_map = np.asarray(panel["map"], dtype=np.float64)
+        spans = panel.get("trf_interval")
+        if erf_map.ndim == 1:
+            if spans:
+                ax.axvspan(spans[0][0] - 0.5, spans[0][1] + 0.5, color="0.85", zorder=0)
+            ax.plot(scaled_map(erf_map, scale), color="C0", linewidth=1.0)
+            ax.set_ylim(bottom=0)
+            ax.set_xlabel("input sample t", fontsize=6)
+        else:
+            d = int((panel.get("center") or [erf_map.shape[0] // 2])[0])
+            shown = scaled_map(erf_map, scale)[d]
+            image = ax.imshow(shown, cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+            if spans:
+                (r0, r1), (c0, c1) = spans[1], spans[2]
+                ax.add_patch(
+                    Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0 + 1, r1 - r0 + 1, fill=False,
+                              edgecolor="white", linestyle="--", linewidth=0.8)
+                )  # fmt: skip
+            ax.set_xlabel(f"slice d = {d}: w", fontsize=6)
+        ax.set_title("\n".join(t for t in (panel.get("title"), panel.get("note")) if t), fontsize=6)
+        ax.tick_params(labelsize=5)
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    if image is not None:
+        colorbar(fig, image, list(axes.ravel()[:n]), scale, shrink=0.6)
+    caption(fig, caption_text or "")
+    return fig
+
+
+__all__ = ["nd_grid_figure", "nd_job_figure", "nd_title", "profile_figure", "slices_figure"]

@@ -71,3 +71,18 @@ def test_write_job_of_a_sequence_or_volume_writes_map_figure_and_metrics(tmp_pat
     assert load_result(tmp_path / "erf.npz").position == (2,) * ndim
     assert read_json(tmp_path / "metrics.json")["trf_sizes"] == [5] * ndim
     assert (tmp_path / "heatmap.png").stat().st_size > 1000
+
+
+def test_a_sweep_of_sequence_jobs_gets_its_summary_and_a_grid_of_profiles(tmp_path):
+    from erf.io.sweep import write_summary
+
+    for i, depth in enumerate((2, 4)):
+        p = _box(depth)
+        erf_map = np.r_[np.zeros(6), p, np.zeros(6)]
+        result = _result(erf_map, (len(erf_map) // 2,))
+        trf = TheoreticalRF(size=(len(p),), stride=(1,), padding=(depth,))
+        metrics = {"depth": depth, **erf_metrics(result, trf)}
+        write_job(tmp_path / str(i), result, metrics, "linear")
+    slopes = write_summary(tmp_path, x="depth", group_by=())
+    assert (tmp_path / "erf_grid.png").stat().st_size > 1000
+    assert slopes[0]["trf_size_slope"] == pytest.approx(np.log(9 / 5) / np.log(2))
