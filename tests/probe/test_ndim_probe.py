@@ -145,3 +145,11 @@ def test_uniform_init_of_a_volume_stack_averages_its_window():
     conv = ConvStack(1, kernel_size=3, channels=2, dims=3)[0]
     x = torch.ones(1, 2, 5, 5, 5)
     assert conv(x)[0, :, 2, 2, 2].tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_an_iterable_of_sequence_batches_is_read_as_batches_not_as_one_sample():
+    model = ConvStack(2, kernel_size=3, channels=2, dims=1, init="uniform")
+    batches = [torch.randn(3, 2, 12), torch.randn(3, 2, 12)]
+    r = erf.measure_erf(model, (2, 12), inputs=batches, n_samples=5, bootstrap_groups=0)
+    assert r.n_samples == 5
+    np.testing.assert_allclose(r.map / r.map.sum(), centred(box_profile(2), 12), atol=1e-7)
