@@ -15,6 +15,7 @@ from erf.version import __version__ as __version__
 # Each public name and the module that defines it (one table: __all__ and the lazy loader).
 _HOMES = {
     "ConvStack": "erf.nets.luo",
+    "ERFMonitor": "erf.monitor",
     "ERFResult": "erf.result",
     "GaussianFit": "erf.analysis.fit",
     "PRESETS": "erf.probe.options",
@@ -22,11 +23,13 @@ _HOMES = {
     "SupportResult": "erf.probe.support",
     "TheoreticalRF": "erf.rf",
     "area_ratios": "erf.analysis.metrics",
+    "atlas_rows": "erf.analysis.atlas",
     "erf_size": "erf.analysis.sizes",
     "first_global_layer": "erf.probe.support",
     "fit_gaussian": "erf.analysis.fit",
     "luo_size": "erf.analysis.metrics",
     "mass_radius": "erf.analysis.metrics",
+    "measure_atlas": "erf.probe.atlas",
     "measure_erf": "erf.probe.measure",
     "measure_erfs": "erf.probe.measure",
     "measured_support": "erf.probe.support",
@@ -55,6 +58,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # static checkers and IDEs see the names directly (explicit re-exports)
+    from erf.analysis.atlas import atlas_rows as atlas_rows
     from erf.analysis.fit import GaussianFit as GaussianFit
     from erf.analysis.fit import fit_gaussian as fit_gaussian
     from erf.analysis.metrics import area_ratios as area_ratios
@@ -63,7 +67,9 @@ if TYPE_CHECKING:  # static checkers and IDEs see the names directly (explicit r
     from erf.analysis.metrics import moment_sigma as moment_sigma
     from erf.analysis.metrics import radial_mass as radial_mass
     from erf.analysis.sizes import erf_size as erf_size
+    from erf.monitor import ERFMonitor as ERFMonitor
     from erf.nets.luo import ConvStack as ConvStack
+    from erf.probe.atlas import measure_atlas as measure_atlas
     from erf.probe.measure import measure_erf as measure_erf
     from erf.probe.measure import measure_erfs as measure_erfs
     from erf.probe.options import PRESETS as PRESETS

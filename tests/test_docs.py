@@ -603,16 +603,17 @@ CROSS_ARCH_TABLE_COLUMNS = (
 )
 
 
-def test_the_cross_arch_table_is_its_study_table():
+@pytest.mark.parametrize(("study", "n_rows"), [("cross_arch", 18), ("hf_models", 6)])
+def test_the_cross_arch_table_is_its_study_table(study, n_rows):
     """Each cell quotes the mean over seeds and, in brackets, its interval; a cell without
     brackets is one whose seeds agree (a zero-width interval), as the write-up says."""
-    folder = ROOT / "experiments" / "cross_arch"
+    folder = ROOT / "experiments" / study
     text = _text(folder / "README.md")
     rows = _csv(folder / "cross_arch.csv")
-    assert len(rows) == 18
+    assert len(rows) == n_rows
     for row in rows:
         what = f"cross_arch {row['label']} {row['inputs']}"
-        cells = " \\| ".join([CELL_CI] * 5)
+        cells = " \\| ".join([f"(?:{CELL_CI}|(n/a))"] * 5)
         found = _find(
             rf"\| {re.escape(row['label'])} \| {row['inputs']} \| {row['input_h']} \| "
             rf"{row['n_seeds']} \| {cells} \| ({NUMBER[1:-1]}|global) \| (.+?) \|",
@@ -620,11 +621,14 @@ def test_the_cross_arch_table_is_its_study_table():
             what,
         )
         for i, key in enumerate(CROSS_ARCH_TABLE_COLUMNS):
+            if found[4 * i + 3] is not None:  # n/a: no seed has a value
+                assert int(float(row[f"{key}_n"])) == 0, f"{what} {key}: n/a, but values"
+                continue
             values = tuple(float(row[f"{key}_{s}"]) for s in ("mean", "lo", "hi"))
-            _check_ci(found[3 * i : 3 * i + 3], values, f"{what} {key}")
-            if found[3 * i + 1] is None:
+            _check_ci(found[4 * i : 4 * i + 3], values, f"{what} {key}")
+            if found[4 * i + 1] is None:
                 assert values[1] == values[2], f"{what} {key}: no interval quoted, but a spread"
-        trf, ratio = found[15:]
+        trf, ratio = found[20:]
         if row["trf_global"] == "True":
             assert (trf, ratio) == ("global", "n/a (global)"), what
             continue
@@ -632,6 +636,24 @@ def test_the_cross_arch_table_is_its_study_table():
         quoted = _find(rf"^{CELL_CI}$", ratio, f"{what} ERF/TRF")
         values = tuple(float(row[f"erf_trf_ratio_{s}"]) for s in ("mean", "lo", "hi"))
         _check_ci(quoted, values, f"{what} ERF/TRF")
+
+
+def test_the_hf_models_write_up_quotes_each_jobs_mass_radius_and_luo_size():
+    folder = ROOT / "experiments" / "hf_models"
+    text = " ".join(_text(folder / "README.md").split())
+    jobs = _csv(folder / "summary.csv")
+    by_label: dict[str, list[dict[str, str]]] = {}
+    for job in sorted(jobs, key=lambda j: int(j["job"].split("_")[0])):
+        by_label.setdefault(job["label"], []).append(job)
+    pairs = [("DeiT-S", "ViT-S (HF)"), ("Swin-T", "Swin-T (HF)")]
+    pairs.append(("ConvNeXt-T (ls 1)", "ConvNeXt-T (ls 1, HF)"))
+    for timm_label, hf_label in pairs:
+        quoted = [f"{float(j['mass_radius_50']):.2f}" for j in by_label[timm_label]]
+        theirs = [f"{float(j['mass_radius_50']):.2f}" for j in by_label[hf_label]]
+        assert ", ".join(quoted) in text and ", ".join(theirs) in text, (timm_label, quoted)
+    for label in ("Swin-T", "Swin-T (HF)"):
+        sizes = ", ".join(f"{float(j['erf_size']):.1f}" for j in by_label[label])
+        assert f"{sizes} px for" in text, (label, sizes)
 
 
 def test_the_memory_table_is_its_estimate_file():
@@ -646,6 +668,28 @@ def test_the_memory_table_is_its_estimate_file():
         _check(found[0], job["estimate"] / mib, f"memory {name} estimate")
         _check(found[1], job["peak"] / mib, f"memory {name} peak")
         _check(found[2], job["ratio"], f"memory {name} ratio")
+
+
+def test_the_erf_monitor_write_up_quotes_its_csv_and_run_file():
+    folder = ROOT / "experiments" / "erf_monitor"
+    text = _text(folder / "README.md")
+    rows = _csv(folder / "erf_monitor.csv")
+    ci = rf"{NUMBER} \[{NUMBER}, {NUMBER}\]"
+    keys = ("erf_size", "erf_size_ci_low", "erf_size_ci_high", "erf_trf_ratio", "fit_r2",
+            "probe_time_s")  # fmt: skip
+    for row in rows:
+        what = f"erf_monitor epoch {row['epoch']}"
+        pattern = rf"\| {row['epoch']} \| {ci} \| {NUMBER} \| {NUMBER} \| {NUMBER} \|"
+        for quoted, key in zip(_find(pattern, text, what), keys):
+            _check(quoted, float(row[key]), f"{what} {key}")
+    run = json.loads(_text(folder / "run.json"))
+    assert run["weights_bitwise_equal"] is True and "`weights_bitwise_equal: true`" in text
+    took, without = _find(rf"took {NUMBER} s in all (?s:.)*?against {NUMBER} s", text, "cost")
+    _check(took, run["monitor_step_s"], "erf_monitor step time")
+    _check(without, run["train_s_without_monitor"], "erf_monitor training time")
+    first, last = _find(rf"from {NUMBER} px at initialisation to\s+{NUMBER} px", text, "growth")
+    _check(first, float(rows[0]["erf_size"]), "erf_monitor size at init")
+    _check(last, float(rows[-1]["erf_size"]), "erf_monitor size at the end")
 
 
 def _summary_row(study: str) -> str:
@@ -943,3 +987,34 @@ def test_every_link_of_the_readme_reaches_a_file_and_heading():
         if anchor:
             headings = re.findall(r"^#+ (.+)$", _text(target), re.M)
             assert anchor in {_slug(h) for h in headings}, f"README: no heading #{anchor} in {path}"
+
+
+ATLAS = ROOT / "experiments" / "atlas_padding"
+ATLAS_MODELS = {"Luo stack": "luo", "ResNet-18 layer1": "resnet18"}
+ATLAS_KEYS = ("erf_size", "erf_trf_ratio", "shift_row", "shift_col")
+
+
+def test_the_atlas_padding_table_is_its_padding_file():
+    rows = _table_rows(_text(ATLAS / "README.md"), "| model | padding | unit |")
+    found = {(r["model"], r["padding"], r["unit"]): r for r in _csv(ATLAS / "padding.csv")}
+    assert len(rows) == len(found) == 18
+    for cells in rows:
+        row = found[(ATLAS_MODELS[cells[0]], cells[1], cells[2].split(" (")[0])]
+        what = f"atlas {' '.join(cells[:3])}"
+        for cell, key in zip(cells[3:7], ATLAS_KEYS):
+            quoted = re.fullmatch(rf"{NUMBER} \[{NUMBER}, {NUMBER}\]", cell.replace("-", "−"))
+            assert quoted, f"{what} {key}: {cell!r}"
+            for q, suffix in zip(quoted.groups(), ("", "_ci_low", "_ci_high")):
+                _check(q, float(row[key + suffix]), f"{what} {key}{suffix}")
+        _check(cells[7], float(row["mass_outside_trf"]), f"{what} mass outside")
+        assert int(cells[8]) == int(row["trf_pixels"]), what
+
+
+def test_the_atlas_timings_in_the_text_are_its_timing_file():
+    text = _text(ATLAS / "README.md")
+    timing = {r["run"]: r for r in _csv(ATLAS / "timing.csv")}
+    shared, alone = _find(rf"stack took {NUMBER} s shared against {NUMBER} s", text, "timing")
+    _check(shared, float(timing["luo_zeros"]["wall_time_s"]), "shared wall time")
+    _check(alone, float(timing["luo_zeros_unshared"]["wall_time_s"]), "unshared wall time")
+    assert "576 units take 289 passes" in text and timing["luo_zeros"]["passes"] == "289"
+    assert "256 units take 121 passes" in text and timing["resnet18_zeros"]["passes"] == "121"

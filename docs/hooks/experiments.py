@@ -17,7 +17,7 @@ from mkdocs.structure.files import File
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS = ROOT / "experiments"
-SUFFIXES = {".md", ".png", ".svg", ".pdf", ".csv", ".json", ".tex", ".py", ".sh", ".txt"}
+SUFFIXES = {".md", ".png", ".svg", ".pdf", ".csv", ".json", ".tex", ".py", ".sh", ".txt", ".html"}
 
 
 def _committed(path: Path) -> bool:

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 
 from erf.app.dims import input_axes
 from erf.app.groups import PLAIN_PROBE
+from erf.nets.hf import hf_image_size
 from erf.nets.zoo import input_normalization, load_checkpoint
 from erf.normalization import IMAGENET_MEAN, IMAGENET_STD
 from erf.probe.inputs import RANDOM_SOURCES, image_folder
@@ -126,8 +127,9 @@ def _chain_trf(model: nn.Module) -> TheoreticalRF | None:
 def input_shape_for(cfg: DictConfig, model: nn.Module) -> tuple[int, ...]:
     """(C, H, W) from ``inputs.channels``/``inputs.size``. When null: the in_channels of the
     model's first conv, and for chains the TRF plus a 16-pixel margin (at least 32) per axis,
-    for other models 224. Sequences and volumes (``erf.app.dims.input_axes`` 1 or 3):
-    ``(C, L)`` and ``(C, D, H, W)`` (``nd_input_shape``)."""
+    for transformers models their config's ``image_size``, for other models 224. Sequences
+    and volumes (``erf.app.dims.input_axes`` 1 or 3): ``(C, L)`` and ``(C, D, H, W)``
+    (``nd_input_shape``)."""
     if input_axes(cfg) != 2:
         return nd_input_shape(cfg, model, input_axes(cfg))
     channels = cfg.inputs.channels
@@ -138,6 +140,8 @@ def input_shape_for(cfg: DictConfig, model: nn.Module) -> tuple[int, ...]:
         channels = first_conv.in_channels
     if cfg.inputs.size is not None:
         h, w = (int(v) for v in cfg.inputs.size)
+    elif hf_image_size(model) is not None:
+        h, w = hf_image_size(model)
     else:
         chain = _chain_trf(model)
         h, w = (max(32, s + 16) for s in chain.size) if chain else (DEFAULT_SIZE, DEFAULT_SIZE)
@@ -246,7 +250,15 @@ def resolve_target(target: str | None, model: nn.Module, input_shape) -> str | N
             f"maps ends there, so it cannot pick the last layer; name it, e.g. "
             f"probe.target={last_block(model)}"
         )
-    return auto_target(layer_table(model, input_shape))
+    try:
+        table = layer_table(model, input_shape)
+    except ValueError as exc:  # no torch.fx trace (transformers models, control flow)
+        why = str(exc).strip().splitlines()[0]
+        raise ValueError(
+            f"probe.target=auto reads the layer table of the torch.fx trace, and here: {why}; "
+            f"name the layer, e.g. probe.target={last_block(model)}"
+        ) from None
+    return auto_target(table)
 
 
 def graph_stops_at_tokens(model: nn.Module, input_shape) -> str | None:

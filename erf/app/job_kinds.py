@@ -1,7 +1,7 @@
 """The job kinds of ``python -m erf.run``: a registry keyed by the config's ``job`` key.
 
 ``job: measure`` (the default) measures one ERF (or ``probe.draws`` weight draws of it);
-``profile``, ``training``, ``benchmark``, ``calibration`` and ``suite`` are set by their
+``profile``, ``training``, ``benchmark``, ``calibration``, ``atlas`` and ``suite`` are set by their
 experiment or setting configs. The kind is what ``job`` says, never guessed from other keys.
 
 Each job module registers its kind with ``@job_kind(name, help=..., owns=...)`` on a function

@@ -55,7 +55,8 @@ from erf.checks import (
     positive,
 )
 from erf.io.figure_style import FORMATS, MAX_DPI
-from erf.nets.luo import ACTIVATIONS, DIMS, DROPOUT_MODES, INITS, POOLS
+from erf.nets.luo import ACTIVATIONS, DIMS, DROPOUT_MODES, INITS, PADDING_MODES, POOLS
+from erf.probe.atlas import BACKWARDS, SHARE_MODES
 from erf.probe.bench import METHODS as BENCH_METHODS
 from erf.probe.forward import unknown_module
 from erf.probe.options import (
@@ -85,6 +86,25 @@ def _names_or(word: str) -> Rule:
 def _plot_formats(v: Any) -> bool:
     values = [v] if isinstance(v, str) else v if isinstance(v, list) else None
     return bool(values) and all(isinstance(f, str) and f in FORMATS for f in values)
+
+
+def _atlas_units(v: Any) -> bool:
+    """A unit set the atlas knows, or a list of [row, col] pairs of integers >= 0 (checked
+    against the target map when the job runs)."""
+    if isinstance(v, str):
+        return v in ("border", "row", "all") or (
+            v.startswith("grid:") and v[5:].isdigit() and int(v[5:]) >= 1
+        )
+    return (
+        isinstance(v, list)
+        and bool(v)
+        and all(
+            isinstance(p, list)
+            and len(p) == 2
+            and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in p)
+            for p in v
+        )
+    )
 
 
 def _device(v: Any) -> bool:
@@ -125,6 +145,12 @@ RULES: dict[str, Rule] = {
     ),
     "calibration.network": boolean(),
     "calibration.reference_samples": int_between(1, MAX_SAMPLES),
+    "atlas.units": (
+        lambda v: v is None or _atlas_units(v),
+        "null, border, row, all, grid:N or a list of [row, col]",
+    ),
+    "atlas.share": choice(SHARE_MODES),
+    "atlas.backward": choice(BACKWARDS),
     "inputs.source": choice((*INPUT_SOURCES, "dataset")),
     "inputs.size": optional(
         (
@@ -162,6 +188,7 @@ CONV_STACK_RULES: dict[str, Rule] = {
     "model.pool_size": int_at_least(1),
     "model.dropout": DROPOUT,
     "model.dropout_mode": choice(DROPOUT_MODES),
+    "model.padding_mode": choice(PADDING_MODES),
     "model.dims": optional(choice(DIMS)),
 }
 

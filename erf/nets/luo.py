@@ -30,6 +30,25 @@ POOLS_BY_DIMS = {
     2: POOLS,
     3: {"avg": nn.AvgPool3d, "max": nn.MaxPool3d},
 }
+# torch.nn.Conv2d's padding modes: what a "same"-padded conv reads past the border.
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def check_padding_mode(mode: str) -> None:
+    """A one-line ValueError unless ``mode`` is one of ``PADDING_MODES``."""
+    if mode not in PADDING_MODES:
+        raise ValueError(f"padding_mode={mode!r} is not allowed: expected one of {PADDING_MODES}")
+
+
+def set_padding_mode(model: nn.Module, mode: str) -> nn.Module:
+    """Set ``padding_mode`` of every ``nn.Conv2d`` of ``model`` that pads (in place; returned
+    for chaining). Pooling layers keep their own padding (a max pool pads with -inf)."""
+    check_padding_mode(mode)
+    for conv in model.modules():
+        pads = getattr(conv, "padding", 0)
+        if isinstance(conv, nn.Conv2d) and (pads == "same" or (pads != "valid" and any(pads))):
+            conv.padding_mode = mode
+    return model
 
 
 def _per_layer(name: str, value: int | Sequence[int], depth: int) -> list[int]:
@@ -79,6 +98,8 @@ class ConvStack(nn.Sequential):
             "mask" (MaskDropout: masks are drawn in eval mode too, so the ERF is measured
             through them).
         seed: seeds the random inits (a private generator; the global RNG is untouched).
+        padding_mode: what the convs read past the border: "zeros" (Luo's), "reflect",
+            "replicate" or "circular" (``torch.nn.Conv2d``'s modes; ``PADDING_MODES``).
         dims: spatial axes of the input: 2 (images, the default), 1 (sequences) or 3
             (volumes); "rim_heavy" needs 2.
     """
@@ -102,10 +123,12 @@ class ConvStack(nn.Sequential):
         dropout_mode: str = "eval",
         seed: int = 0,
         weight_scale: float = 1.0,
+        padding_mode: str = "zeros",
         dims: int = 2,
     ) -> None:
         _check_dims(dims, init)
         check_int("depth", depth, 1, MAX_LAYERS)
+        check_padding_mode(padding_mode)
         check_positive("weight_scale", weight_scale)
         check_int("kernel_size", kernel_size, 1, MAX_KERNEL)
         check_int("channels", channels, 1, MAX_CHANNELS)
@@ -118,15 +141,7 @@ class ConvStack(nn.Sequential):
         if channels < 1 or (in_channels is not None and in_channels < 1):
             raise ValueError("channels and in_channels must be >= 1")
         check_weights(depth, channels, kernel_size, in_channels or 1)
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; allowed: {list(ACTIVATIONS)}")
-        if init not in INITS:
-            raise ValueError(f"unknown init {init!r}; allowed: {list(INITS)}")
-        if pool not in POOLS:
-            raise ValueError(f"unknown pool {pool!r}; allowed: {list(POOLS)}")
-        bad_pools = [i for i in pool_at if not 0 <= int(i) < depth]
-        if bad_pools:
-            raise ValueError(f"pool_at indices {bad_pools} are outside 0..{depth - 1}")
+        _check_layer_choices(activation, init, pool, pool_at, depth)
         depth = int(depth)
         dilations = _per_layer("dilation", dilation, depth)
         strides = _per_layer("stride", stride, depth)
@@ -145,6 +160,7 @@ class ConvStack(nn.Sequential):
                     padding=d * (kernel_size - 1) // 2,
                     dilation=d,
                     bias=bias,
+                    padding_mode=padding_mode,
                 )
             )
             if ACTIVATIONS[activation] is not None:
@@ -162,6 +178,21 @@ class ConvStack(nn.Sequential):
         self.weight_scale = float(weight_scale)
         initialise(self, init, weight_std=weight_std, seed=seed)
         _scale_weights(self, weight_scale)
+
+
+def _check_layer_choices(
+    activation: str, init: str, pool: str, pool_at: Sequence[int], depth: int
+) -> None:
+    """ConvStack's named choices and its pooled layer indices, each a one-line ValueError."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; allowed: {list(ACTIVATIONS)}")
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; allowed: {list(INITS)}")
+    if pool not in POOLS:
+        raise ValueError(f"unknown pool {pool!r}; allowed: {list(POOLS)}")
+    bad_pools = [i for i in pool_at if not 0 <= int(i) < depth]
+    if bad_pools:
+        raise ValueError(f"pool_at indices {bad_pools} are outside 0..{depth - 1}")
 
 
 def _check_dims(dims: int, init: str) -> None:

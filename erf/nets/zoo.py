@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from erf.nets.luo import set_padding_mode
 from erf.normalization import IMAGENET_MEAN, IMAGENET_STD
 
 # The ImageNet statistics most pretrained models expect (inputs in [0, 1], per RGB channel);
@@ -103,12 +104,20 @@ def _state_dict_in(state: Any, model: nn.Module) -> Any:
     return best
 
 
-def torchvision_model(name: str, weights: str | None = None, **kwargs: Any) -> nn.Module:
+def torchvision_model(
+    name: str, weights: str | None = None, padding_mode: str | None = None, **kwargs: Any
+) -> nn.Module:
     """A torchvision classification or segmentation model by name.
 
     ``weights``: None (random init, the default), a weights enum name such as "DEFAULT" or
     "IMAGENET1K_V2" (downloaded once into torch's hub cache), or a path to a state dict.
+    ``padding_mode``: None (the model's own), or "zeros", "reflect", "replicate" or
+    "circular" for every padded ``Conv2d`` (``erf.nets.luo.set_padding_mode``; pooling keeps
+    its padding).
     """
+    if padding_mode is not None:
+        model = torchvision_model(name, weights, **kwargs)
+        return set_padding_mode(model, padding_mode)
     import torchvision.models as tvm
 
     available = tvm.list_models()

@@ -4,8 +4,9 @@ results leave through callbacks. Modules, bottom up: ``options``, ``units``, ``i
 ``batches``, ``forward``, ``accumulate``, ``crop``, ``measure`` (the engine), ``held`` (gates
 and norm statistics held constant in the support's copy), ``support`` (measured support: the
 TRF where the graph analysis cannot say), then ``draws``
-(many weight draws in one pass), ``distributed`` (samples sharded over processes) and
-``bench`` (the speed benchmark)."""
+(many weight draws in one pass), ``distributed`` (samples sharded over processes),
+``bench`` (the speed benchmark) and ``atlas`` (many units of one map, sharing backward
+passes where their exact TRFs are disjoint)."""
 
 from erf.probe.draws import DrawsInterrupted, measure_erf_draws
 from erf.probe.measure import ProbeInterrupted, measure_erf, measure_erfs, probe_units

@@ -32,11 +32,16 @@ def probing(
     Everything is restored afterwards, module by module and tensor by tensor, so probing
     leaves the caller's model exactly as it was: each module's training flag (a BatchNorm the
     user froze with ``bn.eval()`` inside a model in training mode stays frozen), each
-    parameter's ``requires_grad``, and each parameter's and buffer's device, dtype (a mixed
-    float32/float64 model stays mixed) and memory format.
+    parameter's ``requires_grad`` and ``.grad`` (the same tensor, set aside while probing:
+    ``model.to`` would convert it to the probe's dtype and leave it there), and each
+    parameter's and buffer's device, dtype (a mixed float32/float64 model stays mixed) and
+    memory format.
     """
     modes = [(m, m.training) for m in model.modules()]
     flags = [(p, p.requires_grad) for p in model.parameters()]
+    grads = [(p, p.grad) for p, _ in flags]
+    for p, _ in flags:
+        p.grad = None
     homes = _tensor_homes(model)
     model.to(device=device, dtype=dtype)
     if channels_last:
@@ -57,6 +62,8 @@ def probing(
         for m, mode in modes:
             m.training = mode
         _restore_homes(homes)
+        for p, grad in grads:
+            p.grad = grad
 
 
 Home = tuple[nn.Module, str, bool, torch.device, torch.dtype, torch.memory_format]

@@ -18,11 +18,13 @@ probe engine seeds the unit gradient in the right place:
   channels-first only on evidence (a Conv1d/Conv3d-like module made it, or the graph analysis
   followed its last dims as the input's axes) and otherwise refuses in one line.
 
-It never guesses silently: the layout is taken from the option (``layout``), else from the
-module that made the tensor (a Conv2d output is NCHW), else from the shape and the input's
-aspect ratio; when two readings both fit (a square map whose channel count is its side, say)
-it refuses in one line naming the option that decides it. ``Grid.decided_by`` records how the
-layout was decided, and the probe stores it in the result's meta.
+It never guesses silently: the layout is taken from the option (``layout``), else from what
+the model declares (``erf.probe.declared``: timm's and torchvision's attributes, a
+transformers config) or the module that made the tensor (a Conv2d output is NCHW), else from
+the shape and the input's aspect ratio; when two readings both fit (a square map whose
+channel count is its side, say) it refuses in one line naming the option that decides it.
+``Grid.decided_by`` records how the layout was decided, and the probe stores it in the
+result's meta.
 
 Positions on the grid are ``(row, col)``, the centre of an ``h x w`` grid is
 ``(h // 2, w // 2)``; a prefix token is named ``"cls"`` (prefix token 0) or ``"prefix:K"``.
@@ -38,6 +40,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from erf.probe.declared import declared_map_layout, declared_patch, declared_prefix
 from erf.probe.units import POSITION_NAMES, named_position
 from erf.rf.builder import nchw_modules
 from erf.rf.graph import graph_rf
@@ -227,6 +230,14 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
+def _empty_field(out: Any, name: str) -> bool:
+    """Whether ``name`` is a field of the dataclass ``out`` that holds None (a transformers
+    ``ModelOutput`` lists only the fields it filled)."""
+    if not dataclasses.is_dataclass(out) or isinstance(out, type):
+        return False
+    return name in {f.name for f in dataclasses.fields(out)} and getattr(out, name) is None
+
+
 def select_output(out: Any, output: str | int | None, where: str) -> torch.Tensor:
     """The tensor to probe in ``out`` (what the target returned).
 
@@ -252,6 +263,11 @@ def select_output(out: Any, output: str | int | None, where: str) -> torch.Tenso
             raise ValueError(
                 f"probe.output={output}: {where} gives a {_describe(value)} at {step!r}, "
                 "which has no parts to choose from"
+            )
+        if step not in parts and _empty_field(value, step):
+            raise ValueError(
+                f"probe.output={output}: {where}'s {step!r} is None in this call (transformers "
+                f"fills hidden_states only with output_hidden_states=True: model=hf does)"
             )
         if step not in parts:
             raise ValueError(
@@ -297,36 +313,6 @@ def _module_layout(module: nn.Module | None) -> str | None:
     return None
 
 
-def _declared_prefix(model: nn.Module | None) -> tuple[int | None, str]:
-    """The prefix-token count a model declares (timm's ``num_prefix_tokens``; torchvision's
-    ViT ``class_token``), with where it came from."""
-    if model is None:
-        return None, ""
-    count = getattr(model, "num_prefix_tokens", None)
-    if isinstance(count, int):
-        return count, "model.num_prefix_tokens"
-    if isinstance(getattr(model, "class_token", None), torch.Tensor):
-        return 1, "model.class_token"
-    return None, ""
-
-
-def _declared_patch(model: nn.Module | None) -> tuple[tuple[int, int] | None, str]:
-    """The patch size a model declares (timm ``patch_embed.patch_size``, torchvision
-    ``patch_size``)."""
-    if model is None:
-        return None, ""
-    embed = getattr(model, "patch_embed", None)
-    size = getattr(embed, "patch_size", None)
-    where = "model.patch_embed.patch_size"
-    if size is None:
-        size, where = getattr(model, "patch_size", None), "model.patch_size"
-    if isinstance(size, int):
-        return (size, size), where
-    if isinstance(size, (tuple, list)) and len(size) == 2:
-        return (int(size[0]), int(size[1])), where
-    return None, ""
-
-
 def _token_grid(
     n: int,
     input_hw: tuple[int, int],
@@ -338,7 +324,7 @@ def _token_grid(
     """(prefix tokens, h, w, decided by) of an ``N``-token sequence."""
     height, width = input_hw
     hint = "set probe.grid=[h,w] and probe.prefix_tokens=P"
-    declared, prefix_from = _declared_prefix(model)
+    declared, prefix_from = declared_prefix(model)
     if prefix_tokens is not None:
         declared, prefix_from = int(prefix_tokens), "probe.prefix_tokens"
     if grid is not None:
@@ -350,7 +336,7 @@ def _token_grid(
                 f"{gh}x{gw} grid tokens; {hint}"
             )
         return prefix, gh, gw, "probe.grid" + (f" + {prefix_from}" if prefix_from else "")
-    patch, patch_from = _declared_patch(model)
+    patch, patch_from = declared_patch(model)
     if patch is not None:
         gh, gw = height // patch[0], width // patch[1]
         if declared is not None and declared + gh * gw == n:
@@ -429,7 +415,7 @@ def resolve_grid(
             return Grid("NCHW", *shape, decided_by="probe.layout")
         if layout == "NHWC":
             return Grid("NHWC", shape[2], shape[0], shape[1], decided_by="probe.layout")
-        witness = _module_layout(module)
+        witness = declared_map_layout(model, module) or _module_layout(module)
         if witness:
             return Grid("NCHW", *shape, decided_by=witness)
         # The reading whose spatial dims fit the input's aspect ratio (to within rounding)

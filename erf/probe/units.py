@@ -42,6 +42,45 @@ def resolve_position(position, h: int, w: int, tokens: bool = False) -> tuple[in
     return row, col
 
 
+# Named unit sets of an atlas (``atlas_units``): which output units of an h x w map to probe.
+UNIT_SETS = {
+    "border": "the centre, the four edge midpoints and the four corners (9 units)",
+    "row": "every unit of the middle row (h // 2, 0 .. w - 1)",
+    "all": "every unit of the map (h x w)",
+    "grid:N": "an N x N grid from corner to corner (rows and cols rounded from linspace)",
+}
+
+
+def atlas_units(spec: Any, h: int, w: int) -> list[tuple[int, int]]:
+    """The (row, col) units of an ``h x w`` map that ``spec`` names (``UNIT_SETS``, or a list
+    of ``[row, col]`` pairs, each checked against the map), without repeats, in row-major
+    order. A one-line ValueError for anything else."""
+    if isinstance(spec, str):
+        if spec == "border":
+            rows, cols = sorted({0, h // 2, h - 1}), sorted({0, w // 2, w - 1})
+            return [(r, c) for r in rows for c in cols]
+        if spec == "row":
+            return [(h // 2, c) for c in range(w)]
+        if spec == "all":
+            return [(r, c) for r in range(h) for c in range(w)]
+        if spec.startswith("grid:") and spec[5:].isdigit() and int(spec[5:]) >= 1:
+            n = int(spec[5:])
+            rows = sorted({round(i * (h - 1) / max(n - 1, 1)) for i in range(n)})
+            cols = sorted({round(i * (w - 1) / max(n - 1, 1)) for i in range(n)})
+            return [(r, c) for r in rows for c in cols]
+        raise ValueError(
+            f"units={spec!r} is not allowed: expected one of {', '.join(UNIT_SETS)} "
+            "or a list of [row, col]"
+        )
+    try:
+        pairs = [tuple(int(v) for v in p) for p in spec]
+    except (TypeError, ValueError):
+        pairs = None
+    if not pairs or any(len(p) != 2 for p in pairs):
+        raise ValueError(f"units={spec!r} is not allowed: expected a non-empty list of [row, col]")
+    return sorted({resolve_position(p, h, w) for p in pairs})
+
+
 def as_unit(u: Unit) -> tuple[str | None, Any]:
     """A unit as (target, position); a bare target is probed at the centre."""
     if isinstance(u, tuple) and len(u) == 2 and (u[0] is None or isinstance(u[0], str)):

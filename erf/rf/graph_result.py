@@ -450,6 +450,22 @@ class GraphRF:
         boxes = {n: mask_box(m) for n, m in masks.items()}
         return {n: b for n, b in boxes.items() if b is not None}
 
+    def input_mask(self, target: str | None, unit: tuple[int, ...]) -> np.ndarray:
+        """The exact set of input pixels ``unit`` of ``target`` depends on, as a boolean map of
+        the input's spatial shape (``_masks``: gaps between dilated taps, mirrored and wrapped
+        padding stay exact). Every unit of a global target depends on the bounding box of
+        what the network reads (``_global_box``). A unit that reads no pixel gives an
+        all-False map."""
+        name = self.node_name(target)
+        v = self._value(name)
+        hw = self._hw[self._input]
+        if v.kind == "global":
+            mask = np.zeros(hw, dtype=bool)
+            mask[tuple(slice(a, b + 1) for a, b in self._global_box(name))] = True
+            return mask
+        found = self._masks(name, unit_box(unit)).get(self._input)
+        return np.zeros(hw, dtype=bool) if found is None else found
+
     def node_grid(self, name: str) -> tuple[tuple[Any, Any], tuple[int, int]]:
         """Effective stride (rows, cols) of node ``name`` (an int, or a Fraction after
         upsampling) from the starts of units (0, 0) and (1, 1), and its map's (rows, cols)."""

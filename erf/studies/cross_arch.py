@@ -249,9 +249,17 @@ def cross_arch_panels(
     return panels, [_row_label(*k) for k in row_keys], models
 
 
+def _probed(row: Mapping[str, Any]) -> str:
+    """The probed layer of a job: its target ("output": the model's), with the entry of a
+    container output it chose (``probe.output``: "output[hidden_states.12]")."""
+    chosen = ((row.get("config") or {}).get("probe") or {}).get("output")
+    layer = str(row.get("target") or "output")
+    return f"{layer}[{chosen}]" if chosen is not None else layer
+
+
 def _layers(rows: Sequence[Mapping[str, Any]]) -> str:
     """The probed layer of each model, "model: layer; ..." (one entry when all share it)."""
-    by_model = {_model_label(r): str(r.get("target") or "output") for r in job_order(rows)}
+    by_model = {_model_label(r): _probed(r) for r in job_order(rows)}
     if len(set(by_model.values())) == 1:
         return next(iter(by_model.values()))
     return "; ".join(

@@ -33,3 +33,19 @@ def test_the_suggested_block_is_the_last_of_the_longest_block_list():
     model.blocks = nn.Sequential(*[nn.Identity() for _ in range(12)])
     model.head = nn.Sequential(nn.Identity())
     assert last_block(model) == "blocks.11"
+
+
+class _Untraceable(nn.Module):
+    """Python control flow on a tensor value: torch.fx cannot trace it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Conv2d(4, 4, 3))
+
+    def forward(self, x):
+        return self.blocks(x) if x.sum() > -1e9 else x
+
+
+def test_auto_on_a_model_without_a_trace_is_refused_naming_its_last_block():
+    with pytest.raises(ValueError, match=r"^probe.target=auto reads .*probe\.target=blocks\.1$"):
+        resolve_target("auto", _Untraceable(), (3, 16, 16))

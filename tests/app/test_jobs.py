@@ -30,6 +30,7 @@ def _cfg(*overrides):
         (["job=benchmark"], "benchmark"),
         (["experiment=benchmark"], "benchmark"),
         (["experiment=calibration"], "calibration"),
+        (["experiment=atlas"], "atlas"),
         (["setting=classification"], "training"),
         (["experiment=paper_figures"], "suite"),
     ],
@@ -39,14 +40,16 @@ def test_the_job_key_names_the_job_a_config_asks_for(overrides, kind):
     assert kind in JOB_KINDS
 
 
-def test_every_job_module_registers_a_kind_and_the_kinds_are_the_documented_six():
-    assert JOB_KINDS == ("benchmark", "calibration", "measure", "profile", "suite", "training")
+def test_every_job_module_registers_a_kind_and_the_kinds_are_the_documented_seven():
+    assert JOB_KINDS == (
+        "atlas", "benchmark", "calibration", "measure", "profile", "suite", "training",
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ([*TINY, "job=train"], "job=train is not allowed: expected one of benchmark, calibration"),
+        ([*TINY, "job=train"], "job=train is not allowed: expected one of atlas, benchmark"),
         ([*TINY, "profile.layers=stages"], "profile.layers is set: it belongs to job=profile"),
         (
             ["data=generated_classification", "train=default", "model=residual_classifier"],

@@ -81,29 +81,31 @@ def test_the_figure_label_says_which_box_it_shows():
 @pytest.mark.slow
 def test_a_detector_backbone_layer_is_probed_in_original_input_pixels(tmp_path):
     pytest.importorskip("torchvision")
+    # The detector's own transform resizes every input to 384x384 (min_size/max_size; its
+    # default, 800, costs four times as much and tests nothing more).
     cfg = _cfg(
-        "model=torchvision", "model.name=fasterrcnn_resnet50_fpn",
-        "probe.target=backbone.body.layer3", "inputs.size=[48,48]", "probe.n_samples=1",
-        "probe.batch_size=1",
+        "model=torchvision", "model.name=fasterrcnn_resnet50_fpn", "+model.min_size=384",
+        "+model.max_size=384", "probe.target=backbone.body.layer3", "inputs.size=[48,48]",
+        "probe.n_samples=1", "probe.batch_size=1",
     )  # fmt: skip
     run_job(cfg, tmp_path)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["trf_source"] == "measured_support"
     assert any("cannot trace FasterRCNN" in w for w in metrics["warnings"])
     assert any(
-        w.startswith("the model's own transform resizes the input to 800x800")
+        w.startswith("the model's own transform resizes the input to 384x384")
         and "original 48x48 pixels" in w
         for w in metrics["warnings"]
     )
-    # Oracle: the backbone's graph TRF at the resized 800x800 input (rows 267..533 of the
-    # 50x50 layer3 map's centre unit), mapped back through the bilinear resize
-    # (align_corners=False: resized pixel i reads source (i + 0.5) * 48 / 800 - 0.5).
+    # Oracle: the backbone's graph TRF at the resized 384x384 input (rows 59..325 of the
+    # 24x24 layer3 map's centre unit), mapped back through the bilinear resize
+    # (align_corners=False: resized pixel i reads source (i + 0.5) * 48 / 384 - 0.5).
     model = build_model(cfg.model)
-    exact = theoretical_rf(model.backbone.body, (3, 800, 800), target="layer3")
-    (a, b), _ = exact.interval((25, 25), clipped=True)
-    assert (a, b) == (267, 533)
-    lo, hi = math.floor((a + 0.5) * 48 / 800 - 0.5), math.ceil((b + 0.5) * 48 / 800 - 0.5)
-    assert metrics["trf_interval"] == [[lo, hi], [lo, hi]] == [[15, 32], [15, 32]]
+    exact = theoretical_rf(model.backbone.body, (3, 384, 384), target="layer3")
+    (a, b), _ = exact.interval((12, 12), clipped=True)
+    assert (a, b) == (59, 325)
+    lo, hi = math.floor((a + 0.5) * 48 / 384 - 0.5), math.ceil((b + 0.5) * 48 / 384 - 0.5)
+    assert metrics["trf_interval"] == [[lo, hi], [lo, hi]] == [[6, 41], [6, 41]]
 
 
 def test_a_vit_job_reports_the_graphs_global_trf_and_the_layer_it_comes_from(tmp_path):

@@ -31,7 +31,7 @@ from erf.app.validate import ConfigError, preflight
         (
             "experiment=nope",
             "experiment=nope is not a known experiment; available: activation_saturation, "
-            "activation_settings, activation_sweep, benchmark",
+            "activation_settings, activation_sweep, atlas, benchmark",
         ),
         (
             "probe.batch_size=big",

@@ -5,7 +5,7 @@ import csv
 import math
 
 import pytest
-from helpers.cli import run_erf, run_module
+from helpers.inprocess import run_erf_here, run_module_here
 
 pytest.importorskip("timm")
 
@@ -13,7 +13,9 @@ pytest.importorskip("timm")
 @pytest.mark.slow  # about 30 s on 2 CPU cores: four timm jobs
 def test_the_tiny_cross_arch_sweep_writes_its_figure_and_a_table_with_intervals(tmp_path):
     sweep_dir = tmp_path / "cross_arch"
-    proc = run_erf("run", "experiment=cross_arch", "scale=tiny", f"hydra.sweep.dir={sweep_dir}")
+    proc = run_erf_here(
+        "run", "experiment=cross_arch", "scale=tiny", f"hydra.sweep.dir={sweep_dir}"
+    )
     assert f"results: {sweep_dir}" in proc.stdout
     for name in ("cross_arch.png", "cross_arch_per_map.png", "cross_arch.csv", "cross_arch.md"):
         assert (sweep_dir / name).is_file(), name
@@ -29,6 +31,6 @@ def test_the_tiny_cross_arch_sweep_writes_its_figure_and_a_table_with_intervals(
     assert rows[0]["trf_global"] == "False" and rows[1]["trf_global"] == "True"
     assert rows[1]["trf_source"] == "measured_support" and "| global |" in md
     (sweep_dir / "cross_arch.md").unlink()  # the report rebuilds it from the job folders
-    report = run_module("erf.report", str(sweep_dir), "--study", "cross_arch")
+    report = run_module_here("erf.report", str(sweep_dir), "--study", "cross_arch")
     assert "| DeiT-S | gaussian | 64 | 2 |" in report.stdout
     assert (sweep_dir / "cross_arch.md").read_text() == md

@@ -5,20 +5,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from helpers.cli import run_module
+from helpers.inprocess import run_module_here
 
 from erf.app.config import CONFIG_DIR
 from erf.io.store import load_result, read_json
 
 
 def _experiment(name, out, *overrides):
-    return run_module(
+    return run_module_here(
         "erf.run",
         "scale=tiny",
         f"experiment={name}",
         f"hydra.sweep.dir={out}",
         *overrides,
-        timeout=600,
     )
 
 
@@ -109,13 +108,12 @@ def test_init_sweep_measures_every_init_with_and_without_relu(tmp_path):
 
 @pytest.mark.slow
 def test_paper_figures_runs_each_listed_experiment_and_gathers_their_figures(tmp_path):
-    run_module(
+    run_module_here(
         "erf.run",
         "scale=tiny",
         "experiment=paper_figures",
         "suite.experiments=[init_sweep,dropout_skip]",
         f"hydra.run.dir={tmp_path}",
-        timeout=600,
     )
     suite = read_json(tmp_path / "suite.json")
     assert [e["name"] for e in suite["experiments"]] == ["init_sweep", "dropout_skip"]

@@ -4,7 +4,7 @@ the ours budget (draws x n_samples) as that many fresh draws, and metrics.json s
 import json
 
 import pytest
-from helpers.cli import run_erf_expecting_error, run_module
+from helpers.inprocess import run_erf_expecting_error, run_module_here
 
 NET = [
     "model.depth=3",
@@ -20,7 +20,7 @@ NET = [
 
 @pytest.mark.slow  # ~25 s on 2 shared cores
 def test_luo_gives_one_input_per_draw_and_the_ours_budget(tmp_path):
-    run_module("erf.run", *NET, "probe.protocol=luo", f"hydra.run.dir={tmp_path}", timeout=600)
+    run_module_here("erf.run", *NET, "probe.protocol=luo", f"hydra.run.dir={tmp_path}")
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["protocol"] == "luo" and m["n_draws"] == 6 == 2 * 3
     assert m["draws"]["n_samples"] == [1] * 6

@@ -10,7 +10,8 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 from helpers.browser import chromium, console_lines
-from helpers.cli import last_line, run_module
+from helpers.cli import last_line
+from helpers.inprocess import run_module_here
 
 pytestmark = pytest.mark.slow  # a sweep, a rebuild, three browser starts: ~75 s on 2 shared cores
 
@@ -30,7 +31,7 @@ def _body(dom: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     sweep_dir = tmp_path_factory.mktemp("report") / "depth_sweep"
-    proc = run_module(
+    proc = run_module_here(
         "erf.run", "experiment=depth_sweep", "scale=tiny", f"hydra.sweep.dir={sweep_dir}"
     )
     assert last_line(proc.stdout) == f"results: {sweep_dir}"
@@ -91,7 +92,7 @@ def test_a_screenshot_of_the_report_is_not_blank(sweep, tmp_path):
 def test_erf_report_rebuilds_the_page(sweep):
     (sweep / "report.html").unlink()
     (sweep / "summary.tex").unlink()
-    proc = run_module("erf.report", str(sweep))
+    proc = run_module_here("erf.report", str(sweep))
     assert last_line(proc.stdout) == f"results: {sweep}"
     text = (sweep / "report.html").read_text()
     assert "experiment=depth_sweep scale=tiny" in text  # the command, from multirun.yaml

@@ -3,11 +3,11 @@
 import json
 import os
 import signal
-import time
 
 import numpy as np
 import pytest
-from helpers.cli import run_erf_expecting_error, run_module, start_module
+from helpers.cli import WAIT_LIMIT_S, run_module, start_module, wait_for
+from helpers.inprocess import run_erf_expecting_error, run_module_here
 
 from erf.io.store import load_result
 
@@ -31,24 +31,21 @@ def _slow(run_dir, *extra):
 def _start_and_wait_for_checkpoint(run_dir, min_samples=8):
     proc = start_module("erf.run", *_slow(run_dir))
     checkpoint = run_dir / "checkpoint.npz"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if checkpoint.exists():
-            try:
-                if load_result(checkpoint).meta["samples_seen"] >= min_samples:
-                    return proc
-            except Exception:
-                pass  # being replaced right now; the rename is atomic, try again
-        assert proc.poll() is None, "the run ended before it could be interrupted"
-        time.sleep(0.02)
-    proc.kill()
-    raise AssertionError("no checkpoint appeared")
+
+    def enough_samples() -> bool:
+        try:
+            return load_result(checkpoint).meta["samples_seen"] >= min_samples
+        except Exception:
+            return False  # not there yet, or being replaced (the rename is atomic)
+
+    wait_for(enough_samples, proc, f"a checkpoint of {min_samples} samples appeared")
+    return proc
 
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("whole")
-    run_module("erf.run", *_slow(run_dir))
+    run_module_here("erf.run", *_slow(run_dir))
     return load_result(run_dir / "erf.npz")
 
 
@@ -67,7 +64,7 @@ def test_a_killed_run_leaves_no_complete_looking_results_and_resumes_to_the_same
     done = load_result(tmp_path / "checkpoint.npz").meta["samples_seen"]
     assert 0 < done < 240
 
-    run_module("erf.run", *_slow(tmp_path, "resume=true"))
+    run_module_here("erf.run", *_slow(tmp_path, "resume=true"))
     resumed = load_result(tmp_path / "erf.npz")
     assert np.array_equal(resumed.total, uninterrupted.total)  # bitwise, on CPU
     assert np.array_equal(resumed.total_sq, uninterrupted.total_sq)
@@ -80,20 +77,20 @@ def test_a_killed_run_leaves_no_complete_looking_results_and_resumes_to_the_same
 def test_a_stop_signal_saves_a_checkpoint_and_says_how_to_continue(tmp_path, uninterrupted, signum):
     proc = _start_and_wait_for_checkpoint(tmp_path)
     proc.send_signal(signum)
-    _, stderr = proc.communicate(timeout=60)
+    _, stderr = proc.communicate(timeout=WAIT_LIMIT_S)
     assert proc.returncode == 130
     assert "resume=true" in stderr and str(tmp_path) in stderr
     assert not (tmp_path / "metrics.json").exists()
-    run_module("erf.run", *_slow(tmp_path, "resume=true"))
+    run_module_here("erf.run", *_slow(tmp_path, "resume=true"))
     assert np.array_equal(load_result(tmp_path / "erf.npz").total, uninterrupted.total)
 
 
 @pytest.mark.slow
 def test_resume_skips_a_completed_job(tmp_path):
     job = ["model.depth=2", "model.channels=1", "probe.n_samples=2", f"hydra.run.dir={tmp_path}"]
-    run_module("erf.run", *job)
+    run_module_here("erf.run", *job)
     before = (tmp_path / "metrics.json").stat().st_mtime_ns
-    proc = run_module("erf.run", *job, "resume=true")
+    proc = run_module_here("erf.run", *job, "resume=true")
     assert "skipped" in proc.stdout + proc.stderr
     assert (tmp_path / "metrics.json").stat().st_mtime_ns == before
     assert json.loads((tmp_path / "metrics.json").read_text())["depth"] == 2

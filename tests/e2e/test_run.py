@@ -7,7 +7,8 @@ import sys
 
 import numpy as np
 import pytest
-from helpers.cli import last_line, run_erf_expecting_error, run_module
+from helpers.cli import last_line
+from helpers.inprocess import run_erf_expecting_error, run_module_here
 from helpers.oracles import box_convolution_2d
 from helpers.paths import REPO
 
@@ -19,7 +20,7 @@ TINY = ["model.channels=2", "inputs.size=[40,40]", "probe.n_samples=4", "probe.b
 @pytest.fixture(scope="module")
 def tiny_sweep(tmp_path_factory):
     sweep_dir = tmp_path_factory.mktemp("sweep") / "depth_sweep"
-    proc = run_module(
+    proc = run_module_here(
         "erf.run",
         "experiment=depth_sweep",
         "model.depth=2,4,8",
@@ -85,21 +86,21 @@ def test_report_rebuilds_the_summary_from_saved_job_results(tiny_sweep):
     before = (sweep_dir / "summary.csv").read_text()
     (sweep_dir / "summary.csv").unlink()
     (sweep_dir / "trf_vs_erf.png").unlink()
-    proc = run_module("erf.report", str(sweep_dir))
+    proc = run_module_here("erf.report", str(sweep_dir))
     assert last_line(proc.stdout) == f"results: {sweep_dir}"
     assert (sweep_dir / "summary.csv").read_text() == before
     assert (sweep_dir / "trf_vs_erf.png").exists()
 
 
 def test_report_on_a_folder_without_results_fails_with_one_line(tmp_path):
-    proc = run_module("erf.report", str(tmp_path), check=False)
+    proc = run_module_here("erf.report", str(tmp_path), check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "no job results" in proc.stderr
 
 
 def test_uniform_linear_sweep_over_luo_depths_has_the_sqrt_n_slope(tmp_path):
     sweep_dir = tmp_path / "sqrt_n"
-    run_module(
+    run_module_here(
         "erf.run",
         "experiment=depth_sweep",
         "model.init=uniform",
@@ -116,7 +117,7 @@ def test_uniform_linear_sweep_over_luo_depths_has_the_sqrt_n_slope(tmp_path):
 
 def test_an_input_smaller_than_the_trf_is_run_but_warned_about_in_metrics(tmp_path):
     out = tmp_path / "small"
-    run_module(
+    run_module_here(
         "erf.run",
         "model.depth=20",
         "model.channels=1",
@@ -141,7 +142,7 @@ def test_a_missing_image_folder_is_one_line_and_writes_nothing(tmp_path):
 
 def test_single_run_writes_results_and_prints_its_directory(tmp_path):
     out = tmp_path / "one"
-    proc = run_module(
+    proc = run_module_here(
         "erf.run",
         "model.depth=3",
         "model.channels=1",
@@ -171,7 +172,7 @@ def test_bad_settings_fail_with_one_error_line_and_no_results(tmp_path, override
 
 
 def test_cli_exits_non_zero_with_one_line_and_no_traceback_before_any_work(tmp_path):
-    proc = run_module(
+    proc = run_module_here(
         "erf.run", "probe.n_samples=0", f"hydra.run.dir={tmp_path / 'x'}", check=False
     )
     assert proc.returncode == 2
@@ -189,7 +190,7 @@ def test_a_job_that_refuses_its_config_exits_2_and_leaves_no_folder(tmp_path):
 
     run_dir = tmp_path / "bad"
     args = ["erf.run", "model.channels=1", "probe.position=[99,99]", f"hydra.run.dir={run_dir}"]
-    proc = run_module(*args, check=False, timeout=600)
+    proc = run_module_here(*args, check=False)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert last_line(proc.stderr) == (
@@ -197,14 +198,14 @@ def test_a_job_that_refuses_its_config_exits_2_and_leaves_no_folder(tmp_path):
     )
     assert not run_dir.exists()
     env = {**os.environ, "HYDRA_FULL_ERROR": "1"}
-    proc = run_module(*args, check=False, timeout=600, env=env)
+    proc = run_module_here(*args, check=False, env=env)
     assert proc.returncode == 2 and "Traceback (most recent call last)" in proc.stderr
     assert not run_dir.exists()
 
 
 def test_layer_profile_probes_every_stage_and_draws_the_profile(tmp_path):
     out = tmp_path / "profile"
-    proc = run_module(
+    proc = run_module_here(
         "erf.run",
         "experiment=layer_profile",
         "model.name=resnet18",
@@ -224,7 +225,7 @@ def test_layer_profile_probes_every_stage_and_draws_the_profile(tmp_path):
 
 def test_real_models_sweep_reports_trf_erf_and_area_ratios_per_model(tmp_path):
     sweep_dir = tmp_path / "real"
-    proc = run_module(
+    proc = run_module_here(
         "erf.run",
         "experiment=real_models",
         "model.name=resnet18,vgg11",
@@ -250,7 +251,7 @@ def test_custom_model_with_checkpoint_is_probed_at_a_named_layer(tmp_path):
 
     torch.save(TinyNet(width=3).state_dict(), tmp_path / "tiny.pth")
     out = tmp_path / "custom"
-    proc = run_module(
+    proc = run_module_here(
         "erf.run",
         "model=custom",
         "model._target_=helpers.custom_net.TinyNet",
@@ -270,7 +271,7 @@ def test_custom_model_with_checkpoint_is_probed_at_a_named_layer(tmp_path):
 
 
 def test_layers_command_lists_targets_with_their_trf():
-    proc = run_module(
+    proc = run_module_here(
         "erf.layers", "model=torchvision", "model.name=resnet18", "inputs.size=[64,64]"
     )
     assert "layer4" in proc.stdout and "global" in proc.stdout
@@ -279,7 +280,7 @@ def test_layers_command_lists_targets_with_their_trf():
 
 def test_layers_command_lists_the_token_layers_of_a_vit_after_the_graph_stops():
     pytest.importorskip("timm")
-    proc = run_module(
+    proc = run_module_here(
         "erf.layers", "model=timm", "model.name=vit_tiny_patch16_224", "+model.img_size=64",
         "inputs.size=[64,64]",
     )  # fmt: skip

@@ -4,7 +4,8 @@ import json
 
 import numpy as np
 import pytest
-from helpers.cli import run_erf_expecting_error, run_module, start_module
+from helpers.cli import WAIT_LIMIT_S, start_module, wait_for
+from helpers.inprocess import run_erf_expecting_error, run_module_here
 
 from erf.analysis.metrics import luo_size
 from erf.io.store import load_result
@@ -22,7 +23,7 @@ NET = [
 
 
 def _run(run_dir, *overrides):
-    run_module("erf.run", *NET, *overrides, f"hydra.run.dir={run_dir}", timeout=600)
+    run_module_here("erf.run", *NET, *overrides, f"hydra.run.dir={run_dir}")
     return run_dir
 
 
@@ -75,7 +76,6 @@ def test_zero_draws_is_a_config_error(tmp_path):
 @pytest.mark.slow
 def test_a_stopped_draws_job_resumes_to_the_uninterrupted_maps(tmp_path):
     import signal
-    import time
 
     from erf.io.store import load_results
 
@@ -91,12 +91,9 @@ def test_a_stopped_draws_job_resumes_to_the_uninterrupted_maps(tmp_path):
     whole = _run(tmp_path / "whole", *slow)
     proc = start_module("erf.run", *NET, *slow, f"hydra.run.dir={tmp_path / 'cut'}")
     checkpoint = tmp_path / "cut" / "checkpoint_draws.npz"
-    deadline = time.time() + 120
-    while not checkpoint.exists() and time.time() < deadline:
-        assert proc.poll() is None, "the run ended before it could be stopped"
-        time.sleep(0.02)
+    wait_for(checkpoint.exists, proc, "the draws checkpoint appeared")
     proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=60)
+    _, stderr = proc.communicate(timeout=WAIT_LIMIT_S)
     assert proc.returncode == 130 and "resume=true" in stderr
     assert not (tmp_path / "cut" / "metrics.json").exists()
     _run(tmp_path / "cut", *slow, "resume=true")

@@ -2,7 +2,7 @@
 
 import json
 
-from helpers.cli import run_erf_expecting_error, run_module
+from helpers.inprocess import run_erf_expecting_error, run_module_here
 
 TINY = [
     "model.depth=2",
@@ -16,7 +16,7 @@ TINY = [
 
 
 def test_per_channel_normalised_job_records_seeding_and_dead_channels(tmp_path):
-    run_module(
+    run_module_here(
         "erf.run", *TINY, "probe.seeding=per_channel_normalised", f"hydra.run.dir={tmp_path}"
     )
     metrics = json.loads((tmp_path / "metrics.json").read_text())
@@ -32,7 +32,7 @@ def test_clamp_after_mean_with_a_negative_centre_is_a_warning_in_metrics(tmp_pat
     flagged = {}
     for seed in (0, 2):
         run_dir = tmp_path / f"seed{seed}"
-        run_module(
+        run_module_here(
             "erf.run", *one_conv, f"seed={seed}", "probe.n_samples=2",
             "probe.reduce=clamp_after_mean", f"hydra.run.dir={run_dir}",
         )  # fmt: skip

@@ -6,7 +6,8 @@ import json
 
 import numpy as np
 import pytest
-from helpers.cli import last_line, run_erf_expecting_error, run_module
+from helpers.cli import last_line
+from helpers.inprocess import run_erf_expecting_error, run_module_here
 from helpers.paths import REPO
 from hydra import compose, initialize_config_dir
 
@@ -112,7 +113,7 @@ def test_auto_batch_size_and_crop_are_recorded_in_the_metrics(tmp_path):
 @pytest.mark.slow
 def test_benchmark_experiment_writes_the_table_the_json_and_the_figure(tmp_path):
     out = tmp_path / "bench"
-    proc = run_module(
+    proc = run_module_here(
         "erf.run",
         "experiment=benchmark",
         "inputs.size=[32,32]",
@@ -124,7 +125,6 @@ def test_benchmark_experiment_writes_the_table_the_json_and_the_figure(tmp_path)
         "benchmark.methods=[probe,per_image,floor,multi]",
         "benchmark.multi_targets=[layer1,layer2]",
         f"hydra.run.dir={out}",
-        timeout=600,
     )
     assert last_line(proc.stdout) == f"results: {out}"
     assert "probe/per_image" in proc.stdout

@@ -5,12 +5,12 @@ import csv
 import json
 import os
 import signal
-import time
 
 import numpy as np
 import pytest
 import torch
-from helpers.cli import last_line, run_erf_expecting_error, run_module, start_module
+from helpers.cli import WAIT_LIMIT_S, last_line, start_module, wait_for
+from helpers.inprocess import run_erf_expecting_error, run_module_here
 
 from erf.io.store import load_result
 
@@ -30,7 +30,7 @@ TINY = [
 @pytest.fixture(scope="module")
 def classification_job(tmp_path_factory):
     job = tmp_path_factory.mktemp("cls")
-    run_module(
+    run_module_here(
         "erf.run",
         "setting=classification",
         *TINY,
@@ -91,7 +91,7 @@ def test_the_saved_weights_load_into_the_same_model(classification_job):
 def test_the_experiment_runs_both_settings_over_seeds_and_summarises_them(tmp_path):
     sweep = tmp_path / "sweep"
     sizes = [a for a in TINY if not a.startswith("model.blocks")]  # the settings' own depths
-    proc = run_module(
+    proc = run_module_here(
         "erf.run",
         "experiment=trained_vs_untrained",
         *sizes,
@@ -127,7 +127,9 @@ def test_missing_cifar10_is_one_line_saying_where_to_put_it(tmp_path):
 
 
 def test_data_without_train_is_rejected_before_any_work(tmp_path):
-    proc = run_module("erf.run", "data=cifar10", f"hydra.run.dir={tmp_path / 'x'}", check=False)
+    proc = run_module_here(
+        "erf.run", "data=cifar10", f"hydra.run.dir={tmp_path / 'x'}", check=False
+    )
     assert proc.returncode == 2 and proc.stderr.startswith("error: data is set but train")
     assert not (tmp_path / "x").exists()
 
@@ -159,17 +161,13 @@ def _slow(run_dir, *extra):
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("whole")
-    run_module("erf.run", *_slow(run_dir))
+    run_module_here("erf.run", *_slow(run_dir))
     return run_dir
 
 
 def _start_and_wait_for(run_dir, name):
     proc = start_module("erf.run", *_slow(run_dir))
-    deadline = time.time() + 120
-    while not (run_dir / name).exists():
-        assert proc.poll() is None, "the run ended before it could be interrupted"
-        assert time.time() < deadline, f"no {name} appeared"
-        time.sleep(0.01)
+    wait_for((run_dir / name).exists, proc, f"{name} appeared", poll_s=0.01)
     return proc
 
 
@@ -188,12 +186,12 @@ def _assert_same_training(a, b):
 def test_a_stop_signal_mid_training_checkpoints_and_resumes_bitwise(tmp_path, uninterrupted):
     proc = _start_and_wait_for(tmp_path, "erf_init.npz")
     proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=120)
+    _, stderr = proc.communicate(timeout=WAIT_LIMIT_S)
     assert proc.returncode == 130, stderr
     assert "resume=true" in stderr and str(tmp_path) in stderr
     assert (tmp_path / "train_checkpoint.pt").exists()
     assert not (tmp_path / "metrics.json").exists()
-    run_module("erf.run", *_slow(tmp_path, "resume=true"))
+    run_module_here("erf.run", *_slow(tmp_path, "resume=true"))
     _assert_same_training(tmp_path, uninterrupted)
     assert not (tmp_path / "train_checkpoint.pt").exists()
 
@@ -206,5 +204,5 @@ def test_a_killed_run_resumes_from_its_last_epoch_checkpoint_bitwise(tmp_path, u
     assert not (tmp_path / "metrics.json").exists()
     state = torch.load(tmp_path / "train_checkpoint.pt", weights_only=True)
     assert state["epoch"] >= 1 and state["step"] == 0
-    run_module("erf.run", *_slow(tmp_path, "resume=true"))
+    run_module_here("erf.run", *_slow(tmp_path, "resume=true"))
     _assert_same_training(tmp_path, uninterrupted)

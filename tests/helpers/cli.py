@@ -3,10 +3,31 @@
 
 import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from helpers.paths import REPO
+
+# How long a test waits for a process, or for a file or log line a process makes: far above
+# any test's work on a loaded machine, so that only a hung process ever reaches it. No test
+# depends on a shorter wall-clock deadline.
+WAIT_LIMIT_S = 1800.0
+
+
+def wait_for(
+    condition: Callable[[], bool], proc: subprocess.Popen, what: str, poll_s: float = 0.02
+) -> None:
+    """Wait until ``condition()`` holds while ``proc`` runs. Fails (and kills ``proc``) when
+    ``proc`` ends first, with its output, or after ``WAIT_LIMIT_S`` (a hung process)."""
+    deadline = time.monotonic() + WAIT_LIMIT_S
+    while not condition():
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended before {what}: {proc.communicate()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"{what} never happened in {WAIT_LIMIT_S:.0f} s")
+        time.sleep(poll_s)
 
 
 def command(module: str, *args: str) -> list[str]:
@@ -20,7 +41,7 @@ def run_command(
     cwd: Path = REPO,
     check: bool = True,
     env: dict[str, str] | None = None,
-    timeout: float | None = 600,
+    timeout: float | None = WAIT_LIMIT_S,
 ) -> subprocess.CompletedProcess:
     """Run ``argv`` from ``cwd`` and wait (text output, captured). With ``check``, a non-zero
     exit status fails the test with the command and its output."""
@@ -37,7 +58,7 @@ def run_module(
     cwd: Path = REPO,
     check: bool = True,
     env: dict[str, str] | None = None,
-    timeout: float | None = 600,
+    timeout: float | None = WAIT_LIMIT_S,
 ) -> subprocess.CompletedProcess:
     """Run ``python -m MODULE ARGS`` from ``cwd`` and wait, as :func:`run_command` does."""
     return run_command(command(module, *args), cwd=cwd, check=check, env=env, timeout=timeout)
@@ -69,21 +90,10 @@ def run_erf(
     check: bool = True,
     erf: Sequence[str] | None = None,
     env: dict[str, str] | None = None,
-    timeout: float = 600,
+    timeout: float = WAIT_LIMIT_S,
 ) -> subprocess.CompletedProcess:
     """Run ``erf ARGS`` from ``cwd``: by default ``python -m erf`` with this interpreter, or
     the command ``erf`` names (e.g. an installed ``bin/erf`` script). With ``check``, a
     non-zero exit status fails the test with the command's output."""
     argv = [*(erf or command("erf")), *args]
     return run_command(argv, cwd=cwd, check=check, env=env, timeout=timeout)
-
-
-def run_erf_expecting_error(run_dir: Path, *overrides: str) -> str:
-    """Run ``python -m erf.run OVERRIDES`` into ``run_dir``, which must fail cleanly: non-zero
-    exit, no traceback, no ``metrics.json`` in ``run_dir``. Returns the last stderr line (after
-    any progress bar's carriage returns)."""
-    proc = run_module("erf.run", *overrides, f"hydra.run.dir={run_dir}", check=False)
-    assert proc.returncode != 0
-    assert "Traceback" not in proc.stderr
-    assert not (run_dir / "metrics.json").exists()
-    return last_line(proc.stderr)

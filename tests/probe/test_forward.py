@@ -27,6 +27,16 @@ def test_a_mixed_precision_model_keeps_each_tensor_dtype_and_device():
     assert model[3].weight.dtype == torch.float64 and model[0].weight.dtype == torch.float32
 
 
+def test_probing_in_float64_leaves_the_float32_gradients_as_they_were():
+    model = _net()
+    model(torch.randn(2, 1, 9, 9)).sum().backward()
+    grad = model[0].weight.grad
+    before = grad.clone()
+    measure_erf(model, (1, 9, 9), n_samples=2, dtype=torch.float64)
+    assert model[0].weight.grad is grad and grad.dtype == torch.float32
+    assert torch.equal(grad, before)
+
+
 def test_a_channels_last_model_comes_back_channels_last_and_a_plain_one_plain():
     model = _net().to(memory_format=torch.channels_last)
     measure_erf(model, (1, 9, 9), n_samples=2, channels_last=False)

@@ -153,3 +153,8 @@ def test_an_iterable_of_sequence_batches_is_read_as_batches_not_as_one_sample():
     r = erf.measure_erf(model, (2, 12), inputs=batches, n_samples=5, bootstrap_groups=0)
     assert r.n_samples == 5
     np.testing.assert_allclose(r.map / r.map.sum(), centred(box_profile(2), 12), atol=1e-7)
+
+
+def test_the_atlas_refuses_a_sequence_input_in_one_line():
+    with pytest.raises(ValueError, match=r"the atlas maps units of images \(C, H, W\)"):
+        erf.measure_atlas(ConvStack(1, channels=2, dims=1), (2, 8), units="row", n_samples=1)

@@ -3,7 +3,7 @@ the config's ``job`` key names (``erf.app.job_kinds``).
 
 Every module of this package is imported here, so each registers its kind: ``measure`` (one
 measurement, or ``probe.draws`` weight draws: ``draws``), ``profile`` (``measure``),
-``benchmark``, ``calibration``, ``training``, and ``suite`` (``erf.app.suite``).
+``benchmark``, ``calibration``, ``atlas``, ``training``, and ``suite`` (``erf.app.suite``).
 """
 
 from __future__ import annotations

@@ -16,8 +16,10 @@ The glue between the config, ``erf.training.data``, ``erf.training.loop`` and th
   size / diameter / ERF:TRF before and after, the train/val history, wall times,
   provenance and the resolved config.
 
-A job's figures are ``erf.io.trained``'s. A sweep's summary (``summary.csv``,
-``before_after.png`` over all jobs) is the trained_vs_untrained study
+Every ERF of the job (init, each epoch, trained) is measured through ``erf.monitor.ERFMonitor``,
+the one way erf measures an ERF during training. A job's figures are ``erf.io.trained``'s. A
+sweep's summary (``summary.csv``, ``before_after.png`` over all jobs) is the
+trained_vs_untrained study
 (``erf.studies.trained_vs_untrained``), written by the ``SweepSummary`` Hydra callback with
 ``study: trained_vs_untrained``, or later by ``erf report SWEEP_DIR --study
 trained_vs_untrained`` (alias ``erf train-summary SWEEP_DIR``).
@@ -54,13 +56,12 @@ from erf.app.errors import JobInterrupted
 from erf.app.job_kinds import job_kind
 from erf.app.provenance import provenance
 from erf.app.resume import completed_metrics, fingerprint, load_training_state, settings
+from erf.device import resolve_device
 from erf.io.figure_style import FORMATS
 from erf.io.store import atomic_write, file_record, load_result, save_result, write_json
 from erf.io.trained import final_scores, write_training_figures
-from erf.probe.measure import probe_units
-from erf.probe.support import trf_or_support
+from erf.monitor import ERFMonitor
 from erf.result import ERFResult
-from erf.rf.theory import TheoreticalRF
 from erf.training.data import DataBundle
 from erf.training.loop import TrainingInterrupted, fit
 
@@ -70,17 +71,17 @@ CHECKPOINT = "train_checkpoint.pt"
 SIZE_KEYS = ("erf_size", "erf_diameter", "erf_trf_ratio", "sigma_x", "sigma_y", "mass_radius_95")
 
 
-def erf_summary(result: ERFResult, trf: TheoreticalRF, r2_min: float) -> dict[str, Any]:
-    """``erf.analysis.summary.erf_metrics`` plus ``erf_diameter``: the diameter of the disk with the
-    area of Luo's above-threshold region, ``2 · erf_size / √π``."""
-    metrics = erf_metrics(result, trf, r2_min=r2_min)
+def with_diameter(metrics: dict[str, Any]) -> dict[str, Any]:
+    """``metrics`` (``erf.analysis.summary.erf_metrics``) plus ``erf_diameter``: the diameter of
+    the disk with the area of Luo's above-threshold region, ``2 · erf_size / √π``."""
     size = metrics.get("erf_size")
     metrics["erf_diameter"] = 2 * size / math.sqrt(math.pi) if size is not None else None
     return metrics
 
 
 class _Prober:
-    """Measures (or, on resume, reloads) the ERF of the job's target with the probe config."""
+    """Measures the ERF of the job's target through the ERF monitor (``erf.monitor``, the one
+    way erf measures an ERF during training), or on resume reloads an earlier map."""
 
     def __init__(self, cfg: DictConfig, model: nn.Module, data: DataBundle) -> None:
         self.cfg, self.model = cfg, model
@@ -92,14 +93,22 @@ class _Prober:
         # Training jobs re-measure an interrupted probe on resume: they keep no probe checkpoint.
         self.options.refuse(("checkpoint_every",), "a training job", prefix="probe.")
         refuse_probe(cfg, ("draws",), "a training job (it trains one network)")
-        self.trf = trf_or_support(
-            model, self.shape, self.target, probe_position(cfg), cfg.seed, options=self.options
-        )
+        self.monitor = ERFMonitor(
+            self.target, every=1, options=self.options, input_shape=self.shape,
+            position=probe_position(cfg), r2_min=cfg.fit.r2_min,
+        )  # fmt: skip
+        self.trf = self.monitor.trf(model)
         self.seconds = 0.0
 
-    def measure(self, path: Path, reuse: bool) -> ERFResult:
-        """The ERF now, saved to ``path``; with ``reuse`` an existing file is loaded instead
-        (it must have been made with the same probe settings)."""
+    def metrics(self, result: ERFResult) -> dict[str, Any]:
+        """``erf_metrics`` of a reloaded map about the TRF, with ``erf_diameter``."""
+        return with_diameter(erf_metrics(result, self.trf, r2_min=self.cfg.fit.r2_min))
+
+    def measure(self, path: Path, epoch: int | None, reuse: bool) -> tuple[ERFResult, dict]:
+        """The ERF now and its metrics (``with_diameter``), the map saved to ``path``:
+        ``monitor.step`` at ``epoch``, or with None a measurement outside the epochs (the
+        trained network). With ``reuse`` an existing file is loaded instead (it must have
+        been made with the same probe settings)."""
         p = self.cfg.probe
         if reuse and path.exists():
             result = load_result(path)
@@ -109,13 +118,16 @@ class _Prober:
                     f"{path} was measured with other probe settings {made}; delete it or "
                     "use a new output folder"
                 )
-            return result
-        unit = (self.target, probe_position(self.cfg))
-        (result,) = probe_units(self.model, self.shape, [unit], self.options)
+            return result, self.metrics(result)
+        found = (
+            self.monitor.measure(self.model) if epoch is None
+            else self.monitor.step(self.model, epoch)
+        )  # fmt: skip
+        result = found.result
         self.seconds += result.meta["wall_time_s"]
         recorded = {**result.meta, "settings": settings(self.cfg)}  # checked on resume
         save_result(replace(result, meta=recorded), path)
-        return result
+        return result, with_diameter(dict(found.metrics))
 
 
 def _save_state(state: dict[str, Any], path: Path) -> None:
@@ -148,20 +160,19 @@ def run_training(
     data = build_data_from(cfg)
     log.info("data: %s", data.description)
     model = build_trained_model(cfg, data)
+    model.to(resolve_device(cfg.device))  # measured where it trains (fit moves it there too)
     prober = _Prober(cfg, model, data)
     out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = out_dir / CHECKPOINT
     resume = load_training_state(checkpoint) if cfg.resume and checkpoint.exists() else None
-    erf_init = prober.measure(out_dir / "erf_init.npz", reuse=bool(cfg.resume))
-    r2_min = cfg.fit.r2_min
-    init_metrics = erf_summary(erf_init, prober.trf, r2_min)
+    erf_init, init_metrics = prober.measure(out_dir / "erf_init.npz", 0, reuse=bool(cfg.resume))
     log.info("ERF at init: size %.2f px (TRF %s)", init_metrics["erf_size"], prober.trf.size)
 
     def on_epoch_end(record: dict[str, Any]) -> dict[str, Any] | None:
         if not cfg.train.erf_every_epoch:
             return None
-        result = prober.measure(out_dir / f"erf_epoch_{record['epoch']:03d}.npz", reuse=False)
-        m = erf_summary(result, prober.trf, r2_min)
+        epoch = record["epoch"]
+        _, m = prober.measure(out_dir / f"erf_epoch_{epoch:03d}.npz", epoch, reuse=False)
         return {k: m.get(k) for k in ("erf_size", "erf_diameter", "erf_trf_ratio")}
 
     recorded = settings(cfg)  # checked on resume (erf.app.resume.check_resume)
@@ -184,8 +195,7 @@ def run_training(
         )
     except TrainingInterrupted as stop:
         raise JobInterrupted(f"{stop}; checkpoint saved in {out_dir / CHECKPOINT}") from None
-    erf_trained = prober.measure(out_dir / "erf_trained.npz", reuse=False)
-    trained_metrics = erf_summary(erf_trained, prober.trf, r2_min)
+    erf_trained, trained_metrics = prober.measure(out_dir / "erf_trained.npz", None, reuse=False)
     _save_state({k: v for k, v in final["model"].items()}, out_dir / "model.pt")
 
     history = final["history"]

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers.cli import last_line, run_module
+from helpers.cli import last_line
+from helpers.inprocess import run_module_here
 from PIL import Image
 
 TINY = ["model.depth=2", "model.channels=2", "inputs.size=[16,16]", "probe.n_samples=2",
@@ -136,7 +137,7 @@ def test_bad_input_fails_in_one_line_before_any_folder(tmp_path, overrides, stat
     other_model = any(o.startswith(("model=", "~model", "setting=")) for o in overrides)
     base = TINY[2:] if other_model else TINY  # model.* keys only where the conv stack is kept
     args = [*base, *(o for o in overrides if o != "-m"), f"{where}={run_dir}", *flags]
-    proc = run_module("erf.run", *args, check=False, timeout=300)
+    proc = run_module_here("erf.run", *args, check=False)
     assert proc.returncode == status, proc.stderr
     assert "Traceback" not in proc.stderr
     assert last_line(proc.stderr).startswith(message), proc.stderr
@@ -150,7 +151,9 @@ def test_bad_input_fails_in_one_line_before_any_folder(tmp_path, overrides, stat
 def test_a_non_ascii_label_is_a_text_and_is_kept(tmp_path):
     import json
 
-    proc = run_module("erf.run", *TINY, "label=日本語", f"hydra.run.dir={tmp_path}", check=False)
+    proc = run_module_here(
+        "erf.run", *TINY, "label=日本語", f"hydra.run.dir={tmp_path}", check=False
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     assert json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8"))["label"] == "日本語"
@@ -161,7 +164,7 @@ def test_an_output_folder_that_cannot_be_made_is_refused_before_hydra(tmp_path, 
     blocker = tmp_path / "blocker"
     blocker.write_text("x")
     folder = {"file": blocker, "file_parent": blocker / "run", "read_only": "/sys/erf-out"}[kind]
-    proc = run_module("erf.run", *TINY, f"hydra.run.dir={folder}", check=False)
+    proc = run_module_here("erf.run", *TINY, f"hydra.run.dir={folder}", check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     line = proc.stderr.strip()
     assert line.startswith(f"error: hydra.run.dir={folder}: ") and "\n" not in line
@@ -171,7 +174,7 @@ def test_an_output_folder_that_cannot_be_made_is_refused_before_hydra(tmp_path, 
 def test_a_sweep_folder_that_is_a_file_is_refused(tmp_path):
     blocker = tmp_path / "blocker"
     blocker.write_text("x")
-    proc = run_module(
+    proc = run_module_here(
         "erf.run", *TINY, "model.depth=1,2", f"hydra.sweep.dir={blocker}", "-m", check=False
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
@@ -196,7 +199,7 @@ def _images(root, n=3, corrupt=None):
 def test_a_truncated_jpeg_fails_in_one_line_naming_the_file_and_leaves_no_folder(tmp_path):
     root = _images(tmp_path / "images", n=2, corrupt="bad.jpg")
     run_dir = tmp_path / "run"
-    proc = run_module(
+    proc = run_module_here(
         "erf.run", *TINY, "inputs=imagefolder", f"inputs.root={root}", "inputs.channels=3",
         "model.in_channels=3", "probe.n_samples=3", "probe.batch_size=3",
         f"hydra.run.dir={run_dir}", check=False,
@@ -210,7 +213,7 @@ def test_a_truncated_jpeg_fails_in_one_line_naming_the_file_and_leaves_no_folder
 def test_fewer_images_than_samples_is_refused_not_silently_fewer(tmp_path):
     root = _images(tmp_path / "images", n=3)
     run_dir = tmp_path / "run"
-    proc = run_module(
+    proc = run_module_here(
         "erf.run", *TINY, "inputs=imagefolder", f"inputs.root={root}", "inputs.channels=3",
         "model.in_channels=3", "probe.n_samples=8", f"hydra.run.dir={run_dir}", check=False,
     )  # fmt: skip
@@ -225,7 +228,7 @@ def test_fewer_images_than_samples_is_refused_not_silently_fewer(tmp_path):
 def test_a_label_with_dots_and_slashes_names_one_folder_per_job_inside_the_sweep(tmp_path):
     # before: both jobs were written into sweep/escaped, the first overwritten without a word
     sweep = tmp_path / "a" / "sweep"
-    proc = run_module(
+    proc = run_module_here(
         "erf.run", "experiment=dropout_skip", "scale=tiny", "variant=plain,residual",
         "label=../../../escaped", f"hydra.sweep.dir={sweep}", check=False,
     )  # fmt: skip

@@ -13,12 +13,12 @@ import json
 import os
 import shutil
 import signal
-import time
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from helpers.cli import last_line, run_module, start_module
+from helpers.cli import WAIT_LIMIT_S, last_line, start_module, wait_for
+from helpers.inprocess import run_module_here
 from helpers.paths import REPO
 from hydra import compose, initialize_config_dir
 from matplotlib.figure import Figure
@@ -76,7 +76,7 @@ SLOW = [
 
 
 def _run(*args, **kwargs):
-    return run_module("erf.run", *args, check=False, **kwargs)
+    return run_module_here("erf.run", *args, check=False, **kwargs)
 
 
 def _refused(proc, code=1):
@@ -188,7 +188,7 @@ def test_every_file_the_lab_writes_goes_through_atomic_write():
 def sweep(tmp_path_factory):
     """A one-job depth sweep (tiny), finished."""
     sweep_dir = tmp_path_factory.mktemp("sweep") / "s"
-    run_module("erf.run", *SWEEP, f"hydra.sweep.dir={sweep_dir}")
+    run_module_here("erf.run", *SWEEP, f"hydra.sweep.dir={sweep_dir}")
     return sweep_dir
 
 
@@ -227,11 +227,11 @@ def test_a_full_disk_in_the_sweep_summary_is_recorded_not_swallowed(sweep, tmp_p
 @pytest.mark.slow
 def test_a_corrupt_erf_npz_beside_its_metrics_is_rerun_on_resume(tmp_path):
     job = [*TINY, f"hydra.run.dir={tmp_path}"]
-    run_module("erf.run", *job)
+    run_module_here("erf.run", *job)
     good = load_result(tmp_path / "erf.npz")
     data = (tmp_path / "erf.npz").read_bytes()
     (tmp_path / "erf.npz").write_bytes(data[: len(data) // 2])
-    proc = run_module("erf.run", *job, "resume=true")
+    proc = run_module_here("erf.run", *job, "resume=true")
     log = proc.stdout + proc.stderr
     assert "is not complete" in log and "erf.npz" in log and "rerunning" in log
     assert "skipped" not in log
@@ -245,7 +245,7 @@ def test_the_report_names_a_corrupt_file_in_one_line(sweep, tmp_path):
     sweep_dir = _copy(sweep, tmp_path)
     (job,) = [p for p in sweep_dir.iterdir() if (p / "metrics.json").exists()]
     (job / "erf.npz").write_bytes(b"not a zip")
-    proc = run_module("erf.report", str(sweep_dir), check=False)
+    proc = run_module_here("erf.report", str(sweep_dir), check=False)
     line = _refused(proc, 1)
     assert str(job / "erf.npz") in line and "metrics.json" in line
 
@@ -255,7 +255,7 @@ def test_the_report_names_a_corrupt_file_in_one_line(sweep, tmp_path):
 
 @pytest.mark.slow
 def test_a_finished_job_is_not_reused_for_another_model(tmp_path):
-    run_module("erf.run", *TINY, f"hydra.run.dir={tmp_path}")
+    run_module_here("erf.run", *TINY, f"hydra.run.dir={tmp_path}")
     before = (tmp_path / "metrics.json").read_bytes()
     proc = _run(*TINY, "model.depth=3", f"hydra.run.dir={tmp_path}", "resume=true")
     line = _refused(proc, 2)  # refused before any work: a config problem
@@ -265,7 +265,9 @@ def test_a_finished_job_is_not_reused_for_another_model(tmp_path):
     )
     assert (tmp_path / "metrics.json").read_bytes() == before
     # what cannot change the map is not part of the settings: naming the device still skips
-    proc = run_module("erf.run", *TINY, "device=cpu", f"hydra.run.dir={tmp_path}", "resume=true")
+    proc = run_module_here(
+        "erf.run", *TINY, "device=cpu", f"hydra.run.dir={tmp_path}", "resume=true"
+    )
     assert "skipped" in proc.stdout + proc.stderr
 
 
@@ -331,11 +333,7 @@ def test_a_sweep_folder_whose_record_was_deleted_refuses_another_sweep(sweep, tm
 
 def _start_slow(run_dir, *extra):
     proc = start_module("erf.run", *SLOW, f"hydra.run.dir={run_dir}", *extra)
-    deadline = time.time() + 120
-    while not (run_dir / "checkpoint.npz").exists():
-        assert proc.poll() is None, proc.communicate()
-        assert time.time() < deadline, "no checkpoint appeared"
-        time.sleep(0.02)
+    wait_for((run_dir / "checkpoint.npz").exists, proc, "a checkpoint appeared")
     return proc
 
 
@@ -349,7 +347,7 @@ def test_a_second_run_in_a_busy_job_folder_fails_and_leaves_the_first_alone(tmp_
         assert first.poll() is None  # the first run goes on
     finally:
         first.send_signal(signal.SIGTERM)
-        _, stderr = first.communicate(timeout=120)
+        _, stderr = first.communicate(timeout=WAIT_LIMIT_S)
     assert first.returncode == 130, stderr
     assert load_result(tmp_path / "checkpoint.npz").meta["samples_seen"] > 0
     assert not (tmp_path / ".lock").exists()
@@ -380,13 +378,13 @@ def test_a_job_folder_is_locked_while_a_job_runs(tmp_path):
 @pytest.mark.slow
 def test_a_killed_run_resumes_bitwise_with_its_lock_and_settings(tmp_path):
     whole = tmp_path / "whole"
-    run_module("erf.run", *SLOW, "probe.n_samples=40", f"hydra.run.dir={whole}")
+    run_module_here("erf.run", *SLOW, "probe.n_samples=40", f"hydra.run.dir={whole}")
     cut = tmp_path / "cut"
     proc = _start_slow(cut, "probe.n_samples=40")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert load_result(cut / "checkpoint.npz").meta["settings"]["model.depth"] == 4
-    run_module("erf.run", *SLOW, "probe.n_samples=40", f"hydra.run.dir={cut}", "resume=true")
+    run_module_here("erf.run", *SLOW, "probe.n_samples=40", f"hydra.run.dir={cut}", "resume=true")
     assert np.array_equal(load_result(cut / "erf.npz").total, load_result(whole / "erf.npz").total)
     assert not (cut / ".lock").exists() and _no_temps(cut)
 

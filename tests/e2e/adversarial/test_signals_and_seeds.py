@@ -22,7 +22,8 @@ import time
 
 import numpy as np
 import pytest
-from helpers.cli import last_line, run_module, start_module
+from helpers.cli import WAIT_LIMIT_S, last_line, run_module, start_module, wait_for
+from helpers.inprocess import run_module_here
 from helpers.paths import REPO
 
 from erf.io.store import load_result
@@ -55,15 +56,8 @@ def _env(**extra):
     return {**os.environ, "OMP_NUM_THREADS": "1", **extra}
 
 
-def _wait_for_log(path, text, proc, limit=120):
-    deadline = time.time() + limit
-    while time.time() < deadline:
-        if path.exists() and text in path.read_text():
-            return
-        assert proc.poll() is None, f"the run ended before {text!r}: {proc.communicate()}"
-        time.sleep(0.02)
-    proc.kill()
-    raise AssertionError(f"{text!r} never appeared in {path}")
+def _wait_for_log(path, text, proc):
+    wait_for(lambda: path.exists() and text in path.read_text(), proc, f"{text!r} in {path}")
 
 
 def _maps(sweep_dir):
@@ -93,14 +87,14 @@ def _stop_after_first_poll(sweep_dir, args, signals, pause="2"):
             time.sleep(0.3)
         proc.send_signal(signum)
     sent = time.time()
-    _, stderr = proc.communicate(timeout=120)
+    _, stderr = proc.communicate(timeout=WAIT_LIMIT_S)
     return proc, stderr, time.time() - sent
 
 
 @pytest.fixture(scope="module")
 def whole_sweep(tmp_path_factory):
     sweep = tmp_path_factory.mktemp("whole")
-    run_module("erf.run", *SWEEP, f"hydra.sweep.dir={sweep}", env=_env())
+    run_module_here("erf.run", *SWEEP, f"hydra.sweep.dir={sweep}", env=_env())
     return _maps(sweep)
 
 
@@ -121,7 +115,7 @@ def test_a_stop_after_the_last_probe_batch_finishes_the_job_then_stops_the_sweep
     assert not (tmp_path / "1" / "metrics.json").exists()  # the next job never ran
     _assert_only_whole_files(tmp_path)
 
-    run_module("erf.run", *SWEEP, f"hydra.sweep.dir={tmp_path}", "resume=true", env=_env())
+    run_module_here("erf.run", *SWEEP, f"hydra.sweep.dir={tmp_path}", "resume=true", env=_env())
     resumed = _maps(tmp_path)
     assert resumed.keys() == whole_sweep.keys() == {"0/erf.npz", "1/erf.npz", "2/erf.npz"}
     for job, total in whole_sweep.items():
@@ -148,7 +142,7 @@ def test_a_second_ctrl_c_exits_at_once_in_one_line_with_only_whole_files(tmp_pat
 def test_a_stop_in_the_last_training_batch_finishes_the_job_then_stops_the_sweep(tmp_path):
     sweep = ["-m", *TRAIN, "seed=0,1"]
     whole = tmp_path / "whole"
-    run_module("erf.run", *sweep, f"hydra.sweep.dir={whole}", env=_env())
+    run_module_here("erf.run", *sweep, f"hydra.sweep.dir={whole}", env=_env())
     stopped = tmp_path / "stopped"
     # polls of job 0: after its only training batch (1: the last batch), at the epoch's end (2)
     proc, stderr, _ = _stop_after_first_poll(stopped, sweep, [signal.SIGTERM])
@@ -161,7 +155,7 @@ def test_a_stop_in_the_last_training_batch_finishes_the_job_then_stops_the_sweep
     assert not (stopped / "1" / "metrics.json").exists()
     _assert_only_whole_files(stopped)
 
-    run_module("erf.run", *sweep, f"hydra.sweep.dir={stopped}", "resume=true", env=_env())
+    run_module_here("erf.run", *sweep, f"hydra.sweep.dir={stopped}", "resume=true", env=_env())
     want, got = _maps(whole), _maps(stopped)
     assert (
         got.keys() == want.keys() == {f"{j}/erf_{w}.npz" for j in "01" for w in ("init", "trained")}
@@ -193,15 +187,13 @@ def test_a_stopped_rank_makes_rank_0_fail_in_one_line_naming_it(tmp_path):
     extra = {"ERF_DIST_TIMEOUT_S": "3", "ERF_TEST_SIGSTOP_RANK": "1"}
     ranks = [start_module("erf.run", *job, env=_rank_env(r, port, **extra)) for r in (0, 1)]
     try:
-        start = time.time()
-        _, stderr = ranks[0].communicate(timeout=120)
+        _, stderr = ranks[0].communicate(timeout=WAIT_LIMIT_S)
         assert ranks[0].returncode == 1, stderr
         assert "Traceback" not in stderr
         assert last_line(stderr) == (
             "error: rank 1 did not answer within 3 s before the exchange of the probe's sums "
             "(stopped, hung or dead); ERF_DIST_TIMEOUT_S=3 sets the wait"
         )
-        assert time.time() - start < 90
         assert not (tmp_path / "metrics.json").exists()
     finally:
         for proc in ranks:
@@ -231,9 +223,11 @@ SEEDED = {
 }
 
 
-def _seeded_map(out, overrides, seed, name="erf.npz"):
+def _seeded_map(out, overrides, seed, name="erf.npz", process=False):
+    """One seeded job's map and metrics: in a fresh process, or in this (used) one."""
+    run = run_module if process else run_module_here
     env = _env(PYTHONPATH=str(REPO / "tests"))
-    run_module("erf.run", *overrides, f"seed={seed}", f"hydra.run.dir={out}", env=env)
+    run("erf.run", *overrides, f"seed={seed}", f"hydra.run.dir={out}", env=env)
     return load_result(out / name).total, json.loads((out / "metrics.json").read_text())
 
 
@@ -243,7 +237,7 @@ def test_the_same_seed_gives_bitwise_the_same_map_for_every_model_source(tmp_pat
     if "model=timm" in overrides:
         pytest.importorskip("timm")
     job = [*overrides, "inputs.size=[32,32]", "probe.n_samples=1", "probe.batch_size=1"]
-    a, ma = _seeded_map(tmp_path / "a", job, 0)
+    a, ma = _seeded_map(tmp_path / "a", job, 0, process=True)
     b, _ = _seeded_map(tmp_path / "b", job, 0)
     c, mc = _seeded_map(tmp_path / "c", job, 1)
     assert np.array_equal(a, b)
@@ -253,7 +247,7 @@ def test_the_same_seed_gives_bitwise_the_same_map_for_every_model_source(tmp_pat
 
 @pytest.mark.slow
 def test_the_same_seed_gives_bitwise_the_same_trained_model_map(tmp_path):
-    a, ma = _seeded_map(tmp_path / "a", TRAIN, 0, "erf_trained.npz")
+    a, ma = _seeded_map(tmp_path / "a", TRAIN, 0, "erf_trained.npz", process=True)
     b, _ = _seeded_map(tmp_path / "b", TRAIN, 0, "erf_trained.npz")
     c, mc = _seeded_map(tmp_path / "c", TRAIN, 1, "erf_trained.npz")
     assert np.array_equal(a, b)
