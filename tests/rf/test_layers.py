@@ -1,4 +1,4 @@
-"""Default targets and stage selection from a layer table (hand-made tables, and a volume stack's
+"""Default targets and stage selection from a layer table (hand-made tables, and a sequence stack's
 graph table)."""
 
 import pytest
@@ -92,6 +92,6 @@ def test_layers_that_vary_by_unit_show_their_size_range_and_no_single_stride():
     assert "7-9×9" in last and last.count("varies") == 2
 
 
-def test_the_auto_target_of_a_volume_stack_is_its_last_conv():
-    rows = layer_table(ConvStack(3, channels=1, dims=3), (1, 12, 12, 12))
+def test_the_auto_target_of_a_sequence_stack_is_its_last_conv():
+    rows = layer_table(ConvStack(3, channels=1, dims=1), (1, 32))
     assert auto_target(rows) == "2" and stage_layers(rows) == ["2"]
