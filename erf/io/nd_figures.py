@@ -103,7 +103,7 @@ def profile_figure(
     ax.set_ylabel("|∂y/∂x| / peak" if scale == "linear" else "log10(|∂y/∂x| + 1) / max")
     if title:
         fig.suptitle(wrap(title, fig.get_figwidth() - 0.3, 9), fontsize=9)
-    handles = [h for h in ax.get_legend_handles_labels()[0]]
+    handles = ax.get_legend_handles_labels()[0]
     caption(fig, caption_text or "", warning=warning, handles=handles)
     return fig
 
