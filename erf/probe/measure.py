@@ -393,8 +393,8 @@ def probe_units(
 def check_input_shape(input_shape: Sequence[int], options: ProbeOptions) -> tuple[int, ...]:
     """``input_shape`` as ints: ``(C, H, W)`` (images), ``(C, L)`` (sequences: audio, time
     series) or ``(C, D, H, W)`` (volumes, video), positive sizes. The settings that exist
-    for images only (``channels_last``, so ``fast`` unless ``channels_last=False``, and
-    ``crop``) are refused in one line on the others."""
+    for images only (``channels_last``, so ``fast`` unless ``channels_last=False``, ``crop``,
+    ``grid``, ``prefix_tokens``) are refused in one line on the others."""
     shape = tuple(int(v) for v in input_shape)
     if len(shape) not in (2, 3, 4) or min(shape) < 1:
         raise ValueError(
@@ -410,6 +410,9 @@ def check_input_shape(input_shape: Sequence[int], options: ProbeOptions) -> tupl
             )
         if options.crop != "off":
             raise ValueError(f"crop={options.crop} is for images (C, H, W), not {kind}")
+        for key in ("grid", "prefix_tokens"):  # token sequences of images
+            if getattr(options, key) is not None:
+                raise ValueError(f"{key}={getattr(options, key)} is for images, not {kind}")
     return shape
 
 

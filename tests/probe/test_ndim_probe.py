@@ -120,6 +120,12 @@ class ChannelsLastSequence(nn.Module):
             {"channels_last": True},
             "channels_last is for",
         ),
+        (
+            ConvStack(1, channels=2, dims=1),
+            (2, 8),
+            {"grid": (2, 4)},
+            "is for images, not a sequence",
+        ),
         (ConvStack(1, channels=2, dims=1), (2, 8), {"position": (3, 4)}, "has 2 indices"),
         (ConvStack(1, channels=2, dims=1), (2, 8), {"position": (9,)}, "outside the 8 target"),
     ],
