@@ -1,7 +1,9 @@
 """The one result type that flows from the probe to metrics, files and figures.
 
 Pure numpy: no torch, no files. Maps are ``[H, W]`` float64 arrays in input pixel
-coordinates, row-major, indexed (row, col).
+coordinates, row-major, indexed (row, col); a sequence model's map is ``[L]`` (index t) and a
+volume model's ``[D, H, W]`` (index (d, h, w)), with one entry per spatial axis in every shape
+and position below.
 """
 
 from __future__ import annotations
@@ -28,20 +30,23 @@ class ERFResult:
     they are what a resumed or distributed run adds up, and they give the standard error.
 
     Attributes:
-        total: sum over samples of the per-sample map, ``[H, W]``.
-        total_sq: sum over samples of the squared per-sample map, ``[H, W]``.
+        total: sum over samples of the per-sample map, ``[H, W]`` (``[L]``, ``[D, H, W]``).
+        total_sq: sum over samples of the squared per-sample map, same shape.
         n_samples: number of inputs that contributed (non-finite ones excluded).
-        input_shape: probed input shape ``(C, H, W)``.
+        input_shape: probed input shape ``(C, H, W)`` (``(C, L)``, ``(C, D, H, W)``).
         target: module name that was probed, or ``None`` for the model output.
-        target_shape: shape ``(C, h, w)`` of the target feature map (one sample).
-        position: ``(row, col)`` of the probed unit in the target feature map.
+        target_shape: shape ``(C, h, w)`` of the target feature map (one sample; ``(C, l)``,
+            ``(C, d, h, w)``).
+        position: ``(row, col)`` of the probed unit in the target feature map (``(t,)``,
+            ``(d, h, w)``).
         channel: probed channel, or ``None`` for a unit gradient on every channel.
         reduce: one of ``REDUCTIONS``.
         n_nonfinite: samples whose gradient held NaN/Inf and were skipped.
         meta: free-form provenance (device, dtype, seed, wall time, ...).
-        groups: ``[K, H, W]`` float64 sums of the per-sample map over the samples of each
-            bootstrap group (sample ``i``, its index in the whole run, is in group ``i % K``),
-            or None (``bootstrap_groups=0``, or a file written before groups existed).
+        groups: ``[K, H, W]`` (``[K, *map shape]``) float64 sums of the per-sample map over
+            the samples of each bootstrap group (sample ``i``, its index in the whole run, is
+            in group ``i % K``), or None (``bootstrap_groups=0``, or a file written before
+            groups existed).
             ``groups.sum(0)`` equals ``total`` up to summation order.
         group_n: ``[K]`` sample counts of the groups (None with ``groups``).
         n_dead: samples whose per-sample map was exactly zero everywhere (a dead unit for
@@ -53,10 +58,10 @@ class ERFResult:
     total: np.ndarray
     total_sq: np.ndarray
     n_samples: int
-    input_shape: tuple[int, int, int]
+    input_shape: tuple[int, ...]
     target: str | None
     target_shape: tuple[int, ...]
-    position: tuple[int, int]
+    position: tuple[int, ...]
     channel: int | None
     reduce: str
     n_nonfinite: int = 0
@@ -74,7 +79,7 @@ class ERFResult:
 
     @property
     def map(self) -> np.ndarray:
-        """The ERF map ``[H, W]`` float64.
+        """The ERF map ``[H, W]`` float64 (``[L]``, ``[D, H, W]``).
 
         For ``clamp_after_mean`` the signed mean is clamped at 0 *after* averaging over
         samples; every other reduction is already non-negative per sample (``clamp_per_image``,
@@ -103,9 +108,14 @@ class ERFResult:
         return np.sqrt(np.clip(var, 0.0, None) / n)
 
     @property
-    def shape(self) -> tuple[int, int]:
-        """``(H, W)`` of the map."""
-        return tuple(self.total.shape)  # type: ignore[return-value]
+    def shape(self) -> tuple[int, ...]:
+        """``(H, W)`` of the map (``(L,)``, ``(D, H, W)``)."""
+        return tuple(self.total.shape)
+
+    @property
+    def ndim(self) -> int:
+        """Number of spatial axes of the map: 2 for images, 1 for sequences, 3 for volumes."""
+        return self.total.ndim
 
     def merged(self, other: ERFResult) -> ERFResult:
         """Sum of two measurements of the same probe (e.g. two shards of the samples).

@@ -69,8 +69,7 @@ def unit_location(result: ERFResult, trf=None) -> tuple[list[float] | None, str 
         and not isinstance(result.position, str)
     )
     if exact:
-        (r0, r1), (c0, c1) = trf.interval(result.position)
-        return [(r0 + r1) / 2, (c0 + c1) / 2], "TRF"
+        return [(a + b) / 2 for a, b in trf.interval(result.position)], "TRF"
     estimate = result.meta.get("unit_in_input")
     return estimate, None if estimate is None else "grid scale"
 

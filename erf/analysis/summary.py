@@ -31,6 +31,13 @@ from erf.analysis.metrics import (
     radial_mass,
     unit_location,
 )
+from erf.analysis.ndim import (
+    fit_gaussian_nd,
+    luo_axis_sizes,
+    luo_size_nd,
+    moment_sigmas,
+    nd_center,
+)
 from erf.analysis.sizes import (
     interval_columns,
     measure_all,
@@ -149,8 +156,12 @@ def erf_metrics(
       on a LayerNorm over the channels with uniform weights).
     - ``fit_problem``: None, or why the Gaussian parameters should not be read as a size (no
       convergence, degenerate map, or R² below ``r2_min``).
+
+    A sequence ``[L]`` or volume ``[D, H, W]`` map gets ``nd_erf_metrics`` instead.
     """
     check_settings(bootstrap, ci_level)
+    if result.ndim != 2:
+        return nd_erf_metrics(result, trf, r2_min)
     erf_map = result.map
     unit = _unit_in_input(result, trf)
     center = erf_center(result.shape, unit["unit_in_input"])
@@ -352,3 +363,89 @@ def _poor_fit(r2: float, r2_min: float) -> str | None:
     if math.isfinite(r2) and r2 < r2_min:
         return f"poor Gaussian fit: R² {r2:.3f} < {r2_min:g}; sigma_x/sigma_y are not a size"
     return None
+
+
+def nd_erf_metrics(
+    result: ERFResult, trf: TheoreticalRF | None = None, r2_min: float = 0.9
+) -> dict[str, Any]:
+    """Metrics of a sequence (``[L]``) or volume (``[D, H, W]``) map, in samples / voxels,
+    one list entry per axis ((t,) or (d, h, w); ``erf.analysis.ndim``):
+
+    - ``ndim``, ``map_shape``, ``center`` (the reference entry: the probed unit's place in the
+      input, ``nd_center``), ``unit_in_input`` / ``unit_in_input_from`` as for images;
+    - ``erf_size``: Luo's count above (1 - 0.9545) x the centre value, as ``count ** (1/ndim)``
+      (1-D: a length); ``erf_size_axes``: Luo's size along each axis through the centre;
+      ``moment_sigmas``: standard deviation per axis about the centre of mass;
+    - ``fit``: the Gaussian fit with a full covariance (``fit_gaussian_nd``), ``fit_sigmas``
+      (per axis), ``fit_r2`` and ``fit_problem`` (R² below ``r2_min``, no convergence);
+    - with ``trf``: ``trf_sizes`` (per axis), ``trf_size`` (their geometric mean, comparable
+      with ``erf_size``), ``trf_interval`` (``[[start, end], ...]`` of the probed unit),
+      ``trf_clipped``, ``trf_stride``, ``trf_padding``, ``trf_source``, ``trf_bound``,
+      ``trf_global_from``, ``erf_trf_ratio`` and ``erf_trf_ratio_axes``;
+    - ``ci_method``: intervals over input groups are made for 2-D maps only (none here).
+    """
+    erf_map = result.map
+    unit = _unit_in_input(result, trf)
+    center = nd_center(result.shape, unit["unit_in_input"])
+    degenerate = is_degenerate(erf_map)
+    if degenerate is None and result.meta.get("noise_only"):
+        degenerate = f"rounding noise only: {result.meta['noise_only']}"
+    nan = float("nan")
+    out: dict[str, Any] = {
+        **{k: result.meta[k] for k in LAYOUT_KEYS if k in result.meta},
+        **unit,
+        "n_samples": result.n_samples,
+        "n_nonfinite": result.n_nonfinite,
+        "n_dead": result.n_dead,
+        "dead_fraction": result.n_dead / result.n_samples if result.n_samples else math.nan,
+        "reduce": result.reduce,
+        "ndim": result.ndim,
+        "map_shape": list(result.shape),
+        "center": list(center),
+        "degenerate": degenerate,
+        "erf_size": nan,
+        "erf_size_axes": [nan] * result.ndim,
+        "fit_r2": nan,
+        "fit_problem": degenerate,
+    }
+    if degenerate is None:
+        fit = fit_gaussian_nd(erf_map)
+        out.update(
+            erf_size=luo_size_nd(erf_map, center),
+            erf_size_axes=list(luo_axis_sizes(erf_map, center)),
+            moment_sigmas=list(moment_sigmas(erf_map)),
+            fit=fit.to_dict(),
+            fit_sigmas=fit.to_dict()["sigmas"],
+            fit_r2=fit.r_squared,
+            fit_problem=fit.degenerate
+            or (
+                f"poor Gaussian fit: R² {fit.r_squared:.3f} < {r2_min:g}; fit_sigmas are not a size"
+                if math.isfinite(fit.r_squared) and fit.r_squared < r2_min
+                else None
+            ),
+        )
+    if trf is not None:
+        out.update(_nd_trf(result, trf, out))
+    out.update(ci_level=nan, ci_method="none: intervals are made for 2-D maps only", ci_n=0)
+    return out
+
+
+def _nd_trf(result: ERFResult, trf: TheoreticalRF, row: dict[str, Any]) -> dict[str, Any]:
+    """The TRF columns of ``nd_erf_metrics`` (``row`` holds the ERF sizes)."""
+    spans = [tuple(int(v) for v in span) for span in trf.interval(result.position)]
+    sizes = [int(b - a + 1) for a, b in spans] if trf.varies_by_unit else list(trf.size)
+    trf_size = float(np.prod(sizes)) ** (1.0 / len(sizes))
+    return {
+        "trf_sizes": [int(v) for v in sizes],
+        "trf_size": trf_size,
+        "trf_interval": [list(span) for span in spans],
+        "trf_clipped": any(a < 0 or b >= n for (a, b), n in zip(spans, result.shape)),
+        "trf_stride": [float(v) if v != int(v) else int(v) for v in trf.stride],
+        "trf_padding": [int(v) for v in trf.padding],
+        "trf_varies_by_unit": trf.varies_by_unit,
+        "trf_source": trf.source,
+        "trf_bound": trf_bound(trf),
+        "trf_global_from": trf.global_from,
+        "erf_trf_ratio": row["erf_size"] / trf_size,
+        "erf_trf_ratio_axes": [e / t for e, t in zip(row["erf_size_axes"], sizes)],
+    }

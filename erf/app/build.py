@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader
 
+from erf.app.dims import input_axes
 from erf.app.groups import PLAIN_PROBE
 from erf.nets.hf import hf_image_size
 from erf.nets.zoo import input_normalization, load_checkpoint
@@ -123,10 +124,14 @@ def _chain_trf(model: nn.Module) -> TheoreticalRF | None:
         return None
 
 
-def input_shape_for(cfg: DictConfig, model: nn.Module) -> tuple[int, int, int]:
+def input_shape_for(cfg: DictConfig, model: nn.Module) -> tuple[int, ...]:
     """(C, H, W) from ``inputs.channels``/``inputs.size``. When null: the in_channels of the
     model's first conv, and for chains the TRF plus a 16-pixel margin (at least 32) per axis,
-    for transformers models their config's ``image_size``, for other models 224."""
+    for transformers models their config's ``image_size``, for other models 224. Sequences
+    and volumes (``erf.app.dims.input_axes`` 1 or 3): ``(C, L)`` and ``(C, D, H, W)``
+    (``nd_input_shape``)."""
+    if input_axes(cfg) != 2:
+        return nd_input_shape(cfg, model, input_axes(cfg))
     channels = cfg.inputs.channels
     if channels is None:
         first_conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
@@ -143,6 +148,29 @@ def input_shape_for(cfg: DictConfig, model: nn.Module) -> tuple[int, int, int]:
     if min(channels, h, w) < 1:
         raise ValueError(f"input shape must be positive, got {(channels, h, w)}")
     return int(channels), int(h), int(w)
+
+
+ND_CONVS = {1: nn.Conv1d, 3: nn.Conv3d}
+ND_PROBE_SIZE = 64  # the input side the TRF of a sequence or volume model is computed on
+
+
+def nd_input_shape(cfg: DictConfig, model: nn.Module, axes: int) -> tuple[int, ...]:
+    """``(C, L)`` or ``(C, D, H, W)``: ``inputs.channels`` (else the first Conv1d/Conv3d's
+    in_channels) and ``inputs.size`` (else the TRF from the graph analysis plus a 16-sample
+    margin, at least 32, per axis)."""
+    channels = cfg.inputs.channels
+    if channels is None:
+        conv = next((m for m in model.modules() if isinstance(m, ND_CONVS[axes])), None)
+        if conv is None:
+            kind = ND_CONVS[axes].__name__
+            raise ValueError(f"inputs.channels is null and the model has no {kind} to infer it")
+        channels = conv.in_channels
+    if cfg.inputs.size is not None:
+        sizes = tuple(int(v) for v in cfg.inputs.size)
+    else:
+        trf = theoretical_rf(model, input_shape=(int(channels), *[ND_PROBE_SIZE] * axes))
+        sizes = tuple(max(32, int(s) + 16) for s in trf.size)
+    return (int(channels), *sizes)
 
 
 def seeded_model(model_cfg: DictConfig, seed: int) -> nn.Module:

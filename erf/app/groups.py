@@ -24,7 +24,6 @@ from erf.checks import (
     int_at_least,
     int_between,
     optional,
-    pair_of,
 )
 from erf.probe.layout import prefix_index
 from erf.probe.options import ProbeOptions
@@ -41,7 +40,7 @@ def _is_position(v: Any) -> bool:
             return v in POSITION_NAMES or prefix_index(v) >= 0
         except ValueError:
             return False
-    return pair_of(int_at_least(0))[0](v)
+    return isinstance(v, list) and 1 <= len(v) <= 3 and all(map(int_at_least(0)[0], v))
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,8 @@ class ProbeJobSettings:
         "center",
         (
             _is_position,
-            f"{', '.join(POSITION_NAMES)}, [row, col] with integers >= 0, cls or prefix:K",
+            f"{', '.join(POSITION_NAMES)}, [row, col] with integers >= 0 ([t] or [d, h, w] "
+            "for sequences and volumes), cls or prefix:K",
         ),
         "center = (h//2, w//2) of the target grid; [row, col]; or cls / prefix:K (a ViT's "
         "class/prefix token)",

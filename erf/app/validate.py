@@ -30,6 +30,7 @@ from erf.analysis.calibration import CASES as CALIBRATION_CASES
 from erf.analysis.calibration import MAX_REPETITIONS
 from erf.app.build import INPUT_SOURCES
 from erf.app.config import CONFIG_DIR
+from erf.app.dims import check_input_axes
 from erf.app.groups import group_rules
 from erf.app.job_kinds import check_job
 from erf.app.launchers import launcher_problem
@@ -51,11 +52,10 @@ from erf.checks import (
     int_between,
     int_or_list,
     optional,
-    pair_of,
     positive,
 )
 from erf.io.figure_style import FORMATS, MAX_DPI
-from erf.nets.luo import ACTIVATIONS, DROPOUT_MODES, INITS, PADDING_MODES, POOLS
+from erf.nets.luo import ACTIVATIONS, DIMS, DROPOUT_MODES, INITS, PADDING_MODES, POOLS
 from erf.probe.atlas import BACKWARDS, SHARE_MODES
 from erf.probe.bench import METHODS as BENCH_METHODS
 from erf.probe.forward import unknown_module
@@ -152,7 +152,17 @@ RULES: dict[str, Rule] = {
     "atlas.share": choice(SHARE_MODES),
     "atlas.backward": choice(BACKWARDS),
     "inputs.source": choice((*INPUT_SOURCES, "dataset")),
-    "inputs.size": optional(pair_of(int_between(1, MAX_SIDE))),
+    "inputs.size": optional(
+        (
+            lambda v: (
+                isinstance(v, list)
+                and 1 <= len(v) <= 3
+                and all(map(int_between(1, MAX_SIDE)[0], v))
+            ),
+            f"[H, W] ([L] for sequences, [D, H, W] for volumes), each an integer in "
+            f"[1, {MAX_SIDE}]",
+        )
+    ),
     "inputs.channels": optional(int_between(1, MAX_CHANNELS)),
     **group_rules("probe"),  # the probe group, declared once (erf.app.groups)
 }
@@ -179,6 +189,7 @@ CONV_STACK_RULES: dict[str, Rule] = {
     "model.dropout": DROPOUT,
     "model.dropout_mode": choice(DROPOUT_MODES),
     "model.padding_mode": choice(PADDING_MODES),
+    "model.dims": optional(choice(DIMS)),
 }
 
 RESIDUAL_STACK_RULES: dict[str, Rule] = {
@@ -251,6 +262,7 @@ def validate(cfg: DictConfig) -> None:
         )
         if not test(value):
             raise ConfigError(f"{key}={_show(value)} is not allowed: expected {allowed}")
+    check_input_axes(cfg)  # sequences and volumes (erf.app.dims)
     check_protocol(cfg)  # probe.protocol / probe.runs (erf.app.protocol)
     check_job(cfg)  # job: a registered kind, and no key another kind owns (erf.app.job_kinds)
 

@@ -1,4 +1,5 @@
-"""One measurement's files: ``erf.npz``, ``heatmap.png`` and ``metrics.json`` (written last:
+"""One measurement's files: ``erf.npz``, ``heatmap.png`` (a sequence's profile or a volume's
+slices, ``erf.io.nd_figures``, for those) and ``metrics.json`` (written last:
 the completion marker, with the size and sha256 of every other result file under ``files``),
 from a result, its metrics dict and the plot scale."""
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from erf.io.figure_style import caption_text
+from erf.io.nd_figures import nd_job_figure
 from erf.io.plots import erf_figure, save_figure
 from erf.io.store import clean_stale_temps, file_record, save_result, write_json
 from erf.result import ERFResult
@@ -65,17 +67,23 @@ def write_job(
     died mid-write are removed once they are all in place."""
     out_dir.mkdir(parents=True, exist_ok=True)
     save_result(result, out_dir / "erf.npz")
-    fig = erf_figure(
-        result.map,
-        trf_interval=metrics.get("trf_interval"),
-        fit=metrics.get("fit"),
-        title=heatmap_title(metrics),
-        scale=scale,
-        warning="; ".join(metrics.get("warnings", [])) or None,
-        trf_label=trf_label(metrics),
-        unit=metrics.get("unit_in_input"),
-        caption_text=caption_text([metrics]),
-    )
+    if result.ndim != 2:  # a sequence profile or a volume's slices (erf.io.nd_figures)
+        fig = nd_job_figure(
+            result.map, metrics, scale=scale, caption_text=caption_text([metrics]),
+            trf_label=trf_label(metrics),
+        )  # fmt: skip
+    else:
+        fig = erf_figure(
+            result.map,
+            trf_interval=metrics.get("trf_interval"),
+            fit=metrics.get("fit"),
+            title=heatmap_title(metrics),
+            scale=scale,
+            warning="; ".join(metrics.get("warnings", [])) or None,
+            trf_label=trf_label(metrics),
+            unit=metrics.get("unit_in_input"),
+            caption_text=caption_text([metrics]),
+        )
     figures = [p.name for p in save_figure(fig, out_dir / "heatmap.png")]
     metrics["files"] = file_record(out_dir, ["erf.npz", *figures, *extra_files])
     write_json(metrics, out_dir / "metrics.json")

@@ -22,6 +22,7 @@ import numpy as np
 from erf.analysis.metrics import loglog_slope
 from erf.analysis.row import summary_columns
 from erf.io.figure_style import caption_text, natural_key, setting
+from erf.io.nd_figures import nd_grid_figure
 from erf.io.plots import erf_grid_figure, profile_figure, save_figure, trf_vs_erf_figure
 from erf.io.store import load_result, load_results, read_job_metrics, write_json, write_text
 from erf.io.tables import csv_text, fixed_text, is_number, write_paper_tables
@@ -121,7 +122,10 @@ def _write_table_and_grid(
         groups = sorted(set(keys), key=natural_key)
         if len(set(zip(keys, (r[x] for r in rows)))) == len(rows) and len(groups) > 1:
             cells = {(k, r[x]): r for k, r in zip(keys, rows)}
-    if cells is not None:
+    if any(r.get("ndim") in (1, 3) for r in rows):  # sequences, volumes (erf.io.nd_figures)
+        panels = [{**_panel(r, label), "center": r.get("center")} for r, label in zip(rows, labels)]
+        fig = nd_grid_figure(panels, ncols=ncols, scale=scale, caption_text=caption_text(rows))
+    elif cells is not None:
         fig = erf_grid_figure(
             [_panel(cells[(g, v)]) if (g, v) in cells else None for g in groups for v in xs],
             scale=scale,

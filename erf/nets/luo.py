@@ -21,6 +21,15 @@ ACTIVATIONS = {"none": None, "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sig
 INITS = ("uniform", "random", "kaiming", "rim_heavy")
 DROPOUT_MODES = ("eval", "mask")
 POOLS = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
+# The layers of a stack over 1, 2 or 3 spatial axes (sequences, images, volumes).
+DIMS = (1, 2, 3)
+CONVS = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+CONV_TYPES = tuple(CONVS.values())
+POOLS_BY_DIMS = {
+    1: {"avg": nn.AvgPool1d, "max": nn.MaxPool1d},
+    2: POOLS,
+    3: {"avg": nn.AvgPool3d, "max": nn.MaxPool3d},
+}
 # torch.nn.Conv2d's padding modes: what a "same"-padded conv reads past the border.
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -57,7 +66,9 @@ class ConvStack(nn.Sequential):
 
     Layer ``i`` (0-based) is ``Conv2d(k, stride[i], dilation[i], padding=dilation[i]*(k-1)//2)``,
     then the activation, then (if ``i in pool_at``) a ``pool_size`` pooling with stride
-    ``pool_size``. At stride 1 the spatial size is preserved (odd ``kernel_size``).
+    ``pool_size``. At stride 1 the spatial size is preserved (odd ``kernel_size``). With
+    ``dims=1`` the layers are Conv1d / pool1d (a sequence model, inputs ``(C, L)``), with
+    ``dims=3`` Conv3d / pool3d (a volume model, inputs ``(C, D, H, W)``).
 
     Args:
         depth: number of conv layers (>= 1).
@@ -89,6 +100,8 @@ class ConvStack(nn.Sequential):
         seed: seeds the random inits (a private generator; the global RNG is untouched).
         padding_mode: what the convs read past the border: "zeros" (Luo's), "reflect",
             "replicate" or "circular" (``torch.nn.Conv2d``'s modes; ``PADDING_MODES``).
+        dims: spatial axes of the input: 2 (images, the default), 1 (sequences) or 3
+            (volumes); "rim_heavy" needs 2.
     """
 
     def __init__(
@@ -111,7 +124,9 @@ class ConvStack(nn.Sequential):
         seed: int = 0,
         weight_scale: float = 1.0,
         padding_mode: str = "zeros",
+        dims: int = 2,
     ) -> None:
+        _check_dims(dims, init)
         check_int("depth", depth, 1, MAX_LAYERS)
         check_padding_mode(padding_mode)
         check_positive("weight_scale", weight_scale)
@@ -126,15 +141,7 @@ class ConvStack(nn.Sequential):
         if channels < 1 or (in_channels is not None and in_channels < 1):
             raise ValueError("channels and in_channels must be >= 1")
         check_weights(depth, channels, kernel_size, in_channels or 1)
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; allowed: {list(ACTIVATIONS)}")
-        if init not in INITS:
-            raise ValueError(f"unknown init {init!r}; allowed: {list(INITS)}")
-        if pool not in POOLS:
-            raise ValueError(f"unknown pool {pool!r}; allowed: {list(POOLS)}")
-        bad_pools = [i for i in pool_at if not 0 <= int(i) < depth]
-        if bad_pools:
-            raise ValueError(f"pool_at indices {bad_pools} are outside 0..{depth - 1}")
+        _check_layer_choices(activation, init, pool, pool_at, depth)
         depth = int(depth)
         dilations = _per_layer("dilation", dilation, depth)
         strides = _per_layer("stride", stride, depth)
@@ -145,7 +152,7 @@ class ConvStack(nn.Sequential):
         for i in range(depth):
             d = dilations[i]
             layers.append(
-                nn.Conv2d(
+                CONVS[dims](
                     c_in if i == 0 else channels,
                     channels,
                     kernel_size,
@@ -162,8 +169,9 @@ class ConvStack(nn.Sequential):
             if drop is not None:
                 layers.append(drop)
             if i in pool_layers:
-                layers.append(POOLS[pool](pool_size, stride=pool_size))
+                layers.append(POOLS_BY_DIMS[dims][pool](pool_size, stride=pool_size))
         super().__init__(*layers)
+        self.dims = int(dims)
         self.depth = depth
         self.init = init
         self.activation = activation
@@ -172,12 +180,35 @@ class ConvStack(nn.Sequential):
         _scale_weights(self, weight_scale)
 
 
+def _check_layer_choices(
+    activation: str, init: str, pool: str, pool_at: Sequence[int], depth: int
+) -> None:
+    """ConvStack's named choices and its pooled layer indices, each a one-line ValueError."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; allowed: {list(ACTIVATIONS)}")
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; allowed: {list(INITS)}")
+    if pool not in POOLS:
+        raise ValueError(f"unknown pool {pool!r}; allowed: {list(POOLS)}")
+    bad_pools = [i for i in pool_at if not 0 <= int(i) < depth]
+    if bad_pools:
+        raise ValueError(f"pool_at indices {bad_pools} are outside 0..{depth - 1}")
+
+
+def _check_dims(dims: int, init: str) -> None:
+    """ConvStack's ``dims``: 1, 2 or 3, and 2 for the k x k "rim_heavy" init."""
+    if dims not in DIMS:
+        raise ValueError(f"dims must be 1, 2 or 3 (spatial axes of the input), got {dims!r}")
+    if init == "rim_heavy" and dims != 2:
+        raise ValueError(f"init=rim_heavy shapes k x k kernels; it needs dims=2, got {dims}")
+
+
 def _scale_weights(model: nn.Module, factor: float) -> None:
-    """Multiply every Conv2d weight of ``model`` by ``factor`` in place (no-op at 1)."""
+    """Multiply every Conv1d/2d/3d weight of ``model`` by ``factor`` in place (no-op at 1)."""
     if factor == 1:
         return
     with torch.no_grad():
-        for conv in (m for m in model.modules() if isinstance(m, nn.Conv2d)):
+        for conv in (m for m in model.modules() if isinstance(m, CONV_TYPES)):
             conv.weight.mul_(float(factor))
 
 
@@ -203,7 +234,8 @@ def rim_heavy_profile(kernel_size: int) -> torch.Tensor:
 def initialise(
     model: nn.Module, init: str, *, weight_std: float | None = None, seed: int = 0
 ) -> None:
-    """Re-initialise every Conv2d of ``model`` in place with a named init (see ConvStack).
+    """Re-initialise every Conv1d/2d/3d of ``model`` in place with a named init (see
+    ConvStack; the fan-in is in_channels x the kernel's entries).
 
     "rim_heavy" draws N(0, std² · v(i, j)) with ``v = rim_heavy_profile(k)`` and the "random"
     std, so it differs from "random" only in how the variance is spread over the kernel.
@@ -214,9 +246,9 @@ def initialise(
         check_positive("weight_std", weight_std)  # NaN/Inf weights would make every map NaN
     gen = torch.Generator().manual_seed(int(seed))
     with torch.no_grad():
-        for conv in (m for m in model.modules() if isinstance(m, nn.Conv2d)):
+        for conv in (m for m in model.modules() if isinstance(m, CONV_TYPES)):
             w = conv.weight
-            fan_in = w.shape[1] * w.shape[2] * w.shape[3]
+            fan_in = math.prod(w.shape[1:])
             if init == "uniform":
                 w.fill_(1.0 / fan_in)
             else:
@@ -227,7 +259,7 @@ def initialise(
                 )
                 draw = torch.randn(w.shape, generator=gen, dtype=torch.float64) * std
                 if init == "rim_heavy":
-                    if w.shape[2] != w.shape[3]:
+                    if w.dim() != 4 or w.shape[2] != w.shape[3]:
                         raise ValueError(f"rim_heavy needs square kernels, got {tuple(w.shape)}")
                     draw = draw * rim_heavy_profile(w.shape[2]).sqrt()
                 w.copy_(draw.to(w.dtype))

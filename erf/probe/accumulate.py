@@ -71,14 +71,17 @@ def _clamp_warning(
     zeroed = reached & ~(total > 0)
     if not zeroed.any():
         return None
-    h, w = total.shape
+    sizes = total.shape
     candidates = []
-    where = None if len(target_shape) < 3 else unit_in_input(position, target_shape[1:], (h, w))
+    grid = tuple(target_shape[1:])
+    where = None if len(grid) != len(sizes) else unit_in_input(position, grid, sizes)
     if where is not None:
-        candidates.append(tuple(min(max(math.floor(v), 0), n - 1) for v, n in zip(where, (h, w))))
-        if tuple(position) == (target_shape[1] // 2, target_shape[2] // 2):
-            candidates.append((h // 2, w // 2))
-    hit = [f"({r}, {c})" for r, c in dict.fromkeys(candidates) if zeroed[r, c]]
+        candidates.append(tuple(min(max(math.floor(v), 0), n - 1) for v, n in zip(where, sizes)))
+        if tuple(position) == tuple(n // 2 for n in grid):
+            candidates.append(tuple(n // 2 for n in sizes))
+    hit = [
+        "(" + ", ".join(map(str, p)) + ")" for p in dict.fromkeys(candidates) if zeroed[tuple(p)]
+    ]
     centre = ""
     if hit:
         centre = (

@@ -207,6 +207,8 @@ def measure_atlas(
     if backward not in BACKWARDS:
         raise ValueError(f"backward={backward!r} is not allowed: expected one of {BACKWARDS}")
     input_shape = tuple(int(v) for v in input_shape)
+    if len(input_shape) != 3:  # sequences and volumes: measure_erfs with their positions
+        raise ValueError(f"the atlas maps units of images (C, H, W), not {input_shape}")
     dev = resolve_device(options.device)
     start = time.perf_counter()
     with probing(model, dev, options.dtype, channels_last=options.channels_last):

@@ -242,8 +242,8 @@ def all_reduce_result(
     own: it takes part in the run all the same), plus ``world_size``."""
     _stop_for_test()
     wait_for_ranks("the exchange of the probe's sums")
-    h, w = int(input_shape[1]), int(input_shape[2])
-    sums = torch.zeros(2 + n_groups, h, w, dtype=torch.float64, device=device)
+    sizes = tuple(int(v) for v in input_shape[1:])  # (H, W); (L,) or (D, H, W)
+    sums = torch.zeros(2 + n_groups, *sizes, dtype=torch.float64, device=device)
     counts = torch.zeros(4 + n_groups, dtype=torch.int64, device=device)
     if part is not None:
         sums[0] = torch.as_tensor(part.total, device=device)

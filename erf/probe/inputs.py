@@ -60,12 +60,12 @@ def input_batches(
     seed: int = 0,
     start: int = 0,
 ) -> Iterator[torch.Tensor]:
-    """Yield CPU batches ``[B, C, H, W]`` holding samples ``start .. n_samples - 1`` (fewer if
-    an iterable runs out). A random source name or a ``SeededSource`` makes each sample from
-    (seed, index); an iterable may yield tensors or (input, label, ...) tuples, as a
-    DataLoader does; each batch must match ``input_shape``. With ``start`` > 0 (a resumed
-    run) the first ``start`` samples are skipped; seeded batches keep their boundaries at
-    multiples of ``batch_size`` counted from ``start``.
+    """Yield CPU batches ``[B, C, H, W]`` (``[B, *input_shape]``) holding samples
+    ``start .. n_samples - 1`` (fewer if an iterable runs out). A random source name or a
+    ``SeededSource`` makes each sample from (seed, index); an iterable may yield tensors or
+    (input, label, ...) tuples, as a DataLoader does; each batch must match ``input_shape``.
+    With ``start`` > 0 (a resumed run) the first ``start`` samples are skipped; seeded
+    batches keep their boundaries at multiples of ``batch_size`` counted from ``start``.
     """
     if is_seeded(source):
         if isinstance(source, str) and source not in RANDOM_SOURCES:
@@ -83,7 +83,7 @@ def input_batches(
         x = item[0] if isinstance(item, (tuple, list)) else item
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"input batches must be tensors, got {type(x).__name__}")
-        if x.dim() == 3:
+        if x.dim() == len(input_shape):  # one sample without its batch dim
             x = x.unsqueeze(0)
         if tuple(x.shape[1:]) != tuple(input_shape):
             raise ValueError(

@@ -10,7 +10,13 @@ probe engine seeds the unit gradient in the right place:
   work channels-last, many user models);
 - ``tokens`` ``[B, N, C]``: ``N = P + h * w`` with ``P`` prefix tokens (class, distillation,
   register tokens) before the row-major ``h x w`` patch grid (ViT, DeiT);
-- ``vector`` ``[B, C]``: one unit per channel (classifier logits), a 1 x 1 grid.
+- ``vector`` ``[B, C]``: one unit per channel (classifier logits), a 1 x 1 grid;
+- ``NCL`` ``[B, C, L]`` and ``NCDHW`` ``[B, C, D, H, W]``: sequences (audio, time series;
+  Conv1d) and volumes (Conv3d) probed from inputs ``(C, L)`` and ``(C, D, H, W)``; their
+  positions are ``(t,)`` and ``(d, h, w)``, their centre ``(L // 2,)`` and
+  ``(D // 2, H // 2, W // 2)``. On such inputs "auto" reads an output of the input's rank as
+  channels-first only on evidence (a Conv1d/Conv3d-like module made it, or the graph analysis
+  followed its last dims as the input's axes) and otherwise refuses in one line.
 
 It never guesses silently: the layout is taken from the option (``layout``), else from what
 the model declares (``erf.probe.declared``: timm's and torchvision's attributes, a
@@ -39,7 +45,22 @@ from erf.probe.units import POSITION_NAMES, named_position
 from erf.rf.builder import nchw_modules
 from erf.rf.graph import graph_rf
 
-LAYOUTS = ("auto", "NCHW", "NHWC", "tokens")
+LAYOUTS = ("auto", "NCHW", "NHWC", "tokens", "NCL", "NCDHW")
+# The channels-first layout of each number of spatial axes other than 2 (the input's rank
+# decides which one "auto" may read), and the modules whose outputs always have it.
+ND_LAYOUTS = {1: "NCL", 3: "NCDHW"}
+ND_MODULES = {
+    1: (
+        nn.Conv1d, nn.ConvTranspose1d, nn.MaxPool1d, nn.AvgPool1d, nn.LPPool1d,
+        nn.AdaptiveAvgPool1d, nn.AdaptiveMaxPool1d, nn.ConstantPad1d, nn.ReflectionPad1d,
+        nn.ReplicationPad1d, nn.InstanceNorm1d,
+    ),
+    3: (
+        nn.Conv3d, nn.ConvTranspose3d, nn.MaxPool3d, nn.AvgPool3d, nn.AdaptiveAvgPool3d,
+        nn.AdaptiveMaxPool3d, nn.ConstantPad3d, nn.ReflectionPad3d, nn.ReplicationPad3d,
+        nn.InstanceNorm3d,
+    ),
+}  # fmt: skip
 # Prefix-token counts tried when neither the option nor the model says: none, a class token,
 # class + distillation (DeiT), 4 or 8 registers with or without a class token.
 PREFIX_COUNTS = (0, 1, 2, 4, 5, 8, 9)
@@ -61,16 +82,37 @@ class Grid:
     width: int
     prefix_tokens: int = 0
     decided_by: str = ""
+    # NCL / NCDHW: the spatial sizes, (L,) or (D, H, W); () for the 2-D layouts
+    extent: tuple[int, ...] = ()
+
+    @classmethod
+    def nd(cls, layout: str, channels: int, sizes: Sequence[int], decided_by: str) -> Grid:
+        """A channels-first grid of a sequence (``NCL``, sizes ``(L,)``) or a volume
+        (``NCDHW``, ``(D, H, W)``); ``height x width`` are its last two axes (1 x L)."""
+        sizes = tuple(int(v) for v in sizes)
+        h, w = (1, *sizes)[-2:]
+        return cls(layout, int(channels), h, w, decided_by=decided_by, extent=sizes)
 
     @property
-    def shape(self) -> tuple[int, int, int]:
-        """``(C, h, w)``: the target map's shape as the result records it."""
+    def sizes(self) -> tuple[int, ...]:
+        """The spatial sizes: ``(h, w)``, or ``(L,)`` / ``(D, H, W)`` for NCL / NCDHW."""
+        return self.extent or (self.height, self.width)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """``(C, h, w)`` (``(C, L)``, ``(C, D, H, W)``): the target map's shape as the result
+        records it."""
+        if self.extent:
+            return (self.channels, *self.extent)
         return self.channels, self.height, self.width
 
-    def position(self, position: Any) -> tuple[int, int] | str:
+    def position(self, position: Any) -> tuple[int, ...] | str:
         """A named position (``erf.probe.units.POSITION_NAMES``: ``"center"`` ->
         ``(h // 2, w // 2)``, ...); ``(row, col)`` checked against the grid; ``"cls"`` /
-        ``"prefix:K"`` -> ``"prefix:K"`` (tokens with prefix tokens only)."""
+        ``"prefix:K"`` -> ``"prefix:K"`` (tokens with prefix tokens only). NCL / NCDHW
+        grids take ``(t,)`` / ``(d, h, w)`` (``nd_position``)."""
+        if self.extent:
+            return nd_position(position, self.extent, self.layout)
         if isinstance(position, str):
             if position in POSITION_NAMES:
                 return named_position(
@@ -101,6 +143,8 @@ class Grid:
         ch = slice(None) if channel is None else int(channel)
         if isinstance(position, str):  # a prefix token
             return prefix_index(position), ch
+        if self.extent and self.layout != "vector":  # NCL, NCDHW
+            return (ch, *position)
         row, col = position
         if self.layout == "NCHW":
             return ch, row, col
@@ -116,11 +160,37 @@ class Grid:
 
     def describe(self) -> dict[str, Any]:
         """The layout as plain data for the result's meta."""
-        out = {"layout": self.layout, "grid": [self.height, self.width]}
+        out = {"layout": self.layout, "grid": list(self.sizes)}
         if self.layout == "tokens":
             out["prefix_tokens"] = self.prefix_tokens
         out["layout_decided_by"] = self.decided_by
         return out
+
+
+def nd_position(position: Any, sizes: Sequence[int], layout: str) -> tuple[int, ...]:
+    """The unit of a sequence or volume grid of ``sizes``: "center" (and "openerf_center")
+    ``n // 2`` per axis, "center_upper_left" ``(n - 1) // 2``, or a tuple of one index per
+    axis checked against the grid; anything else is a one-line ValueError."""
+    sizes = tuple(int(v) for v in sizes)
+    grid = "x".join(map(str, sizes))
+    if isinstance(position, str):
+        if position in ("center", "openerf_center"):
+            return tuple(n // 2 for n in sizes)
+        if position == "center_upper_left":
+            return tuple((n - 1) // 2 for n in sizes)
+        raise ValueError(
+            f"position {position!r} on the {grid} {layout} grid: use 'center' or one index "
+            f"per axis ({len(sizes)})"
+        )
+    unit = tuple(int(v) for v in position)
+    if len(unit) != len(sizes):
+        raise ValueError(
+            f"position {list(unit)} has {len(unit)} indices; the {grid} {layout} grid has "
+            f"{len(sizes)} axes"
+        )
+    if not all(0 <= u < n for u, n in zip(unit, sizes)):
+        raise ValueError(f"position {unit} is outside the {grid} target feature map")
+    return unit
 
 
 def prefix_index(position: str) -> int:
@@ -319,19 +389,21 @@ def resolve_grid(
     graph_dims: Callable[[], tuple[int, int] | None] | None = None,
 ) -> Grid:
     """The layout and grid of the probed tensor ``y`` (batch first), for an input of
-    ``input_hw`` = (H, W).
-
-    ``layout``: "auto" or one of ``LAYOUTS``; ``grid`` (h, w) and ``prefix_tokens`` decide
-    token sequences; ``module`` (the target module) and ``model`` (for the prefix-token count
-    and patch size it declares) are evidence for "auto", and so is ``graph_dims`` (called only
-    when the shape alone does not decide: the dims the torch.fx analysis followed as rows and
-    cols, ``erf.rf.graph.GraphRF.spatial_dims``). Raises a one-line ValueError when
-    the tensor cannot be read, or two readings fit and nothing decides between them.
+    ``input_hw`` = (H, W) (sequences and volumes: ``resolve_nd_grid``). ``layout``: "auto" or
+    one of ``LAYOUTS``; ``grid`` (h, w) and ``prefix_tokens`` decide token sequences;
+    ``module`` (the target module), ``model`` (the prefix-token count and patch size it
+    declares) and ``graph_dims`` (called only when the shape alone does not decide: the dims
+    the torch.fx analysis followed as rows and cols) are evidence for "auto". Raises a
+    one-line ValueError when the tensor cannot be read or nothing decides between readings.
     """
     if layout not in LAYOUTS:
         raise ValueError(f"probe.layout={layout!r}; allowed: {list(LAYOUTS)}")
     if not isinstance(y, torch.Tensor):
         raise ValueError(f"{where} returned a {type(y).__name__}, not a tensor")
+    if len(input_hw) != 2 or layout in ND_LAYOUTS.values():
+        return resolve_nd_grid(
+            y, tuple(input_hw), where=where, module=module, layout=layout, graph_dims=graph_dims
+        )
     height, width = (int(v) for v in input_hw)
     shape = tuple(int(s) for s in y.shape[1:])
     if layout == "auto" and len(shape) == 1:
@@ -386,6 +458,74 @@ def resolve_grid(
     return Grid("tokens", shape[1], gh, gw, prefix_tokens=prefix, decided_by=how)
 
 
+def _input_words(n_axes: int) -> str:
+    """How a message names an input with ``n_axes`` spatial axes."""
+    return {1: "a 1-D input (C, L)", 2: "a 2-D input (C, H, W)", 3: "a 3-D input (C, D, H, W)"}[
+        n_axes
+    ]
+
+
+def _nd_witness(module: nn.Module | None, n_axes: int) -> str | None:
+    """Why ``module`` (or the last child of a Sequential) always returns channels-first maps
+    of ``n_axes`` spatial axes, or None."""
+    while isinstance(module, nn.Sequential) and len(module):
+        module = module[-1]
+    if isinstance(module, ND_MODULES.get(n_axes, ())):
+        return f"{ND_LAYOUTS[n_axes]} ({type(module).__name__} output)"
+    return None
+
+
+def resolve_nd_grid(
+    y: torch.Tensor,
+    input_sizes: tuple[int, ...],
+    *,
+    where: str,
+    module: nn.Module | None = None,
+    layout: str = "auto",
+    graph_dims: Callable[[], tuple[int, ...] | None] | None = None,
+) -> Grid:
+    """``resolve_grid`` for a sequence or volume input (``input_sizes`` ``(L,)`` or
+    ``(D, H, W)``), or a layout of those (``NCL``, ``NCDHW``): the target is read as ``[B, C]``
+    (a vector) or channels-first with the input's number of axes. A 2-D layout on such an
+    input, a sequence layout on another input, or an output whose layout nothing decides
+    (no option, no Conv-like module, no graph evidence) is a one-line ValueError."""
+    n_axes = len(input_sizes)
+    shape = tuple(int(s) for s in y.shape[1:])
+    wanted = ND_LAYOUTS.get(n_axes)
+    if wanted is None:
+        needs = {v: k for k, v in ND_LAYOUTS.items()}[layout]
+        raise ValueError(
+            f"probe.layout={layout} needs {_input_words(needs)}; this is "
+            f"{_input_words(n_axes)}: use probe.layout=auto"
+        )
+    if layout not in ("auto", wanted):
+        raise ValueError(
+            f"probe.layout={layout} does not fit {_input_words(n_axes)}: use "
+            f"probe.layout={wanted} or auto"
+        )
+    if layout == "auto" and len(shape) == 1:
+        how = "a [B, C] vector: one unit per channel"
+        return Grid.nd("vector", shape[0], (1,) * n_axes, how)
+    if len(shape) != n_axes + 1:
+        axes = {1: "[C, L]", 3: "[C, D, H, W]"}[n_axes]
+        raise ValueError(
+            f"{where} is {list(shape)} per sample; on {_input_words(n_axes)} the probe reads "
+            f"{axes} or [C] outputs (probe.layout, probe.output)"
+        )
+    if layout == wanted:
+        return Grid.nd(wanted, shape[0], shape[1:], "probe.layout")
+    witness = _nd_witness(module, n_axes)
+    if witness:
+        return Grid.nd(wanted, shape[0], shape[1:], witness)
+    dims = graph_dims() if graph_dims is not None else None
+    if dims is not None and tuple(dims) == tuple(range(2, 2 + n_axes)):
+        return Grid.nd(wanted, shape[0], shape[1:], f"{wanted}: the graph analysis")
+    raise ValueError(
+        f"{where} is {list(shape)} on {_input_words(n_axes)}: nothing says which dim holds "
+        f"the channels; set probe.layout={wanted} (channels first) if it is {wanted}"
+    )
+
+
 def seed_warning(module: nn.Module | None, grid: Grid, channel: int | None) -> str | None:
     """Why the unit gradient on every channel would measure nothing, or None.
 
@@ -433,25 +573,26 @@ class NormWatch:
 
 
 def unit_in_input(
-    position: tuple[int, int] | str, grid_hw: tuple[int, int], input_hw: tuple[int, int]
-) -> tuple[float, float] | None:
+    position: tuple[int, ...] | str, grid_hw: tuple[int, ...], input_hw: tuple[int, ...]
+) -> tuple[float, ...] | None:
     """Where the centre of unit ``position`` of an ``h x w`` grid falls in the ``H x W`` input
     (row, col in pixels), for a grid that spans the input evenly: ``(row + 0.5) * H / h - 0.5``
-    (a dense output at twice the input's resolution maps unit 2r to r - 0.25). None for a
-    prefix token, which sits on no grid cell."""
+    (a dense output at twice the input's resolution maps unit 2r to r - 0.25); the same per
+    axis for sequences and volumes. None for a prefix token, which sits on no grid cell."""
     if isinstance(position, str):
         return None
-    (h, w), (height, width) = grid_hw, input_hw
-    row, col = position
-    return (row + 0.5) * height / h - 0.5, (col + 0.5) * width / w - 0.5
+    return tuple((u + 0.5) * n / g - 0.5 for u, g, n in zip(position, grid_hw, input_hw))
 
 
 __all__ = [
     "LAYOUTS",
+    "ND_LAYOUTS",
     "Grid",
     "NormWatch",
+    "nd_position",
     "prefix_index",
     "resolve_grid",
+    "resolve_nd_grid",
     "seed_warning",
     "select_output",
     "unit_in_input",

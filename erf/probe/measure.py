@@ -112,15 +112,16 @@ def per_channel_maps(
         grads = _batched_input_grads(y, x, acc.seed(y, chans), keep)
         maps = reduce_gradient(grads.flatten(0, 1), reduce).to(torch.float64)
         maps = maps.view(len(chans), batch, *maps.shape[1:])
-        mass = maps.sum((-2, -1))  # [k, B]
+        spatial = tuple(range(-(x.dim() - 2), 0))  # the map's axes: (H, W), (L,), (D, H, W)
+        mass = maps.sum(spatial)  # [k, B]
         finite = torch.isfinite(maps).flatten(2).all(2)
         bad |= ~finite.all(0)
         alive = finite & (mass > 0)
         live[start : chans.stop] = alive
         scale = torch.where(alive, 1.0 / torch.where(alive, mass, 1.0), 0.0)
-        total += (maps.nan_to_num() * scale[..., None, None]).sum(0)
+        total += (maps.nan_to_num() * scale[(..., *[None] * len(spatial))]).sum(0)
     n_live = live.sum(0)
-    out = total / n_live.clamp(min=1).to(torch.float64)[:, None, None]
+    out = total / n_live.clamp(min=1).to(torch.float64)[(slice(None), *[None] * len(spatial))]
     out[bad] = float("nan")
     acc.note_alive(live[:, ~bad].any(1).cpu())
     return out
@@ -171,14 +172,17 @@ def measure_erf(
     Args:
         model: any module; it is put in eval mode with frozen parameters while probing and
             restored afterwards.
-        input_shape: ``(C, H, W)`` of one input.
+        input_shape: ``(C, H, W)`` of one input; ``(C, L)`` for a sequence model (Conv1d,
+            layout NCL) or ``(C, D, H, W)`` for a volume model (Conv3d, layout NCDHW), whose
+            maps are ``[L]`` and ``[D, H, W]``.
         options: how to probe (``ProbeOptions``: samples, batch size, seeding, reduction,
             inputs, device, dtype, speed and layout settings, each documented there and in
             the configuration reference); default: all defaults.
         target: module name (as in ``model.named_modules()``) or None for the model output.
             The forward pass stops at the target.
         position: "center" = (h // 2, w // 2) of the target map, (row, col), or a prefix token
-            ("cls", "prefix:K").
+            ("cls", "prefix:K"); sequences and volumes: "center" (``n // 2`` per axis),
+            ``(t,)`` or ``(d, h, w)``.
         resume: a partial result from ``on_checkpoint`` (or ``ProbeInterrupted.partial``)
             made with the same settings; probing continues after its last sample, and the
             final map is bitwise the uninterrupted one (same batch boundaries, same order).
@@ -252,9 +256,7 @@ def probe_units(
 ) -> list[ERFResult]:
     """``measure_erfs`` with its settings as one ``ProbeOptions`` (the engine every plain
     probe runs through): one ``ERFResult`` per unit."""
-    input_shape = tuple(int(v) for v in input_shape)
-    if len(input_shape) != 3 or min(input_shape) < 1:
-        raise ValueError(f"input_shape must be (C, H, W) with positive sizes, got {input_shape}")
+    input_shape = check_input_shape(input_shape, options)
     n_samples, batch_size, auto = options.n_samples, options.batch_size, options.auto_batch
     reduce, inputs = options.reduce, options.inputs
     dtype, seed, on_nonfinite = options.dtype, options.seed, options.on_nonfinite
@@ -388,6 +390,32 @@ def probe_units(
     return [a.result(meta) for a in accs]
 
 
+def check_input_shape(input_shape: Sequence[int], options: ProbeOptions) -> tuple[int, ...]:
+    """``input_shape`` as ints: ``(C, H, W)`` (images), ``(C, L)`` (sequences: audio, time
+    series) or ``(C, D, H, W)`` (volumes, video), positive sizes. The settings that exist
+    for images only (``channels_last``, so ``fast`` unless ``channels_last=False``, ``crop``,
+    ``grid``, ``prefix_tokens``) are refused in one line on the others."""
+    shape = tuple(int(v) for v in input_shape)
+    if len(shape) not in (2, 3, 4) or min(shape) < 1:
+        raise ValueError(
+            "input_shape must be (C, H, W), (C, L) or (C, D, H, W) with positive sizes, "
+            f"got {shape}"
+        )
+    if len(shape) != 3:
+        kind = "a sequence (C, L)" if len(shape) == 2 else "a volume (C, D, H, W)"
+        if options.channels_last:
+            why = " (fast=True turns it on)" if options.fast else ""
+            raise ValueError(
+                f"channels_last is for images (C, H, W), not {kind}{why}: set channels_last=False"
+            )
+        if options.crop != "off":
+            raise ValueError(f"crop={options.crop} is for images (C, H, W), not {kind}")
+        for key in ("grid", "prefix_tokens"):  # token sequences of images
+            if getattr(options, key) is not None:
+                raise ValueError(f"{key}={getattr(options, key)} is for images, not {kind}")
+    return shape
+
+
 def _crop_window(model, input_shape, units, crop, accs) -> tuple[int, int, int, int] | None:
     """The input window to feed, or None (crop does not apply: logged, or raised for "on").
     Sets every accumulator's target shape and positions (full and cropped)."""
@@ -410,6 +438,7 @@ def _crop_window(model, input_shape, units, crop, accs) -> tuple[int, int, int, 
 __all__ = [
     "ProbeInterrupted",
     "ProbeOptions",
+    "check_input_shape",
     "forward_to",
     "forward_to_many",
     "input_maps",

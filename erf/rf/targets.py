@@ -3,6 +3,7 @@ one layer per resolution stage (layer profiles), chosen from ``erf.rf.graph.laye
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,8 +37,9 @@ def auto_target(rows: Sequence[dict[str, Any]]) -> str:
     local = _probeable(rows)
     if not local:
         raise ValueError("the model has no layer with a local (non-global) feature map to probe")
-    # The deepest map has the largest TRF (rows come in named_modules order, not forward order).
-    deepest = max(local, key=lambda r: r["trf_size"][0] * r["trf_size"][1])
+    # The deepest map has the largest TRF area (volume; rows come in named_modules order, not
+    # forward order).
+    deepest = max(local, key=lambda r: math.prod(r["trf_size"]))
     key = (tuple(deepest["out_shape"][1:]), tuple(deepest["trf_size"]))
     same = [r for r in local if (tuple(r["out_shape"][1:]), tuple(r["trf_size"])) == key]
     return _shallowest_latest(same)["name"]
@@ -56,5 +58,5 @@ def stage_layers(rows: Sequence[dict[str, Any]]) -> list[str]:
     stages = []
     for group in by_resolution.values():
         stages.append(_shallowest_latest(group))
-    stages.sort(key=lambda r: r["trf_size"][0] * r["trf_size"][1])  # input side first
+    stages.sort(key=lambda r: math.prod(r["trf_size"]))  # input side first
     return [r["name"] for r in stages]

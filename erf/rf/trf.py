@@ -122,7 +122,7 @@ class TheoreticalRF:
         if self.graph is not None and self.target is not None:
             return self.graph.unit_interval(self.target, unit, clipped=clipped)
         spans = []
-        for ax in range(2):
+        for ax in range(len(self.size)):  # (rows, cols); (t,) or (d, h, w) by hand
             start = -self.padding[ax] + unit[ax] * self.stride[ax]
             spans.append((start, start + self.size[ax] - 1))
         if clipped:
@@ -131,7 +131,7 @@ class TheoreticalRF:
             spans = [
                 (max(a, 0), min(b, self.input_shape[ax] - 1)) for ax, (a, b) in enumerate(spans)
             ]
-        return spans[0], spans[1]
+        return tuple(spans)
 
     @property
     def center_offset(self) -> tuple[float, float]:

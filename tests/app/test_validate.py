@@ -23,7 +23,11 @@ from erf.app.validate import ConfigError, preflight
         ("probe.channel=-1", "probe.channel=-1 is not allowed"),
         ("inputs.size=[10]", "inputs.size=[10] is not allowed"),
         ("device=gpu", "device=gpu is not allowed: expected cpu, cuda, cuda:N or auto"),
-        ("model=resnet", "model=resnet is not a known model; available: conv_stack, custom"),
+        (
+            "model=resnet",
+            "model=resnet is not a known model; available: conv_stack, conv_stack_1d, "
+            "conv_stack_3d, custom",
+        ),
         (
             "experiment=nope",
             "experiment=nope is not a known experiment; available: activation_saturation, "

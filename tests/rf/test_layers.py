@@ -1,8 +1,11 @@
-"""Default targets and stage selection from a layer table (pure, on hand-made tables)."""
+"""Default targets and stage selection from a layer table (hand-made tables, and a sequence stack's
+graph table)."""
 
 import pytest
 
 from erf.app.layers import format_table
+from erf.nets.luo import ConvStack
+from erf.rf.graph import layer_table
 from erf.rf.targets import auto_target, stage_layers
 
 
@@ -87,3 +90,8 @@ def test_layers_that_vary_by_unit_show_their_size_range_and_no_single_stride():
     }
     last = format_table([*RESNET_LIKE[:-1], varying]).splitlines()[-1]
     assert "7-9×9" in last and last.count("varies") == 2
+
+
+def test_the_auto_target_of_a_sequence_stack_is_its_last_conv():
+    rows = layer_table(ConvStack(3, channels=1, dims=1), (1, 32))
+    assert auto_target(rows) == "2" and stage_layers(rows) == ["2"]

@@ -188,7 +188,13 @@ def _warnings(metrics: dict[str, Any], result: ERFResult, trf: TheoreticalRF) ->
     if trf.is_global:
         where = f"from {trf.global_from}" if trf.global_from else "adaptive pooling / linear"
         warnings.append(f"the target's TRF is global ({where}): ERF/TRF is vs the input")
-    if metrics.get("trf_clipped"):
+    if metrics.get("trf_clipped") and result.ndim != 2:
+        shape, trf_shape = ("x".join(map(str, v)) for v in (result.shape, trf.size))
+        warnings.append(
+            f"input {shape} is smaller than the TRF {trf_shape} around the probed unit: "
+            "the ERF is clipped"
+        )
+    elif metrics.get("trf_clipped"):
         h, w = result.shape
         warnings.append(
             f"input {h}x{w} is smaller than the TRF {trf.size[0]}x{trf.size[1]} around the "
@@ -274,6 +280,14 @@ def save_measurement(
     if not distributed.is_main_process():
         return
     write_job(out_dir, result, metrics, scale, extra_files)
+    if result.ndim != 2:  # a sequence or a volume (erf.analysis.summary.nd_erf_metrics)
+        log.info(
+            "%sERF size %.2f (per axis %s), TRF %s, fit R2 %.3f, %d samples in %.1fs",
+            f"{result.target}: " if result.target else "",
+            metrics["erf_size"], metrics["erf_size_axes"], metrics.get("trf_sizes"),
+            metrics["fit_r2"], result.n_samples, result.meta["wall_time_s"],
+        )  # fmt: skip
+        return
     log.info(
         "%sERF size %.2f px, TRF %s, sigma (%.2f, %.2f), fit R2 %.3f, %d samples in %.1fs",
         f"{result.target}: " if result.target else "",
