@@ -264,6 +264,8 @@ class ProbeOptions:
             object.__setattr__(self, name, meta.from_config(getattr(self, name)))
         if self.fast and self.dtype != torch.float32:
             raise ValueError("fast mode autocasts a float32 model to bfloat16; use dtype=float32")
+        # channels_last=None follows fast; remembered so that ``of(fast=...)`` follows it too
+        object.__setattr__(self, "_channels_last_follows_fast", self.channels_last is None)
         resolved = {
             "n_samples": int(self.n_samples),
             "batch_size": "auto" if self.batch_size == "auto" else int(self.batch_size),
@@ -289,7 +291,9 @@ class ProbeOptions:
     def of(cls, options: ProbeOptions | None = None, **settings: Any) -> ProbeOptions:
         """``options`` (default: all defaults) with ``settings`` replaced; an unknown setting is
         a one-line TypeError naming it. A new ``channel`` without a ``seeding`` re-derives the
-        seeding when it was the channel's default (all_channels or channel)."""
+        seeding when it was the channel's default (all_channels or channel), and a new ``fast``
+        re-derives ``channels_last`` when it was not given (so ``of(fast=True)`` equals
+        ``ProbeOptions(fast=True)``)."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(settings) - known)
         if unknown:
@@ -298,6 +302,9 @@ class ProbeOptions:
         rederive = base.seeding in ("all_channels", "channel") and "seeding" not in settings
         if "channel" in settings and rederive:
             settings = {**settings, "seeding": None}
+        follows = getattr(base, "_channels_last_follows_fast", False)
+        if "fast" in settings and "channels_last" not in settings and follows:
+            settings = {**settings, "channels_last": None}  # as ProbeOptions(fast=...) does
         return replace(base, **settings)
 
     @property

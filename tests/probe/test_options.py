@@ -28,6 +28,14 @@ def test_defaults_match_measure_erf_and_resolve_channels_last_from_fast():
     assert type(resolved.channel) is int and type(resolved.n_samples) is int
 
 
+def test_of_with_fast_resolves_channels_last_as_the_constructor_does():
+    assert ProbeOptions.of(fast=True) == ProbeOptions(fast=True)
+    assert ProbeOptions.of(fast=True).channels_last is True
+    assert ProbeOptions.of(ProbeOptions(fast=True), fast=False).channels_last is False
+    explicit = ProbeOptions(channels_last=False)  # asked for: kept when fast changes
+    assert ProbeOptions.of(explicit, fast=True).channels_last is False
+
+
 @pytest.mark.parametrize(
     "settings, message",
     [
