@@ -11,7 +11,6 @@ of the other files: the completion marker).
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -113,14 +112,16 @@ def _atlas_axes() -> tuple[Figure, np.ndarray]:
     return fig, fig.subplots(2, 3, squeeze=False)
 
 
-def _maps_npz(maps: np.ndarray, rows: Sequence[dict[str, Any]], boxes: Sequence) -> bytes:
+def _maps_arrays(
+    maps: np.ndarray, rows: Sequence[dict[str, Any]], boxes: Sequence
+) -> dict[str, np.ndarray]:
+    """The arrays of ``atlas_maps.npz``: the maps, each unit's (row, col) and its TRF box
+    ([[row0, row1], [col0, col1]], -1 where there is none)."""
     units = np.array([[r["unit_row"], r["unit_col"]] for r in rows], dtype=np.int64)
     trf = np.array(
         [b if b is not None else [[-1, -1], [-1, -1]] for b in boxes], dtype=np.int64
     ).reshape(len(rows), 2, 2)
-    buf = io.BytesIO()
-    np.savez_compressed(buf, maps=np.asarray(maps, dtype=np.float64), units=units, trf_interval=trf)
-    return buf.getvalue()
+    return {"maps": np.asarray(maps, dtype=np.float64), "units": units, "trf_interval": trf}
 
 
 def write_atlas(
@@ -138,8 +139,8 @@ def write_atlas(
     out_dir.mkdir(parents=True, exist_ok=True)
     map_hw = record["map_shape"]
     write_text(csv_text(rows, CSV_COLUMNS), out_dir / "atlas.csv")
-    payload = _maps_npz(maps, rows, boxes)
-    atomic_write(out_dir / "atlas_maps.npz", lambda f: f.write(payload))
+    arrays = _maps_arrays(maps, rows, boxes)
+    atomic_write(out_dir / "atlas_maps.npz", lambda f: np.savez_compressed(f, **arrays))
     fig = atlas_figure(rows, map_hw, title, note)
     figures = [p.name for p in save_figure(fig, out_dir / "atlas.png")]
     write_text(atlas_html(rows, maps, boxes, record, title), out_dir / "atlas.html")
