@@ -4,7 +4,8 @@
 
 Per test (setup, call and teardown together): the wall time, the CPU seconds of the test
 process (user + system) and of the processes it started and waited for (``RUSAGE_CHILDREN``),
-and how many processes it started (``subprocess.Popen``). ``summarise.py`` turns the lines
+and how many processes it started (``subprocess.Popen``; not the ``git`` calls that record a
+job's commit). ``summarise.py`` turns the lines
 into the tables of this folder's README. Not part of the test suite: it only measures it.
 """
 
@@ -24,7 +25,10 @@ _popen_init = subprocess.Popen.__init__
 
 
 def _counting_init(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-    _started["n"] += 1
+    argv = args[0] if args else kwargs.get("args", ())
+    program = argv if isinstance(argv, str) else str(next(iter(argv), ""))
+    if Path(program.split()[0] if program else "").name != "git":  # provenance's git calls
+        _started["n"] += 1
     _popen_init(self, *args, **kwargs)
 
 
