@@ -110,6 +110,8 @@ def run_module_here(
         if env is not None:
             os.environ.clear()
             os.environ.update(env)
+        if os.environ.get("OMP_NUM_THREADS", "").isdigit():  # what torch reads at start-up
+            torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
         sys.argv[:] = [module, *map(str, args)]
         try:
             runpy.run_module(module, run_name="__main__", alter_sys=True)
