@@ -165,17 +165,9 @@ def erf_metrics(
     erf_map = result.map
     unit = _unit_in_input(result, trf)
     center = erf_center(result.shape, unit["unit_in_input"])
-    degenerate = is_degenerate(erf_map)
-    if degenerate is None and result.meta.get("noise_only"):  # the probe knows it is zero
-        degenerate = f"rounding noise only: {result.meta['noise_only']}"
+    degenerate = _degenerate(result, erf_map)
     out: dict[str, Any] = {
-        **{k: result.meta[k] for k in LAYOUT_KEYS if k in result.meta},
-        **unit,
-        "n_samples": result.n_samples,
-        "n_nonfinite": result.n_nonfinite,
-        "n_dead": result.n_dead,
-        "dead_fraction": result.n_dead / result.n_samples if result.n_samples else math.nan,
-        "reduce": result.reduce,
+        **_sample_fields(result, unit),
         "input_h": result.shape[0],
         "input_w": result.shape[1],
         "center_row": center[0],
@@ -387,18 +379,10 @@ def nd_erf_metrics(
     erf_map = result.map
     unit = _unit_in_input(result, trf)
     center = nd_center(result.shape, unit["unit_in_input"])
-    degenerate = is_degenerate(erf_map)
-    if degenerate is None and result.meta.get("noise_only"):
-        degenerate = f"rounding noise only: {result.meta['noise_only']}"
+    degenerate = _degenerate(result, erf_map)
     nan = float("nan")
     out: dict[str, Any] = {
-        **{k: result.meta[k] for k in LAYOUT_KEYS if k in result.meta},
-        **unit,
-        "n_samples": result.n_samples,
-        "n_nonfinite": result.n_nonfinite,
-        "n_dead": result.n_dead,
-        "dead_fraction": result.n_dead / result.n_samples if result.n_samples else math.nan,
-        "reduce": result.reduce,
+        **_sample_fields(result, unit),
         "ndim": result.ndim,
         "map_shape": list(result.shape),
         "center": list(center),
@@ -448,4 +432,26 @@ def _nd_trf(result: ERFResult, trf: TheoreticalRF, row: dict[str, Any]) -> dict[
         "trf_global_from": trf.global_from,
         "erf_trf_ratio": row["erf_size"] / trf_size,
         "erf_trf_ratio_axes": [e / t for e, t in zip(row["erf_size_axes"], sizes)],
+    }
+
+
+def _degenerate(result: ERFResult, erf_map: np.ndarray) -> str | None:
+    """Why the map is not a size (``is_degenerate``), or the probe's own "rounding noise
+    only" when it knows the map is zero."""
+    degenerate = is_degenerate(erf_map)
+    if degenerate is None and result.meta.get("noise_only"):
+        degenerate = f"rounding noise only: {result.meta['noise_only']}"
+    return degenerate
+
+
+def _sample_fields(result: ERFResult, unit: dict[str, Any]) -> dict[str, Any]:
+    """The metrics every map has, images or not: layout, the unit, sample counts, reduce."""
+    return {
+        **{k: result.meta[k] for k in LAYOUT_KEYS if k in result.meta},
+        **unit,
+        "n_samples": result.n_samples,
+        "n_nonfinite": result.n_nonfinite,
+        "n_dead": result.n_dead,
+        "dead_fraction": result.n_dead / result.n_samples if result.n_samples else math.nan,
+        "reduce": result.reduce,
     }
