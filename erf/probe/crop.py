@@ -145,6 +145,8 @@ def plan_crop(
         if not all(isinstance(s, int) and s > 0 for s in stride):
             raise CropRefused(f"node {n!r} has a fractional effective stride {stride}")
         strides[n] = stride
+    if g.input_node not in deps:  # every unit reads padding only: its gradient is all zero
+        raise CropRefused("the probed units see no input pixel (their windows lie in the padding)")
     period = [math.lcm(*(s[ax] for s in strides.values())) for ax in range(2)]
     seen = deps[g.input_node]
     starts = [seen[ax][0] // period[ax] * period[ax] for ax in range(2)]
