@@ -36,7 +36,8 @@ branches (``ALLOWED_OPS``) and concatenation along channels. Anything else on a 
 target refuses the crop: global ops (adaptive pooling, linear, means over the map), global
 context (squeeze-excitation gates, Group/Instance/LayerNorm statistics over the map),
 upsampling (fractional strides), circular or mirror padding, slicing relative to the map's
-end, misaligned branches, and models torch.fx cannot trace. Conditions (1) and (2) are
+end, misaligned branches, and models torch.fx cannot trace; so does a unit that reads only
+padding (no window: its gradient is zero everywhere). Conditions (1) and (2) are
 checked on a second trace at the cropped shape (``b`` = the last pixel of ``D_input``, else
 the image's last pixel); if they fail the crop is refused. The window is the hull over all
 units probed in the same forward.
@@ -145,6 +146,8 @@ def plan_crop(
         if not all(isinstance(s, int) and s > 0 for s in stride):
             raise CropRefused(f"node {n!r} has a fractional effective stride {stride}")
         strides[n] = stride
+    if g.input_node not in deps:  # every unit reads padding only: its gradient is all zero
+        raise CropRefused("the probed units see no input pixel (their windows lie in the padding)")
     period = [math.lcm(*(s[ax] for s in strides.values())) for ax in range(2)]
     seen = deps[g.input_node]
     starts = [seen[ax][0] // period[ax] * period[ax] for ax in range(2)]

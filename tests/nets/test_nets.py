@@ -71,11 +71,31 @@ def test_per_layer_strides_and_dilations_reach_the_convs():
         ({"depth": 2, "dilation": [1, 2, 3]}, "dilation"),
         ({"depth": 2, "stride": [1, 0]}, "stride"),
         ({"depth": 2, "pool_at": [2]}, "pool_at"),
+        ({"depth": 2, "pool": "min"}, "unknown pool 'min'"),
+        ({"depth": 2, "dropout": 1.0}, r"dropout must be in \[0, 1\), got 1.0"),
+        ({"depth": 2, "dropout": 0.5, "dropout_mode": "train"}, "unknown dropout_mode 'train'"),
     ],
 )
 def test_bad_arguments_raise_a_value_error_naming_the_argument(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ConvStack(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"in_channels": 0}, "in_channels=0 is not allowed"),
+        ({"kernel_size": 4}, "kernel_size must be odd and >= 1, got 4"),
+        ({"activation": "swish"}, "unknown activation 'swish'"),
+        ({"subsample_at": [0, 2]}, r"subsample_at indices \[2\] are outside 0..1"),
+        ({"dropout": -0.1}, r"dropout must be in \[0, 1\)"),
+    ],
+)
+def test_bad_residual_stack_arguments_raise_a_value_error_naming_the_argument(kwargs, message):
+    from erf.nets.luo import ResidualStack
+
+    with pytest.raises(ValueError, match=message):
+        ResidualStack(2, channels=2, **kwargs)
 
 
 def test_trf_of_a_stack_is_n_times_k_minus_1_plus_1():
@@ -125,6 +145,35 @@ def test_rim_heavy_init_spreads_the_random_init_variance_towards_the_rim():
     per_position = w.square().mean(dim=(0, 1)).numpy() * fan_in  # variance / (1/fan_in)
     np.testing.assert_allclose(per_position, rim_heavy_profile(3).numpy(), rtol=0.03)
     assert torch.equal(w, _convs(ConvStack(2, channels=256, init="rim_heavy", seed=3))[1].weight)
+
+
+def test_rim_heavy_on_1x1_kernels_has_no_rim_and_is_the_random_init():
+    from erf.nets.luo import rim_heavy_profile
+
+    assert torch.equal(rim_heavy_profile(1), torch.ones(1, 1, dtype=torch.float64))
+    rim = ConvStack(3, kernel_size=1, channels=4, init="rim_heavy", seed=5)
+    plain = ConvStack(3, kernel_size=1, channels=4, init="random", seed=5)
+    for a, b in zip(_convs(rim), _convs(plain)):
+        assert torch.equal(a.weight, b.weight)
+
+
+def test_initialise_refuses_an_unknown_init_and_rim_heavy_on_non_square_kernels():
+    from erf.nets.luo import initialise
+
+    with pytest.raises(ValueError, match=r"unknown init 'xavier'; allowed: \['uniform'"):
+        initialise(nn.Conv2d(1, 1, 3), "xavier")
+    for conv in (nn.Conv2d(1, 1, (3, 5)), nn.Conv1d(1, 1, 3)):
+        with pytest.raises(ValueError, match="rim_heavy needs square kernels, got"):
+            initialise(conv, "rim_heavy")
+    initialise(conv, "random", seed=1)  # the other inits take any kernel
+    assert conv.weight.std().item() > 0 and not conv.bias.any()
+
+
+def test_mask_dropout_with_p_zero_is_the_identity():
+    from erf.nets.luo import MaskDropout
+
+    x = torch.randn(2, 3, 5, 5)
+    assert MaskDropout(0.0, seed=1).eval()(x) is x
 
 
 def test_eval_mode_dropout_leaves_the_probed_map_unchanged():

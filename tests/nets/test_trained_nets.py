@@ -100,7 +100,10 @@ def test_inits_are_seeded_and_named_inits_reach_the_stem():
 @pytest.mark.parametrize(
     "kwargs, message",
     [({"classes": 1}, "classes"), ({"activation": "gelu"}, "activation"),
-     ({"branch_scale": 0}, "branch_scale"), ({"kernel_size": 2}, "kernel_size")],
+     ({"branch_scale": 0}, "branch_scale"), ({"kernel_size": 2}, "kernel_size"),
+     ({"classes": None}, "classes is null: set model.classes"),
+     ({"channels": 0}, "channels and in_channels must be >= 1"),
+     ({"in_channels": 0}, "channels and in_channels must be >= 1")],
 )  # fmt: skip
 def test_bad_arguments_are_value_errors_naming_them(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -131,3 +131,39 @@ def test_a_batch_that_would_not_fit_is_refused_in_one_line_naming_one_that_would
     fits = int(message.split("use probe.batch_size=")[1].split()[0])
     assert 1 <= fits < 16
     measure_erf(model, (1, 32, 32), n_samples=4, batch_size=fits, progress=False)
+
+
+def test_a_stream_with_no_sample_left_estimates_a_batch_of_one_without_running_the_model():
+    """Nothing to try the model on (the run's samples are all done): the estimate is the
+    smallest batch and nothing is refused; the model is never called."""
+    from erf.probe.batches import BatchStream, estimate_batch_size, memory_refusal
+
+    def step(x):
+        raise AssertionError("no sample: the model must not run")
+
+    stream = BatchStream("gaussian", (1, 8, 8), 4, "auto", seed=0, start=4, auto=True)
+    assert stream.first_sample() is None
+    assert estimate_batch_size(step, stream, torch.device("cpu"), 4) == 1
+    assert memory_refusal(step, stream, torch.device("cpu"), 1024) is None
+
+
+@pytest.mark.parametrize("meminfo", [None, "MemTotal:       1024 kB\n"], ids=["none", "no-line"])
+def test_without_memavailable_the_host_is_assumed_to_have_4_gib(tmp_path, monkeypatch, meminfo):
+    """No /proc/meminfo (macOS, Windows) or no MemAvailable line (old kernels): 4 GiB, or
+    less when the cgroup leaves less."""
+    import builtins
+    import io
+
+    import erf.probe.batches as batches
+
+    def fake_open(path, *args, **kwargs):
+        if str(path) != "/proc/meminfo":
+            return builtins.open(path, *args, **kwargs)
+        if meminfo is None:
+            raise FileNotFoundError(path)
+        return io.StringIO(meminfo)
+
+    monkeypatch.setattr(batches, "open", fake_open, raising=False)
+    assert batches.cpu_available_bytes(tmp_path / "no-cgroup") == 4 << 30
+    limited = write_tree(tmp_path, {"memory.max": str(3 << 30), "memory.current": str(1 << 30)})
+    assert batches.cpu_available_bytes(limited) == 2 << 30

@@ -122,6 +122,18 @@ class _Global(nn.Module):
         return self.b(y - y.mean((2, 3), keepdim=True))
 
 
+class _DataDependent(nn.Module):
+    """A conv whose sign depends on the input: torch.fx cannot trace the branch."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(1, 1, 3, padding=1)
+
+    def forward(self, x):
+        y = self.a(x)
+        return y if y.sum() > 0 else -y
+
+
 @pytest.mark.parametrize(
     "model, shape, reason",
     [
@@ -130,9 +142,12 @@ class _Global(nn.Module):
         (SEBlock(), (1, 24, 24), "not purely local"),
         (UNet(), (1, 24, 24), "Upsample"),
         (nn.Sequential(nn.Conv2d(1, 1, 3), nn.ReflectionPad2d(1)), (1, 24, 24), "ReflectionPad"),
+        (nn.Sequential(nn.Conv2d(1, 1, 3), nn.AdaptiveAvgPool2d(1)), (1, 8, 8), "is global"),
+        (_DataDependent(), (1, 8, 8), "graph analysis failed: cannot trace"),
     ],
-    ids=["global", "misaligned", "squeeze-excitation", "upsampling", "reflection-pad"],
-)
+    ids=["global", "misaligned", "squeeze-excitation", "upsampling", "reflection-pad",
+         "adaptive-pool", "untraceable"],
+)  # fmt: skip
 def test_the_crop_is_refused_where_it_could_change_the_result(model, shape, reason, caplog):
     with pytest.raises(CropRefused, match=reason):
         plan_crop(model, shape, [(None, "center")])
@@ -148,3 +163,53 @@ def test_the_crop_is_refused_where_it_could_change_the_result(model, shape, reas
 def test_an_unknown_crop_mode_is_a_clear_error():
     with pytest.raises(ValueError, match="crop='maybe' is not allowed: expected off, auto or on"):
         measure_erf(ConvStack(2), (1, 8, 8), crop="maybe", device="cpu")
+
+
+def test_an_unknown_target_is_a_crop_refusal_naming_it():
+    with pytest.raises(CropRefused, match="no module path or fx node named 'nope'"):
+        plan_crop(ConvStack(2), (1, 8, 8), [("nope", "center")])
+
+
+def test_a_unit_that_reads_only_padding_refuses_the_crop_and_auto_gives_its_zero_map():
+    """Over-padded: unit (0, 0) of a 3x3 conv with padding 3 reads rows and cols -3..-1, all
+    padding, so its gradient is zero everywhere (there is no window to crop to)."""
+    model = nn.Sequential(nn.Conv2d(1, 1, 3, padding=3))
+    with pytest.raises(CropRefused, match="the probed units see no input pixel"):
+        plan_crop(model, (1, 8, 8), [(None, (0, 0))])
+    auto = measure_erf(model, (1, 8, 8), position=(0, 0), crop="auto", **KW)
+    assert auto.meta["crop"]["applied"] is False
+    assert not auto.map.any()
+    np.testing.assert_array_equal(
+        auto.map, measure_erf(model, (1, 8, 8), position=(0, 0), **KW).map
+    )
+
+
+def test_the_window_reaches_the_image_end_when_the_units_own_window_would_drop_the_unit():
+    """Under-padded dilated conv (k 3, dilation 2, padding 1: unit u reads u - 1, u + 1, u + 3
+    and there are n - 2 outputs): unit (1, 4) of a 7 x 7 input reads rows {0, 2, 4} and cols
+    {3, 5, 7}, col 7 being padding. The unit's own window, cols 3..5, has 3 - 2 = 1 output
+    col, not the unit's col 4 - 3 = 1; the crop to the image's last col (4 cols, 2 outputs)
+    keeps it."""
+    model = nn.Sequential(nn.Conv2d(1, 1, 3, padding=1, dilation=2))
+    plan = plan_crop(model, (1, 7, 7), [(None, (1, 4))])
+    assert (plan.rows, plan.cols) == ((0, 6), (3, 6))
+    assert plan.units == (((1, 5, 5), (1, 4), (1, 1)),)
+    full = measure_erf(model, (1, 7, 7), position=(1, 4), **KW)
+    cropped = measure_erf(model, (1, 7, 7), position=(1, 4), crop="on", **KW)
+    assert cropped.meta["crop"]["cols"] == [3, 6]
+    _close(cropped.map, full.map)
+    support = np.zeros((7, 7), bool)
+    support[np.ix_([0, 2, 4], [3, 5])] = True
+    np.testing.assert_array_equal(full.map != 0, support)
+
+
+def test_a_unit_left_of_its_first_input_pixel_refuses_the_crop():
+    """Over-padded dilated conv (k 3, dilation 2, padding 3): unit (0, 2) reads rows
+    {-3, -1, 1}, so the window starts at row 1, where the crop's unit 0 is the original's
+    unit 1, and the probed unit would lie before the crop's map (to the image's end too)."""
+    model = nn.Sequential(nn.Conv2d(1, 1, 3, padding=3, dilation=2))
+    with pytest.raises(CropRefused, match=r"the crop \(\(1, 19\), \(1, 19\)\) would change node"):
+        plan_crop(model, (1, 20, 20), [(None, (0, 2))])
+    auto = measure_erf(model, (1, 20, 20), position=(0, 2), crop="auto", **KW)
+    assert auto.meta["crop"]["applied"] is False
+    _close(auto.map, measure_erf(model, (1, 20, 20), position=(0, 2), **KW).map)

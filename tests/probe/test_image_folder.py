@@ -2,6 +2,7 @@
 each once; 16-bit grey levels scaled, not clipped."""
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -56,4 +57,26 @@ def test_a_decompression_bomb_is_refused_in_one_line_naming_the_file(tmp_path, m
     loader = image_folder(str(root), (8, 8), batch_size=1)
     with pytest.raises(ValueError, match=r"cannot read image .*0\.png") as e:
         next(iter(loader))
+    assert "\n" not in str(e.value)
+
+
+def test_a_dangling_symlink_called_png_is_not_an_image(tmp_path):
+    root = _folder(tmp_path / "images")
+    os.symlink(tmp_path / "gone.png", root / "a" / "dead.png")
+    assert _count(root) == 2
+
+
+@pytest.mark.parametrize(
+    "tree, message",
+    [([], "Couldn't find any class folder"), (["a"], "Found no valid file for the classes a")],
+    ids=["no-class-folder", "no-image"],
+)
+def test_a_folder_without_images_is_refused_in_one_line_naming_the_root(tmp_path, tree, message):
+    for folder in tree:
+        (tmp_path / "images" / folder).mkdir(parents=True)
+    (tmp_path / "images").mkdir(exist_ok=True)
+    with pytest.raises(
+        FileNotFoundError, match=f"inputs.root={re.escape(str(tmp_path))}/images: {message}"
+    ) as e:
+        image_folder(str(tmp_path / "images"), (8, 8), batch_size=4)
     assert "\n" not in str(e.value)
