@@ -628,3 +628,86 @@ def test_expand_as_of_a_pooled_gate_is_a_gate_and_of_a_line_reads_the_line():
     assert rf.global_context
     # its 5 x 5 through the gated path, and every row of those 5 columns through the line mean
     assert rf.interval((6, 6), clipped=True) == ((0, 11), (4, 8))
+
+
+class Parts(nn.Module):
+    """Two outputs; a module never called; a module called on a parameter only; a chunk."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.const, self.unused = conv(3, 1, 1), conv(1), conv(1)
+        self.w = nn.Parameter(torch.ones(1, 1, 4, 4))
+
+    def forward(self, x):
+        a, _ = x.chunk(2, 1)
+        y = self.conv(a)
+        return y, y * self.const(self.w).mean()
+
+
+def test_targets_that_are_not_one_map_of_the_input_are_refused_saying_why():
+    g = graph_rf(Parts(), (2, 8, 8))
+    refusals = {
+        None: r"the model has 2 tensor outputs \(conv, mul\); pass target= one of them",
+        "unused": "module 'unused' is never called with a tensor result in forward",
+        "nope": "no module path or fx node named 'nope'",
+        "const": "node 'const' does not depend on the input",
+        "chunk": "node 'chunk' is a tuple; target one of its items",
+    }
+    for target, match in refusals.items():
+        with pytest.raises(ValueError, match=match):
+            g.for_target(target)
+    assert g.for_target("mul").size == (3, 3)  # each output by its fx node name
+
+
+def test_spatial_dims_and_first_global_of_a_local_map_and_a_tuple():
+    g = graph_rf(Parts(), (2, 8, 8))
+    assert g.spatial_dims("conv") == (2, 3) and g.spatial_dims("chunk") is None
+    assert g.first_global("conv") is None
+
+
+def test_a_unit_outside_the_map_depends_on_no_pixel():
+    g = graph_rf(nn.Sequential(conv(3, 1, 1)), (1, 8, 8))
+    assert not g.input_mask(None, (20, 3)).any() and g.input_mask(None, (20, 3)).shape == (8, 8)
+    assert g.dependencies(None, (20, 3)) == {}
+
+
+def _dilated_up(m, x):
+    """A stride-2, dilation-2 transposed conv: its even rows and cols read no pixel."""
+    return F.conv_transpose2d(x, m.w, None, 2, 1, dilation=2)
+
+
+def test_a_layer_whose_units_read_no_pixel_has_its_reason_in_the_layer_table():
+    model = nn.Sequential(conv(3, 1, 1), Fn(_dilated_up))
+    row = {r["name"]: r for r in layer_table(model, (1, 6, 6))}["1"]
+    assert row["trf_size"] is None and "(6, 6)" in row["note"] and "reads no" in row["note"]
+    g = graph_rf(model, (1, 6, 6))
+    with pytest.raises(ValueError, match="reads no input pixel"):
+        g.node_grid(g.node_name("1"))  # unit (0, 0) reads none
+
+
+def test_a_merge_with_a_branch_that_reads_nothing_at_the_centre_is_still_aligned():
+    # nearest upsampling 6 -> 13 beside the dilated transposed conv (13 x 13): the centre
+    # unit (6, 6) reads only the upsampling's pixel, odd units both branches' pixels
+    class Merge(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.up = Fn(_dilated_up)
+
+        def forward(self, x):
+            return self.up(x) + F.interpolate(x, size=(13, 13))
+
+    rf = all_units_match(Merge(), (1, 6, 6), rectangular=False)
+    assert rf.interval((6, 6), clipped=True) == ((2, 2), (2, 2))
+
+
+def test_a_global_output_of_a_map_of_padding_and_a_crop_reads_only_the_crop():
+    # the corner of the padded map holds padding only: its mean reads no pixel
+    def fn(m, x):
+        corner = F.pad(torch.relu(x), (4, 4, 4, 4))[:, :, :2, :2]
+        return corner.mean((2, 3)) + x[:, :, 2:, 3:].mean((2, 3))
+
+    rf = theoretical_rf(Fn(fn), (1, 8, 8))
+    assert rf.is_global and rf.interval((0, 0)) == ((2, 7), (3, 7))
+    x = (torch.rand(1, 1, 8, 8, dtype=torch.float64) + 0.5).requires_grad_()
+    positive(Fn(fn))(x).sum().backward()
+    np.testing.assert_array_equal(x.grad[0, 0] != 0, rectangle(((2, 7), (3, 7)), (8, 8)))
