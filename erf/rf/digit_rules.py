@@ -379,14 +379,15 @@ class DigitRules(TensorRules):
             out.append(pa[d] if sa else pb[d] if sb else (Digit(OTHER, 0, out_shape[d]),))
         rows = pa[nd - 2] if spatial_dims((pa[nd - 2],)) else (Digit(OTHER, 0, out_shape[-2]),)
         cols = pb[nd - 1]
-        if spatial_dims((pa[nd - 2],)) or not spatial_dims((cols,)):
+        keep_cols = not spatial_dims((pa[nd - 2],)) and spatial_dims((cols,))
+        if not keep_cols:
             cols = (Digit(OTHER, 0, out_shape[-1]),)
         out += [rows, cols]
         inputs = []
         if da is not None:
             inputs.append((a, da, [len(da) - 1]))
-        if db is not None:
-            inputs.append((b, db, [len(db) - 2, len(db) - 1]))
+        if db is not None:  # its columns are read whole unless they are the output's units
+            inputs.append((b, db, [len(db) - 2] if keep_cols else [len(db) - 2, len(db) - 1]))
         self.settle(op, normalise(tuple(out)), inputs)
 
     def digit_attention(self, op: NodeOp) -> None:

@@ -15,6 +15,7 @@ from math import comb
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 import torchvision.models as tvm
 from helpers.fixtures_graph import (
     ChannelsLast,
@@ -93,6 +94,18 @@ def positive(model: nn.Module) -> nn.Module:
             m.weight.copy_(rand(m.weight.shape))
             m.bias.zero_()
     return model
+
+
+class Fn(nn.Module):
+    """``fn(self, x)``: a functional op in a model; ``w`` a positive 3 x 3 kernel for it."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+        self.w = nn.Parameter(torch.rand(1, 1, 3, 3) + 0.5)
+
+    def forward(self, x):
+        return self.fn(self, x)
 
 
 class _Stop(Exception):
@@ -312,10 +325,33 @@ def all_units_match(model, input_shape, target=None, rectangular=True):
         [nn.ReflectionPad2d(1), conv(3), nn.ReplicationPad2d((2, 1, 1, 0)), conv(3)],
         [conv(3, 1, 1, cout=4), nn.PixelShuffle(2), conv(3, 2, 1)],
         [nn.PixelUnshuffle(2), conv(3, 1, 1, cin=4)],
+        [conv(3, 2, 1), Fn(lambda m, x: F.conv_transpose2d(x, m.w, None, 2, 1, output_padding=1))],
+        [Fn(lambda m, x: F.lp_pool2d(x, 2, 3, 2))],
+        [nn.Conv2d(1, 1, 3, padding="valid", bias=False)],
+        [conv(3, 1, 1), Fn(lambda m, x: x.flip(2, 3)), conv(3, 2)],  # dims as separate args
+        [Fn(lambda m, x: F.pad(x.flatten(2), (0, 0, 1, 2)).view(1, 4, 12, 10))],  # channels
     ],
 )
 def test_upsampling_transposed_conv_and_padding_match_gradient_support_at_every_unit(layers):
     all_units_match(nn.Sequential(*layers), (1, 12, 10))
+
+
+def test_a_roll_along_channels_and_cols_moves_the_cols_only():
+    # the wrapped cols make the support two rectangles: compare its bounding box
+    roll = Fn(lambda m, x: torch.roll(x, (1, 3), (1, 3)))
+    model = nn.Sequential(conv(3, 1, 1, cout=2), roll, conv(3, cin=2))
+    rf = all_units_match(model, (1, 12, 10), rectangular=False)
+    # unit (5, c) reads rolled cols c..c+2, which hold cols c-3..c-1 (mod 10), then +-1
+    assert rf.interval((5, 0), clipped=True) == ((4, 8), (6, 9))  # cols 7..9
+    assert rf.interval((5, 2), clipped=True) == ((4, 8), (0, 9))  # cols 9, 0, 1: wrapped
+    assert rf.interval((5, 4), clipped=True) == ((4, 8), (0, 4))  # cols 1..3
+
+
+def test_a_transposed_conv_whose_centre_unit_reads_no_pixel_has_no_trf():
+    # stride 2, dilation 2: the taps of even output rows fall between input rows
+    model = Fn(lambda m, x: F.conv_transpose2d(x, m.w, None, 2, 1, dilation=2))
+    with pytest.raises(ValueError, match=r"unit \(6, 6\) of node 'conv_transpose2d' reads no"):
+        theoretical_rf(model, (1, 6, 6))
 
 
 def test_fractional_stride_after_upsampling_is_a_fraction():
@@ -409,6 +445,24 @@ def test_squeeze_excitation_gate_is_local_trf_with_global_context():
     assert rf.global_context and not rf.is_global
     assert any("squeeze-excitation" in note for note in rf.notes)
     assert grad_support(SEBlock(), (1, 12, 12)).all()
+
+
+@pytest.mark.parametrize(
+    "fn, why",
+    [
+        (lambda m, x: F.interpolate(x, scale_factor=2, antialias=True, mode="bilinear"),
+         "antialiased interpolation"),
+        (lambda m, x: F.interpolate(x[:, 0], scale_factor=2, mode="linear"),
+         "interpolation mode 'linear' of a 2-D map"),  # [1, H, W]: a 2-D map in 3 dims
+        (lambda m, x: torch.roll(x, 1), "roll of the flattened tensor"),
+        (lambda m, x: x.flatten(2).roll(1, 2), "it moves tokens of a flattened grid"),
+        (lambda m, x: F.pad(x.flatten(2), (1, 0)), "it pads the tokens of a flattened grid"),
+    ],
+)  # fmt: skip
+def test_a_spatial_op_its_rule_cannot_follow_is_refused_in_one_line_saying_why(fn, why):
+    with pytest.raises(TypeError, match="unsupported op") as e:
+        graph_rf(Fn(fn), (1, 8, 8))
+    assert f"({why})" in str(e.value) and "\n" not in str(e.value)
 
 
 @pytest.mark.parametrize(
@@ -574,3 +628,86 @@ def test_expand_as_of_a_pooled_gate_is_a_gate_and_of_a_line_reads_the_line():
     assert rf.global_context
     # its 5 x 5 through the gated path, and every row of those 5 columns through the line mean
     assert rf.interval((6, 6), clipped=True) == ((0, 11), (4, 8))
+
+
+class Parts(nn.Module):
+    """Two outputs; a module never called; a module called on a parameter only; a chunk."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.const, self.unused = conv(3, 1, 1), conv(1), conv(1)
+        self.w = nn.Parameter(torch.ones(1, 1, 4, 4))
+
+    def forward(self, x):
+        a, _ = x.chunk(2, 1)
+        y = self.conv(a)
+        return y, y * self.const(self.w).mean()
+
+
+def test_targets_that_are_not_one_map_of_the_input_are_refused_saying_why():
+    g = graph_rf(Parts(), (2, 8, 8))
+    refusals = {
+        None: r"the model has 2 tensor outputs \(conv, mul\); pass target= one of them",
+        "unused": "module 'unused' is never called with a tensor result in forward",
+        "nope": "no module path or fx node named 'nope'",
+        "const": "node 'const' does not depend on the input",
+        "chunk": "node 'chunk' is a tuple; target one of its items",
+    }
+    for target, match in refusals.items():
+        with pytest.raises(ValueError, match=match):
+            g.for_target(target)
+    assert g.for_target("mul").size == (3, 3)  # each output by its fx node name
+
+
+def test_spatial_dims_and_first_global_of_a_local_map_and_a_tuple():
+    g = graph_rf(Parts(), (2, 8, 8))
+    assert g.spatial_dims("conv") == (2, 3) and g.spatial_dims("chunk") is None
+    assert g.first_global("conv") is None
+
+
+def test_a_unit_outside_the_map_depends_on_no_pixel():
+    g = graph_rf(nn.Sequential(conv(3, 1, 1)), (1, 8, 8))
+    assert not g.input_mask(None, (20, 3)).any() and g.input_mask(None, (20, 3)).shape == (8, 8)
+    assert g.dependencies(None, (20, 3)) == {}
+
+
+def _dilated_up(m, x):
+    """A stride-2, dilation-2 transposed conv: its even rows and cols read no pixel."""
+    return F.conv_transpose2d(x, m.w, None, 2, 1, dilation=2)
+
+
+def test_a_layer_whose_units_read_no_pixel_has_its_reason_in_the_layer_table():
+    model = nn.Sequential(conv(3, 1, 1), Fn(_dilated_up))
+    row = {r["name"]: r for r in layer_table(model, (1, 6, 6))}["1"]
+    assert row["trf_size"] is None and "(6, 6)" in row["note"] and "reads no" in row["note"]
+    g = graph_rf(model, (1, 6, 6))
+    with pytest.raises(ValueError, match="reads no input pixel"):
+        g.node_grid(g.node_name("1"))  # unit (0, 0) reads none
+
+
+def test_a_merge_with_a_branch_that_reads_nothing_at_the_centre_is_still_aligned():
+    # nearest upsampling 6 -> 13 beside the dilated transposed conv (13 x 13): the centre
+    # unit (6, 6) reads only the upsampling's pixel, odd units both branches' pixels
+    class Merge(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.up = Fn(_dilated_up)
+
+        def forward(self, x):
+            return self.up(x) + F.interpolate(x, size=(13, 13))
+
+    rf = all_units_match(Merge(), (1, 6, 6), rectangular=False)
+    assert rf.interval((6, 6), clipped=True) == ((2, 2), (2, 2))
+
+
+def test_a_global_output_of_a_map_of_padding_and_a_crop_reads_only_the_crop():
+    # the corner of the padded map holds padding only: its mean reads no pixel
+    def fn(m, x):
+        corner = F.pad(torch.relu(x), (4, 4, 4, 4))[:, :, :2, :2]
+        return corner.mean((2, 3)) + x[:, :, 2:, 3:].mean((2, 3))
+
+    rf = theoretical_rf(Fn(fn), (1, 8, 8))
+    assert rf.is_global and rf.interval((0, 0)) == ((2, 7), (3, 7))
+    x = (torch.rand(1, 1, 8, 8, dtype=torch.float64) + 0.5).requires_grad_()
+    positive(Fn(fn))(x).sum().backward()
+    np.testing.assert_array_equal(x.grad[0, 0] != 0, rectangle(((2, 7), (3, 7)), (8, 8)))

@@ -100,3 +100,11 @@ def test_a_sequence_model_refuses_a_2d_only_op_in_one_line():
     with pytest.raises((TypeError, ValueError)) as e:
         theoretical_rf(model, (4, 16))
     assert "\n" not in str(e.value)
+
+
+def test_a_volume_model_refuses_pixel_shuffle_in_one_line():
+    # [1, 1, 4, 4, 4] is a valid pixel_shuffle input (depth as channels), but the map is 3-D
+    model = nn.Sequential(nn.PixelShuffle(2))
+    with pytest.raises(TypeError, match=r"PixelShuffle.*\(it needs a 2-D map\)") as e:
+        graph_rf(model, (1, 4, 4, 4))
+    assert "\n" not in str(e.value)
