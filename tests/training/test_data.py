@@ -131,8 +131,9 @@ def test_a_generated_dataset_holds_exactly_its_items():
     data = build_data("generated_classification", train_size=2, val_size=3)
     items = list(data.val)  # iteration stops at the IndexError past the end
     assert len(items) == 3
-    assert all(torch.equal(x, data.val[i][0]) and y == data.val[i][1] for i, (x, y) in
-               enumerate(items))  # fmt: skip
+    for index, (x, y) in enumerate(items):
+        expected, label = blobs_sample(0, "val", index)  # item i is sample i of the val split
+        assert torch.equal(x, expected) and y == label
     for index in (3, -1):
         with pytest.raises(IndexError):
             data.val[index]
