@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from torch import nn
 
-from erf.app.build import build_data_from, probe_inputs, probe_shape
+from erf.app.build import build_data_from, build_trained_model, probe_inputs, probe_shape
 from erf.app.config import CONFIG_DIR
 from erf.app.jobs import run_job
 
@@ -43,6 +44,14 @@ def test_settings_that_contradict_the_data_are_refused_before_anything_is_writte
         run_job(_cfg(*override.split()), job)
     assert str(info.value).startswith(message) and "\n" not in str(info.value)
     assert not job.exists()
+
+
+@pytest.mark.parametrize("classes", ["null", "4"])
+def test_the_model_gets_as_many_outputs_as_the_data_has_classes(classes):
+    cfg = _cfg(f"model.classes={classes}")
+    model = build_trained_model(cfg, build_data_from(cfg))
+    last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+    assert last.out_features == 4  # generated_classification: one class per radius, 4 radii
 
 
 def test_dataset_inputs_are_the_val_images_in_order_in_probe_sized_batches():
