@@ -2,6 +2,7 @@
 
 import json
 import os
+import stat
 from fractions import Fraction
 from pathlib import Path
 
@@ -252,7 +253,7 @@ def test_a_folder_that_cannot_be_synced_still_gets_the_whole_file(tmp_path, monk
         return real_open(path, flags, *args, **kwargs)
 
     def refuse_fsync(fd):
-        if os.path.isdir(f"/proc/self/fd/{fd}"):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
             raise OSError(22, "Invalid argument")
         return real_fsync(fd)
 
@@ -266,8 +267,8 @@ def test_a_folder_that_cannot_be_synced_still_gets_the_whole_file(tmp_path, monk
 
 
 def test_stale_temp_files_of_dead_writers_go_and_those_of_live_ones_stay(tmp_path):
-    pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())  # no process has this pid
-    names = [f".m.json.{pid}.abcd.tmp" for pid in (pid_max, 1, os.getpid())]
+    no_such_pid = 2**22  # above Linux's largest pid limit (and macOS's): no process has it
+    names = [f".m.json.{pid}.abcd.tmp" for pid in (no_such_pid, 1, os.getpid())]
     for name in names:
         (tmp_path / name).write_text("partial")
     assert clean_stale_temps(tmp_path) == [names[0]]
