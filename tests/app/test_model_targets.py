@@ -78,11 +78,10 @@ def test_a_missing_module_says_how_to_put_it_on_the_path():
     assert "\n" not in str(e.value)
 
 
-CALLED = []  # the factories below record their calls: a refused target is never called
+CALLED = []  # a factory refused before the call never records one
 
 
 def returns_a_number() -> nn.Module:
-    CALLED.append("returns_a_number")
     return 42  # annotated as a module, returns something else
 
 
@@ -91,7 +90,7 @@ def unresolvable_annotation() -> "NoSuchModuleType":  # noqa: F821
     return nn.Identity()
 
 
-def test_a_factory_that_returns_no_module_is_refused_after_the_call_names_what_it_built():
+def test_a_factory_that_returns_no_module_is_refused_naming_what_it_built():
     with pytest.raises(TypeError, match=r"^model._target_ built a int, not a torch nn.Module$"):
         _build(_target_=f"{__name__}.returns_a_number")
 
