@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torchvision.models.vision_transformer import VisionTransformer
 
-from erf.app.build import last_block, resolve_target
+from erf.app.build import last_block, layer_names, resolve_target
 
 
 def _vit() -> VisionTransformer:
@@ -33,6 +33,21 @@ def test_the_suggested_block_is_the_last_of_the_longest_block_list():
     model.blocks = nn.Sequential(*[nn.Identity() for _ in range(12)])
     model.head = nn.Sequential(nn.Identity())
     assert last_block(model) == "blocks.11"
+
+
+def test_without_a_block_list_the_suggestion_is_the_last_child_or_the_module_itself():
+    model = nn.Module()
+    model.stem = nn.Conv2d(3, 4, 3)
+    model.head = nn.Conv2d(4, 4, 1)
+    assert last_block(model) == "head"
+    assert last_block(nn.Conv2d(3, 4, 3)) == "<module>"
+
+
+def test_layer_names_are_stages_or_a_list_and_any_other_word_is_refused():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3))
+    assert layer_names([0, "2"], "profile.layers", model, (3, 16, 16)) == ["0", "2"]
+    with pytest.raises(ValueError, match=r"^profile.layers='all'; use 'stages' or a list"):
+        layer_names("all", "profile.layers", model, (3, 16, 16))
 
 
 class _Untraceable(nn.Module):

@@ -39,3 +39,16 @@ def test_imagefolder_batches_use_the_timm_model_mean_and_std(tmp_path):
 def test_unnormalised_real_inputs_record_no_normalisation(source):
     cfg = _cfg(f"inputs={source}", "inputs.normalize=false", "+inputs.root=x")
     assert inputs_record(cfg, timm_model("test_resnet"))["inputs_normalization"] is None
+
+
+def test_real_inputs_without_a_model_are_normalised_with_imagenets_mean_and_std():
+    record = inputs_record(_cfg("inputs=photos"), None)["inputs_normalization"]
+    assert record == {  # torchvision's published ImageNet statistics
+        "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "source": "ImageNet default"
+    }  # fmt: skip
+
+
+def test_a_source_a_probe_job_cannot_build_is_refused_naming_the_allowed_ones():
+    # inputs=dataset belongs to training jobs (erf.app.build.probe_inputs)
+    with pytest.raises(ValueError, match=r"^inputs.source='dataset'; allowed: \['gaussian'"):
+        build_inputs(_cfg("inputs=dataset"), (3, 16, 16))

@@ -4,7 +4,15 @@ import pytest
 from helpers.paths import REPO
 from hydra import compose, initialize_config_dir
 
-from erf.app.resume import UNFINGERPRINTED, check_resume, fingerprint, settings
+from erf.app.resume import (
+    UNFINGERPRINTED,
+    check_resume,
+    check_sweep,
+    completed_metrics,
+    fingerprint,
+    settings,
+    with_model_files,
+)
 
 
 def _cfg(*overrides):
@@ -71,3 +79,82 @@ def test_a_model_whose_code_changed_between_runs_is_refused_on_resume(tmp_path, 
     sys.modules.pop("my_net_4c1", None)
     with pytest.raises(ValueError, match="model_files.code_sha256="):
         check_resume(with_model_files(_cfg(*args)), job)
+
+
+def test_an_unreadable_metrics_json_is_rerun_not_refused(tmp_path, caplog):
+    (tmp_path / "metrics.json").write_text("{cut off")
+    cfg = _cfg("resume=true")
+    check_resume(cfg, tmp_path)  # not refused: there is nothing to compare with
+    with caplog.at_level("WARNING", logger="erf"):
+        assert completed_metrics(cfg, tmp_path) is None
+    assert "metrics.json is unreadable (JSONDecodeError); rerunning the job" in caplog.text
+    assert (tmp_path / "metrics.json").read_text() == "{cut off"
+
+
+def test_a_finished_job_without_file_checksums_is_rerun(tmp_path, caplog):
+    cfg = _cfg("resume=true")
+    _finished(tmp_path, cfg)
+    with caplog.at_level("WARNING", logger="erf"):
+        assert completed_metrics(cfg, tmp_path) is None
+    assert "records no file checksums (older erf); rerunning the job" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        (
+            "checkpoint_draws.npz",
+            r"^checkpoint .*checkpoint_draws.npz is unreadable \(CorruptJob\)",
+        ),
+        ("train_checkpoint.pt", r"^training checkpoint .*train_checkpoint.pt is unreadable"),
+    ],
+)
+def test_an_unreadable_checkpoint_is_a_one_line_error_and_is_kept(tmp_path, name, message):
+    (tmp_path / name).write_bytes(b"half a file")
+    with pytest.raises(ValueError, match=message) as info:
+        check_resume(_cfg("resume=true"), tmp_path)
+    assert "\n" not in str(info.value)
+    assert (tmp_path / name).read_bytes() == b"half a file"  # deleting it is the user's call
+
+
+def test_a_model_target_without_source_records_no_code_checksum():
+    # a target that does not import: build_model refuses it later, in one line
+    files = with_model_files(_cfg("model=custom", "model._target_=no_such_pkg_7d.Net"))
+    assert files.model_files == {}
+    assert with_model_files(_cfg("model=custom")).model_files == {}  # _target_ still ???
+    ours = with_model_files(_cfg()).model_files
+    assert list(ours) == ["code_sha256"] and len(ours.code_sha256) == 64
+
+
+@pytest.fixture
+def in_a_sweep(tmp_path):
+    """Hydra's state in a multirun whose sweep folder is ``tmp_path / "sweep"`` (reset after)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    sweep = tmp_path / "sweep"
+    args = ["hydra.mode=MULTIRUN", f"hydra.sweep.dir={sweep}", "model.depth=2"]
+    with initialize_config_dir(config_dir=str(REPO / "erf" / "configs"), version_base="1.3"):
+        cfg = compose("config", overrides=args, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    (sweep / "0").mkdir(parents=True)
+    (sweep / "0" / "metrics.json").write_text("{}")  # a job some earlier run left there
+    try:
+        yield cfg, sweep
+    finally:
+        HydraConfig.instance().cfg = None
+
+
+def test_a_sweep_folder_hydra_recorded_is_checked_for_jobs_it_cannot_vouch_for(in_a_sweep):
+    from omegaconf import OmegaConf
+
+    cfg, sweep = in_a_sweep
+    OmegaConf.save(cfg, sweep / "multirun.yaml")  # what Hydra writes when a sweep starts
+    with pytest.raises(ValueError, match=r"holds jobs \(0, ...\) but no sweep.json"):
+        check_sweep(cfg, sweep / "1")
+    assert not (sweep / "sweep.json").exists()
+
+
+def test_a_sweep_folder_without_hydras_multirun_record_is_not_checked(in_a_sweep):
+    cfg, sweep = in_a_sweep  # no multirun.yaml: not a sweep Hydra started, nothing to compare
+    check_sweep(cfg, sweep / "1")
+    assert sorted(p.name for p in sweep.iterdir()) == ["0"]  # and no sweep.json is written

@@ -59,6 +59,10 @@ from erf.app.validate import ConfigError, preflight
         ("model=custom", "model._target_ is required"),
         ("inputs=imagefolder", "inputs.root is required"),
         ("~model", "no model: the model config is required (~model removed it)"),
+        ("atlas.units=[[0,-1]]", "atlas.units=[[0,-1]] is not allowed: expected null, border"),
+        ("atlas.units=[[0]]", "atlas.units=[[0]] is not allowed: expected null, border"),
+        ("++probe.n_samples=0", "probe.n_samples=0 is not allowed"),  # ++ on a key: checked
+        ("++inputs.channels=0", "inputs.channels=0 is not allowed"),  # ++ on a null key too
     ],
 )
 def test_bad_override_is_one_line_naming_key_value_and_what_is_allowed(override, message):
@@ -66,6 +70,26 @@ def test_bad_override_is_one_line_naming_key_value_and_what_is_allowed(override,
         preflight([override])
     assert str(info.value).startswith(message)
     assert "\n" not in str(info.value)
+
+
+def test_atlas_units_may_list_row_col_pairs():
+    preflight(["experiment=atlas", "atlas.units=[[0,1],[2,3]]"])
+    with pytest.raises(ConfigError, match=r"atlas.units=\[\[0,1\],\[2\]\] is not allowed"):
+        preflight(["experiment=atlas", "atlas.units=[[0,1],[2]]"])
+
+
+def test_a_plus_on_an_existing_key_says_to_drop_the_plus_whatever_comes_before_it():
+    with pytest.raises(ConfigError) as e:
+        preflight(["model.depth=2", "+probe.n_samples=3"])
+    message = str(e.value)
+    assert message.startswith("Could not append to config. An item is already at 'probe.n_sa")
+    assert "Either remove + prefix: 'probe.n_samples=3'" in message and "\n" not in message
+
+
+def test_a_section_added_with_plus_feeds_interpolations_and_their_values_are_checked():
+    preflight(["+sizes.width=3", "model.channels=${sizes.width}"])
+    with pytest.raises(ConfigError, match=r"^model.channels=0 is not allowed"):
+        preflight(["+sizes.width=0", "model.channels=${sizes.width}"])
 
 
 def test_every_value_of_a_sweep_is_checked():
@@ -99,9 +123,26 @@ def test_the_output_folder_must_be_creatable(tmp_path):
     assert not (tmp_path / "new").exists()  # nothing is written
 
 
+def test_a_broken_link_in_the_output_folder_is_named(tmp_path):
+    (tmp_path / "link").symlink_to(tmp_path / "gone")
+    with pytest.raises(ConfigError, match=r"link is a broken symbolic link$"):
+        preflight([f"hydra.run.dir={tmp_path / 'link' / 'run'}"])
+    assert not (tmp_path / "gone").exists()
+
+
+def test_an_output_folder_known_only_when_the_job_runs_is_checked_then(tmp_path, monkeypatch):
+    monkeypatch.delenv("ERF_TEST_RUN_DIR_7", raising=False)
+    preflight(["hydra.run.dir=${oc.env:ERF_TEST_RUN_DIR_7}"])  # unset here: not checked now
+    (tmp_path / "f").write_text("x")
+    monkeypatch.setenv("ERF_TEST_RUN_DIR_7", str(tmp_path / "f" / "run"))
+    with pytest.raises(ConfigError, match="is a file, not a folder"):  # resolvable: checked
+        preflight(["hydra.run.dir=${oc.env:ERF_TEST_RUN_DIR_7}"])
+
+
 def test_good_overrides_and_experiments_pass():
     preflight(["experiment=depth_sweep", "model.depth=2,4", "probe.n_samples=2"])
     preflight(["model=torchvision", "model.name=resnet18", "probe.target=layer3"])
+    preflight(["model=residual_stack", "model.blocks=2", "probe.target=1.conv2"])
     preflight(["model=torchvision", "model.name=resnet18", "+model.extra=1"])
     preflight(["hydra.run.dir=/tmp/x", "probe.position=[3,4]", "label=日本語"])
     preflight(["probe.batch_size=auto", "probe.crop=off", "probe.fast=true", "probe.compile=true"])

@@ -1,13 +1,24 @@
 """ERFResult arithmetic and files: round trips, NaN handling, atomic writes."""
 
 import json
+import os
+import stat
+from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from erf.io import store
 from erf.io.store import (
+    CorruptJob,
+    check_files,
+    clean_stale_temps,
+    file_record,
+    folder_lock,
     load_result,
     load_results,
+    read_job_metrics,
     read_json,
     save_result,
     save_results,
@@ -176,3 +187,108 @@ def test_save_results_keeps_every_draws_groups(tmp_path):
     for got, want in zip(load_results(tmp_path / "draws.npz"), draws):
         np.testing.assert_array_equal(got.groups, want.groups)
         np.testing.assert_array_equal(got.group_n, want.group_n)
+
+
+def test_numpy_values_and_fractional_strides_are_written_as_plain_json(tmp_path):
+    write_json(
+        {
+            "map": np.array([[1, 2], [3, 4]]),
+            "count": np.int64(7),
+            "dead": np.bool_(True),
+            "stride": Fraction(4, 2),
+            "upsampled": Fraction(1, 2),
+            "floats": np.array([0.5, np.inf]),
+        },
+        tmp_path / "m.json",
+    )
+    text = (tmp_path / "m.json").read_text()
+    assert json.loads(text) == {
+        "map": [[1, 2], [3, 4]], "count": 7, "dead": True, "stride": 2, "upsampled": 0.5,
+        "floats": [0.5, None],
+    }  # fmt: skip
+    assert '"stride": 2,' in text  # an integer stride stays an integer
+
+
+def test_saving_no_results_is_refused_and_writes_nothing(tmp_path):
+    with pytest.raises(ValueError, match="^no results to save$"):
+        save_results([], tmp_path / "draws.npz")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unreadable_or_missing_draws_files_are_told_apart(tmp_path):
+    (tmp_path / "draws.npz").write_bytes(b"garbage")
+    with pytest.raises(CorruptJob, match=r"draws.npz is unreadable \(ValueError\)"):
+        load_results(tmp_path / "draws.npz")
+    with pytest.raises(FileNotFoundError):
+        load_results(tmp_path / "missing.npz")
+
+
+def test_a_recorded_file_that_is_gone_makes_the_job_corrupt(tmp_path):
+    (tmp_path / "erf.npz").write_bytes(b"abc")
+    write_json({"files": file_record(tmp_path, ["erf.npz"])}, tmp_path / "metrics.json")
+    (tmp_path / "erf.npz").unlink()
+    assert check_files(tmp_path, file_record(tmp_path, [])) is None  # nothing recorded: whole
+    with pytest.raises(CorruptJob, match=r"erf.npz is missing; rerun that job \(resume=true\)"):
+        read_job_metrics(tmp_path / "metrics.json")
+
+
+@pytest.mark.parametrize("content", [None, "{not json"], ids=["missing", "not_json"])
+def test_an_unreadable_metrics_json_is_a_one_line_corrupt_job_error(tmp_path, content):
+    path = tmp_path / "metrics.json"
+    if content is not None:
+        path.write_text(content)
+    why = "FileNotFoundError" if content is None else "JSONDecodeError"
+    with pytest.raises(CorruptJob, match=rf"^{path} is unreadable \({why}\)$"):
+        read_job_metrics(path)
+
+
+@pytest.mark.parametrize("fails", ["open", "fsync"])
+def test_a_folder_that_cannot_be_synced_still_gets_the_whole_file(tmp_path, monkeypatch, fails):
+    """Not every filesystem lets a folder be opened or fsynced: that is best effort."""
+    real_open, real_fsync = os.open, os.fsync
+
+    def refuse_open(path, flags, *args, **kwargs):
+        if Path(path) == tmp_path and flags == os.O_RDONLY:
+            raise OSError(22, "Invalid argument")
+        return real_open(path, flags, *args, **kwargs)
+
+    def refuse_fsync(fd):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(22, "Invalid argument")
+        return real_fsync(fd)
+
+    if fails == "open":
+        monkeypatch.setattr(os, "open", refuse_open)
+    else:
+        monkeypatch.setattr(os, "fsync", refuse_fsync)
+    write_json({"done": True}, tmp_path / "m.json")
+    assert read_json(tmp_path / "m.json") == {"done": True}
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_stale_temp_files_of_dead_writers_go_and_those_of_live_ones_stay(tmp_path):
+    no_such_pid = 2**22  # above Linux's largest pid limit (and macOS's): no process has it
+    names = [f".m.json.{pid}.abcd.tmp" for pid in (no_such_pid, 1, os.getpid())]
+    for name in names:
+        (tmp_path / name).write_text("partial")
+    assert clean_stale_temps(tmp_path) == [names[0]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[1:])
+
+
+def test_a_lock_file_removed_by_its_last_holder_meanwhile_is_taken_afresh(tmp_path, monkeypatch):
+    """The previous holder unlinks .lock between our open and our flock: locking the unlinked
+    file would let a third run lock a new one; the lock is taken again on the file on disk."""
+    job = tmp_path / "job"
+    real_flock, calls = store.fcntl.flock, []
+
+    def flock(fd, operation):
+        if not calls:
+            (job / ".lock").unlink()  # the last holder leaves
+        calls.append(fd)
+        return real_flock(fd, operation)
+
+    monkeypatch.setattr(store.fcntl, "flock", flock)
+    with folder_lock(job):
+        assert len(calls) == 2
+        assert (job / ".lock").read_text() == f"{os.getpid()}\n"
+    assert not job.exists()

@@ -106,6 +106,50 @@ def test_bad_generator_options_fail_with_a_value_error_naming_them():
         build_data("imagenet")
 
 
+@pytest.mark.parametrize(
+    "name, options, message",
+    [
+        ("generated_classification", {"blobs": [0, 2]}, r"^blobs=\[0, 2\] must be \[min, max\]"),
+        ("generated_classification", {"blobs": [3, 2]}, r"^blobs=\[3, 2\] must be \[min, max\]"),
+        ("generated_classification", {"jitter": -0.1}, r"^jitter=-0.1 must be in \[0, 1\)"),
+        ("generated_classification", {"train_size": 0}, r"^dataset size must be >= 1, got 0"),
+        ("generated_segmentation", {"classes": 8}, r"^classes=8: generated_segmentation has 2..7"),
+        ("generated_segmentation", {"keys": [2, 1]}, r"^keys=\[2, 1\] must be \[min, max\]"),
+    ],
+)
+def test_generator_options_out_of_range_are_refused_naming_the_option(name, options, message):
+    with pytest.raises(ValueError, match=message):
+        build_data(name, **{"train_size": 2, "val_size": 2, **options})
+
+
+def test_a_sample_of_an_unknown_split_is_refused():
+    with pytest.raises(ValueError, match=r"^unknown split 'holdout'; allowed: \['train', 'val'"):
+        blobs_sample(0, "holdout", 0)
+
+
+def test_a_generated_dataset_holds_exactly_its_items():
+    data = build_data("generated_classification", train_size=2, val_size=3)
+    items = list(data.val)  # iteration stops at the IndexError past the end
+    assert len(items) == 3
+    for index, (x, y) in enumerate(items):
+        expected, label = blobs_sample(0, "val", index)  # item i is sample i of the val split
+        assert torch.equal(x, expected) and y == label
+    for index in (3, -1):
+        with pytest.raises(IndexError):
+            data.val[index]
+
+
+def test_with_a_single_key_every_pixel_takes_its_class_and_none_is_void():
+    for index in range(3):
+        x, y = keys_sample(2, "train", index, keys=(1, 1), noise=0.0, size=24, marker=3)
+        # Oracle: the only coloured pixels are the key's; its colour's signs name its class.
+        coloured = x.abs().sum(0) > 0
+        assert coloured.sum() == 9
+        colour = np.sign(x[:, coloured][:, 0].numpy())
+        cls = [i for i, (_, p) in enumerate(PALETTE) if np.array_equal(colour, p)]
+        assert torch.equal(y, torch.full((24, 24), cls[0]))
+
+
 def test_bundles_state_plainly_that_the_data_is_generated():
     for name in ("generated_classification", "generated_segmentation"):
         data = build_data(name, train_size=2, val_size=2)
@@ -126,6 +170,10 @@ def test_crop_flip_moves_image_and_label_map_together():
     xa, ya = augment(x, y, gen)
     assert xa.shape == (4, 2, 4, 4) and ya.shape == (4, 4, 4)
     assert torch.equal(xa[:, 0].long(), ya)
+
+
+def test_an_augmentation_that_would_do_nothing_is_none():
+    assert crop_flip(pad=0, crop=None, flip=False) is None
 
 
 def test_padded_crops_keep_the_size_and_are_reproducible():
@@ -205,6 +253,53 @@ def test_cifar10_with_md5_checks_rejects_files_that_are_not_the_real_ones(tmp_pa
     _write_cifar(tmp_path)
     with pytest.raises(FileNotFoundError, match="data.verify=false"):
         build_data("cifar10", root=str(tmp_path))
+
+
+def test_an_empty_cifar10_subset_is_refused(tmp_path):
+    _write_cifar(tmp_path)
+    with pytest.raises(ValueError, match="^subset size must be >= 1, got 0"):
+        build_data("cifar10", root=str(tmp_path), verify=False, train_size=0)
+
+
+def test_a_failed_cifar10_download_says_where_to_put_the_files(tmp_path, monkeypatch):
+    from urllib.error import URLError
+
+    from torchvision.datasets import CIFAR10
+
+    def offline(self):
+        raise URLError("no network")  # what torchvision's download raises offline
+
+    monkeypatch.setattr(CIFAR10, "download", offline)
+    with pytest.raises(FileNotFoundError) as info:
+        build_data("cifar10", root=str(tmp_path), download=True)
+    message = str(info.value)
+    assert message.startswith(f"CIFAR-10 download into {tmp_path} failed (URLError)")
+    assert f"put the python batches in {tmp_path / 'cifar-10-batches-py'}" in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cifar10_batches_of_the_wrong_shape_are_refused(tmp_path):
+    _write_cifar(tmp_path)
+    with open(tmp_path / "cifar-10-batches-py" / "test_batch", "wb") as f:
+        pickle.dump({"data": np.zeros((3, 1024), np.uint8), "labels": [0, 1, 2]}, f)
+    with pytest.raises(FileNotFoundError, match=r"hold \(3, 1024\) images and 3 labels, not"):
+        build_data("cifar10", root=str(tmp_path), verify=False)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", r"data_batch_2 cannot be read \(EOFError"),  # an interrupted copy
+        (pickle.dumps([1, 2]), r"data_batch_2 holds a list, not a dict"),
+    ],
+    ids=["empty", "not_a_dict"],
+)
+def test_a_cifar10_file_that_is_no_batch_is_refused_naming_it(tmp_path, content, message):
+    _write_cifar(tmp_path)
+    (tmp_path / "cifar-10-batches-py" / "data_batch_2").write_bytes(content)
+    with pytest.raises(FileNotFoundError, match=message) as info:
+        build_data("cifar10", root=str(tmp_path), verify=False)
+    assert "\n" not in str(info.value)
 
 
 def test_missing_cifar10_says_where_to_put_it_and_how_to_download(tmp_path):
@@ -309,3 +404,41 @@ def test_all_void_masks_are_refused_in_one_line(tmp_path):
     with pytest.raises(ValueError, match="CamVid train: all 2 masks .* are void") as err:
         build_data("camvid", root=str(tmp_path), size=None)
     assert "\n" not in str(err.value)
+
+
+def test_a_camvid_split_without_images_is_named(tmp_path):
+    _write_camvid(tmp_path)
+    for png in (tmp_path / "val").glob("*.png"):
+        png.unlink()
+    with pytest.raises(
+        FileNotFoundError, match=f"^CamVid: no \\*.png images in {tmp_path / 'val'}$"
+    ):
+        build_data("camvid", root=str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"eval_split": "train"}, r"^eval_split='train'; allowed: val, test"),
+        ({"ignore_index": 3}, r"^ignore_index=3 collides with a class index"),
+        (
+            {"size": None, "crop": [8, 20]},
+            r"^data.crop=\[8, 20\] is larger than the images \(12, 16\)",
+        ),
+    ],
+)
+def test_camvid_options_that_cannot_hold_are_refused(tmp_path, options, message):
+    _write_camvid(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        build_data("camvid", root=str(tmp_path), **options)
+
+
+def test_camvid_images_of_different_sizes_need_data_size(tmp_path):
+    _write_camvid(tmp_path, splits=("train",), size=(12, 16))
+    _write_camvid(tmp_path, splits=("val",), size=(10, 16))
+    with pytest.raises(
+        ValueError, match=r"different sizes \[\(10, 16\), \(12, 16\)\]; set data.size"
+    ):
+        build_data("camvid", root=str(tmp_path), size=None)
+    data = build_data("camvid", root=str(tmp_path), size=[6, 8])
+    assert data.image_size == (6, 8) and data.val[0][0].shape == (3, 6, 8)
