@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -381,7 +382,7 @@ def preflight(argv: Sequence[str], multirun: bool = False) -> None:
             base = config_of(tuple(o for o in first if not o.startswith("+")))
             for o in parsed:
                 if (o.is_add() or o.is_force_add()) and not o.key_or_group.startswith("hydra"):
-                    _check_added_key(o.key_or_group, base)
+                    _check_added_key(o.key_or_group, base, config_of(tuple(first)))
             for overrides in combinations or [()]:
                 cfg = config_of(overrides)
                 validate(cfg)
@@ -392,18 +393,24 @@ def preflight(argv: Sequence[str], multirun: bool = False) -> None:
     check_output_folder(setup, multirun)
 
 
-def _check_added_key(key: str, cfg: DictConfig) -> None:
-    """A ``+key`` that is not in the config: refused with the keys that exist (and a "did you
-    mean") when its parent is a fixed part of the config; a model's constructor argument is
-    refused only for our own networks, whose signatures are known."""
+def _check_added_key(key: str, cfg: DictConfig, full: DictConfig) -> None:
+    """A ``+key`` that is not in the config ``cfg`` (composed without the added keys): refused
+    with the keys that exist (and a "did you mean") when its parent is a fixed part of the
+    config; a model's constructor argument is refused only for our own networks, whose
+    signatures are known. A new section (``+sizes.width=3``) is allowed, as it may feed
+    interpolations, unless its name is close to an existing section's and nothing in ``full``
+    (the config with every override) interpolates it: ``+prob.n_samples=3`` is a typo."""
     parent, _, leaf = key.rpartition(".")
     if OmegaConf.select(cfg, key, default=None, throw_on_missing=False) is not None:
         return
+    theirs = OmegaConf.select(cfg, "model._target_") not in _OUR_MODELS
+    absent = OmegaConf.select(cfg, parent, default=None) is None
+    if key.startswith("model.") and theirs and (parent == "model" or absent):
+        return  # a constructor argument of model=custom|timm|torchvision
     node = cfg if not parent else OmegaConf.select(cfg, parent, default=None)
     if not isinstance(node, DictConfig):
-        return  # a new group or a new top-level section: nothing to compare with
-    if parent == "model" and OmegaConf.select(cfg, "model._target_") not in _OUR_MODELS:
-        return  # a constructor argument of model=custom|timm|torchvision
+        _check_new_section(key, cfg, full)
+        return
     known = [str(k) for k in node if not str(k).startswith("_")]
     if leaf in known:
         return
@@ -413,6 +420,47 @@ def _check_added_key(key: str, cfg: DictConfig) -> None:
         f"unknown key {key}{hint}; {parent or 'the config'} has: {', '.join(known)} "
         f"(a + adds a key, it does not make an unknown one work)"
     )
+
+
+def _check_new_section(key: str, cfg: DictConfig, full: DictConfig) -> None:
+    """``key`` starts a section the config lacks: refused when that section's name is close to
+    a sibling that exists and no interpolation in ``full`` reads it."""
+    parts = key.split(".")
+    depth = 0
+    node: Any = cfg
+    while isinstance(node, DictConfig) and parts[depth] in node:
+        node, depth = node[parts[depth]], depth + 1
+    if not isinstance(node, DictConfig) or depth >= len(parts) - 1:
+        return  # a key under a value that is not a section: OmegaConf says so when composing
+    section = ".".join(parts[: depth + 1])
+    siblings = [str(k) for k in node if not str(k).startswith("_")]
+    close = difflib.get_close_matches(parts[depth], siblings, n=1, cutoff=0.75)
+    if not close or _interpolated(section, full):
+        return
+    where = ".".join(parts[:depth])
+    raise ConfigError(
+        f"unknown section {section} (did you mean {where + '.' if where else ''}{close[0]}?); "
+        f"a new section is read only through an interpolation such as ${{{section}.{parts[-1]}}}"
+    )
+
+
+def _interpolated(section: str, cfg: DictConfig) -> bool:
+    """Whether an interpolation in ``cfg`` (unresolved) names ``section`` or a key in it."""
+    pattern = re.compile(r"\$\{[^{}]*?(?<![\w.])" + re.escape(section) + r"(?![\w])")
+    strings: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+        elif isinstance(value, str):
+            strings.append(value)
+
+    walk(OmegaConf.to_container(cfg, resolve=False))
+    return any(pattern.search(s) for s in strings)
 
 
 _OUR_MODELS = (

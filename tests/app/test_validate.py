@@ -177,3 +177,23 @@ def test_an_output_folder_name_too_long_for_the_file_system_is_one_line(tmp_path
     with pytest.raises(ConfigError, match="is too long for a folder") as e:
         preflight(["model.depth=2", f"hydra.run.dir={folder}"])
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "section", "meant"),
+    [
+        ("+prob.n_samples=3", "prob", "probe"),
+        ("+scale.depth_swep.size=9", "scale.depth_swep", "scale.depth_sweep"),
+    ],
+)
+def test_a_new_section_named_like_an_existing_one_and_read_by_nothing_is_a_typo(
+    override, section, meant
+):
+    with pytest.raises(ConfigError) as e:
+        preflight(["model.depth=2", override])
+    assert str(e.value).startswith(f"unknown section {section} (did you mean {meant}?)")
+    assert "\n" not in str(e.value)
+
+
+def test_a_new_section_named_like_an_existing_one_is_kept_when_an_interpolation_reads_it():
+    preflight(["model.depth=2", "+prob.n=3", "probe.n_samples=${prob.n}"])
