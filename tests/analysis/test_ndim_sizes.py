@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from erf.analysis.metrics import LUO_FRACTION, luo_size
 from erf.analysis import ndim
+from erf.analysis.metrics import LUO_FRACTION, luo_size
 from erf.analysis.ndim import (
     as_nd_map,
     centre_of_mass,

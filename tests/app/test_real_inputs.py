@@ -39,3 +39,18 @@ def test_imagefolder_batches_use_the_timm_model_mean_and_std(tmp_path):
 def test_unnormalised_real_inputs_record_no_normalisation(source):
     cfg = _cfg(f"inputs={source}", "inputs.normalize=false", "+inputs.root=x")
     assert inputs_record(cfg, timm_model("test_resnet"))["inputs_normalization"] is None
+
+
+def test_an_imagefolder_job_records_the_folder_it_read(tmp_path):
+    from erf.app.jobs import run_job
+    from erf.io.store import read_json
+
+    root = _folder(tmp_path / "images")
+    cfg = _cfg(
+        "inputs=imagefolder", f"inputs.root={root}", "inputs.size=[16,16]", "probe.n_samples=1",
+        "model.depth=2", "model.channels=3", "fit.bootstrap=0",
+    )  # fmt: skip
+    run_job(cfg, tmp_path / "job")
+    metrics = read_json(tmp_path / "job" / "metrics.json")
+    assert (metrics["inputs"], metrics["inputs_root"]) == ("imagefolder", str(root))
+    assert metrics["n_samples"] == 1
