@@ -169,3 +169,13 @@ def test_the_metrics_of_a_job_say_how_many_samples_gave_nan_gradients_and_were_s
     assert (result.n_samples, result.n_nonfinite) == (2, 2)
     assert "2 sample(s) with NaN/Inf gradients were skipped" in metrics["warnings"]
     assert "model_seed" not in metrics  # no model given: nothing about how it was made
+
+
+def test_the_metrics_of_a_job_whose_map_is_all_zero_warn_that_nothing_is_reported():
+    model = torch.nn.Conv2d(1, 1, 3, padding=1, bias=False)
+    torch.nn.init.zeros_(model.weight)  # the gradient is 0 everywhere
+    result = erf.measure_erf(model, (1, 8, 8), n_samples=2, bootstrap_groups=0)
+    trf = erf.theoretical_rf(model, input_shape=(1, 8, 8))
+    metrics = measure_job.job_metrics(_cfg("fit.bootstrap=0"), result, trf)
+    assert metrics["degenerate"] == "all zero"
+    assert "degenerate ERF map: all zero; no size or fit reported" in metrics["warnings"]

@@ -508,4 +508,4 @@ def test_a_layernorm_over_more_than_the_channels_is_not_flagged():
 
 def test_a_map_at_one_stride_of_the_input_fits_as_shrunk_by_no_margin():
     assert shrink_fits(8, 16, 16, 32)  # stride 2, margin 0
-    assert not shrink_fits(8, 10, 16, 16)  # square input, non-square map: two strides
+    assert not shrink_fits(8, 12, 16, 16)  # square input, non-square map: two strides
