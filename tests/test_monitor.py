@@ -242,3 +242,138 @@ def test_a_missing_image_folder_is_refused_at_construction(tmp_path):
     with pytest.raises(FileNotFoundError) as err:
         erf.ERFMonitor(TARGET, inputs=tmp_path / "nope", input_shape=(3, 16, 16))
     assert "does not exist" in _one_line(err)
+
+
+# --------------------------------------------------------------------- inputs, units, devices
+
+
+@pytest.mark.parametrize(
+    "inputs", ["uniform", [torch.rand(2, *SHAPE), torch.rand(2, *SHAPE)]], ids=["name", "batches"]
+)
+def test_named_noise_or_an_iterable_of_batches_is_what_the_monitor_probes(inputs):
+    monitor = _monitor(inputs=inputs)
+    model = TinyNet()
+    found = monitor.step(model, 0)
+    expected = erf.measure_erf(copy.deepcopy(model), SHAPE, OPTIONS, target=TARGET, inputs=inputs)
+    assert np.array_equal(found.result.total, expected.total)
+    assert found.result.n_samples == 4
+
+
+def test_the_model_output_is_probed_as_measure_erf_does():
+    monitor = erf.ERFMonitor(None, 1, OPTIONS, input_shape=SHAPE)
+    model = TinyNet()
+    found = monitor.step(model, 0)
+    expected = erf.measure_erf(copy.deepcopy(model), SHAPE, OPTIONS)
+    assert found.result.meta["layout"] == "vector"  # the logits
+    assert np.array_equal(found.result.total, expected.total)
+
+
+def test_a_listed_position_is_the_probed_unit():
+    monitor = _monitor(position=[0, 1])
+    found = monitor.step(TinyNet(), 0)
+    assert monitor.settings.position == (0, 1) and found.result.position == (0, 1)
+
+
+def test_a_named_position_of_the_target_is_probed():
+    monitor = _monitor(position="center_upper_left")
+    model = TinyNet()
+    found = monitor.step(model, 0)
+    assert found.result.position == (7, 7)  # (16 - 1) // 2 on the 16 x 16 map
+
+
+def test_the_users_progress_setting_is_kept():
+    monitor = erf.ERFMonitor(
+        TARGET, 1, erf.ProbeOptions.of(OPTIONS, progress=True), input_shape=SHAPE
+    )
+    assert monitor.probe.options.progress is True
+    assert _monitor().probe.options.progress is False  # unset: no bar inside a training loop
+
+
+@pytest.mark.parametrize("epoch", [-1, True, 1.0])
+def test_an_epoch_that_is_not_a_count_is_refused(epoch):
+    with pytest.raises(ValueError) as err:
+        _monitor().step(TinyNet(), epoch)
+    assert _one_line(err) == f"epoch={epoch!r} is not allowed: expected an integer >= 0"
+
+
+def test_a_state_that_is_not_a_monitors_is_refused():
+    with pytest.raises(ValueError) as err:
+        _monitor().load_state_dict({"format": "adam"})
+    assert _one_line(err) == "not an ERFMonitor state (format 'adam')"
+
+
+def test_a_model_spread_over_two_devices_is_refused():
+    model = TinyNet()
+    model.head = model.head.to("meta")
+    with pytest.raises(ValueError) as err:
+        _monitor().check(model)
+    assert _one_line(err) == "the model spans several devices (cpu, meta); the monitor needs one"
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"inputs": torch.zeros(5)}, "a fixed batch must be a tensor [B, C, H, W] or [C, H, W]"),
+        (
+            {"inputs": torch.zeros(2, 1, 8, 8), "input_shape": SHAPE},
+            "input_shape=[1, 16, 16] but the fixed batch has images of [1, 8, 8]",
+        ),
+        ({"inputs": "."}, "an image folder needs input_shape=(3, H, W)"),
+    ],
+)
+def test_a_bad_fixed_batch_or_a_folder_without_shape_is_refused_at_construction(kwargs, message):
+    with pytest.raises(ValueError) as err:
+        erf.ERFMonitor(TARGET, 1, OPTIONS, **kwargs)
+    assert _one_line(err) == message
+
+
+# --------------------------------------------------------------------- the Lightning callback
+
+
+def test_without_lightning_the_callback_names_the_extra_to_install(monkeypatch):
+    import sys
+
+    import erf.monitor
+
+    monkeypatch.setattr(erf.monitor, "_CALLBACK", {})  # no class made by an earlier test
+    monkeypatch.setitem(sys.modules, "lightning.pytorch", None)
+    monkeypatch.setitem(sys.modules, "pytorch_lightning", None)
+    with pytest.raises(ImportError) as err:
+        _monitor().callback()
+    assert "pip install 'erf-lab[lightning]'" in _one_line(err)
+
+
+def _trainer(log_dir):
+    """What the callback reads of a Lightning Trainer: no logger, a log_dir, epoch 0."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(logger=None, log_dir=str(log_dir), current_epoch=0)
+
+
+def test_the_callback_keeps_the_users_log_dir_over_the_trainers(tmp_path):
+    require("lightning.pytorch", "lightning")
+    monitor = _monitor(log_dir=tmp_path / "mine")
+    monitor.callback().on_fit_start(_trainer(tmp_path / "trainer"), TinyNet())
+    assert monitor.measured == [0] and monitor.writer is None
+    assert [int(r["epoch"]) for r in _csv(tmp_path / "mine" / "erf_monitor.csv")] == [0]
+    assert not (tmp_path / "trainer").exists()
+
+
+def test_the_callback_on_a_rank_other_than_0_takes_nothing_from_the_trainer(tmp_path, monkeypatch):
+    require("lightning.pytorch", "lightning")
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda group=None: 1)
+    monitor = _monitor()
+    monitor.callback().on_fit_start(_trainer(tmp_path), TinyNet())
+    assert monitor.log_dir is None and monitor.measured == []
+
+
+def test_a_rank_other_than_0_loads_the_state_but_writes_no_csv(tmp_path, monkeypatch):
+    source = _monitor()
+    source.step(TinyNet(), 0)
+    state = source.state_dict()
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda group=None: 1)
+    monitor = _monitor(log_dir=tmp_path)
+    monitor.load_state_dict(state)
+    assert monitor.measured == [0] and list(tmp_path.iterdir()) == []

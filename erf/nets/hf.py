@@ -102,6 +102,9 @@ def _split_overrides(cls: Any, overrides: dict[str, Any], name: str) -> tuple[di
 
 def _local_config(tf: Any, source: str, overrides: dict[str, Any]) -> Any:
     """The config of a local folder or a cached hub repo, with ``overrides``; offline only."""
+    folder = Path(source).expanduser()
+    if folder.is_dir() and not (folder / "config.json").is_file():  # transformers: ValueError
+        raise WeightsUnavailable(_missing(source, "config.json"))
     try:
         return tf.AutoConfig.from_pretrained(
             source, local_files_only=True, cache_dir=_cache_for(source), **overrides

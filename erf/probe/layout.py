@@ -143,16 +143,16 @@ class Grid:
         ch = slice(None) if channel is None else int(channel)
         if isinstance(position, str):  # a prefix token
             return prefix_index(position), ch
-        if self.extent and self.layout != "vector":  # NCL, NCDHW
+        if self.layout == "vector":  # the 1 x 1 grid (one entry per axis of the input)
+            return (ch,)
+        if self.extent:  # NCL, NCDHW
             return (ch, *position)
         row, col = position
         if self.layout == "NCHW":
             return ch, row, col
         if self.layout == "NHWC":
             return row, col, ch
-        if self.layout == "tokens":
-            return self.prefix_tokens + row * self.width + col, ch
-        return (ch,)  # vector: the 1 x 1 grid
+        return self.prefix_tokens + row * self.width + col, ch  # tokens
 
     def check_channel(self, channel: int | None) -> None:
         if channel is not None and not 0 <= channel < self.channels:

@@ -86,3 +86,28 @@ def test_the_summary_averages_each_region():
         "edge": {"n_units": 2, "erf_size": 3.0, "erf_trf_ratio": 0.6, "shift_norm": 1.0,
                  "moment_sigma": 2.0}
     }  # fmt: skip
+
+
+def test_without_an_exact_box_the_unit_is_placed_by_the_grid_scale_and_has_no_trf_numbers():
+    result, _ = _border_unit()
+    row = atlas_row(replace(result, meta={"unit_in_input": [0.5, 1.5]}))
+    assert (row["unit_in_input_row"], row["unit_in_input_col"]) == (0.5, 1.5)
+    assert row["unit_in_input_from"] == "grid scale"
+    assert row["trf_rows"] is None and math.isnan(row["mass_outside_trf"])
+    assert row["shift_row"] == pytest.approx(row["centroid_row"] - 0.5)
+
+
+def test_a_unit_with_no_place_in_the_input_is_refused():
+    result, _ = _border_unit()
+    with pytest.raises(ValueError, match=r"unit \(0, 0\): no place in the input"):
+        atlas_row(replace(result, meta={}))
+
+
+def test_one_group_of_inputs_gives_no_intervals():
+    truth = np.zeros((9, 9))
+    truth[2, 2] = 1.0
+    samples = noisy_samples(truth, 8, "half_normal", np.random.default_rng(0))
+    meta = {"atlas": {"trf_interval": [[-3, 3], [-3, 3]], "trf_pixels": 16, "pass": 0}}
+    result = replace(grouped_result(samples, 1, meta), position=(0, 0), target_shape=(1, 9, 9))
+    row = atlas_row(result)
+    assert math.isfinite(row["erf_size"]) and math.isnan(row["erf_size_ci_low"])

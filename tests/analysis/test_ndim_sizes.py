@@ -9,8 +9,11 @@ import math
 import numpy as np
 import pytest
 
+from erf.analysis import ndim
 from erf.analysis.metrics import LUO_FRACTION, luo_size
 from erf.analysis.ndim import (
+    as_nd_map,
+    centre_of_mass,
     fit_gaussian_1d,
     fit_gaussian_nd,
     luo_axis_sizes,
@@ -82,6 +85,7 @@ def test_fit_recovers_a_3d_gaussian_with_a_full_covariance():
     np.testing.assert_allclose(fit.covariance, cov, atol=1e-6)
     np.testing.assert_allclose(fit.center, (6.0, 7.5, 5.0), atol=1e-6)
     assert (fit.amplitude, fit.offset, fit.r_squared) == pytest.approx((2.0, 0.1, 1.0))
+    assert fit.sigma == pytest.approx(np.linalg.det(cov) ** (1 / 6), rel=1e-6)
 
 
 def test_fit_recovers_a_1d_gaussian():
@@ -127,3 +131,53 @@ def test_summary_of_a_volume_holds_per_axis_sizes_and_trf_clipping():
     assert row["erf_size_axes"] == [luo_count(box(2))] * 3
     assert row["trf_interval"] == [[0, 4], [0, 4], [-1, 5]] and row["trf_clipped"]
     assert row["trf_size"] == pytest.approx((5 * 5 * 7) ** (1 / 3))
+
+
+def test_a_result_is_read_as_its_map():
+    profile = np.r_[np.zeros(3), box(4), np.zeros(3)]
+    result = _result(profile, (7,))
+    assert np.array_equal(as_nd_map(result), profile)
+    assert luo_axis_sizes(result) == (luo_count(box(4)),)
+
+
+@pytest.mark.parametrize("call", [as_nd_map, luo_axis_sizes, moment_sigmas])
+def test_an_image_map_is_refused_by_the_sequence_and_volume_metrics(call):
+    with pytest.raises(ValueError, match=r"expected a sequence \[L\] or volume \[D, H, W\] map"):
+        call(np.ones((4, 4)))
+
+
+def test_a_centre_without_positive_value_has_no_luo_size():
+    dip = np.r_[1.0, 2.0, 0.0, 2.0, 1.0]  # the middle entry is 0
+    assert math.isnan(luo_size_nd(dip))
+    assert all(math.isnan(v) for v in luo_axis_sizes(dip))
+
+
+def test_a_map_without_positive_mass_has_no_moments():
+    negative = -np.einsum("i,j,k->ijk", box(1), box(1), box(1))
+    assert all(math.isnan(v) for v in (*moment_sigmas(negative), *centre_of_mass(negative)))
+
+
+def test_a_negative_gaussian_fitted_without_offset_has_its_centre_sigma_and_sign():
+    """The start cannot come from the moments of a map without positive mass: it is the
+    middle of the map, and the fit still finds the Gaussian."""
+    t = np.arange(30)
+    fit = fit_gaussian_nd(-2.0 * np.exp(-0.5 * ((t - 12.4) / 2.5) ** 2), with_offset=False)
+    assert (fit.amplitude, fit.center[0], fit.sigmas[0]) == pytest.approx((-2.0, 12.4, 2.5))
+    assert fit.offset == 0.0
+
+
+def test_a_map_with_fewer_entries_than_parameters_is_not_fitted():
+    fit = fit_gaussian_nd(np.r_[0.0, 1.0, 0.0])  # amplitude, centre, sigma, offset: 4
+    assert fit.degenerate == "too few entries (3) for 4 parameters"
+
+
+def test_a_fit_that_runs_out_of_evaluations_reports_no_numbers(monkeypatch):
+    monkeypatch.setattr(ndim, "MAX_EVALUATIONS", 1)
+    t = np.arange(30)
+    fit = fit_gaussian_1d(np.exp(-0.5 * ((t - 12.4) / 2.5) ** 2))
+    assert fit.degenerate == "fit did not converge" and math.isnan(fit.center[0])
+
+
+def test_a_one_d_fit_refuses_a_map_with_more_axes():
+    with pytest.raises(ValueError, match=r"expected a profile \[L\], got shape \(3, 3\)"):
+        fit_gaussian_1d(np.ones((3, 3)))

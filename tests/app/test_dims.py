@@ -31,6 +31,11 @@ from erf.io.store import load_result, read_json
         (["probe.layout=NCDHW"], "probe.layout=NCDHW is for volumes; the inputs are images"),
         (["inputs.size=[40]"], "this conv stack takes images, so give [H, W]"),
         (["model=conv_stack_1d", "model.dims=4"], "model.dims=4 is not allowed"),
+        (["model=conv_stack_1d", "probe.grid=[2,4]"], "probe.grid=[2, 4] is for images only"),
+        (["model=conv_stack_1d", "probe.position=cls"], "probe.position=cls is for images only"),
+        (["model=conv_stack_3d", "probe.draws=2"], "probe.draws=2 is for images only"),
+        (["model=conv_stack_1d", "probe.protocol=luo"], "probe.protocol=luo is for images only"),
+        (["model=conv_stack_3d", "probe.layout=NCL"], "probe.layout=NCL is for images only"),
     ],
 )
 def test_bad_sequence_or_volume_settings_fail_in_one_line_before_any_folder(
@@ -63,3 +68,17 @@ def test_a_uniform_sequence_model_job_writes_the_box_convolution_profile(tmp_pat
     np.testing.assert_allclose(erf_map[12:21] / erf_map.sum(), p / p.sum(), atol=1e-7)
     assert metrics["trf_sizes"] == [9] and metrics["layout"] == "NCL"
     assert (tmp_path / "heatmap.png").exists()
+
+
+def test_a_sequence_shorter_than_its_trf_and_a_poor_fit_are_warned_in_the_metrics(tmp_path):
+    """Four 3-tap layers read 1 + 4 x 2 = 9 samples: a 6-sample input clips the ERF. A clipped
+    box is no Gaussian to within R² 0.9999, so the fit is flagged as well."""
+    cfg = _cfg(
+        "model=conv_stack_1d", "model.depth=4", "model.channels=2", "inputs.size=[6]",
+        "probe.n_samples=1", "fit.bootstrap=0", "fit.r2_min=0.9999",
+    )  # fmt: skip
+    run_job(cfg, tmp_path)
+    metrics = read_json(tmp_path / "metrics.json")
+    assert metrics["trf_sizes"] == [9] and metrics["trf_clipped"]
+    assert "input 6 is smaller than the TRF 9 around the probed unit" in metrics["warnings"][0]
+    assert metrics["fit_r2"] < 0.9999 and metrics["fit_problem"] in metrics["warnings"]

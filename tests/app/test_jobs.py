@@ -2,8 +2,10 @@
 naming the key) the probe settings it cannot honour instead of ignoring them."""
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 
+import erf
 from erf.app.build import build_model, input_shape_for
 from erf.app.config import CONFIG_DIR
 from erf.app.job_kinds import selected_kind
@@ -147,3 +149,33 @@ def test_torchrun_refuses_what_the_sharded_probe_cannot_honour(
     with pytest.raises(ValueError, match="does not combine") as info:
         measure_job.probe_many(cfg, model, input_shape_for(cfg, model), [None], [tmp_path])
     assert str(info.value) == message
+
+
+class _Sqrt(torch.nn.Module):
+    def forward(self, x):
+        return x.sqrt()
+
+
+def test_the_metrics_of_a_job_say_how_many_samples_gave_nan_gradients_and_were_skipped():
+    """A 3x3 mean then a square root: the gradient at a negative mean is NaN, so the two
+    images of -1 are skipped and the two of +1 measured."""
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 3, padding=1, bias=False), _Sqrt())
+    torch.nn.init.constant_(model[0].weight, 1 / 9)
+    x = torch.ones(4, 1, 8, 8)
+    x[1::2] = -1
+    result = erf.measure_erf(model, (1, 8, 8), inputs=[x], n_samples=4, bootstrap_groups=0)
+    trf = erf.theoretical_rf(model, input_shape=(1, 8, 8))
+    metrics = measure_job.job_metrics(_cfg("fit.bootstrap=0"), result, trf)
+    assert (result.n_samples, result.n_nonfinite) == (2, 2)
+    assert "2 sample(s) with NaN/Inf gradients were skipped" in metrics["warnings"]
+    assert "model_seed" not in metrics  # no model given: nothing about how it was made
+
+
+def test_the_metrics_of_a_job_whose_map_is_all_zero_warn_that_nothing_is_reported():
+    model = torch.nn.Conv2d(1, 1, 3, padding=1, bias=False)
+    torch.nn.init.zeros_(model.weight)  # the gradient is 0 everywhere
+    result = erf.measure_erf(model, (1, 8, 8), n_samples=2, bootstrap_groups=0)
+    trf = erf.theoretical_rf(model, input_shape=(1, 8, 8))
+    metrics = measure_job.job_metrics(_cfg("fit.bootstrap=0"), result, trf)
+    assert metrics["degenerate"] == "all zero"
+    assert "degenerate ERF map: all zero; no size or fit reported" in metrics["warnings"]

@@ -52,3 +52,18 @@ def test_a_source_a_probe_job_cannot_build_is_refused_naming_the_allowed_ones():
     # inputs=dataset belongs to training jobs (erf.app.build.probe_inputs)
     with pytest.raises(ValueError, match=r"^inputs.source='dataset'; allowed: \['gaussian'"):
         build_inputs(_cfg("inputs=dataset"), (3, 16, 16))
+
+
+def test_an_imagefolder_job_records_the_folder_it_read(tmp_path):
+    from erf.app.jobs import run_job
+    from erf.io.store import read_json
+
+    root = _folder(tmp_path / "images")
+    cfg = _cfg(
+        "inputs=imagefolder", f"inputs.root={root}", "inputs.size=[16,16]", "probe.n_samples=1",
+        "model.depth=2", "model.channels=3", "fit.bootstrap=0",
+    )  # fmt: skip
+    run_job(cfg, tmp_path / "job")
+    metrics = read_json(tmp_path / "job" / "metrics.json")
+    assert (metrics["inputs"], metrics["inputs_root"]) == ("imagefolder", str(root))
+    assert metrics["n_samples"] == 1

@@ -9,7 +9,7 @@ from matplotlib.patches import Rectangle
 
 from erf.analysis.summary import erf_metrics
 from erf.io.job import write_job
-from erf.io.nd_figures import nd_title, profile_figure, slices_figure
+from erf.io.nd_figures import nd_grid_figure, nd_title, profile_figure, slices_figure
 from erf.io.store import load_result, read_json
 from erf.result import ERFResult
 from erf.rf.trf import TheoreticalRF
@@ -86,3 +86,45 @@ def test_a_sweep_of_sequence_jobs_gets_its_summary_and_a_grid_of_profiles(tmp_pa
     slopes = write_summary(tmp_path, x="depth", group_by=())
     assert (tmp_path / "erf_grid.png").stat().st_size > 1000
     assert slopes[0]["trf_size_slope"] == pytest.approx(np.log(9 / 5) / np.log(2))
+
+
+def test_a_profile_without_trf_unit_or_title_draws_the_erf_alone():
+    fig = profile_figure(_box(3), scale="log")
+    (ax,) = fig.axes
+    assert [line.get_label() for line in ax.lines] == ["ERF"] and not ax.patches
+    assert fig.get_suptitle() == ""
+    plt.close(fig)
+
+
+def test_volume_slices_without_trf_show_no_box():
+    volume = np.zeros((3, 4, 5))
+    volume[1, 2, 3] = 1.0
+    fig = slices_figure(volume, center=[1, 2, 3])
+    assert not any(isinstance(p, Rectangle) for ax in fig.axes[:3] for p in ax.patches)
+    plt.close(fig)
+
+
+def test_a_sweep_grid_of_volumes_shows_the_slice_through_each_units_depth():
+    volume = np.zeros((5, 6, 7))
+    volume[3, 2, 4] = 2.0
+    profile = _box(2)
+    panels = [
+        {
+            "map": volume,
+            "trf_interval": [[2, 4], [1, 3], [3, 5]],
+            "center": [3, 2, 4],
+            "title": "a",
+        },
+        {"map": volume, "title": "b"},  # no centre: the middle depth (2), no TRF box
+        {"map": profile, "title": "c"},  # a profile without a TRF span
+    ]
+    fig = nd_grid_figure(panels, ncols=2)
+    axes = fig.axes[:4]
+    np.testing.assert_array_equal(axes[0].images[0].get_array(), volume[3] / 2.0)
+    np.testing.assert_array_equal(axes[1].images[0].get_array(), volume[2] / 2.0)
+    (box,) = [p for p in axes[0].patches if isinstance(p, Rectangle)]
+    assert (box.get_x(), box.get_y(), box.get_width(), box.get_height()) == (2.5, 0.5, 3, 3)
+    assert not axes[1].patches and not axes[2].patches
+    assert [ax.get_visible() for ax in axes] == [True, True, True, False]
+    assert axes[0].get_xlabel() == "slice d = 3: w" and axes[1].get_xlabel() == "slice d = 2: w"
+    plt.close(fig)

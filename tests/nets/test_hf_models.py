@@ -28,7 +28,7 @@ import erf
 from erf.app.build import input_shape_for, seeded_model
 from erf.app.config import CONFIG_DIR
 from erf.app.jobs import run_job
-from erf.nets.hf import hf_model
+from erf.nets.hf import hf_image_size, hf_model
 from erf.nets.zoo import WeightsUnavailable, input_normalization
 
 try:
@@ -170,6 +170,39 @@ def test_weights_missing_from_the_cache_are_a_one_line_error_not_a_download(tmp_
     with pytest.raises(WeightsUnavailable, match=r"huggingface-cli download nobody/none") as err:
         hf_model("ViTModel", weights="nobody/none")
     assert "\n" not in str(err.value)
+
+
+def test_a_folder_without_a_config_or_without_weights_is_a_one_line_error(vit, tmp_path):
+    with pytest.raises(WeightsUnavailable, match=r"no config\.json usable in the folder") as err:
+        hf_model(str(tmp_path))
+    assert "\n" not in str(err.value)
+    vit.config.save_pretrained(tmp_path)  # the config alone
+    with pytest.raises(WeightsUnavailable, match=r"no weights usable in the folder") as err:
+        hf_model("ViTModel", weights=str(tmp_path), add_pooling_layer=False)
+    assert "\n" not in str(err.value)
+
+
+def test_a_checkpoint_file_replaces_the_random_weights(vit, tmp_path):
+    torch.save(vit.state_dict(), tmp_path / "vit.pt")
+    torch.manual_seed(1)  # other random weights before the checkpoint
+    loaded = hf_model("ViTModel", checkpoint=tmp_path / "vit.pt", add_pooling_layer=False, **VIT)
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in vit.state_dict().items())
+
+
+def test_a_task_head_over_backbone_weights_keeps_its_random_head_and_says_so(vit, tmp_path, caplog):
+    vit.save_pretrained(tmp_path)
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps({"do_resize": True}))
+    with caplog.at_level("WARNING", logger="erf"):
+        head = hf_model("ViTForImageClassification", weights=str(tmp_path), num_labels=3)
+    assert "keep their random init (classifier.bias, classifier.weight)" in caplog.text
+    assert torch.equal(head.vit.layers[1].mlp.fc2.weight, vit.layers[1].mlp.fc2.weight)
+    assert input_normalization(head)[2] == "ImageNet default"  # no mean/std in the file
+
+
+def test_the_image_size_of_a_config_may_be_a_pair():
+    model = torch.nn.Module()
+    model.config = type("Config", (), {"image_size": [32, 48]})()
+    assert hf_image_size(model) == (32, 48)
 
 
 # --------------------------------------------------------------------------- outputs and grids

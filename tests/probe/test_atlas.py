@@ -189,3 +189,106 @@ def test_the_meta_records_each_units_pass_and_exact_box():
     assert centre["trf_interval"] == [[6, 10], [6, 10]] and centre["trf_pixels"] == 25
     assert corner["pass"] == centre["pass"] == 0  # disjoint: one pass
     assert torch.is_tensor(torch.as_tensor(found.results[0].total))
+
+
+SMALL = {"n_samples": 2, "batch_size": 2, "bootstrap_groups": 0, "progress": False}
+
+
+class _Untraceable(nn.Module):
+    """A conv behind Python control flow on a tensor value: torch.fx cannot trace it."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return -y if float(x.detach().abs().sum()) < 0 else y
+
+
+def test_without_an_exact_trf_every_unit_has_its_own_pass_and_no_box():
+    model = _Untraceable()
+    found = measure_atlas(model, (1, 8, 8), None, [[0, 0], [4, 4]], **SMALL)
+    assert not found.plan.shared and found.plan.reason.startswith("no exact TRF (cannot trace")
+    for mine, alone in zip(found.results, _one_at_a_time(model, found, (1, 8, 8), **SMALL)):
+        assert "trf_interval" not in mine.meta["atlas"]
+        assert np.array_equal(mine.total, alone.total)
+
+
+class _ChannelsLastOut(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 4, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x).permute(0, 2, 3, 1)
+
+
+@pytest.mark.parametrize(
+    "model, units, reason",
+    [
+        (_ChannelsLastOut(), [(0, 0), (5, 5)], "the target is not a [B, C, H, W] map"),
+        (_stack(depth=2), [(1, 1), (1, 2)], "exact TRF dependence sets: every pair of units"),
+    ],
+)
+def test_units_share_no_pass_on_a_channels_last_map_or_when_their_sets_overlap(
+    model, units, reason
+):
+    plan = plan_atlas(model, (2, 12, 10), None, units, (12, 10))
+    assert not plan.shared and plan.passes == ((0,), (1,)) and plan.reason.startswith(reason)
+
+
+def test_a_channels_last_atlas_gives_every_unit_its_own_channels_last_measurement():
+    model = _stack(depth=2)
+    found = measure_atlas(model, SHAPE, None, "border", channels_last=True, **SMALL)
+    assert found.plan.shared
+    alone = _one_at_a_time(model, found, channels_last=True, **SMALL)
+    assert all(np.array_equal(m.total, a.total) for m, a in zip(found.results, alone))
+
+
+class _TwiceByItem(torch.autograd.Function):
+    """2 x, whose backward reads a tensor value (``.item``): vmap has no rule for it."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return 2 * x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * (2.0 if grad.abs().max().item() >= 0 else 0.0)
+
+
+class _TwiceConv(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3, padding=1)
+
+    def forward(self, x):
+        return _TwiceByItem.apply(self.conv(x))
+
+
+def test_the_batched_backward_falls_back_to_one_backward_per_pass_where_vmap_cannot(caplog):
+    model = _TwiceConv()
+    vmap = measure_atlas(model, (1, 8, 8), None, "border", backward="vmap", **SMALL)
+    loop = measure_atlas(model, (1, 8, 8), None, "border", **SMALL)
+    assert "atlas backward=vmap: one backward per pass" in caplog.text
+    for a, b in zip(vmap.results, loop.results):
+        np.testing.assert_allclose(a.total, b.total, rtol=1e-6, atol=1e-12)
+
+
+def test_nan_gradients_stop_the_atlas_when_asked_to_raise():
+    model = nn.Conv2d(1, 1, 1)
+    with torch.no_grad():
+        model.weight.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="2 sample"):
+        measure_atlas(model, (1, 8, 8), None, "border", on_nonfinite="raise", **SMALL)
+
+
+def test_the_atlas_refuses_unknown_modes_and_a_target_without_a_map():
+    with pytest.raises(ValueError, match="share='sometimes' is not allowed"):
+        plan_atlas(_stack(), SHAPE, None, [(0, 0)], (16, 16), share="sometimes")
+    with pytest.raises(ValueError, match="backward='jit' is not allowed"):
+        measure_atlas(_stack(), SHAPE, None, "border", backward="jit", **SMALL)
+    pooled = nn.Sequential(nn.Conv2d(2, 3, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    with pytest.raises(ValueError, match="the atlas needs a 2-D feature map; the model output"):
+        measure_atlas(pooled, SHAPE, None, "border", **SMALL)

@@ -17,7 +17,14 @@ import torch
 from torch import nn
 
 import erf
-from erf.probe.layout import Grid, aspect_error, resolve_grid, select_output, unit_in_input
+from erf.probe.layout import (
+    Grid,
+    aspect_error,
+    resolve_grid,
+    select_output,
+    shrink_fits,
+    unit_in_input,
+)
 from erf.probe.measure import ProbeInterrupted
 
 
@@ -457,3 +464,48 @@ def test_erf_size_with_the_trf_uses_the_pixel_metrics_json_uses_on_a_strided_net
     assert erf.erf_size(result, "mass", trf=trf, fraction=0.5) == metrics["mass_radius_50"]
     with pytest.raises(ValueError, match="needs the ERFResult"):
         erf.erf_size(result.map, trf=trf)
+
+
+@pytest.mark.parametrize(
+    "y, settings, message",
+    [
+        (torch.zeros(1, 4, 8, 8), {"layout": "NWHC"}, r"probe\.layout='NWHC'; allowed: \['auto'"),
+        ((torch.zeros(1, 4, 8, 8),), {}, "m returned a tuple, not a tensor"),
+        (torch.zeros(1, 17, 6), {"layout": "NCHW"}, r"NCHW needs a 4-D output; m is \[17, 6\]"),
+        (torch.zeros(1, 2, 3, 8, 8), {}, r"m is \[2, 3, 8, 8\] per sample; the probe reads"),
+        (torch.zeros(1, 17, 6), {"grid": (4, 5)}, r"17 tokens, which is not 0 prefix \+ 4x5 grid"),
+        (torch.zeros(1, 7, 6), {}, "7 tokens, which no patch grid of the 16x16 input explains"),
+    ],
+)
+def test_a_tensor_the_layout_cannot_read_is_refused_naming_what_decides(y, settings, message):
+    with pytest.raises(ValueError, match=message) as info:
+        resolve_grid(y, (16, 16), where="m", **settings)
+    assert "\n" not in str(info.value)
+
+
+def test_a_position_name_that_is_neither_a_place_nor_a_prefix_token_is_refused():
+    with pytest.raises(ValueError, match=r"position must be .*'prefix:K', got 'middle'"):
+        Grid("NCHW", 4, 8, 8).position("middle")
+
+
+def test_a_target_that_returns_no_tensor_and_no_container_is_refused():
+    with pytest.raises(ValueError, match="m returned a float, not a tensor"):
+        select_output(1.0, None, "m")
+
+
+def test_a_channel_outside_the_target_map_is_refused():
+    model = _seeded(nn.Conv2d(3, 4, 3))
+    with pytest.raises(ValueError, match=r"channel 4 is outside 0\.\.3"):
+        erf.measure_erf(model, (3, 8, 8), channel=4, n_samples=1)
+
+
+def test_a_layernorm_over_more_than_the_channels_is_not_flagged():
+    """Over [C, H, W] a unit's channels do not sum to a constant: the map is a real one."""
+    model = nn.Sequential(_seeded(nn.Conv2d(3, 4, 3, padding=1)), nn.LayerNorm([4, 8, 8]))
+    result = erf.measure_erf(model, (3, 8, 8), n_samples=1, progress=False)
+    assert "probe_warnings" not in result.meta and result.map.max() > 1e-3
+
+
+def test_a_map_at_one_stride_of_the_input_fits_as_shrunk_by_no_margin():
+    assert shrink_fits(8, 16, 16, 32)  # stride 2, margin 0
+    assert not shrink_fits(8, 12, 16, 16)  # square input, non-square map: two strides

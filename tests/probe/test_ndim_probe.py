@@ -164,3 +164,69 @@ def test_an_iterable_of_sequence_batches_is_read_as_batches_not_as_one_sample():
 def test_the_atlas_refuses_a_sequence_input_in_one_line():
     with pytest.raises(ValueError, match=r"the atlas maps units of images \(C, H, W\)"):
         erf.measure_atlas(ConvStack(1, channels=2, dims=1), (2, 8), units="row", n_samples=1)
+
+
+def _edge_profile(length: int) -> np.ndarray:
+    """How many taps of a zero-padded 3-tap layer read each sample: 2 at the ends, else 3."""
+    return np.convolve(np.ones(length), np.ones(3), mode="same")
+
+
+def test_a_pooled_vector_output_of_a_sequence_model_is_one_unit_reading_every_tap():
+    """A [B, C] output of a sequence model is a vector (one unit per channel); its ERF under
+    uniform weights is the tap count of each sample, the same for every input (was a crash:
+    the seed index unpacked the 1-axis position as (row, col))."""
+    stack = ConvStack(1, kernel_size=3, channels=2, dims=1, init="uniform")
+    model = nn.Sequential(stack, nn.AdaptiveAvgPool1d(1), nn.Flatten())
+    r = erf.measure_erf(model, (2, 10), n_samples=2, bootstrap_groups=0)
+    assert r.meta["layout"] == "vector" and r.position == (0,) and r.target_shape == (2, 1)
+    np.testing.assert_allclose(r.map / r.map.max(), _edge_profile(10) / 3, rtol=1e-6)
+
+
+def test_a_pooled_vector_output_of_a_volume_model_is_the_outer_product_of_tap_counts():
+    stack = ConvStack(1, kernel_size=3, channels=1, dims=3, init="uniform")
+    model = nn.Sequential(stack, nn.AdaptiveAvgPool3d(1), nn.Flatten())
+    r = erf.measure_erf(model, (1, 4, 5, 6), n_samples=1, bootstrap_groups=0)
+    oracle = np.einsum("i,j,k->ijk", _edge_profile(4), _edge_profile(5), _edge_profile(6))
+    assert r.meta["layout"] == "vector" and r.position == (0, 0, 0)
+    np.testing.assert_allclose(r.map / r.map.max(), oracle / oracle.max(), rtol=1e-6)
+
+
+def test_center_upper_left_on_an_even_sequence_is_the_left_middle_sample():
+    model = ConvStack(2, kernel_size=3, channels=1, dims=1, init="uniform")
+    r = erf.measure_erf(model, (1, 16), position="center_upper_left", n_samples=1)
+    assert r.position == (7,)
+    oracle = np.r_[np.zeros(5), box_profile(2), np.zeros(6)]  # samples 5..9 around 7
+    np.testing.assert_allclose(r.map / r.map.sum(), oracle, atol=1e-7)
+
+
+def test_the_layout_option_on_a_sequence_is_recorded_as_what_decided():
+    model = ConvStack(1, channels=2, dims=1, init="uniform")
+    r = erf.measure_erf(model, (2, 8), layout="NCL", n_samples=1)
+    assert (r.meta["layout"], r.meta["layout_decided_by"]) == ("NCL", "probe.layout")
+
+
+class SequenceToImage(nn.Module):
+    """A Conv1d whose [B, C, L] output is viewed as [B, C, 2, L / 2]: no sequence map."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(2, 2, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x).unflatten(2, (2, -1))
+
+
+@pytest.mark.parametrize(
+    "model, shape, settings, message",
+    [
+        (ConvStack(1, channels=2, dims=1), (2, 8), {"position": "cls"}, "use 'center' or one"),
+        (SequenceToImage(), (2, 8), {}, r"is \[2, 2, 4\] per sample; on a 1-D input"),
+        (ConvStack(1, channels=2, dims=1), (2, 8), {"channel": 2}, r"channel 2 is outside 0\.\.1"),
+    ],
+)
+def test_a_bad_position_output_or_channel_on_a_sequence_fails_in_one_line(
+    model, shape, settings, message
+):
+    with pytest.raises(ValueError, match=message) as info:
+        erf.measure_erf(model, shape, n_samples=1, **settings)
+    assert "\n" not in str(info.value)
