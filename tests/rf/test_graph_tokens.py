@@ -102,13 +102,15 @@ def test_deit_tokens_before_attention_see_their_patch_and_after_it_everything(vi
 class TokenOp(nn.Module):
     """A 4 x 4 patch embedding (stride 4) flattened into [B, N, C] tokens ``t``, then
     ``body(self, t)``; ``p`` is one learned prefix token, ``mha`` a batch-first attention
-    whose embedding is 16 wide (the 16 tokens of a 16 x 16 input, read across)."""
+    whose embedding is 16 wide (the 16 tokens of a 16 x 16 input, read across), ``softmax``
+    an nn.Softmax without dim."""
 
     def __init__(self, body, dim: int = 4):
         super().__init__()
         self.embed, self.body = nn.Conv2d(1, dim, 4, stride=4), body
         self.p = nn.Parameter(torch.zeros(1, 1, dim))
         self.mha = nn.MultiheadAttention(16, 1, batch_first=True)  # embeds 16 tokens
+        self.softmax = nn.Softmax()  # no dim: torch's implicit dim
 
     def forward(self, x):
         t = self.embed(x).flatten(2).transpose(1, 2)
@@ -158,3 +160,15 @@ def test_a_reshape_that_mixes_prefix_and_grid_tokens_is_refused_as_a_token_outpu
     g = graph_rf(TokenOp(lambda m, t: _with_prefix(m, t).reshape(1, -1)), (1, 16, 16))
     with pytest.raises(ValueError, match=r"token outputs are not supported.*node 'reshape'"):
         g.for_target(None)
+
+
+@pytest.mark.filterwarnings("ignore:Implicit dimension choice")
+def test_a_softmax_without_dim_on_tokens_runs_over_the_batch_so_a_token_reads_its_patch():
+    # torch's implicit dim of a 3-D tensor is 0 (the batch), not the tokens: two samples make
+    # the gradient of sample 0's token through the softmax nonzero, on its own patch only
+    model = TokenOp(lambda m, t: m.softmax(t))
+    rf = graph_rf(model, (1, 16, 16)).for_target("softmax")
+    assert not rf.is_global and rf.size == (4, 4)
+    x = (torch.rand(2, 1, 16, 16, dtype=torch.float64) + 0.5).requires_grad_()
+    positive_float64(model)(x)[0, 1 * 4 + 2].sum().backward()
+    assert rf.interval((1, 2)) == mask_bounds((x.grad[0, 0] != 0).numpy()) == ((4, 7), (8, 11))
