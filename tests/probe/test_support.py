@@ -583,12 +583,26 @@ def test_an_empty_support_has_size_zero_and_no_trf():
         support_trf(s)
 
 
-def test_a_prefix_token_falls_back_to_the_support_which_before_any_mixing_is_empty(caplog):
-    from rf.test_graph_tokens import TokenRoundTrip  # class token, then a per-token MLP
+class ClassTokenMLP(nn.Module):
+    """4 x 4 patches (stride 4; 5 x 6 of a 20 x 24 input: 1 + 30 tokens, unambiguous) as
+    [B, N, C] tokens behind a learned class token, then a per-token Linear: the grid tokens
+    read their patch, the class token reads nothing."""
 
+    def __init__(self, dim: int = 4) -> None:
+        super().__init__()
+        self.embed = nn.Conv2d(1, dim, 4, stride=4)
+        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+        self.mlp = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        t = self.embed(x).flatten(2).transpose(1, 2)
+        return self.mlp(torch.cat([self.cls.expand(t.shape[0], -1, -1), t], 1))
+
+
+def test_a_prefix_token_falls_back_to_the_support_which_before_any_mixing_is_empty(caplog):
     empty = pytest.raises(ValueError, match="support of unit prefix:0 of 'mlp' is empty")
     with caplog.at_level("WARNING", logger="erf"), empty:
-        trf_or_support(TokenRoundTrip(prefix=1), (1, 20, 24), "mlp", "prefix:0", n_inputs=1)
+        trf_or_support(ClassTokenMLP(), (1, 20, 24), "mlp", "prefix:0", n_inputs=1)
     assert "the graph analysis boxes grid units only, not prefix tokens" in caplog.text
 
 
