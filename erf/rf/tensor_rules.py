@@ -192,9 +192,8 @@ class TensorRules(BuilderCore):
     def _dim_op(self, op: NodeOp, x: fx.Node, dim: Any) -> None:
         """Softmax-like along ``dim``: a spatial dim makes each unit read its whole line."""
         nd = len(self.shape(x))
-        if dim is None:
-            self.set_global(op, f"{op.name} over all dims")
-            return
+        if dim is None:  # F.softmax(x) / nn.Softmax(): torch's implicit dim (_get_softmax_dim)
+            dim = 0 if nd in (0, 1, 3) else 1
         if not self._along(op, x, self.dims(op, dim, nd), keep=True):
             self.same(op, x)  # along channels (attention scores over keys): pointwise
 
@@ -264,15 +263,24 @@ class TensorRules(BuilderCore):
             self.same(op, x, layout=layout)
 
     def linear(self, op: NodeOp) -> None:
-        """nn.Linear / F.linear / matmul by a constant: acts on the last dim; pointwise when
-        that is a channel dim (channels-last blocks); across a spatial dim every unit reads the
-        whole line (global when the other axis has one unit)."""
+        """nn.Linear / F.linear / matmul by a constant: acts on the last dim (a constant times
+        a map, ``W @ x``: on dim -2); pointwise when that is a channel dim (channels-last
+        blocks); across a spatial dim every unit reads the whole line (global when the other
+        axis has one unit). A 1-D constant drops the dim it sums over."""
         if op.name == "matmul" and self.val(op.arg(1, "other")).kind != "const":
-            self.matmul_maps(op)
-            return
-        x = self.local_input(op)
-        if not self._along(op, x, [len(self.shape(x)) - 1], keep=True):
-            self.same(op, x)
+            if self.val(op.args[0]).kind != "const":
+                self.matmul_maps(op)
+                return
+            x, d = op.arg(1, "other"), -2  # a constant times a map (W @ x): along dim -2
+        else:
+            x, d = self.local_input(op), -1
+        nd, out = len(self.shape(x)), self.shape(op.node)
+        d %= nd
+        if out is None or len(out) not in (nd, nd - 1):
+            raise self.unsupported(op, "the constant has more dims than the map")
+        keep = len(out) == nd  # else a 1-D constant: the product drops dim d
+        if not self._along(op, x, [d], keep=keep):
+            self.same(op, x, layout=tuple(e - (e > d and not keep) for e in self.val(x).layout))
 
     def matmul_maps(self, op: NodeOp) -> None:
         """A matrix product of two maps (attention: q @ k^T, then scores @ v). Where either
@@ -477,6 +485,9 @@ class TensorRules(BuilderCore):
         items = self.val(x).items
         if items is None:
             return False
+        if isinstance(idx, slice):  # a slice of the tuple: the tuple of those items
+            self.set(op, replace(self.val(x), items=items[idx]), [(x.name, identity)])
+            return True
         item, rule = items[idx]
         self.set(op, item, [(x.name, rule)])
         return True
@@ -534,7 +545,10 @@ class TensorRules(BuilderCore):
     def cat(self, op: NodeOp) -> None:
         """cat/stack: along channels every local piece is a branch (aligned, hull); along a
         spatial dim each piece covers its own units; global pieces set ``global_context``."""
-        tensors = list(op.arg(0, "tensors"))
+        tensors = op.arg(0, "tensors")
+        if isinstance(tensors, fx.Node):  # torch.cat(x.chunk(2, 1)): one tuple value
+            raise self.unsupported(op, "its pieces are one tuple value; pass a list of its items")
+        tensors = list(tensors)
         out_shape = self.shape(op.node)
         nd = len(out_shape)
         dim = op.arg(1, "dim", 0) % nd

@@ -2,6 +2,8 @@
 nonzero input gradient. Oracles: the graph TRF (exact) for nets it can analyse, and nets
 built so that the answer is known (a dead side, a global op, an untraceable branch)."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -482,3 +484,182 @@ def test_the_job_title_says_local_box_for_a_held_support_as_for_the_graph():
     assert title.endswith("(local box: gates and norm statistics held constant)")
     plain = trf_or_support(model, SHAPE, "act", n_inputs=2)  # before the norm
     assert "local box" not in heatmap_title({**metrics, "trf_convention": plain.convention})
+
+
+def _timm(module: str, name: str):
+    import importlib
+
+    pytest.importorskip("timm")
+    return getattr(importlib.import_module(module), name)
+
+
+# The gate classes (and norm settings) the Gated fallback tests above do not build; each runs
+# on an NCHW [2, 8, 6, 6] map (SqueezeExciteCl: NHWC), in float64.
+HELD_KINDS = {
+    "timm.SEModule(add_maxpool)": lambda: _timm("timm.layers", "SEModule")(
+        8, rd_channels=4, add_maxpool=True
+    ),
+    "timm.EffectiveSEModule": lambda: _timm("timm.layers", "EffectiveSEModule")(8),
+    "timm.EffectiveSEModule(add_maxpool)": lambda: _timm("timm.layers", "EffectiveSEModule")(
+        8, add_maxpool=True
+    ),
+    "timm.SqueezeExciteCl": lambda: _timm("timm.layers.squeeze_excite", "SqueezeExciteCl")(
+        8, rd_channels=4
+    ),
+    "timm.senet.SEModule": lambda: _timm("timm.models.senet", "SEModule")(8, reduction=2),
+    "timm.EseModule": lambda: _timm("timm.models.hgnet", "EseModule")(8),
+    "timm.EcaModule(use_mlp)": lambda: _timm("timm.layers", "EcaModule")(8, use_mlp=True),
+    "timm.CecaModule": lambda: _timm("timm.layers", "CecaModule")(8),
+    "timm.LightChannelAttn": lambda: _timm("timm.layers.cbam", "LightChannelAttn")(
+        8, rd_channels=4
+    ),
+    "GroupNorm(2, 8, affine=False)": lambda: nn.GroupNorm(2, 8, affine=False),
+    "LayerNorm(C, H, W, no affine)": lambda: nn.LayerNorm([8, 6, 6], elementwise_affine=False),
+    "InstanceNorm2d(no affine)": lambda: nn.InstanceNorm2d(8),
+}
+
+
+SEED = 1
+
+
+@pytest.mark.parametrize("kind", list(HELD_KINDS))
+def test_a_held_gate_or_norm_keeps_its_value_and_its_unit_reads_only_its_own_pixel(kind):
+    """Oracle: the class's own forward on the same weights; the held unit's gradient reaches
+    its own pixel only (the gate / statistics detached), the class's reaches further."""
+    torch.manual_seed(SEED)
+    module = HELD_KINDS[kind]().double().eval()
+    held = copy.deepcopy(module)
+    ctx = hold_context(held)
+    assert ctx.gates + ctx.norms == ("",)
+    x = torch.randn(2, 8, 6, 6, dtype=torch.float64)
+    unit = (0, slice(None), 2, 3)
+    if kind == "timm.SqueezeExciteCl":  # channels-last
+        x, unit = x.permute(0, 2, 3, 1).contiguous(), (0, 2, 3, slice(None))
+    x_ref, x_held = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y_ref, y_held = module(x_ref), held(x_held)
+    if ctx.gates:
+        assert torch.equal(y_held, y_ref)  # the gate recomputed as the class does, bit for bit
+    else:
+        assert torch.allclose(y_held, y_ref, rtol=1e-10, atol=1e-12)
+    assert ctx.ran == [""]
+    (g_ref,) = torch.autograd.grad(y_ref[unit].sum(), x_ref)
+    (g_held,) = torch.autograd.grad(y_held[unit].sum(), x_held)
+    own = torch.zeros_like(x, dtype=torch.bool)
+    own[unit] = True
+    assert (g_held[~own] == 0).all() and (g_held[own] != 0).any()
+    assert (g_ref[~own] != 0).any()  # the class's gate / statistics read other pixels
+
+
+def test_a_group_norm_on_a_vector_holds_nothing():
+    norm = nn.GroupNorm(2, 8).double()
+    held = copy.deepcopy(norm)
+    ctx = hold_context(held)
+    x = torch.randn(3, 8, dtype=torch.float64)
+    assert ctx.norms == ("",) and torch.equal(held(x), norm(x)) and ctx.ran == []
+
+
+def test_a_gate_class_missing_an_attribute_its_held_gate_reads_is_left_as_it_is():
+    gate = _timm("timm.layers", "SEModule")(8, rd_channels=4)
+    del gate.add_maxpool  # as a timm release without the attribute would build it
+    ctx = hold_context(gate)
+    assert ctx.gates == () and "forward" not in vars(gate)
+
+
+class _Floor(nn.Module):
+    """conv 3x3, then floor: a step function, whose gradient is zero everywhere."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3, padding=1)
+
+    def forward(self, x):
+        return torch.floor(self.conv(x))
+
+
+def test_an_empty_support_has_size_zero_and_no_trf():
+    s = measured_support(_Floor(), (1, 8, 8), None, n_inputs=1)
+    assert s.box is None and s.size == (0, 0) and not s.mask.any()
+    with pytest.raises(ValueError, match=r"support of unit \(4, 4\) of None is empty"):
+        support_trf(s)
+
+
+class ClassTokenMLP(nn.Module):
+    """4 x 4 patches (stride 4; 5 x 6 of a 20 x 24 input: 1 + 30 tokens, unambiguous) as
+    [B, N, C] tokens behind a learned class token, then a per-token Linear: the grid tokens
+    read their patch, the class token reads nothing."""
+
+    def __init__(self, dim: int = 4) -> None:
+        super().__init__()
+        self.embed = nn.Conv2d(1, dim, 4, stride=4)
+        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+        self.mlp = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        t = self.embed(x).flatten(2).transpose(1, 2)
+        return self.mlp(torch.cat([self.cls.expand(t.shape[0], -1, -1), t], 1))
+
+
+def test_a_prefix_token_falls_back_to_the_support_which_before_any_mixing_is_empty(caplog):
+    empty = pytest.raises(ValueError, match="support of unit prefix:0 of 'mlp' is empty")
+    with caplog.at_level("WARNING", logger="erf"), empty:
+        trf_or_support(ClassTokenMLP(), (1, 20, 24), "mlp", "prefix:0", n_inputs=1)
+    assert "the graph analysis boxes grid units only, not prefix tokens" in caplog.text
+
+
+class _ChannelsLastNorm(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.norm = nn.LayerNorm(4)  # uniform weights: the all-channel unit gradient is zero
+
+    def forward(self, x):
+        return self.norm(self.conv(x).permute(0, 2, 3, 1))
+
+
+def test_the_support_probe_keeps_the_probes_own_warnings_out_of_the_log(caplog):
+    from erf.probe.measure import probe_units
+    from erf.probe.options import ProbeOptions
+
+    model = _ChannelsLastNorm()
+    with caplog.at_level("WARNING", logger="erf"):
+        probe_units(model, (1, 8, 8), [("norm", "center")], ProbeOptions(n_samples=1))
+    assert "LayerNorm over the channels with uniform weights" in caplog.text  # the probe warns
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="erf"):
+        s = measured_support(model, (1, 8, 8), "norm", n_inputs=1, redraw=False)
+    assert s.box is None and caplog.text == ""
+
+
+def test_a_model_without_submodules_has_no_first_global_layer():
+    class Bare(nn.Module):  # a global output, but no module to name
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(2, 1, 3, 3))
+
+        def forward(self, x):
+            return torch.conv2d(x, self.w, padding=1).mean((2, 3), keepdim=True)
+
+    assert first_global_layer(Bare(), (1, 8, 8), None, redraw=False) is None
+
+
+def test_a_module_the_forward_never_calls_cannot_be_a_target():
+    class Spare(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.spare = nn.Conv2d(1, 2, 3), nn.Conv2d(2, 2, 1)
+
+        def forward(self, x):  # spare is registered, never called
+            return self.conv(x)
+
+    model = Spare()
+    with pytest.raises(ValueError, match="module 'spare' was not called in the forward pass"):
+        completion_order(model, (1, 8, 8), "spare")
+
+
+def test_the_fallback_checks_n_inputs_once_the_graph_refuses():
+    class CumSum(nn.Module):  # cumsum has no graph rule
+        def forward(self, x):
+            return torch.cumsum(x, 2)
+
+    with pytest.raises(ValueError, match="n_inputs must be >= 1, got 0"):
+        trf_or_support(CumSum(), (1, 8, 8), None, n_inputs=0)

@@ -711,3 +711,138 @@ def test_a_global_output_of_a_map_of_padding_and_a_crop_reads_only_the_crop():
     x = (torch.rand(1, 1, 8, 8, dtype=torch.float64) + 0.5).requires_grad_()
     positive(Fn(fn))(x).sum().backward()
     np.testing.assert_array_equal(x.grad[0, 0] != 0, rectangle(((2, 7), (3, 7)), (8, 8)))
+
+
+# --------------------------------------------------------------------------- tensor ops
+
+
+class TensorOp(nn.Module):
+    """``a`` (3x3 conv, padding 1, 1 -> 2 channels), then ``body(self, y)``, then ``b`` (3x3
+    conv, padding 1, ``c`` channels -> 1) unless ``head`` is False. ``W``, ``w``: [5, 12] and [2]
+    constants;
+    ``index``: a tensor of channel indices; ``modules``: submodules ``body`` may call."""
+
+    def __init__(self, body, head: bool = True, c: int = 2, **modules: nn.Module):
+        super().__init__()
+        self.a, self.body, self.head = conv(3, 1, 1, cout=2), body, head
+        self.b = conv(3, 1, 1, cin=c) if head else None
+        self.W, self.w = nn.Parameter(torch.rand(5, 12) + 0.5), nn.Parameter(torch.rand(2) + 0.5)
+        self.register_buffer("index", torch.tensor([1, 0]))
+        for name, m in modules.items():
+            self.add_module(name, m)
+
+    def forward(self, x):
+        y = self.body(self, self.a(x))
+        return self.b(y) if self.head else y
+
+
+def _column_pick(m, y):  # x[:, None, 1]: a new dim, an integer channel index
+    return torch.cat([y[:, None, 1], y[:, None, 0]], 1)
+
+
+def _tuple_slice(m, y):  # items 1 and 2 of a 4-way split along rows, in a list
+    a, b = y.chunk(4, 2)[1:3]
+    return torch.cat([b, a], 1)
+
+
+@pytest.mark.filterwarnings("ignore:Implicit dimension choice")
+@pytest.mark.parametrize(
+    "body, c",
+    [
+        # implicit dim: 1 for a 4-D map (channels), not all dims
+        pytest.param(lambda m, y: F.softmax(y), 2, id="softmax-no-dim"),
+        pytest.param(lambda m, y: m.log_softmax(y), 2, id="log-softmax-module-no-dim"),
+        pytest.param(  # of two maps: elementwise (the larger, by 10, gets the gradient)
+            lambda m, y: torch.max(y, F.avg_pool2d(y, 3, 1, 1) + 10), 2, id="max-of-two-maps"
+        ),
+        pytest.param(  # (values, indices) over the channels
+            lambda m, y: torch.max(y, 1, keepdim=True)[0], 1, id="max-over-channels"
+        ),
+        pytest.param(_column_pick, 2, id="none-and-int-index"),
+        pytest.param(lambda m, y: y[0][None], 2, id="int-batch-index"),
+        pytest.param(
+            lambda m, y: torch.permute(y, dims=(0, 1, 3, 2)).permute(dims=(0, 1, 3, 2)),
+            2,
+            id="permute-dims-kwarg",
+        ),
+        pytest.param(_tuple_slice, 4, id="slice-of-chunks"),
+        # a constant times the map: each unit reads its whole column
+        pytest.param(lambda m, y: m.W @ y, 2, id="constant-matmul"),
+        pytest.param(  # a vector over the channels drops that dim
+            lambda m, y: (y.permute(0, 2, 3, 1) @ m.w).unsqueeze(1), 1, id="vector-matmul"
+        ),
+    ],
+)
+def test_tensor_ops_give_every_unit_its_gradient_support_box(body, c):
+    all_units_match(TensorOp(body, c=c, log_softmax=nn.LogSoftmax()), (1, 12, 10))
+
+
+def test_a_softmax_without_dim_follows_torchs_implicit_dim_instead_of_reading_everything():
+    # F.softmax(y) on [B, C, H, W] runs along the channels (torch's implicit dim 1): 5 x 5
+    with pytest.warns(UserWarning, match="Implicit dimension choice"):
+        rf = graph_rf(TensorOp(lambda m, y: F.softmax(y)), (1, 12, 10)).for_target(None)
+    assert rf_tuple(rf) == ((5, 5), (1, 1), (2, 2)) and not rf.is_global
+
+
+def test_a_constant_times_the_map_reads_whole_columns_not_the_whole_input():
+    rf = graph_rf(TensorOp(lambda m, y: m.W @ y, head=False), (1, 12, 10)).for_target(None)
+    assert rf.out_shape == (5, 10) and not rf.is_global
+    assert rf.interval((2, 4), clipped=True) == ((0, 11), (3, 5))
+
+
+@pytest.mark.parametrize("reduce", [lambda y: y.sum(), lambda y: y.amax(dim=())])
+def test_a_reduction_over_all_dims_gates_the_map_as_global_context(reduce):
+    rf = graph_rf(TensorOp(lambda m, y: y * reduce(y)), (1, 12, 12)).for_target(None)
+    assert rf_tuple(rf) == ((5, 5), (1, 1), (2, 2)) and rf.global_context
+    assert any("squeeze-excitation" in n for n in rf.notes)
+
+
+def test_a_map_beside_a_global_map_of_itself_is_global():
+    # cat along channels of y and a softmax over all of y's units: every unit reads all of y
+    def body(m, y):
+        return torch.cat([y, torch.softmax(y.flatten(2), -1).reshape(y.shape)], 1)
+
+    model = TensorOp(body, c=4)
+    rf = graph_rf(model, (1, 12, 10)).for_target(None)
+    assert rf.is_global and rf.interval((0, 0)) == ((0, 11), (0, 9))
+    assert grad_support(model, (1, 12, 10), None, (0, 0)).all()
+
+
+def test_a_global_piece_of_a_spatial_cat_reads_everything_and_the_local_piece_its_box():
+    def body(m, y):  # rows 0..11: y; rows 12..23: a softmax over all of y's units
+        return torch.cat([y, torch.softmax(y.flatten(2), -1).reshape(y.shape)], 2)
+
+    rf = all_units_match(TensorOp(body, head=False), (1, 12, 10))
+    assert rf.interval((3, 4), clipped=True) == ((2, 4), (3, 5))
+    assert rf.interval((15, 4), clipped=True) == ((0, 11), (0, 9))
+
+
+@pytest.mark.parametrize(
+    "body, why",
+    [
+        (lambda m, y: torch.cat(y.chunk(2, 1) + (y,), 1), "non-tensor result"),
+        (lambda m, y: y + y.transpose(2, 3), "arguments hold the spatial dims at different"),
+        (
+            lambda m, y: F.avg_pool2d(y, (2, 1)).flatten(2) + F.avg_pool2d(y, (1, 2)).flatten(2),
+            "its arguments flatten the grid differently",
+        ),
+        (lambda m, y: y.mean(2), r"it drops a spatial dim \(use keepdim=True\)"),
+        (lambda m, y: y[:, m.index], "indexing with tensors or booleans"),
+        (lambda m, y: y[:, True], "indexing with tensors or booleans"),
+        (lambda m, y: y[:, :, 0], "integer index on a spatial dim"),
+        (lambda m, y: y.unbind(2)[0], "unbind along a spatial dim"),
+        (lambda m, y: torch.cat([y, y.transpose(2, 3)], 1), "pieces hold the spatial dims at"),
+        (lambda m, y: torch.cat(y.chunk(2, 1), 1), "its pieces are one tuple value"),
+        (lambda m, y: m.W.expand(3, 1, 1, 5, 12) @ y, "the constant has more dims than the map"),
+        (lambda m, y: y @ m.W[0], "it drops a spatial dim"),
+    ],
+    ids=[
+        "tuple-concat", "add-transposed", "add-flattened-differently", "mean-no-keepdim",
+        "tensor-index", "bool-index", "int-spatial-index", "unbind-spatial", "cat-transposed",
+        "cat-of-a-tuple", "batched-constant-matmul", "vector-matmul-over-cols",
+    ],
+)  # fmt: skip
+def test_tensor_ops_without_an_exact_box_are_refused_in_one_line_naming_the_node(body, why):
+    with pytest.raises(TypeError, match=f"unsupported op .* at node '.*'.*{why}") as e:
+        graph_rf(TensorOp(body, head=False), (1, 12, 12))
+    assert "\n" not in str(e.value)

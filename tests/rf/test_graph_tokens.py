@@ -97,3 +97,78 @@ def test_deit_tokens_before_attention_see_their_patch_and_after_it_everything(vi
     assert after.is_global and after.global_from == "blocks.0.attn"
     _, mask = _token_support_box(vit, (3, 64, 64), "blocks.0", 2 + 5)
     assert mask.all()
+
+
+class TokenOp(nn.Module):
+    """A 4 x 4 patch embedding (stride 4) flattened into [B, N, C] tokens ``t``, then
+    ``body(self, t)``; ``p`` is one learned prefix token, ``mha`` a batch-first attention
+    whose embedding is 16 wide (the 16 tokens of a 16 x 16 input, read across), ``softmax``
+    an nn.Softmax without dim."""
+
+    def __init__(self, body, dim: int = 4):
+        super().__init__()
+        self.embed, self.body = nn.Conv2d(1, dim, 4, stride=4), body
+        self.p = nn.Parameter(torch.zeros(1, 1, dim))
+        self.mha = nn.MultiheadAttention(16, 1, batch_first=True)  # embeds 16 tokens
+        self.softmax = nn.Softmax()  # no dim: torch's implicit dim
+
+    def forward(self, x):
+        t = self.embed(x).flatten(2).transpose(1, 2)
+        return self.body(self, t)
+
+
+def _with_prefix(m, t):
+    return torch.cat([m.p.expand(t.shape[0], -1, -1), t], 1)
+
+
+@pytest.mark.parametrize(
+    "body, why",
+    [
+        (lambda m, t: t[0], "indexing before the token dim"),
+        (lambda m, t: t[None], "indexing before the token dim"),
+        (lambda m, t: _with_prefix(m, t)[:, 5], "integer index of a grid token"),
+        (lambda m, t: _with_prefix(m, t)[:, 2:5], "a slice of grid tokens"),
+        (lambda m, t: t.split(3, 1)[0], "it splits the tokens of a flattened grid"),
+        (lambda m, t: torch.cat([t, m.p], 1), "only constant tokens may be put before a token"),
+        (lambda m, t: torch.cat([t, t], 1), "only constant tokens may be put before a token"),
+        (
+            lambda m, t: m.mha(t.transpose(1, 2), t.transpose(1, 2), t.transpose(1, 2))[0],
+            r"its spatial units are not the sequence dim \(1\)",
+        ),
+    ],
+    ids=[
+        "int-batch-index", "new-dim-before-tokens", "int-grid-token", "slice-of-grid-tokens",
+        "split-tokens", "constant-after-grid", "two-grids", "attention-over-channels",
+    ],
+)  # fmt: skip
+def test_token_ops_without_an_exact_box_are_refused_in_one_line_naming_the_node(body, why):
+    with pytest.raises(TypeError, match=f"unsupported op .* at node '.*'.*{why}") as e:
+        graph_rf(TokenOp(body), (1, 16, 16))
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "body", [lambda m, t: _with_prefix(m, t)[:, 0], lambda m, t: _with_prefix(m, t)[:, :1]]
+)
+def test_a_prefix_token_picked_before_any_mixing_does_not_depend_on_the_input(body):
+    g = graph_rf(TokenOp(body), (1, 16, 16))
+    with pytest.raises(ValueError, match=r"node 'getitem_\d' does not depend on the input"):
+        g.for_target(None)
+
+
+def test_a_reshape_that_mixes_prefix_and_grid_tokens_is_refused_as_a_token_output():
+    g = graph_rf(TokenOp(lambda m, t: _with_prefix(m, t).reshape(1, -1)), (1, 16, 16))
+    with pytest.raises(ValueError, match=r"token outputs are not supported.*node 'reshape'"):
+        g.for_target(None)
+
+
+@pytest.mark.filterwarnings("ignore:Implicit dimension choice")
+def test_a_softmax_without_dim_on_tokens_runs_over_the_batch_so_a_token_reads_its_patch():
+    # torch's implicit dim of a 3-D tensor is 0 (the batch), not the tokens: two samples make
+    # the gradient of sample 0's token through the softmax nonzero, on its own patch only
+    model = TokenOp(lambda m, t: m.softmax(t))
+    rf = graph_rf(model, (1, 16, 16)).for_target("softmax")
+    assert not rf.is_global and rf.size == (4, 4)
+    x = (torch.rand(2, 1, 16, 16, dtype=torch.float64) + 0.5).requires_grad_()
+    positive_float64(model)(x)[0, 1 * 4 + 2].sum().backward()
+    assert rf.interval((1, 2)) == mask_bounds((x.grad[0, 0] != 0).numpy()) == ((4, 7), (8, 11))
