@@ -541,6 +541,13 @@ def test_fold_of_a_global_map_is_refused_in_one_line_not_called_global():
     assert verdict.status == "refused" and "'fold'" in verdict.detail
 
 
+def test_a_vector_product_over_the_channels_of_a_map_still_split_is_refused_not_a_crash():
+    # found by the tensor_algebra family: 1 x 1 windows of an 8 x 1 map are not recognised as
+    # merged back, and the 1-D constant's product on that digit layout raised an IndexError
+    net = chain((4, 8, 1), Windows(4, 1, 1, "swin", "sdpa"), ConstMatmul("vector", 4, 8, 1))
+    assert assert_exact_or_refused(net).status == "refused"
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="known limitation: the engine does not track which channel reads what, so a "
