@@ -564,3 +564,17 @@ def test_a_channel_item_of_a_channel_cat_reads_only_its_own_piece():
         (Chunks("chunk", 1, 2, 1, 2, mix=False), 2),
     )
     assert assert_exact_or_refused(net).status == "exact"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known bug, not fixed here: a reshape that adds size-1 dims picks the last size-1 "
+    "dim for a spatial axis of one unit (here the channel, not the window-column dim)",
+)
+def test_a_one_column_map_through_one_unit_windows_and_a_left_pad_reads_its_own_column():
+    # found by the slow profile (pre-existing, not the tensor_algebra family): a 2 x 1 map cut
+    # into 1 x 1 Swin windows and put back, then padded by one column on the left: unit (r, 1)
+    # reads pixel (r, 0). The partition's view [1, 2, 1, 1] -> [1, 2, 1, 1, 1, 1] places the
+    # one-unit cols axis on the channel dim, and the pad is taken for the other side
+    net = chain((1, 2, 1), Windows(1, 1, 1, "swin", "none"), Pad((1, 0, 0, 0)))
+    assert_exact_or_refused(net)
