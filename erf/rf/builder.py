@@ -82,9 +82,9 @@ class GraphBuilder(DigitRules, SpatialRules):
             )
         elif kinds - {"const"} == {"global"}:
             ins = [self.val(n) for n in node.all_input_nodes if self.val(n).kind == "global"]
-            refusal = self.unread_units(op)
-            if refusal:  # refused for what follows, not for the whole model
-                self.vals[node.name] = NodeValue("refused", reason=refusal)
+            instead = self.unread_units(op)
+            if instead is not None:  # refused for what follows (not the whole model), or const
+                self.vals[node.name] = instead
                 return
             self.vals[node.name] = NodeValue(
                 "global",
@@ -95,12 +95,16 @@ class GraphBuilder(DigitRules, SpatialRules):
         else:
             self.dispatch(op)
 
-    def unread_units(self, op: NodeOp) -> str | None:
+    def unread_units(self, op: NodeOp) -> NodeValue | None:
         """An op on global maps keeps every unit global only if each of its units reads some
-        unit of its input: run its rule as if the [B, C, H, W] inputs were local maps; the
-        refusal (one line) when some unit reads only padding (a zero-padded or dilated window
-        past a pooled 1 x 1 map reads nothing, and depends on nothing), else None."""
+        unit of its input: run its rule as if the [B, C, H, W] inputs were local maps; a
+        refused value (one line) when some unit reads only padding (a zero-padded or dilated
+        window past a pooled 1 x 1 map reads nothing, and depends on nothing), CONST when the
+        rule finds the result constant (a softmax over one element), else None."""
         node = op.node
+        if op.name in ("fold", "Fold"):  # no rule: which units no window covers is unknown
+            why = "fold of a global map (a unit that no window covers reads nothing)"
+            return NodeValue("refused", reason=str(self.unsupported(op, why)))
         inputs = [n for n in node.all_input_nodes if self.val(n).kind == "global"]
         shapes = [self.shape(n) for n in inputs]
         out_shape = self.shape(node)
@@ -126,6 +130,8 @@ class GraphBuilder(DigitRules, SpatialRules):
             for table in (self.edges, self.merges, self.notes):
                 table.pop(node.name, None)
             self.irregular.discard(node.name)
+        if out is not None and out.kind == "const":
+            return CONST
         if out is None or out.kind != "local" or out.items is not None:
             return None
         if out.flat is not None or out.digits is not None:
@@ -137,9 +143,8 @@ class GraphBuilder(DigitRules, SpatialRules):
                 rows, cols = rule.matrices(out_hw, in_hw[arg])
                 reads |= np.outer(rows.any(1), cols.any(1))
         if edges and not reads.all():
-            return str(
-                self.unsupported(op, "some of its units read only the padding of a global map")
-            )
+            why = "some of its units read only the padding of a global map"
+            return NodeValue("refused", reason=str(self.unsupported(op, why)))
         return None
 
     def is_metadata(self, op: NodeOp) -> bool:

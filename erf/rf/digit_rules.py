@@ -325,11 +325,13 @@ class DigitRules(TensorRules):
         self.settle(op, out, [(x, digits, dims)])
 
     def digit_linear(self, op: NodeOp) -> None:
-        """nn.Linear / F.linear over the last dim; a product of two maps is ``digit_matmul``."""
+        """nn.Linear / F.linear over the last dim (a 1-D constant drops it); a product of two
+        maps is ``digit_matmul``."""
         if op.name == "matmul" and self.val(op.arg(1, "other")).kind != "const":
             self.digit_matmul(op)
             return
-        self._mix(op, [len(self.shape(op.args[0])) - 1])
+        nd = len(self.shape(op.args[0]))
+        self._mix(op, [nd - 1], keep=len(self.shape(op.node)) == nd)
 
     def digit_layer_norm(self, op: NodeOp) -> None:
         if op.module is not None:

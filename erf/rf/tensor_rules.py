@@ -194,7 +194,11 @@ class TensorRules(BuilderCore):
         nd = len(self.shape(x))
         if dim is None:  # F.softmax(x) / nn.Softmax(): torch's implicit dim (_get_softmax_dim)
             dim = 0 if nd in (0, 1, 3) else 1
-        if not self._along(op, x, self.dims(op, dim, nd), keep=True):
+        dims = self.dims(op, dim, nd)
+        if op.name != "normalize" and all(d > 0 and self.shape(x)[d] == 1 for d in dims):
+            self.vals[op.node.name] = CONST  # over one element: softmax 1, log_softmax 0
+            return  # (not the batch dim 0: shapes are traced with a batch of 1)
+        if not self._along(op, x, dims, keep=True):
             self.same(op, x)  # along channels (attention scores over keys): pointwise
 
     def _along(self, op: NodeOp, x: fx.Node, dims: list[int], keep: bool) -> bool:

@@ -139,6 +139,13 @@ def test_a_constant_matrix_over_the_channels_keeps_each_token_in_place():
     assert assert_exact(fn) == [((r, r), (c, c)) for r, c in UNITS]
 
 
+def test_a_vector_over_the_channels_of_a_split_map_drops_them_and_keeps_each_token():
+    # found by the fuzzer's tensor_algebra family (it crashed: IndexError): t @ w, w [C],
+    # sums each token's channels away; unsqueezed back to one channel, each token reads itself
+    boxes = assert_exact(lambda m, x: reverse((partition(x) @ m.chan[0]).unsqueeze(-1)))
+    assert boxes == [((r, r), (c, c)) for r, c in UNITS]
+
+
 def test_attention_to_constant_keys_and_values_reads_each_query_alone():
     boxes = assert_exact(
         lambda m, x: reverse(F.scaled_dot_product_attention(partition(x), m.kv, m.kv))

@@ -4,11 +4,16 @@ Not a test file: tests/rf/test_trf_fuzz.py imports it (``from rf.trf_fuzz import
 ``pythonpath = tests``). Three pieces:
 
 - The op grammar: small ``FuzzOp`` modules (convolutions, pools, resizes, pads, slices,
-  layout changes, reductions, gates, norms, merges), each with ``code()`` (one readable
-  Python expression) and an oracle form. ``NetBuilder`` chains them into a DAG, tracking the
-  (C, H, W) of every node and keeping only ops that run at that size; ``FuzzNet`` is the model.
+  layout changes, reductions, gates, norms, merges, and the "tensor_algebra" family:
+  softmax/log_softmax with or without a dim, constant matrix products ``W @ y`` / ``y @ W`` /
+  channels-last ``t @ W``, chunk/split/unbind items or slices put back together, and windows
+  with q/k/v splits, constant matrices or padded channels inside), each with ``code()`` (one
+  readable Python expression) and an oracle form. ``NetBuilder`` chains them into a DAG,
+  tracking the (C, H, W) of every node and keeping only ops that run at that size;
+  ``FuzzNet`` is the model.
 - The oracle (``oracle_boxes``): a float64 copy with positive weights and biases, max -> mean
-  (max pools, adaptive max, amax), activations -> identity, constant padding -> 1 (so a product
+  (max pools, adaptive max, amax), activations -> identity, softmax -> ``x + k * mean`` along
+  its dim (a constant where that dim has one element), constant padding -> 1 (so a product
   with a padded unit keeps what its other factor reads), and the gate convention: per-sample
   scalars of the WHOLE map (a mean over both spatial axes, adaptive pooling to 1x1,
   GroupNorm/InstanceNorm statistics) are held constant (detached); a reduction over one
@@ -31,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -76,6 +82,7 @@ class FuzzOp(nn.Module):
     family = ""
     oracle = False
     hold = True
+    alone = False  # a whole-map scalar it makes stands alone (held only where merged)
 
     def code(self, *args: str) -> str:
         raise NotImplementedError
@@ -199,6 +206,8 @@ class Pool(FuzzOp):
 
 class Adaptive(FuzzOp):
     """Adaptive average/max pooling to ``size``; the oracle averages (and holds a 1x1)."""
+
+    alone = True
 
     def __init__(self, kind, size, fn=False):
         super().__init__()
@@ -411,15 +420,26 @@ class Windows(FuzzOp):
     window_partition / window_reverse); "grid": MaxViT's grid, a window of every (H/wh)-th row
     and (W/ww)-th col. ``inner``: "attention" (softmax(q k^T) v, q/k/v linear maps of the tokens),
     "sdpa" (F.scaled_dot_product_attention), "mean" (plus the window mean), "token_linear"
-    (a linear layer across the tokens), "none". Every unit of a window reads the whole window:
-    the oracle adds the window mean (no softmax to saturate). A mean over a window of the
-    whole map is a whole-map scalar: held, as the engine's convention holds gates."""
+    (a linear layer across the tokens), "sdpa_split" / "sdpa_unbind" (q/k/v cut by
+    ``split(C, -1)`` / ``view(..., 3, C).unbind(2)``), "token_matmul" (a constant [n, n] matrix
+    times the tokens), "chan_matmul" (a constant [C, C] matrix over the channels,
+    ``torch.matmul(W, t.transpose(-1, -2))``, transposed back: each token reads itself),
+    "pad_channels" (``F.pad(t, (0, 2))``, then a linear layer back to C channels; the padding
+    is 1 in the oracle, as in ``Pad``), "none". Under attention every unit of a window reads the
+    whole window: the oracle adds the window mean (no softmax to saturate). A mean over a
+    window of the whole map is a whole-map scalar: held, as the engine's convention holds
+    gates."""
+
+    ATTENTION = ("attention", "sdpa", "sdpa_split", "sdpa_unbind")
 
     def __init__(self, c, wh, ww, style, inner):
         super().__init__()
         self.c, self.wh, self.ww, self.style, self.inner = c, wh, ww, style, inner
-        self.qkv = nn.Linear(c, 3 * c) if inner in ("attention", "sdpa") else None
+        self.qkv = nn.Linear(c, 3 * c) if inner in self.ATTENTION else None
         self.mix = nn.Linear(wh * ww, wh * ww) if inner == "token_linear" else None
+        self.unpad = nn.Linear(c + 2, c) if inner == "pad_channels" else None
+        n = {"token_matmul": wh * ww, "chan_matmul": c}.get(inner)
+        self.W = nn.Parameter(torch.rand(n, n) + 0.5) if n else None
 
     def forward(self, x):
         b, c, h, w = x.shape
@@ -430,8 +450,14 @@ class Windows(FuzzOp):
         else:
             t = t.view(b, wh, h // wh, ww, w // ww, c).permute(0, 2, 4, 1, 3, 5)
         t = t.reshape(-1, wh * ww, c)
-        if self.oracle and self.inner in ("attention", "sdpa"):
+        if self.oracle and self.inner in self.ATTENTION:
             t = t + t.mean(1, keepdim=True)
+        elif self.inner == "pad_channels":
+            t = self.unpad(F.pad(t, (0, 2), value=1.0 if self.oracle else 0.0))
+        elif self.inner == "token_matmul":
+            t = torch.matmul(self.W, t)
+        elif self.inner == "chan_matmul":
+            t = torch.matmul(self.W, t.transpose(-1, -2)).transpose(-1, -2)
         elif self.inner == "mean":  # a window of the whole map: a whole-map scalar, held
             m = t.mean(1, keepdim=True)
             held = self.oracle and self.hold and (wh, ww) == (h, w) and h * w > 1
@@ -441,6 +467,12 @@ class Windows(FuzzOp):
             t = torch.softmax(q @ k.transpose(-2, -1) * c**-0.5, dim=-1) @ v
         elif self.inner == "sdpa":
             q, k, v = self.qkv(t).chunk(3, dim=-1)
+            t = F.scaled_dot_product_attention(q, k, v)
+        elif self.inner == "sdpa_split":
+            q, k, v = self.qkv(t).split(c, dim=-1)
+            t = F.scaled_dot_product_attention(q, k, v)
+        elif self.inner == "sdpa_unbind":
+            q, k, v = self.qkv(t).view(-1, wh * ww, 3, c).unbind(2)
             t = F.scaled_dot_product_attention(q, k, v)
         elif self.inner == "token_linear":
             t = self.mix(t.transpose(1, 2)).transpose(1, 2)
@@ -482,6 +514,7 @@ class AxisReduce(FuzzOp):
     def __init__(self, kind, dim, combine):
         super().__init__()
         self.kind, self.dim, self.combine = kind, dim, combine
+        self.alone = combine == "alone"
 
     def forward(self, x):
         if self.oracle:
@@ -675,6 +708,138 @@ class Merge(FuzzOp):
         return f"{a} {dict(add='+', sub='-', mul='*')[self.kind]} {b}"
 
 
+class Softmax(FuzzOp):
+    """softmax / log_softmax (``log``) along ``dim`` (1 channels, 2 or -2 rows, 3 or -1 cols;
+    None: torch's implicit dim, 1 for a 4-D map), written ``style`` "fn" (F.softmax), "method"
+    (x.softmax) or "module" (nn.Softmax / nn.LogSoftmax). Oracle: ``x + k * x.mean(dim)``, the
+    same support (every unit of the line; a positive sum, so no normalisation cancels a
+    channel sum), with a generic k = 1 / sqrt(2): with k = 1 the signed weights of a bicubic
+    resize upstream can cancel exactly (8 -> 15 columns, align_corners), which softmax's own
+    Jacobian does not do. Not held: a softmax over a line of the whole map is a global map,
+    not a gate. Along a dim of one element the output is constant (1, or 0 for log_softmax):
+    it reads nothing."""
+
+    def __init__(self, dim=None, log=False, style="fn"):
+        super().__init__()
+        self.dim, self.log, self.style = dim, log, style
+        if style == "module":
+            self.mod = nn.LogSoftmax(dim) if log else nn.Softmax(dim)
+
+    def forward(self, x):
+        d = 1 if self.dim is None else self.dim
+        if self.oracle:
+            if x.shape[d] == 1:
+                return torch.zeros_like(x) if self.log else torch.ones_like(x)
+            return x + x.mean(d, keepdim=True) * 0.5**0.5
+        name = "log_softmax" if self.log else "softmax"
+        if self.style == "module":
+            return self.mod(x)
+        if self.style == "method":
+            return getattr(x, name)(d)
+        return getattr(F, name)(x) if self.dim is None else getattr(F, name)(x, self.dim)
+
+    def code(self, a):
+        name = "log_softmax" if self.log else "softmax"
+        dim = "" if self.dim is None else str(self.dim)
+        if self.style == "module":
+            return f"nn.{'LogSoftmax' if self.log else 'Softmax'}({dim})({a})"
+        if self.style == "method":
+            return f"{a}.{name}({dim})"
+        return f"F.{name}({a}{', ' + dim if dim else ''})"
+
+
+class ConstMatmul(FuzzOp):
+    """A constant times the map. ``along`` "rows": ``W @ x`` (W [n, H]: each unit reads its
+    whole column); "cols": ``x @ W`` (W [W, n]: its whole row); "channels": channels-last
+    ``t @ W`` (W [C, n], pointwise), permuted back; "vector": ``t @ w`` (w [C]: the channel dim
+    drops), unsqueezed back. ``fn``: torch.matmul instead of ``@``. The oracle is the same
+    product (positive weights); a 1 x 1 result of a bigger map is a whole-map scalar, which
+    stands alone (held only where a merge combines it with a local map)."""
+
+    alone = True
+
+    def __init__(self, along, c, h, w, n=1, fn=False):
+        super().__init__()
+        self.along, self.fn, self.n = along, fn, n
+        shape = {"rows": (n, h), "cols": (w, n), "channels": (c, n), "vector": (c,)}[along]
+        self.W = nn.Parameter(torch.rand(shape) + 0.5)
+
+    def _mm(self, a, b):
+        return torch.matmul(a, b) if self.fn else a @ b
+
+    def forward(self, x):
+        if self.along == "rows":
+            y = self._mm(self.W, x)
+        elif self.along == "cols":
+            y = self._mm(x, self.W)
+        else:
+            y = self._mm(x.permute(0, 2, 3, 1), self.W)
+            y = y.unsqueeze(1) if self.along == "vector" else y.permute(0, 3, 1, 2)
+        return self.held(y, x) if self.oracle else y
+
+    def code(self, a):
+        mm = "torch.matmul({}, {})" if self.fn else "{} @ {}"
+        w = f"W{tuple(self.W.shape)}"
+        if self.along == "rows":
+            return mm.format(w, a)
+        if self.along == "cols":
+            return mm.format(a, w)
+        y = mm.format(f"{a}.permute(0, 2, 3, 1)", w)
+        if self.along == "vector":
+            return f"({y}).unsqueeze(1)"
+        return f"({y}).permute(0, 3, 1, 2)"
+
+
+class Chunks(FuzzOp):
+    """The map cut into a tuple along ``dim`` (1 channels, 2 rows, 3 cols) by ``kind`` "chunk"
+    (``x.chunk(arg, dim)``), "split" (``x.split(arg, dim)``, an int or a list of sizes) or
+    "unbind" (``x.unbind(1)``, channels only), then ``pick``: one item (an int, may be
+    negative) or a slice of the tuple, whose items are put back together along ``dim``
+    (torch.cat; torch.stack after unbind), in reverse order when ``reverse``. Along the
+    channels a 1x1 conv mixes them first (a conv, then chunk, as in GLU/CSP blocks): the engine
+    does not track which channel reads what, so a channel item of a channel cat would be
+    given the reads of every piece (test_trf_fuzz.py states that limitation). The oracle is
+    the same: it only moves units."""
+
+    def __init__(self, kind, dim, arg, pick, n_items, c=1, reverse=False, mix=True):
+        super().__init__()
+        self.kind, self.dim, self.arg, self.pick = kind, dim, arg, pick
+        self.reverse = reverse
+        self.taken = range(n_items)[pick] if isinstance(pick, slice) else None
+        self.mix = nn.Conv2d(c, c, 1) if dim == 1 and mix else None
+
+    def _parts(self, x):
+        if self.mix is not None:
+            x = self.mix(x)
+        if self.kind == "chunk":
+            return x.chunk(self.arg, self.dim)
+        if self.kind == "split":
+            return x.split(self.arg, self.dim)
+        return x.unbind(1)
+
+    def forward(self, x):
+        parts = self._parts(x)[self.pick]
+        if self.taken is None:
+            return parts.unsqueeze(1) if self.kind == "unbind" else parts
+        items = [parts[i] for i in range(len(self.taken))]
+        if self.reverse:
+            items = items[::-1]
+        return torch.stack(items, 1) if self.kind == "unbind" else torch.cat(items, self.dim)
+
+    def code(self, a):
+        args = "1" if self.kind == "unbind" else f"{self.arg!r}, {self.dim}"
+        if self.mix is not None:
+            a = f"nn.Conv2d({self.mix.in_channels}, {self.mix.out_channels}, 1)({a})"
+        parts = f"{a}.{self.kind}({args})"
+        if self.taken is None:
+            item = f"{parts}[{self.pick}]"
+            return f"{item}.unsqueeze(1)" if self.kind == "unbind" else item
+        idx = list(range(len(self.taken)))
+        items = ", ".join(f"p[{i}]" for i in (idx[::-1] if self.reverse else idx))
+        join = "torch.stack([{}], 1)" if self.kind == "unbind" else f"torch.cat([{{}}], {self.dim})"
+        return f"(p := {parts}[{_slice_code(self.pick)}], {join.format(items)})[-1]"
+
+
 # --------------------------------------------------------------------------- models
 
 
@@ -716,7 +881,7 @@ def out_shape(op: FuzzOp, shapes: Sequence[Shape]) -> Shape | None:
     """(C, H, W) of ``op`` run on random ``shapes``, None when it fails or is out of range."""
     op.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), implicit_dim_quiet():
             y = op(*(torch.rand(2, *s) for s in shapes))
     except (RuntimeError, ValueError, TypeError, IndexError, NotImplementedError):
         return None
@@ -801,8 +966,7 @@ def oracle_of(
     merged = _merged_downstream(o)
     with torch.no_grad():
         for i, op in enumerate(o.ops):
-            alone = isinstance(op, Adaptive) or getattr(op, "combine", None) == "alone"
-            op.oracle, op.hold = True, hold and (not alone or merged[i])
+            op.oracle, op.hold = True, hold and (not op.alone or merged[i])
         for m in o.modules():
             for name, p in m.named_parameters(recurse=False):
                 u = torch.rand(p.shape, generator=gen, dtype=p.dtype) + 0.5
@@ -820,8 +984,7 @@ def _merged_downstream(net: FuzzNet) -> list[bool]:
     scalar = [False]  # per node: a whole-map scalar, or computed from such scalars only
     for i, op in enumerate(net.ops):
         (_, h, w), (_, hi, wi) = net.shapes[i + 1], net.shapes[net.srcs[i][0]]
-        alone = isinstance(op, Adaptive) or getattr(op, "combine", None) == "alone"
-        pooled = alone and h * w == 1 < hi * wi
+        pooled = op.alone and h * w == 1 < hi * wi
         scalar.append(pooled or all(scalar[s] for s in net.srcs[i]))
     out = []
     for i in range(len(net.ops)):
@@ -942,9 +1105,17 @@ def one_thread():
         torch.set_num_threads(n)
 
 
+@contextlib.contextmanager
+def implicit_dim_quiet():
+    """No "Implicit dimension choice" warnings: softmax without a dim is drawn on purpose."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Implicit dimension choice")
+        yield
+
+
 def check_net(net: FuzzNet) -> Verdict:
     """Engine against oracle on the probe units (see the module doc)."""
-    with one_thread():
+    with one_thread(), implicit_dim_quiet():
         return _check_net(net)
 
 
@@ -1150,12 +1321,18 @@ def op_tokens(draw, shape):
     return Tokens(*shape, inner=draw(st.sampled_from(["none", "linear", "layernorm"])))
 
 
+WINDOW_INNER = ["attention", "sdpa", "mean", "token_linear", "none"]
+WINDOW_INNER_ALGEBRA = [
+    "sdpa_split", "sdpa_unbind", "token_matmul", "chan_matmul", "pad_channels",
+]  # fmt: skip
+
+
 def op_windows(draw, shape):
     c, h, w = shape
     wh = draw(st.sampled_from([d for d in range(1, min(h, 8) + 1) if h % d == 0]))
     ww = draw(st.sampled_from([d for d in range(1, min(w, 8) + 1) if w % d == 0]))
     style = draw(st.sampled_from(["swin", "grid"]))
-    inner = draw(st.sampled_from(["attention", "sdpa", "mean", "token_linear", "none"]))
+    inner = draw(st.sampled_from(WINDOW_INNER))
     return Windows(c, wh, ww, style, inner)
 
 
@@ -1207,6 +1384,55 @@ def op_activations(draw, shape):
     return Act(draw(st.sampled_from(kinds)), shape[0])
 
 
+def op_softmax(draw, shape):
+    dims = [None, 1, 2, 3, -1, -2]
+    if draw(st.integers(0, 7)):  # mostly a dim of more than one element (else: a constant)
+        dims = [d for d in dims if shape[(1 if d is None else d) % 4 - 1] > 1] or dims
+    dim = draw(st.sampled_from(dims))
+    styles = ["fn", "module"] if dim is None else ["fn", "method", "module"]
+    return Softmax(dim, log=draw(st.booleans()), style=draw(st.sampled_from(styles)))
+
+
+def op_const_matmul(draw, shape):
+    c, h, w = shape
+    along = draw(st.sampled_from(["rows", "cols", "channels", "vector"]))
+    top = {"rows": min(MAX_SIDE, 2 * h), "cols": min(MAX_SIDE, 2 * w)}.get(along, MAX_CHANNELS)
+    return ConstMatmul(along, c, h, w, _ints(draw, 1, top), fn=draw(st.booleans()))
+
+
+def op_chunks(draw, shape):
+    kind = draw(st.sampled_from(["chunk", "split", "unbind"]))
+    dim = 1 if kind == "unbind" else draw(st.sampled_from([1, 2, 3, -1, -2]))
+    n = shape[dim % 4 - 1]
+    arg = None
+    if kind == "chunk":
+        arg = _ints(draw, 1, min(n, 5))
+    elif kind == "split" and draw(st.booleans()):
+        arg = _ints(draw, 1, n)
+    elif kind == "split":  # a list of sizes
+        cuts = sorted(draw(st.sets(st.integers(1, max(1, n - 1)), max_size=3)) - {n})
+        arg = [b - a for a, b in zip([0, *cuts], [*cuts, n])]
+    m = len(torch.empty(n).chunk(arg) if kind == "chunk" else torch.empty(n).split(arg or 1))
+    pick = _ints(draw, -m, m - 1) if draw(st.booleans()) else _one_slice(draw, m)
+    return Chunks(kind, dim, arg, pick, m, shape[0], reverse=draw(st.booleans()))
+
+
+def op_window_algebra(draw, shape):
+    c, h, w = shape
+    wh = draw(st.sampled_from([d for d in range(1, min(h, 8) + 1) if h % d == 0]))
+    ww = draw(st.sampled_from([d for d in range(1, min(w, 8) + 1) if w % d == 0]))
+    style = draw(st.sampled_from(["swin", "grid"]))
+    return Windows(c, wh, ww, style, draw(st.sampled_from(WINDOW_INNER_ALGEBRA)))
+
+
+def op_tensor_algebra(draw, shape):
+    """softmax / log_softmax (explicit or implicit dim), a constant matrix product, a chunk /
+    split / unbind put back together, or windows with a constant matrix, a q/k/v split or
+    padded channels inside."""
+    kinds = [op_softmax, op_const_matmul, op_chunks, op_window_algebra]
+    return draw(st.sampled_from(kinds))(draw, shape)
+
+
 OP_FAMILIES: dict[str, Callable] = {
     "plain": op_plain,
     "conv_pool": op_conv_pool,
@@ -1235,6 +1461,7 @@ OP_FAMILIES: dict[str, Callable] = {
     "gates": op_gates,
     "norms": op_norms,
     "activations": op_activations,
+    "tensor_algebra": op_tensor_algebra,
 }
 
 MERGE_FAMILIES = {
@@ -1329,6 +1556,8 @@ __all__ = [
     "Adaptive",
     "AxisReduce",
     "ChannelsLast",
+    "Chunks",
+    "ConstMatmul",
     "Conv",
     "ConvT",
     "FuzzNet",
@@ -1344,6 +1573,7 @@ __all__ = [
     "RollFlip",
     "Shuffle",
     "Slice",
+    "Softmax",
     "Tokens",
     "UnfoldFold",
     "Unshuffle",
