@@ -19,6 +19,7 @@ import numpy as np
 from torch import fx, nn
 
 from erf.rf.boxes import BoxRule
+from erf.rf.channel_pieces import PieceTracking
 from erf.rf.digit_rules import DigitRules
 from erf.rf.node_values import CONST, NodeOp, NodeValue, spatial_hw
 from erf.rf.op_names import (
@@ -35,7 +36,7 @@ from erf.rf.op_names import (
 from erf.rf.spatial_rules import SpatialRules
 
 
-class GraphBuilder(DigitRules, SpatialRules):
+class GraphBuilder(PieceTracking, DigitRules, SpatialRules):
     """Forward pass over the fx graph: a ``NodeValue`` and back-edges per node (see
     erf.rf.graph)."""
 
@@ -47,6 +48,7 @@ class GraphBuilder(DigitRules, SpatialRules):
         self.notes = {}
         self.irregular = set()
         self.input = None
+        self.piece_ids, self.cat_pieces, self.label_source = {}, {}, {}
         for node in gm.graph.nodes:
             self.classify(node)
 
@@ -94,6 +96,30 @@ class GraphBuilder(DigitRules, SpatialRules):
             )
         else:
             self.dispatch(op)
+            self.track_pieces(op, self.piece_kind(op))
+
+    def piece_kind(self, op: NodeOp) -> str:
+        """How ``op`` moves channel labels (erf.rf.channel_pieces): by the rule that ran."""
+        if op.node.op == "call_module":
+            apply = module_rule(op.module)
+        else:
+            entry = RULES.get(op.name)
+            apply = entry.apply if entry is not None else None
+        b = GraphBuilder
+        if apply is b.getitem and self.val(op.args[0]).items is not None:
+            return "item"
+        if apply in (b.linear,):
+            if op.name == "matmul" and self.val(op.arg(1, "other")).kind != "const":
+                return "pair"
+            return "mix"
+        if apply is b.reduction:
+            return "pair" if self.is_pairwise(op) else "mix"
+        kinds = {
+            b.reshape: "reshape", b.permute: "permute", b.getitem: "getitem", b.split: "split",
+            b.cat: "cat", b.m_conv: "conv", b.f_conv: "conv", b.m_conv_transpose: "conv",
+            b.f_conv_transpose: "conv", b.dim_pointwise: "mix", b.m_softmax: "mix",
+        }  # fmt: skip
+        return kinds.get(apply, "pair")
 
     def unread_units(self, op: NodeOp) -> NodeValue | None:
         """An op on global maps keeps every unit global only if each of its units reads some
