@@ -101,16 +101,21 @@ class GraphBuilder(PieceTracking, DigitRules, SpatialRules):
     def piece_kind(self, op: NodeOp) -> str:
         """How ``op`` moves channel labels (erf.rf.channel_pieces): by the rule that ran."""
         if op.node.op == "call_module":
-            apply = module_rule(op.module)
+            apply, entry = module_rule(op.module), RULES.get(type(op.module))
         else:
             entry = RULES.get(op.name)
             apply = entry.apply if entry is not None else None
         b = GraphBuilder
+        movers = (b.m_layer_norm, b.f_layer_norm, b.stat_norm, b.roll, b.flip)
+        if op.name in CHANNEL_MOVERS or apply in movers:
+            return "opaque"  # labels paired, but never a path a selection is rewired through
+        if entry is not None and entry.source == "user":
+            return "opaque"
         if apply is b.getitem and self.val(op.args[0]).items is not None:
             return "item"
         if apply in (b.linear,):
             if op.name == "matmul" and self.val(op.arg(1, "other")).kind != "const":
-                return "pair"
+                return "opaque"
             return "mix"
         if apply is b.reduction:
             return "pair" if self.is_pairwise(op) else "mix"
@@ -227,6 +232,16 @@ class GraphBuilder(PieceTracking, DigitRules, SpatialRules):
         self.vals[node.name] = NodeValue(
             "local", tuple(range(2, len(shape))), stride=(Fraction(1),) * k, period=(1,) * k
         )
+
+
+CHANNEL_MOVERS = frozenset(
+    {
+        "ChannelShuffle", "channel_shuffle", "native_channel_shuffle", "LocalResponseNorm",
+        "local_response_norm", "CrossMapLRN2d", "Softmax2d",
+    }
+)  # fmt: skip
+"""Ops with the pointwise rule whose output channels are not their input's, position for
+position (they move or mix channels): a channel selection is never rewired through them."""
 
 
 def _resolve(n: fx.Node) -> Any:

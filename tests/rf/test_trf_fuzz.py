@@ -56,6 +56,7 @@ from rf.trf_fuzz import (
     probe_units,
 )
 from torch import nn
+from torch.nn import functional as F
 
 from erf.rf.graph import graph_rf
 
@@ -609,6 +610,8 @@ SELECT_UNITS = [(0, 0), (2, 2), (4, 1), (1, 4)]
         (lambda t: t[:, :2], False, 1),  # the conv's channels
         (lambda t: t[:, 1:3], False, 1),  # one channel of each piece: the union
         (lambda t: t.chunk(2, 1)[0], True, 1),  # [c0, x0] after the shuffle: the union
+        (lambda t: t.flip(1)[:, 2:], False, 1),  # [c1, c0]: channels moved by a flip
+        (lambda t: F.channel_shuffle(t, 2)[:, 2:], False, 1),  # [c1, x1]: the union
     ],
     ids=[
         "slice",
@@ -618,6 +621,8 @@ SELECT_UNITS = [(0, 0), (2, 2), (4, 1), (1, 4)]
         "conv_slice",
         "both_pieces",
         "shuffled_chunk_of_both",
+        "flipped_channels",
+        "channel_shuffle_op",
     ],
 )
 def test_a_channel_selection_of_a_cat_reads_what_its_pieces_read(select, shuffle, half):
