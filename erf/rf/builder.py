@@ -11,7 +11,7 @@ from the same table (``crop_safe_ops``, ``nchw_modules``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
@@ -19,7 +19,7 @@ import numpy as np
 from torch import fx, nn
 
 from erf.rf.boxes import BoxRule
-from erf.rf.channel_pieces import PieceTracking
+from erf.rf.channel_pieces import UNKNOWN, PieceTracking
 from erf.rf.digit_rules import DigitRules
 from erf.rf.node_values import CONST, NodeOp, NodeValue, spatial_hw
 from erf.rf.op_names import (
@@ -96,7 +96,13 @@ class GraphBuilder(PieceTracking, DigitRules, SpatialRules):
             )
         else:
             self.dispatch(op)
-            self.track_pieces(op, self.piece_kind(op))
+            try:
+                self.track_pieces(op, self.piece_kind(op))
+            except (ValueError, TypeError, IndexError, KeyError, AttributeError):
+                # labels not followed here (never a reason to refuse the op): unknown
+                v = self.vals.get(node.name)
+                if v is not None and v.kind == "local":
+                    self.vals[node.name] = replace(v, pieces=UNKNOWN)
 
     def piece_kind(self, op: NodeOp) -> str:
         """How ``op`` moves channel labels (erf.rf.channel_pieces): by the rule that ran."""
