@@ -11,7 +11,7 @@ from the same table (``crop_safe_ops``, ``nchw_modules``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
@@ -19,6 +19,7 @@ import numpy as np
 from torch import fx, nn
 
 from erf.rf.boxes import BoxRule
+from erf.rf.channel_pieces import UNKNOWN, PieceTracking
 from erf.rf.digit_rules import DigitRules
 from erf.rf.node_values import CONST, NodeOp, NodeValue, spatial_hw
 from erf.rf.op_names import (
@@ -35,7 +36,7 @@ from erf.rf.op_names import (
 from erf.rf.spatial_rules import SpatialRules
 
 
-class GraphBuilder(DigitRules, SpatialRules):
+class GraphBuilder(PieceTracking, DigitRules, SpatialRules):
     """Forward pass over the fx graph: a ``NodeValue`` and back-edges per node (see
     erf.rf.graph)."""
 
@@ -47,6 +48,7 @@ class GraphBuilder(DigitRules, SpatialRules):
         self.notes = {}
         self.irregular = set()
         self.input = None
+        self.piece_ids, self.cat_pieces, self.label_source = {}, {}, {}
         for node in gm.graph.nodes:
             self.classify(node)
 
@@ -94,6 +96,41 @@ class GraphBuilder(DigitRules, SpatialRules):
             )
         else:
             self.dispatch(op)
+            try:
+                self.track_pieces(op, self.piece_kind(op))
+            except (ValueError, TypeError, IndexError, KeyError, AttributeError):
+                # labels not followed here (never a reason to refuse the op): unknown
+                v = self.vals.get(node.name)
+                if v is not None and v.kind == "local":
+                    self.vals[node.name] = replace(v, pieces=UNKNOWN)
+
+    def piece_kind(self, op: NodeOp) -> str:
+        """How ``op`` moves channel labels (erf.rf.channel_pieces): by the rule that ran."""
+        if op.node.op == "call_module":
+            apply, entry = module_rule(op.module), RULES.get(type(op.module))
+        else:
+            entry = RULES.get(op.name)
+            apply = entry.apply if entry is not None else None
+        b = GraphBuilder
+        movers = (b.m_layer_norm, b.f_layer_norm, b.stat_norm, b.roll, b.flip)
+        if op.name in CHANNEL_MOVERS or apply in movers:
+            return "opaque"  # labels paired, but never a path a selection is rewired through
+        if entry is not None and entry.source == "user":
+            return "opaque"
+        if apply is b.getitem and self.val(op.args[0]).items is not None:
+            return "item"
+        if apply in (b.linear,):
+            if op.name == "matmul" and self.val(op.arg(1, "other")).kind != "const":
+                return "opaque"
+            return "mix"
+        if apply is b.reduction:
+            return "pair" if self.is_pairwise(op) else "mix"
+        kinds = {
+            b.reshape: "reshape", b.permute: "permute", b.getitem: "getitem", b.split: "split",
+            b.cat: "cat", b.m_conv: "conv", b.f_conv: "conv", b.m_conv_transpose: "conv",
+            b.f_conv_transpose: "conv", b.dim_pointwise: "mix", b.m_softmax: "mix",
+        }  # fmt: skip
+        return kinds.get(apply, "pair")
 
     def unread_units(self, op: NodeOp) -> NodeValue | None:
         """An op on global maps keeps every unit global only if each of its units reads some
@@ -201,6 +238,16 @@ class GraphBuilder(DigitRules, SpatialRules):
         self.vals[node.name] = NodeValue(
             "local", tuple(range(2, len(shape))), stride=(Fraction(1),) * k, period=(1,) * k
         )
+
+
+CHANNEL_MOVERS = frozenset(
+    {
+        "ChannelShuffle", "channel_shuffle", "native_channel_shuffle", "LocalResponseNorm",
+        "local_response_norm", "CrossMapLRN2d", "Softmax2d",
+    }
+)  # fmt: skip
+"""Ops with the pointwise rule whose output channels are not their input's, position for
+position (they move or mix channels): a channel selection is never rewired through them."""
 
 
 def _resolve(n: fx.Node) -> Any:

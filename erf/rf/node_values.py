@@ -37,7 +37,9 @@ class NodeValue:
     computed from them only: gates), as opposed to a global map (attention's output);
     ``digits``: for a map split into windows (erf.rf.digits), the factors each tensor dim holds
     (``layout`` is then None; the units are the digit values, ``stride`` and ``period`` those
-    of the map where the split began).
+    of the map where the split began); ``pieces``: for a value whose channels (or another
+    non-spatial dim) do not all read the same box, a label per position
+    (erf.rf.channel_pieces.Pieces), else None.
     """
 
     kind: str
@@ -51,6 +53,7 @@ class NodeValue:
     flat: tuple[int, int, int] | None = None
     scalar: bool = False
     digits: Digits | None = None
+    pieces: Any = None
 
     def scaled(self, factors: Sequence[Fraction]) -> NodeValue:
         """After an op where one output unit steps ``factor`` input units (per image axis)."""

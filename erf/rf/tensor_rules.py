@@ -380,8 +380,12 @@ class TensorRules(BuilderCore):
             ]
             if not match:
                 break
-            layout.append(match[-1] if size == 1 else match[0])
+            layout.append(match[0] if size > 1 else match[_one_unit_place(in_shape, d, len(match))])
         merged, hw = _merged_dim(in_shape, out_shape, v.layout), spatial_hw(in_shape, v.layout)
+        runs = [math.prod(in_shape[:d]) for d in v.layout if in_shape[d] == 1]
+        shared = {p for p in runs if runs.count(p) > 1}  # two axes of one unit in one run
+        if any(_run_length(in_shape, p) != _run_length(out_shape, p) for p in shared):
+            raise self.unsupported(op, "an ambiguous reshape of spatial dims of one unit")
         if len(set(layout)) < len(layout) or (merged is not None and math.prod(hw) == 1):
             raise self.unsupported(op, "an ambiguous reshape of spatial dims of one unit")
         if len(layout) == len(v.layout):
@@ -634,6 +638,24 @@ def _token_pieces(b: TensorRules, op: NodeOp, tensors: list, dim: int) -> tuple[
         else:
             raise b.unsupported(op, "only constant tokens may be put before a token grid")
     return prefix, grid
+
+
+def _one_unit_place(in_shape: Sequence[int], d: int, n_out: int) -> int:
+    """Which of the ``n_out`` size-1 output dims a reshape gives to dim ``d`` of size 1 (an
+    axis of one unit). The size-1 dims at one prefix product form a run, in the input and in
+    the output; only the run's length can change (dims of one element added or dropped).
+    Dim ``d`` keeps the number of run dims after it (as many from the run's end), so that the
+    dims that followed it (a channel dim of one element in a channels-last map) still follow
+    it: [1, 2, 1, 1] -> [1, 2, 1, 1, 1, 1] (Swin windows of one unit: rows, window rows,
+    cols, window cols, channels) gives the cols dim 2 the fifth dim, 4, not the channel dim.
+    Where the output run is shorter, the first dim of the run."""
+    after = _run_length(in_shape[d + 1 :], 1)  # the size-1 dims right after d
+    return max(0, n_out - 1 - after)
+
+
+def _run_length(shape: Sequence[int], pre: int) -> int:
+    """The number of size-1 dims of ``shape`` after which the dims multiply to ``pre``."""
+    return sum(1 for e in range(len(shape)) if shape[e] == 1 and math.prod(shape[:e]) == pre)
 
 
 def _merged_dim(in_shape: Any, out_shape: Any, layout: tuple[int, ...]) -> int | None:
