@@ -384,7 +384,8 @@ class TensorRules(BuilderCore):
         merged, hw = _merged_dim(in_shape, out_shape, v.layout), spatial_hw(in_shape, v.layout)
         runs = [math.prod(in_shape[:d]) for d in v.layout if in_shape[d] == 1]
         shared = {p for p in runs if runs.count(p) > 1}  # two axes of one unit in one run
-        if any(_run_length(in_shape, p) != _run_length(out_shape, p) for p in shared):
+        # that the reshape keeps but lengthens or shortens (dropping it: a pooled map flattened)
+        if any(_run_length(out_shape, p) not in (0, _run_length(in_shape, p)) for p in shared):
             raise self.unsupported(op, "an ambiguous reshape of spatial dims of one unit")
         if len(set(layout)) < len(layout) or (merged is not None and math.prod(hw) == 1):
             raise self.unsupported(op, "an ambiguous reshape of spatial dims of one unit")

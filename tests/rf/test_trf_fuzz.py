@@ -673,3 +673,18 @@ def test_two_axes_of_one_unit_in_a_run_of_size_one_dims_that_grows_are_refused()
     with pytest.raises(TypeError, match="ambiguous reshape of spatial dims of one unit") as e:
         graph_rf(Grow(), (1, 1, 1))
     assert "\n" not in str(e.value) and "'view'" in str(e.value)
+
+
+def test_a_map_of_one_unit_flattened_to_a_vector_is_not_an_ambiguous_reshape():
+    # ResNet's head when layer4 is 1 x 1 (a 32 px input): [B, C, 1, 1] -> [B, C] drops the run
+    # of the two one-unit axes (refusing it refused every torchvision classifier at that size);
+    # here the one unit reads the whole 2 x 2 input (3 x 3 window, stride 2, padding 1)
+    class Head(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.fc = nn.Conv2d(1, 2, 3, stride=2, padding=1), nn.Linear(2, 3)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.conv(x), 1), 1))
+
+    assert graph_rf(Head(), (1, 2, 2)).for_target(None).is_global
