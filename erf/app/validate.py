@@ -403,11 +403,10 @@ def _check_added_key(key: str, cfg: DictConfig, full: DictConfig) -> None:
     parent, _, leaf = key.rpartition(".")
     if OmegaConf.select(cfg, key, default=None, throw_on_missing=False) is not None:
         return
-    theirs = OmegaConf.select(cfg, "model._target_") not in _OUR_MODELS
-    absent = OmegaConf.select(cfg, parent, default=None) is None
-    if key.startswith("model.") and theirs and (parent == "model" or absent):
-        return  # a constructor argument of model=custom|timm|torchvision
     node = cfg if not parent else OmegaConf.select(cfg, parent, default=None)
+    theirs = OmegaConf.select(cfg, "model._target_") not in _OUR_MODELS
+    if key.startswith("model.") and theirs and (parent == "model" or node is None):
+        return  # a constructor argument of model=custom|timm|torchvision
     if not isinstance(node, DictConfig):
         _check_new_section(key, cfg, full)
         return
@@ -447,20 +446,8 @@ def _check_new_section(key: str, cfg: DictConfig, full: DictConfig) -> None:
 def _interpolated(section: str, cfg: DictConfig) -> bool:
     """Whether an interpolation in ``cfg`` (unresolved) names ``section`` or a key in it."""
     pattern = re.compile(r"\$\{[^{}]*?(?<![\w.])" + re.escape(section) + r"(?![\w])")
-    strings: list[str] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, dict):
-            for v in value.values():
-                walk(v)
-        elif isinstance(value, list):
-            for v in value:
-                walk(v)
-        elif isinstance(value, str):
-            strings.append(value)
-
-    walk(OmegaConf.to_container(cfg, resolve=False))
-    return any(pattern.search(s) for s in strings)
+    plain = OmegaConf.to_container(cfg, resolve=False)
+    return any(isinstance(v, str) and pattern.search(v) for _, v in _leaves(plain))
 
 
 _OUR_MODELS = (
