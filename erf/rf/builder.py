@@ -119,7 +119,7 @@ class GraphBuilder(PieceTracking, DigitRules, SpatialRules):
             return "opaque"
         if apply is b.getitem and self.val(op.args[0]).items is not None:
             return "item"
-        if apply in (b.linear,):
+        if apply is b.linear:
             if op.name == "matmul" and self.val(op.arg(1, "other")).kind != "const":
                 return "opaque"
             return "mix"

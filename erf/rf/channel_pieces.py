@@ -39,7 +39,7 @@ from torch import fx
 
 from erf.rf.boxes import identity
 from erf.rf.node_values import NodeOp, NodeValue
-from erf.rf.tensor_rules import TensorRules, expand_index
+from erf.rf.tensor_rules import TensorRules, expand_index, implicit_softmax_dim
 
 
 @dataclass(frozen=True)
@@ -229,10 +229,8 @@ class PieceTracking(TensorRules):
         if op.name in ("softmax", "log_softmax", "normalize", "Softmax", "LogSoftmax", "Softmin",
                        "softmin"):  # fmt: skip
             dim = self.softmax_dim(op)
-            if dim is None and op.module is not None:
-                dim = 1 if nd == 4 else None
             if dim is None:
-                dim = 0 if nd in (0, 1, 3) else 1
+                dim = implicit_softmax_dim(nd)
             return [d % nd for d in (dim if isinstance(dim, (tuple, list)) else [dim])], True
         dim = self.reduced_dim(op)
         if dim is None or not all(isinstance(d, int) for d in np.atleast_1d(dim).tolist()):

@@ -192,8 +192,8 @@ class TensorRules(BuilderCore):
     def _dim_op(self, op: NodeOp, x: fx.Node, dim: Any) -> None:
         """Softmax-like along ``dim``: a spatial dim makes each unit read its whole line."""
         nd = len(self.shape(x))
-        if dim is None:  # F.softmax(x) / nn.Softmax(): torch's implicit dim (_get_softmax_dim)
-            dim = 0 if nd in (0, 1, 3) else 1
+        if dim is None:  # F.softmax(x) / nn.Softmax()
+            dim = implicit_softmax_dim(nd)
         dims = self.dims(op, dim, nd)
         if op.name != "normalize" and all(d > 0 and self.shape(x)[d] == 1 for d in dims):
             self.vals[op.node.name] = CONST  # over one element: softmax 1, log_softmax 0
@@ -672,6 +672,12 @@ def _merged_dim(in_shape: Any, out_shape: Any, layout: tuple[int, ...]) -> int |
     return None
 
 
+def implicit_softmax_dim(nd: int) -> int:
+    """The dim torch's softmax, log_softmax and softmin use when given none, for an ``nd``-dim
+    tensor (torch.nn.functional._get_softmax_dim): 0 for 0-, 1- and 3-D tensors, else 1."""
+    return 0 if nd in (0, 1, 3) else 1
+
+
 def expand_index(idx: Any, ndim: int) -> tuple | None:
     """Index -> tuple of None/int/slice covering all ``ndim`` dims (None if unsupported)."""
     idx = idx if isinstance(idx, tuple) else (idx,)
@@ -704,4 +710,5 @@ __all__ = [
     "TOKEN_ERROR",
     "TensorRules",
     "expand_index",
+    "implicit_softmax_dim",
 ]
