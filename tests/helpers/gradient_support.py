@@ -21,3 +21,17 @@ def mask_bounds(mask: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]]:
     """Inclusive (rows, cols) bounding box of the True pixels of a 2-D mask."""
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     return (int(rows[0]), int(rows[-1])), (int(cols[0]), int(cols[-1]))
+
+
+def support_boxes(model: nn.Module, shape: tuple[int, ...], units) -> list:
+    """Per unit (row, col) of the model's [1, C', H', W'] output: the bounding box of the input
+    pixels its gradient reaches, in a ``positive_float64`` copy on a positive input of
+    ``shape`` (C, H, W). Changes ``model`` in place."""
+    model = positive_float64(model)
+    x = (torch.rand(1, *shape, dtype=torch.float64) + 0.5).requires_grad_()
+    y = model(x)
+    boxes = []
+    for r, c in units:
+        (grad,) = torch.autograd.grad(y[0, :, r, c].sum(), x, retain_graph=True)
+        boxes.append(mask_bounds((grad[0].abs().sum(0) != 0).numpy()))
+    return boxes

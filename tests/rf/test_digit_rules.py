@@ -9,6 +9,7 @@ one line."""
 import pytest
 import torch
 from helpers.gradient_support import mask_bounds, positive_float64
+from helpers.gradient_support import support_boxes as unit_support_boxes
 from torch import nn
 from torch.nn import functional as F
 
@@ -58,14 +59,7 @@ def window_box(r, c):
 def support_boxes(model, units=UNITS):
     """Per unit (row, col) of the [1, C', 8, 8] output: the bounding box of the input pixels
     its gradient reaches, in a float64 copy with positive weights."""
-    model = positive_float64(model)
-    x = (torch.rand(1, *SHAPE, dtype=torch.float64) + 0.5).requires_grad_()
-    y = model(x)
-    boxes = []
-    for r, c in units:
-        (grad,) = torch.autograd.grad(y[0, :, r, c].sum(), x, retain_graph=True)
-        boxes.append(mask_bounds((grad[0].abs().sum(0) != 0).numpy()))
-    return boxes
+    return unit_support_boxes(model, SHAPE, units)
 
 
 def engine_boxes(model, units=UNITS):

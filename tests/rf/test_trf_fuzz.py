@@ -23,7 +23,7 @@ import os
 
 import pytest
 import torch
-from helpers.gradient_support import mask_bounds, positive_float64
+from helpers.gradient_support import support_boxes
 from hypothesis import HealthCheck, given, settings
 from rf.trf_fuzz import (
     Adaptive,
@@ -587,14 +587,7 @@ class _PieceSelection(nn.Module):
 
 def _gradient_boxes(model, units):
     """Per unit: the bounding box of the input pixels its gradient reaches (positive float64)."""
-    model = positive_float64(model)
-    x = (torch.rand(1, 2, 5, 5, dtype=torch.float64) + 0.5).requires_grad_()
-    y = model(x)
-    boxes = []
-    for r, c in units:
-        (grad,) = torch.autograd.grad(y[0, :, r, c].sum(), x, retain_graph=True)
-        boxes.append(mask_bounds((grad[0].abs().sum(0) != 0).numpy()))
-    return boxes
+    return support_boxes(model, (2, 5, 5), units)
 
 
 SELECT_UNITS = [(0, 0), (2, 2), (4, 1), (1, 4)]
